@@ -1,0 +1,89 @@
+//! Configuration: the TOML schema, loading with file:line:column errors, and merging of the
+//! global and project layers into plain settings.
+//!
+//! Merge rules: scalars — the later layer wins; lists — concatenated, duplicates dropped.
+
+mod error;
+mod load;
+mod schema;
+
+pub use error::{ConfigError, InvalidConfig};
+pub use load::{LoadedFile, load_file, parse, resolve_path};
+pub use schema::{ConfigFile, ImageSection, SandboxSection};
+
+use std::path::{Path, PathBuf};
+
+/// The default `[image] from`.
+pub const DEFAULT_FROM: &str = "debian:bookworm-slim";
+
+/// Resolved configuration: what commands use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    pub image: ImageConfig,
+    pub sandbox: SandboxConfig,
+    /// The configuration files that were found and applied, global first.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageConfig {
+    /// The image the foundation is built `FROM`.
+    pub from: String,
+    /// Extra CA certificates (absolute paths) trusted inside every image.
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct SandboxConfig {
+    /// Host variables passed through to sandboxes when set.
+    pub env: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            image: ImageConfig {
+                from: DEFAULT_FROM.to_owned(),
+                ca_certificates: Vec::new(),
+            },
+            sandbox: SandboxConfig::default(),
+            files: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Load the global file and then the project file (each optional), merged over the defaults.
+    /// `home` expands `~/` in paths.
+    pub fn load(global: &Path, project: &Path, home: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        for path in [global, project] {
+            if let Some(file) = load_file(path, home)? {
+                config.apply(file);
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply(&mut self, file: LoadedFile) {
+        if let Some(from) = file.from {
+            self.image.from = from;
+        }
+        for ca in file.ca_certificates {
+            push_unique(&mut self.image.ca_certificates, ca);
+        }
+        for name in file.env {
+            push_unique(&mut self.sandbox.env, name);
+        }
+        self.files.push(file.path);
+    }
+}
+
+fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,27 @@
+//! The TOML schema, exactly as users write it. Unknown keys are errors.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub image: Option<ImageSection>,
+    pub sandbox: Option<SandboxSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// Image the foundation is built from (a mirror, or a local image on air-gapped machines).
+    pub from: Option<Spanned<String>>,
+    /// PEM files of extra CA certificates to trust inside every image.
+    pub ca_certificates: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// Names of host environment variables passed through to the sandbox when set.
+    pub env: Option<Vec<Spanned<String>>>,
+}

@@ -1,0 +1,14 @@
+//! Pure logic of stockade: configuration, project discovery, host identity, image plans and
+//! sandbox specifications. Nothing in this crate talks to a container engine, so all of it is
+//! tested without one.
+
+pub mod config;
+pub mod context;
+pub mod dirs;
+pub mod foundation;
+pub mod hash;
+pub mod identity;
+pub mod labels;
+pub mod names;
+pub mod project;
+pub mod sandbox;

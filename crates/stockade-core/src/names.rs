@@ -1,0 +1,123 @@
+//! Names of what stockade creates on the engine, under an optional namespace.
+//!
+//! `STOCKADE_NAMESPACE` lets several independent stockade installations (a development build
+//! beside the installed one, a test run) share one engine without touching each other's images:
+//! with namespace `dev`, the foundation image is `dev-stockade:foundation` instead of
+//! `stockade:foundation`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace(Option<String>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid STOCKADE_NAMESPACE {0:?}: use 1-40 characters of lower-case letters, digits and '-', starting with a letter or digit"
+)]
+pub struct InvalidNamespace(pub String);
+
+impl Namespace {
+    pub fn new(value: Option<&str>) -> Result<Self, InvalidNamespace> {
+        match value {
+            None | Some("") => Ok(Self(None)),
+            Some(ns) => {
+                let valid = ns.len() <= 40
+                    && ns
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !ns.starts_with('-');
+                if valid {
+                    Ok(Self(Some(ns.to_owned())))
+                } else {
+                    Err(InvalidNamespace(ns.to_owned()))
+                }
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
+    /// `stockade`, or `<ns>-stockade` under a namespace: the repository of stockade's images.
+    pub fn repository(&self) -> String {
+        self.prefixed("stockade")
+    }
+
+    /// The foundation image's tag.
+    pub fn foundation_image(&self) -> String {
+        format!("{}:foundation", self.repository())
+    }
+
+    /// A container name prefix: `stockade-…` or `<ns>-stockade-…`.
+    pub fn container_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.repository())
+    }
+
+    fn prefixed(&self, name: &str) -> String {
+        match &self.0 {
+            Some(ns) => format!("{ns}-{name}"),
+            None => name.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Turn any text into a name component the engine accepts (`[a-z0-9-]`, at most `max` chars).
+pub fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() >= max {
+            break;
+        }
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "x".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_namespace_uses_plain_names() {
+        let ns = Namespace::new(None).unwrap_or_default();
+        assert_eq!(ns.foundation_image(), "stockade:foundation");
+        assert_eq!(ns.container_name("web-1a2b"), "stockade-web-1a2b");
+    }
+
+    #[test]
+    fn namespace_prefixes_names() {
+        let ns = Namespace::new(Some("dev")).unwrap_or_default();
+        assert_eq!(ns.foundation_image(), "dev-stockade:foundation");
+    }
+
+    #[test]
+    fn bad_namespaces_are_refused() {
+        for bad in ["Dev", "-x", "a b", "a_b", &"x".repeat(41)] {
+            assert!(Namespace::new(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sanitize_names() {
+        assert_eq!(sanitize("My Project!", 30), "my-project");
+        assert_eq!(sanitize("___", 30), "x");
+        assert_eq!(sanitize("abcdef", 3), "abc");
+    }
+}
