@@ -1,0 +1,238 @@
+//! Sandbox containers: create from a spec, attach, start, wait, resize, signal, remove.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use bollard::container::LogOutput;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use stockade_core::sandbox::SandboxSpec;
+use tokio::io::AsyncWrite;
+use tracing::debug;
+
+use crate::connect::Engine;
+use crate::error::EngineError;
+
+/// A chunk of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputChunk {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// The streams of an attached container.
+pub struct Attached {
+    pub output: Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>>,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// A container stockade created, as listed by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub labels: HashMap<String, String>,
+}
+
+impl Engine {
+    /// Create a container from a sandbox spec; returns its ID.
+    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<String, EngineError> {
+        let operation = format!("POST /containers/create name={} image={}", spec.name, spec.image);
+        debug!(target: "engine", "{operation}");
+        let host_config = HostConfig {
+            mounts: Some(
+                spec.mounts
+                    .iter()
+                    .map(|m| Mount {
+                        target: Some(m.target.to_string_lossy().into_owned()),
+                        source: Some(m.source.to_string_lossy().into_owned()),
+                        typ: Some(MountType::BIND),
+                        read_only: Some(m.read_only),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            cap_drop: Some(spec.security.cap_drop.clone()),
+            cap_add: Some(spec.security.cap_add.clone()),
+            security_opt: spec
+                .security
+                .no_new_privileges
+                .then(|| vec!["no-new-privileges".to_owned()]),
+            pids_limit: Some(spec.security.pids_limit),
+            privileged: Some(spec.security.privileged),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(spec.workdir.to_string_lossy().into_owned()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            tty: Some(spec.tty),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(created.id)
+    }
+
+    /// Attach to stdin, stdout and stderr (before start, so no output is missed).
+    pub async fn attach(&self, id: &str) -> Result<Attached, EngineError> {
+        let operation = format!("POST /containers/{}/attach", short(id));
+        debug!(target: "engine", "{operation}");
+        let options = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        let engine = self.clone();
+        let output = attached.output.filter_map(move |item| {
+            let mapped = match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                    Some(Ok(OutputChunk::Stdout(message)))
+                }
+                Ok(LogOutput::StdErr { message }) => Some(Ok(OutputChunk::Stderr(message))),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(engine.err("attach stream", e))),
+            };
+            std::future::ready(mapped)
+        });
+        Ok(Attached {
+            output: Box::pin(output),
+            input: attached.input,
+        })
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+        let operation = format!("POST /containers/{}/start", short(id));
+        debug!(target: "engine", "{operation}");
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.err(&operation, e))
+    }
+
+    /// Wait until the container is not running; returns its exit code.
+    pub async fn wait(&self, id: &str) -> Result<i64, EngineError> {
+        let operation = format!("POST /containers/{}/wait", short(id));
+        debug!(target: "engine", "{operation}");
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = self.docker.wait_container(id, Some(options));
+        match stream.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(self.err(&operation, e)),
+            None => Err(EngineError::Api {
+                operation,
+                status: 0,
+                message: "the engine closed the wait stream without an exit code".to_owned(),
+            }),
+        }
+    }
+
+    pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
+        let operation = format!("POST /containers/{}/resize h={rows} w={cols}", short(id));
+        debug!(target: "engine", "{operation}");
+        let options = ResizeContainerTTYOptionsBuilder::default()
+            .h(i32::from(rows))
+            .w(i32::from(cols))
+            .build();
+        self.docker
+            .resize_container_tty(id, options)
+            .await
+            .map_err(|e| self.err(&operation, e))
+    }
+
+    /// Send a signal (e.g. `SIGINT`) to the container's init.
+    pub async fn kill(&self, id: &str, signal: &str) -> Result<(), EngineError> {
+        let operation = format!("POST /containers/{}/kill signal={signal}", short(id));
+        debug!(target: "engine", "{operation}");
+        let options = KillContainerOptionsBuilder::default().signal(signal).build();
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))
+    }
+
+    /// Remove a container, running or not, with its anonymous volumes. Missing is fine.
+    pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let operation = format!("DELETE /containers/{}", short(id));
+        debug!(target: "engine", "{operation}");
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.err(&operation, e) {
+                EngineError::Api { status: 404, .. } => Ok(()),
+                // Already being removed by another request.
+                EngineError::Api { status: 409, .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Containers (running or not) carrying all of the given labels (`key=value`).
+    pub async fn list_containers(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
+        let operation = format!("GET /containers/json label={}", labels.join(","));
+        debug!(target: "engine", "{operation}");
+        let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}

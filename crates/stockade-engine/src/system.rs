@@ -1,0 +1,50 @@
+//! What the engine says about itself, for `stockade check`.
+
+use serde::Serialize;
+use tracing::debug;
+
+use crate::connect::Engine;
+use crate::error::EngineError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    pub endpoint: String,
+    pub endpoint_source: String,
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    pub rootless: bool,
+    pub podman: bool,
+}
+
+impl Engine {
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
+        debug!(target: "engine", "GET /info");
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| self.err("GET /info", e))?;
+        let security = info.security_options.unwrap_or_default();
+        let rootless = security.iter().any(|o| o.contains("name=rootless"));
+        let name = info.name.unwrap_or_default();
+        let podman = info
+            .operating_system
+            .as_deref()
+            .is_some_and(|os| os.to_ascii_lowercase().contains("podman"))
+            || self.version.contains("podman");
+        Ok(EngineInfo {
+            endpoint: self.address(),
+            endpoint_source: self.endpoint.source.to_string(),
+            name,
+            version: self.version.clone(),
+            api_version: self.api_version.clone(),
+            os: info.os_type.unwrap_or_default(),
+            arch: info.architecture.unwrap_or_default(),
+            rootless,
+            podman,
+        })
+    }
+}

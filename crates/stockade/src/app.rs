@@ -1,0 +1,119 @@
+//! Process setup: parse the command line, set up logging and diagnostics, run the command on a
+//! tokio runtime, render errors, and turn the outcome into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use miette::Diagnostic;
+use stockade_engine::EngineError;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::context::Context;
+use crate::exit::{self, CliError};
+use crate::ui::Ui;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui::new(cli.global.verbose, cli.global.quiet, cli.global.color);
+    init_logging(ui.verbose, ui.color);
+    init_diagnostics(ui.color);
+
+    if let Command::Completions(args) = &cli.command {
+        commands::completions::run(args.shell);
+        return ExitCode::SUCCESS;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stockade: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli.command, ui));
+    // A blocking read of stdin may still be pending; do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = error.exit_code();
+            report(error);
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(command: Command, ui: Ui) -> Result<u8, CliError> {
+    let ctx = Context::from_env(ui)?;
+    match command {
+        Command::Exec(args) => commands::exec::run(&ctx, args.command).await,
+        Command::Shell => commands::exec::run(&ctx, Vec::new()).await,
+        Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
+        Command::Check(args) => commands::check::run(&ctx, args.json).await,
+        Command::Completions(_) => Ok(0),
+    }
+}
+
+fn init_logging(verbose: u8, ansi: bool) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "warn,engine=debug,stockade=debug",
+        _ => "debug,hyper=info,hyper_util=info",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_target(true)
+        .with_ansi(ansi)
+        .try_init();
+}
+
+fn init_diagnostics(color: bool) {
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .wrap_lines(false)
+                .build(),
+        )
+    }));
+}
+
+/// An engine error as a diagnostic: the message, the build tail when a build failed, the fix.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+struct EngineDiagnostic {
+    message: String,
+    #[help]
+    help: Option<String>,
+}
+
+fn report(error: CliError) {
+    match error {
+        CliError::Engine(engine) => {
+            if let EngineError::BuildFailed { tail, .. } = &engine {
+                if !tail.is_empty() {
+                    eprintln!("build output (last {} lines):", tail.len());
+                    for line in tail {
+                        eprintln!("  | {line}");
+                    }
+                }
+            }
+            let diagnostic = EngineDiagnostic {
+                message: engine.to_string(),
+                help: engine.hint(),
+            };
+            eprintln!("{:?}", miette::Report::new(diagnostic));
+        }
+        other => eprintln!("{:?}", miette::Report::new(other)),
+    }
+}

@@ -1,0 +1,248 @@
+//! `stockade check [--json]`: the doctor. Engine, host identity, configuration files, project,
+//! foundation image. Exits 125 when the engine cannot be reached, 1 when the configuration is
+//! invalid, else 0 (a missing or stale image is built on the next run, so it is not a failure).
+//! The JSON shape is documented in docs/check.md.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use stockade_core::config::Config;
+use stockade_core::foundation::FoundationPlan;
+use stockade_core::identity::Identity;
+use stockade_engine::EngineInfo;
+
+use crate::context::Context;
+use crate::exit::{self, CliError};
+use crate::image::ImageStatus;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    engine: EngineCheck,
+    identity: Identity,
+    config: ConfigCheck,
+    project: ProjectCheck,
+    images: ImagesCheck,
+}
+
+#[derive(Debug, Serialize)]
+struct EngineCheck {
+    ok: bool,
+    #[serde(flatten)]
+    info: Option<EngineInfo>,
+    error: Option<String>,
+    hint: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConfigCheck {
+    ok: bool,
+    files: Vec<ConfigFileCheck>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConfigFileCheck {
+    scope: &'static str,
+    path: PathBuf,
+    found: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectCheck {
+    root: PathBuf,
+    cwd: PathBuf,
+    git: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ImagesCheck {
+    foundation: ImageCheck,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageCheck {
+    tag: String,
+    /// `missing`, `up-to-date`, `stale`, or `unknown` (engine or config unavailable).
+    status: &'static str,
+    id: Option<String>,
+    hash: Option<String>,
+    expected_hash: Option<String>,
+}
+
+pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
+    let project = ctx.project()?;
+    let [global, local] = ctx.config_files(&project);
+    let config_result = ctx.config(&project);
+    let config_check = ConfigCheck {
+        ok: config_result.is_ok(),
+        files: vec![
+            ConfigFileCheck {
+                scope: "global",
+                found: global.is_file(),
+                path: global,
+            },
+            ConfigFileCheck {
+                scope: "project",
+                found: local.is_file(),
+                path: local,
+            },
+        ],
+        error: config_result.as_ref().err().map(|e| e.to_string()),
+    };
+
+    let connected = ctx.connect().await;
+    let (engine_check, engine) = match connected {
+        Ok(engine) => match engine.info().await {
+            Ok(info) => (
+                EngineCheck {
+                    ok: true,
+                    info: Some(info),
+                    error: None,
+                    hint: None,
+                },
+                Some(engine),
+            ),
+            Err(e) => (failed_engine(&CliError::from(e)), None),
+        },
+        Err(e) => (failed_engine(&e), None),
+    };
+
+    let tag = ctx.namespace.foundation_image();
+    let foundation = match (&engine, config_result.as_ref().ok()) {
+        (Some(engine), Some(config)) => foundation_check(engine, config, tag).await?,
+        _ => ImageCheck {
+            tag,
+            status: "unknown",
+            id: None,
+            hash: None,
+            expected_hash: None,
+        },
+    };
+
+    let report = Report {
+        ok: engine_check.ok && config_check.ok,
+        engine: engine_check,
+        identity: ctx.identity.clone(),
+        config: config_check,
+        project: ProjectCheck {
+            root: project.root.clone(),
+            cwd: project.cwd.clone(),
+            git: project.is_git,
+        },
+        images: ImagesCheck { foundation },
+    };
+
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::other(format!("cannot encode the report: {e}"), None))?;
+        println!("{text}");
+    } else {
+        print_human(ctx, &report);
+    }
+    Ok(if !report.engine.ok {
+        exit::ENGINE
+    } else if !report.config.ok {
+        exit::FAILURE
+    } else {
+        0
+    })
+}
+
+fn failed_engine(error: &CliError) -> EngineCheck {
+    let hint = match error {
+        CliError::Engine(e) => e.hint(),
+        _ => None,
+    };
+    EngineCheck {
+        ok: false,
+        info: None,
+        error: Some(error.to_string()),
+        hint,
+    }
+}
+
+async fn foundation_check(
+    engine: &stockade_engine::Engine,
+    config: &Config,
+    tag: String,
+) -> Result<ImageCheck, CliError> {
+    let expected = FoundationPlan::new(&config.image).ok().map(|plan| plan.hash);
+    let info = engine.inspect_image(&tag).await?;
+    let status = match &expected {
+        Some(hash) => ImageStatus::of(info.as_ref(), hash).key(),
+        None if info.is_none() => "missing",
+        None => "unknown",
+    };
+    Ok(ImageCheck {
+        tag,
+        status,
+        id: info.as_ref().map(|i| i.id.clone()),
+        hash: info
+            .as_ref()
+            .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
+        expected_hash: expected,
+    })
+}
+
+fn print_human(ctx: &Context, report: &Report) {
+    let ui = &ctx.ui;
+    let mark = |ok: bool| if ok { ui.paint("32", "ok  ") } else { ui.paint("31", "FAIL") };
+    let e = &report.engine;
+    match &e.info {
+        Some(info) => println!(
+            "{} Engine: {} {} (API {}, {}/{}, {}) at {} ({})",
+            mark(true),
+            if info.podman { "Podman" } else { "Docker" },
+            info.version,
+            info.api_version,
+            info.os,
+            info.arch,
+            if info.rootless { "rootless" } else { "rootful" },
+            info.endpoint,
+            info.endpoint_source,
+        ),
+        None => {
+            println!("{} Engine: {}", mark(false), e.error.as_deref().unwrap_or("unreachable"));
+            if let Some(hint) = &e.hint {
+                println!("       fix: {hint}");
+            }
+        }
+    }
+    let id = &report.identity;
+    println!(
+        "{} Identity: {} (uid {}, gid {}), HOME {}",
+        mark(true),
+        id.name,
+        id.uid,
+        id.gid,
+        id.home.display()
+    );
+    for file in &report.config.files {
+        println!(
+            "{} Config ({}): {} ({})",
+            mark(report.config.ok),
+            file.scope,
+            file.path.display(),
+            if file.found { "found" } else { "not found" }
+        );
+    }
+    if let Some(error) = &report.config.error {
+        println!("       {error}");
+    }
+    println!(
+        "{} Project: {}{}",
+        mark(true),
+        report.project.root.display(),
+        if report.project.git { " (git)" } else { "" }
+    );
+    let f = &report.images.foundation;
+    let status = match f.status {
+        "up-to-date" => "up to date",
+        "stale" => "stale (rebuilt on next run)",
+        "missing" => "missing (built on first run)",
+        other => other,
+    };
+    println!("{} Foundation image: {status} ({})", mark(true), f.tag);
+}
+

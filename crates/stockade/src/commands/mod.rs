@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod build;
+pub mod check;
+pub mod completions;
+pub mod exec;

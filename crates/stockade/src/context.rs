@@ -1,0 +1,71 @@
+//! Settings resolved from the environment, handed to every command.
+
+use std::path::PathBuf;
+
+use stockade_core::config::Config;
+use stockade_core::dirs::Dirs;
+use stockade_core::identity::Identity;
+use stockade_core::names::Namespace;
+use stockade_core::project::Project;
+use stockade_engine::{Engine, resolve_endpoint};
+
+use crate::exit::CliError;
+use crate::ui::Ui;
+
+/// What every command knows before it starts.
+pub struct Context {
+    pub ui: Ui,
+    pub dirs: Dirs,
+    pub identity: Identity,
+    pub namespace: Namespace,
+    pub cwd: PathBuf,
+}
+
+impl Context {
+    pub fn from_env(ui: Ui) -> Result<Self, CliError> {
+        let identity = Identity::current().map_err(|e| {
+            CliError::other(e.to_string(), Some("set HOME to your home directory"))
+        })?;
+        let dirs = Dirs::resolve(&identity.home, env);
+        let namespace = Namespace::new(env("STOCKADE_NAMESPACE").as_deref())
+            .map_err(|e| CliError::other(e.to_string(), Some("unset STOCKADE_NAMESPACE or fix its value")))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            CliError::other(
+                format!("cannot read the current directory: {e}"),
+                Some("cd into an existing directory"),
+            )
+        })?;
+        Ok(Self {
+            ui,
+            dirs,
+            identity,
+            namespace,
+            cwd,
+        })
+    }
+
+    pub fn project(&self) -> Result<Project, CliError> {
+        Project::discover(&self.cwd).map_err(|e| CliError::other(e.to_string(), None))
+    }
+
+    /// The global configuration file and the project's (each may be missing).
+    pub fn config_files(&self, project: &Project) -> [PathBuf; 2] {
+        [self.dirs.global_config(), project.config_file()]
+    }
+
+    pub fn config(&self, project: &Project) -> Result<Config, CliError> {
+        let [global, local] = self.config_files(project);
+        Ok(Config::load(&global, &local, &self.identity.home)?)
+    }
+
+    pub async fn connect(&self) -> Result<Engine, CliError> {
+        let endpoint = resolve_endpoint(env, &self.identity.home)
+            .map_err(stockade_engine::EngineError::from)?;
+        Ok(Engine::connect(endpoint).await?)
+    }
+}
+
+/// A host environment variable, if set and valid UTF-8.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}

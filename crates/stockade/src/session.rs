@@ -1,0 +1,175 @@
+//! Running a sandbox in the foreground: create, attach, start, stream, wait, remove.
+//!
+//! stdin/stdout/stderr are passed through; with a terminal on both stdin and stdout the sandbox
+//! gets a TTY (raw mode, resized live on SIGWINCH). SIGINT, SIGTERM and SIGHUP are forwarded to
+//! the sandbox's init. The container is removed afterwards whatever happened.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use stockade_core::sandbox::SandboxSpec;
+use stockade_engine::{Attached, Engine, EngineError, OutputChunk};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::exit::CliError;
+use crate::ui::Ui;
+
+/// How long to let output drain after the container exited.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Run the sandbox to completion; returns the command's exit code.
+pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, CliError> {
+    let id = engine.create_sandbox(spec).await?;
+    let outcome = drive(engine, &id, spec.tty).await;
+    if let Err(e) = engine.remove(&id).await {
+        ui.warn(&format!("could not remove sandbox {}: {e}", spec.name));
+    }
+    outcome
+}
+
+async fn drive(engine: &Engine, id: &str, tty: bool) -> Result<u8, CliError> {
+    let Attached { output, input } = engine.attach(id).await?;
+    let raw = if tty { Some(RawMode::enable()?) } else { None };
+
+    engine.start(id).await?;
+    if tty {
+        resize(engine, id).await;
+    }
+
+    let output_task = tokio::spawn(pump_output(output));
+    let input_task = tokio::spawn(pump_input(input));
+    let signals = Signals::new()?;
+
+    let code = wait_forwarding_signals(engine, id, signals, tty).await;
+    // The attach stream ends when the container exits; let it flush what is left.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, output_task).await;
+    input_task.abort();
+    drop(raw);
+    let code = code?;
+    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(255))
+}
+
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+    window: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, CliError> {
+        let make = |kind: SignalKind| {
+            signal(kind).map_err(|e| CliError::other(format!("cannot handle signals: {e}"), None))
+        };
+        Ok(Self {
+            interrupt: make(SignalKind::interrupt())?,
+            terminate: make(SignalKind::terminate())?,
+            hangup: make(SignalKind::hangup())?,
+            window: make(SignalKind::window_change())?,
+        })
+    }
+}
+
+async fn wait_forwarding_signals(
+    engine: &Engine,
+    id: &str,
+    mut signals: Signals,
+    tty: bool,
+) -> Result<i64, EngineError> {
+    let wait = engine.wait(id);
+    tokio::pin!(wait);
+    let mut forwarded = 0u32;
+    loop {
+        let name = tokio::select! {
+            code = &mut wait => return code,
+            _ = signals.interrupt.recv() => "SIGINT",
+            _ = signals.terminate.recv() => "SIGTERM",
+            _ = signals.hangup.recv() => "SIGHUP",
+            _ = signals.window.recv() => {
+                if tty {
+                    resize(engine, id).await;
+                }
+                continue;
+            }
+        };
+        forwarded += 1;
+        // A sandbox that ignores two signals is killed on the third.
+        let name = if forwarded >= 3 { "SIGKILL" } else { name };
+        if let Err(e) = engine.kill(id, name).await {
+            // Already gone: the wait above returns.
+            tracing::debug!("forwarding {name}: {e}");
+        }
+    }
+}
+
+async fn resize(engine: &Engine, id: &str) {
+    if let Ok((cols, rows)) = crossterm::terminal::size() {
+        if let Err(e) = engine.resize(id, cols, rows).await {
+            tracing::debug!("resize: {e}");
+        }
+    }
+}
+
+async fn pump_output(
+    mut output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<OutputChunk, EngineError>> + Send>,
+    >,
+) {
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    while let Some(chunk) = output.next().await {
+        let written = match chunk {
+            Ok(OutputChunk::Stdout(bytes)) => write_all(&mut stdout, &bytes).await,
+            Ok(OutputChunk::Stderr(bytes)) => write_all(&mut stderr, &bytes).await,
+            Err(e) => {
+                tracing::debug!("attach stream: {e}");
+                break;
+            }
+        };
+        if written.is_err() {
+            // Our stdout is gone (e.g. `| head`): stop copying, let the sandbox finish.
+            break;
+        }
+    }
+}
+
+async fn write_all(out: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(bytes).await?;
+    out.flush().await
+}
+
+async fn pump_input(mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>) {
+    let mut stdin = tokio::io::stdin();
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        match stdin.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if input.write_all(&buffer[..n]).await.is_err() || input.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    // End of our stdin: close the sandbox's stdin (half-close of the attach connection).
+    let _ = input.shutdown().await;
+}
+
+/// Raw terminal mode for the lifetime of the value.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> Result<Self, CliError> {
+        crossterm::terminal::enable_raw_mode().map_err(|e| {
+            CliError::other(format!("cannot put the terminal in raw mode: {e}"), None)
+        })?;
+        Ok(Self)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}

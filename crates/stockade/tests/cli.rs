@@ -1,0 +1,110 @@
+//! The command line itself: help, version, completions, configuration errors. These fail before
+//! any engine call, so they need no engine.
+
+mod common;
+
+use std::process::Command;
+
+use common::bin;
+
+fn stockade(args: &[&str], home: &std::path::Path) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run stockade")
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["--help"], home.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["exec", "shell", "check", "build", "completions", "--verbose", "--quiet", "--color"] {
+        assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["--version"], home.path());
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("stockade {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn completions_for_every_shell() {
+    let home = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = stockade(&["completions", shell], home.path());
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("stockade"), "{shell}");
+        assert!(script.contains("exec"), "{shell}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["exec"], home.path());
+    assert_eq!(out.status.code(), Some(2));
+    let out = stockade(&["--color", "purple", "check"], home.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn config_error(config: &str) -> (i32, String) {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".config/stockade");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    // A dead engine address: the configuration must be rejected before any engine call.
+    let out = Command::new(bin())
+        .args(["exec", "--", "true"])
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .env("DOCKER_HOST", "unix:///nonexistent/engine.sock")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_key_names_file_line_and_column() {
+    let (code, stderr) = config_error("[image]\nfrom = \"x\"\nform = \"y\"\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("config.toml:3:1"), "{stderr}");
+    assert!(stderr.contains("unknown field `form`"), "{stderr}");
+    assert!(!stderr.contains("engine"), "config must fail first: {stderr}");
+}
+
+#[test]
+fn bad_value_names_file_line_and_column() {
+    let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"BAD=1\"]\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("config.toml:2:16"), "{stderr}");
+    assert!(stderr.contains("not an environment variable name"), "{stderr}");
+}
+
+#[test]
+fn missing_ca_file_names_the_file() {
+    let (code, stderr) = config_error("[image]\nca_certificates = [\"/nonexistent/corp.pem\"]\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("config.toml:2:20"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/corp.pem"), "{stderr}");
+}

@@ -1,0 +1,380 @@
+//! The real-engine test harness: runs the real `stockade` binary with an isolated HOME and XDG
+//! directories, against the real engine, and removes what it created.
+//!
+//! - Engine tests fail (never skip) when no engine answers: `scripts/test` starts one.
+//! - Every test gets its own project directory; its containers carry `io.stockade.project=<dir>`.
+//! - All tests share one foundation image (namespace `stockade-test`), built once per run from the
+//!   offline base image (`STOCKADE_TEST_BASE_IMAGE`) with the host's CA bundle trusted. Tests that
+//!   change the foundation use a namespace of their own, removed afterwards.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const SHARED_NAMESPACE: &str = "stockade-test";
+pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stockade")
+}
+
+pub fn base_image() -> String {
+    std::env::var("STOCKADE_TEST_BASE_IMAGE")
+        .unwrap_or_else(|_| "stockade-test/debian:bookworm-minbase".to_owned())
+}
+
+/// Panics (fails the test) unless an engine answers and the offline base image exists.
+pub fn require_engine() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
+        assert!(
+            info.status.success(),
+            "no container engine answers (`docker info` failed: {}). Engine tests need one: run scripts/test",
+            String::from_utf8_lossy(&info.stderr).trim()
+        );
+        let base = docker(&["image", "inspect", "--format", "{{.Id}}", &base_image()]);
+        assert!(
+            base.status.success(),
+            "the offline base image {} is missing: run scripts/test (it builds it)",
+            base_image()
+        );
+    });
+}
+
+/// Run the docker CLI (tests may use it to observe and clean up; the product never does).
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+}
+
+pub fn docker_stdout(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A host user to run stockade as.
+#[derive(Debug, Clone)]
+pub struct HostUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+}
+
+impl HostUser {
+    /// The user with `uid`, created (in the docker group) when the host has none.
+    pub fn ensure(uid: u32, wanted_name: &str) -> Self {
+        let lookup = || {
+            let out = Command::new("getent")
+                .args(["passwd", &uid.to_string()])
+                .output()
+                .expect("getent");
+            let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (!line.is_empty()).then_some(line)
+        };
+        if lookup().is_none() {
+            let status = Command::new("useradd")
+                .args(["--uid", &uid.to_string(), "--user-group", "--no-create-home"])
+                .args(["--home-dir", "/nonexistent", wanted_name])
+                .status()
+                .expect("useradd");
+            assert!(status.success() || lookup().is_some(), "useradd {wanted_name} failed");
+        }
+        let line = lookup().expect("user exists after useradd");
+        let fields: Vec<&str> = line.split(':').collect();
+        Self {
+            uid,
+            gid: fields[3].parse().expect("gid"),
+            name: fields[0].to_owned(),
+        }
+    }
+}
+
+fn docker_gid() -> Option<u32> {
+    let out = Command::new("getent").args(["group", "docker"]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// An isolated stockade environment: HOME, XDG directories, a project, a config.
+pub struct Env {
+    _root: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub project: PathBuf,
+    pub namespace: String,
+    pub user: Option<HostUser>,
+    extra_env: Vec<(String, String)>,
+    owns_namespace: bool,
+}
+
+impl Env {
+    /// An environment on the shared foundation image.
+    pub fn new() -> Self {
+        require_engine();
+        let env = Self::create(SHARED_NAMESPACE.to_owned(), None, false);
+        env.write_global_config(&default_config(&base_image()));
+        ensure_shared_foundation();
+        env
+    }
+
+    /// An environment with a namespace of its own (images removed when dropped).
+    pub fn isolated(tag: &str) -> Self {
+        require_engine();
+        let namespace = format!("{SHARED_NAMESPACE}-{tag}-{}", std::process::id());
+        let env = Self::create(namespace, None, true);
+        env.write_global_config(&default_config(&base_image()));
+        env
+    }
+
+    /// Run as `user` instead of the test process's user.
+    pub fn as_user(mut self, user: HostUser) -> Self {
+        for dir in [&self.home, &self.project] {
+            chown_recursive(dir, user.uid, user.gid);
+        }
+        self.user = Some(user);
+        self
+    }
+
+    fn create(namespace: String, user: Option<HostUser>, owns_namespace: bool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("stockade-test-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical tempdir");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let home = root.join("home");
+        let project = root.join("project");
+        fs::create_dir_all(home.join(".config/stockade")).expect("home");
+        fs::create_dir_all(&project).expect("project");
+        Self {
+            _root: dir,
+            root,
+            home,
+            project,
+            namespace,
+            user,
+            extra_env: Vec::new(),
+            owns_namespace,
+        }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.join(".config/stockade")
+    }
+
+    pub fn write_global_config(&self, text: &str) {
+        let path = self.config_dir().join("config.toml");
+        fs::write(&path, text).expect("write config");
+        if let Some(user) = &self.user {
+            chown_recursive(&path, user.uid, user.gid);
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `stockade ARGS…` in the project directory, with the isolated environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = match &self.user {
+            Some(user) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={}", user.uid))
+                    .arg(format!("--regid={}", user.gid));
+                match docker_gid() {
+                    Some(gid) => cmd.arg(format!("--groups={gid}")),
+                    None => cmd.arg("--clear-groups"),
+                };
+                cmd.arg("--").arg(bin());
+                cmd
+            }
+            None => Command::new(bin()),
+        };
+        cmd.args(args)
+            .current_dir(&self.project)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("STOCKADE_NAMESPACE", &self.namespace)
+            .env("NO_COLOR", "1");
+        if let Some(user) = &self.user {
+            cmd.env("USER", &user.name);
+        }
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Run to completion with stdin closed.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn stockade");
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(bytes).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait for stockade");
+        Run {
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// This project's containers (any state).
+    pub fn containers(&self) -> Vec<String> {
+        let filter = format!("label=io.stockade.project={}", self.project.display());
+        let out = docker_stdout(&["ps", "-aq", "--filter", &filter]);
+        out.lines().map(str::to_owned).collect()
+    }
+
+    pub fn foundation_tag(&self) -> String {
+        format!("{}-stockade:foundation", self.namespace)
+    }
+
+    pub fn image_id(&self, tag: &str) -> Option<String> {
+        let out = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.containers() {
+            let _ = docker(&["rm", "-f", &id]);
+        }
+        if self.owns_namespace {
+            let filter = format!("label=io.stockade.namespace={}", self.namespace);
+            let ids = docker_stdout(&["images", "-q", "--filter", &filter]);
+            for id in ids.lines().collect::<std::collections::BTreeSet<_>>() {
+                let _ = docker(&["rmi", "-f", id]);
+            }
+        }
+        // Files created as another user are removable by root; nothing else to do.
+    }
+}
+
+pub fn default_config(from: &str) -> String {
+    format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n")
+}
+
+/// Build the shared foundation once per test binary (and once per run across binaries: the
+/// second binary finds it up to date).
+fn ensure_shared_foundation() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let lock = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("stockade-test-foundation.lock"))
+            .expect("lock file");
+        lock.lock().expect("lock");
+        let env = Env::create_for_build();
+        let run = env.run(&["build"]);
+        assert!(run.ok(), "building the shared foundation failed:\n{}", run.stderr());
+    });
+}
+
+impl Env {
+    fn create_for_build() -> Env {
+        let env = Env::create(SHARED_NAMESPACE.to_owned(), None, false);
+        env.write_global_config(&default_config(&base_image()));
+        env
+    }
+}
+
+fn chown_recursive(path: &Path, uid: u32, gid: u32) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+}
+
+/// The outcome of one stockade run.
+pub struct Run {
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Assert the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Poll `f` until it returns `Some` or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
