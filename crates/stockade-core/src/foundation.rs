@@ -132,8 +132,16 @@ mod tests {
     fn every_input_changes_the_hash() {
         let base = plan(ASSETS, "debian:bookworm-slim", b"CERT").hash;
         assert_ne!(base, plan(ASSETS, "mirror/debian:12", b"CERT").hash, "FROM");
-        assert_ne!(base, plan(ASSETS, "debian:bookworm-slim", b"CERT2").hash, "CA");
-        assert_ne!(base, plan(ASSETS, "debian:bookworm-slim", b"").hash, "no CA");
+        assert_ne!(
+            base,
+            plan(ASSETS, "debian:bookworm-slim", b"CERT2").hash,
+            "CA"
+        );
+        assert_ne!(
+            base,
+            plan(ASSETS, "debian:bookworm-slim", b"").hash,
+            "no CA"
+        );
         for changed in 0..ASSETS.len() {
             let mut assets = ASSETS.to_vec();
             let mut bytes = assets[changed].1.to_vec();

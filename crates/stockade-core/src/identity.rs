@@ -14,7 +14,9 @@ pub struct Identity {
 /// Why the host identity could not be determined.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("cannot determine the home directory of uid {uid}: HOME is unset and the user has no passwd entry")]
+    #[error(
+        "cannot determine the home directory of uid {uid}: HOME is unset and the user has no passwd entry"
+    )]
     NoHome { uid: u32 },
 }
 

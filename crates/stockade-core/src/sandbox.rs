@@ -97,7 +97,10 @@ impl SandboxSpec {
             ("STOCKADE_UID".into(), user.uid.to_string()),
             ("STOCKADE_GID".into(), user.gid.to_string()),
             ("STOCKADE_USER".into(), user.name.clone()),
-            ("STOCKADE_HOME".into(), user.home.to_string_lossy().into_owned()),
+            (
+                "STOCKADE_HOME".into(),
+                user.home.to_string_lossy().into_owned(),
+            ),
         ];
         let mut pass = |name: &str| {
             if env.iter().any(|(existing, _)| existing == name) {
@@ -131,10 +134,7 @@ impl SandboxSpec {
         ]);
 
         Self {
-            name: namespace.container_name(&format!(
-                "{}-{suffix}",
-                sanitize(&project.name(), 24)
-            )),
+            name: namespace.container_name(&format!("{}-{suffix}", sanitize(&project.name(), 24))),
             image,
             command,
             workdir: project.cwd.clone(),
@@ -225,7 +225,11 @@ mod tests {
     fn only_set_variables_pass_through() {
         let s = spec(
             true,
-            &[("TERM", "xterm"), ("FOO", "1"), ("https_proxy", "http://p:3128")],
+            &[
+                ("TERM", "xterm"),
+                ("FOO", "1"),
+                ("https_proxy", "http://p:3128"),
+            ],
             &["FOO", "BAR"],
         );
         let names: Vec<_> = s.env.iter().map(|(k, _)| k.as_str()).collect();

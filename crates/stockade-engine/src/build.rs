@@ -63,14 +63,20 @@ impl Engine {
         let mut image_id: Option<String> = None;
         let mut pending = String::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| match self.err(&operation, e) {
-                EngineError::Api { message, .. } => EngineError::BuildFailed {
+            let info = item.map_err(|e| {
+                let failed = |message: String| EngineError::BuildFailed {
                     image: request.tag.clone(),
                     step: step.clone(),
                     message,
                     tail: tail.iter().cloned().collect(),
-                },
-                other => other,
+                };
+                match e {
+                    bollard::errors::Error::DockerStreamError { error } => failed(error),
+                    other => match self.err(&operation, other) {
+                        EngineError::Api { message, .. } => failed(message),
+                        other => other,
+                    },
+                }
             })?;
             if let Some(text) = info.stream {
                 pending.push_str(&text);
@@ -92,9 +98,7 @@ impl Engine {
             if let Some(aux_id) = info.aux.and_then(|aux| aux.id) {
                 image_id = Some(aux_id);
             }
-            let error = info
-                .error_detail
-                .and_then(|detail| detail.message);
+            let error = info.error_detail.and_then(|detail| detail.message);
             if let Some(message) = error {
                 if !pending.trim().is_empty() {
                     tail.push_back(pending.trim_end().to_owned());

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
-use bollard::container::LogOutput;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use stockade_core::sandbox::SandboxSpec;
@@ -44,7 +44,10 @@ pub struct ContainerSummary {
 impl Engine {
     /// Create a container from a sandbox spec; returns its ID.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<String, EngineError> {
-        let operation = format!("POST /containers/create name={} image={}", spec.name, spec.image);
+        let operation = format!(
+            "POST /containers/create name={} image={}",
+            spec.name, spec.image
+        );
         debug!(target: "engine", "{operation}");
         let host_config = HostConfig {
             mounts: Some(
@@ -174,7 +177,9 @@ impl Engine {
     pub async fn kill(&self, id: &str, signal: &str) -> Result<(), EngineError> {
         let operation = format!("POST /containers/{}/kill signal={signal}", short(id));
         debug!(target: "engine", "{operation}");
-        let options = KillContainerOptionsBuilder::default().signal(signal).build();
+        let options = KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
         self.docker
             .kill_container(id, Some(options))
             .await

@@ -52,7 +52,9 @@ pub struct ResolvedEndpoint {
 /// Why no endpoint could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    #[error("unsupported engine address {value:?} in {origin}: use unix:///path/to/socket or tcp://host:port")]
+    #[error(
+        "unsupported engine address {value:?} in {origin}: use unix:///path/to/socket or tcp://host:port"
+    )]
     Unsupported { value: String, origin: String },
     #[error("docker context {name:?} is selected but its endpoint cannot be read from {}: {reason}", path.display())]
     Context {
@@ -117,7 +119,10 @@ pub fn resolve_endpoint(
 fn parse_host(value: &str, source: &str) -> Result<Endpoint, EndpointError> {
     if let Some(path) = value.strip_prefix("unix://") {
         Ok(Endpoint::Unix(PathBuf::from(path)))
-    } else if let Some(addr) = value.strip_prefix("tcp://").or_else(|| value.strip_prefix("http://")) {
+    } else if let Some(addr) = value
+        .strip_prefix("tcp://")
+        .or_else(|| value.strip_prefix("http://"))
+    {
         Ok(Endpoint::Tcp(addr.trim_end_matches('/').to_owned()))
     } else {
         Err(EndpointError::Unsupported {
@@ -168,19 +173,28 @@ mod tests {
 
     #[test]
     fn docker_host_wins() {
-        let r = resolve_endpoint(env(&[("DOCKER_HOST", "unix:///tmp/d.sock")]), Path::new("/h"))
-            .unwrap();
+        let r = resolve_endpoint(
+            env(&[("DOCKER_HOST", "unix:///tmp/d.sock")]),
+            Path::new("/h"),
+        )
+        .unwrap();
         assert_eq!(r.endpoint, Endpoint::Unix("/tmp/d.sock".into()));
         assert_eq!(r.source, EndpointSource::DockerHost);
-        let r = resolve_endpoint(env(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")]), Path::new("/h"))
-            .unwrap();
+        let r = resolve_endpoint(
+            env(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")]),
+            Path::new("/h"),
+        )
+        .unwrap();
         assert_eq!(r.endpoint, Endpoint::Tcp("10.0.0.1:2375".into()));
     }
 
     #[test]
     fn unsupported_scheme_is_explained() {
-        let err = resolve_endpoint(env(&[("DOCKER_HOST", "npipe:////./pipe/x")]), Path::new("/h"))
-            .unwrap_err();
+        let err = resolve_endpoint(
+            env(&[("DOCKER_HOST", "npipe:////./pipe/x")]),
+            Path::new("/h"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unix:///"), "{err}");
     }
 

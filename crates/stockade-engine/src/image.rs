@@ -43,7 +43,10 @@ impl Engine {
     pub async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
         let operation = format!("POST /images/{image}/tag {repo}:{tag}");
         debug!(target: "engine", "{operation}");
-        let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
         self.docker
             .tag_image(image, Some(options))
             .await

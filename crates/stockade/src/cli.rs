@@ -36,7 +36,9 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one command in a fresh sandbox for the current project.
-    #[command(after_help = "Examples:\n  stockade exec -- make test\n  echo hi | stockade exec -- cat")]
+    #[command(
+        after_help = "Examples:\n  stockade exec -- make test\n  echo hi | stockade exec -- cat"
+    )]
     Exec(ExecArgs),
     /// Start an interactive login shell in a fresh sandbox for the current project.
     Shell,
@@ -51,7 +53,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The command and its arguments (put `--` before a command that starts with `-`).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 

@@ -23,12 +23,15 @@ pub struct Context {
 
 impl Context {
     pub fn from_env(ui: Ui) -> Result<Self, CliError> {
-        let identity = Identity::current().map_err(|e| {
-            CliError::other(e.to_string(), Some("set HOME to your home directory"))
-        })?;
+        let identity = Identity::current()
+            .map_err(|e| CliError::other(e.to_string(), Some("set HOME to your home directory")))?;
         let dirs = Dirs::resolve(&identity.home, env);
-        let namespace = Namespace::new(env("STOCKADE_NAMESPACE").as_deref())
-            .map_err(|e| CliError::other(e.to_string(), Some("unset STOCKADE_NAMESPACE or fix its value")))?;
+        let namespace = Namespace::new(env("STOCKADE_NAMESPACE").as_deref()).map_err(|e| {
+            CliError::other(
+                e.to_string(),
+                Some("unset STOCKADE_NAMESPACE or fix its value"),
+            )
+        })?;
         let cwd = std::env::current_dir().map_err(|e| {
             CliError::other(
                 format!("cannot read the current directory: {e}"),

@@ -19,8 +19,13 @@ use crate::ui::seconds;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
     Missing,
-    UpToDate { id: String },
-    Stale { id: String, found_hash: Option<String> },
+    UpToDate {
+        id: String,
+    },
+    Stale {
+        id: String,
+        found_hash: Option<String>,
+    },
 }
 
 impl ImageStatus {
@@ -93,8 +98,14 @@ pub async fn ensure_foundation(
     let image_labels = HashMap::from([
         (labels::TIER.to_owned(), "foundation".to_owned()),
         (labels::HASH.to_owned(), plan.hash.clone()),
-        (labels::VERSION.to_owned(), labels::STOCKADE_VERSION.to_owned()),
-        (labels::NAMESPACE.to_owned(), ctx.namespace.as_str().to_owned()),
+        (
+            labels::VERSION.to_owned(),
+            labels::STOCKADE_VERSION.to_owned(),
+        ),
+        (
+            labels::NAMESPACE.to_owned(),
+            ctx.namespace.as_str().to_owned(),
+        ),
         (
             "org.opencontainers.image.title".to_owned(),
             "stockade foundation".to_owned(),
@@ -117,11 +128,17 @@ pub async fn ensure_foundation(
         ),
     ]);
     let context = plan.context.to_tar().map_err(|e| {
-        CliError::other(format!("cannot pack the foundation build context: {e}"), None)
+        CliError::other(
+            format!("cannot pack the foundation build context: {e}"),
+            None,
+        )
     })?;
 
     let ui = &ctx.ui;
-    let task = ui.task(&format!("Building foundation image ({tag}) from {}…", config.image.from));
+    let task = ui.task(&format!(
+        "Building foundation image ({tag}) from {}…",
+        config.image.from
+    ));
     let no_cache = matches!(mode, BuildMode::Force { no_cache: true });
     let result = engine
         .build(
@@ -179,8 +196,9 @@ impl BuildLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                ctx.ui
-                    .info(&format!("Waiting for another stockade process to build {tag}…"));
+                ctx.ui.info(&format!(
+                    "Waiting for another stockade process to build {tag}…"
+                ));
                 file.lock().map_err(io_error)?;
             }
             Err(TryLockError::Error(e)) => return Err(io_error(e)),

@@ -58,10 +58,7 @@ impl Ui {
     pub fn task(&self, message: &str) -> Task {
         let started = Instant::now();
         if self.quiet {
-            return Task {
-                bar: None,
-                started,
-            };
+            return Task { bar: None, started };
         }
         if self.stderr_is_terminal && self.verbose == 0 {
             let bar = ProgressBar::new_spinner();

@@ -25,7 +25,16 @@ fn help_lists_the_commands() {
     let out = stockade(&["--help"], home.path());
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["exec", "shell", "check", "build", "completions", "--verbose", "--quiet", "--color"] {
+    for word in [
+        "exec",
+        "shell",
+        "check",
+        "build",
+        "completions",
+        "--verbose",
+        "--quiet",
+        "--color",
+    ] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
 }
@@ -90,7 +99,10 @@ fn unknown_key_names_file_line_and_column() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:3:1"), "{stderr}");
     assert!(stderr.contains("unknown field `form`"), "{stderr}");
-    assert!(!stderr.contains("engine"), "config must fail first: {stderr}");
+    assert!(
+        !stderr.contains("engine"),
+        "config must fail first: {stderr}"
+    );
 }
 
 #[test]
@@ -98,7 +110,10 @@ fn bad_value_names_file_line_and_column() {
     let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"BAD=1\"]\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:2:16"), "{stderr}");
-    assert!(stderr.contains("not an environment variable name"), "{stderr}");
+    assert!(
+        stderr.contains("not an environment variable name"),
+        "{stderr}"
+    );
 }
 
 #[test]

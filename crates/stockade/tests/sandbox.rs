@@ -15,7 +15,8 @@ fn assert_identity(env: &Env, uid: u32, gid: u32, name: &str) {
     let sub = env.project.join("sub dir");
     std::fs::create_dir_all(&sub).unwrap();
     if let Some(user) = &env.user {
-        std::fs::set_permissions(&sub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&sub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         std::os::unix::fs::chown(&sub, Some(user.uid), Some(user.gid)).unwrap();
     }
     let mut cmd = env.command(&["exec", "--", "sh", "-c", IDENTITY_SCRIPT]);
@@ -41,7 +42,11 @@ fn assert_identity(env: &Env, uid: u32, gid: u32, name: &str) {
         ]
     );
     let meta = std::fs::metadata(sub.join("created-inside")).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (uid, gid), "owner of a file made in the sandbox");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+        "owner of a file made in the sandbox"
+    );
 }
 
 #[test]
@@ -98,12 +103,21 @@ fn image_user_with_the_same_uid_is_taken_over() {
 #[test]
 fn exit_code_is_the_commands() {
     let env = Env::new();
-    env.run(&["exec", "--", "sh", "-c", "exit 7"]).expect_code(7);
+    env.run(&["exec", "--", "sh", "-c", "exit 7"])
+        .expect_code(7);
     env.run(&["exec", "--", "true"]).expect_code(0);
     let missing = env.run(&["exec", "--", "no-such-command-xyz"]);
     missing.expect_code(127);
-    assert!(missing.stderr().contains("command not found"), "{}", missing.stderr());
-    assert!(env.containers().is_empty(), "containers left: {:?}", env.containers());
+    assert!(
+        missing.stderr().contains("command not found"),
+        "{}",
+        missing.stderr()
+    );
+    assert!(
+        env.containers().is_empty(),
+        "containers left: {:?}",
+        env.containers()
+    );
 }
 
 #[test]
@@ -132,7 +146,14 @@ fn sigint_is_forwarded_and_the_container_removed() {
         .unwrap();
     let running = poll(Duration::from_secs(60), || {
         let filter = format!("label=io.stockade.project={}", env.project.display());
-        let out = common::docker_stdout(&["ps", "-q", "--filter", &filter, "--filter", "status=running"]);
+        let out = common::docker_stdout(&[
+            "ps",
+            "-q",
+            "--filter",
+            &filter,
+            "--filter",
+            "status=running",
+        ]);
         (!out.is_empty()).then_some(())
     });
     assert!(running.is_some(), "the sandbox never ran");
@@ -144,7 +165,11 @@ fn sigint_is_forwarded_and_the_container_removed() {
     let exited = poll(Duration::from_secs(20), || child.try_wait().unwrap());
     let status = exited.expect("stockade did not exit within 20 s of SIGINT");
     assert_eq!(status.code(), Some(130), "sleep killed by SIGINT exits 130");
-    assert!(env.containers().is_empty(), "containers left: {:?}", env.containers());
+    assert!(
+        env.containers().is_empty(),
+        "containers left: {:?}",
+        env.containers()
+    );
 }
 
 #[test]
@@ -171,7 +196,14 @@ fn verbose_lists_engine_calls() {
     let run = env.run(&["-v", "exec", "--", "true"]);
     run.expect_code(0);
     let stderr = run.stderr();
-    for call in ["GET /version", "POST /containers/create", "/attach", "/start", "/wait", "DELETE /containers/"] {
+    for call in [
+        "GET /version",
+        "POST /containers/create",
+        "/attach",
+        "/start",
+        "/wait",
+        "DELETE /containers/",
+    ] {
         assert!(stderr.contains(call), "-v output lacks {call}:\n{stderr}");
     }
 }
@@ -182,10 +214,20 @@ fn project_is_the_git_root() {
     std::fs::create_dir_all(env.project.join(".git")).unwrap();
     let deep = env.project.join("a/b");
     std::fs::create_dir_all(&deep).unwrap();
-    let mut cmd = env.command(&["exec", "--", "sh", "-c", "pwd; ls -a .. | grep -c '^b$'; ls -a ../.. | grep -c '^.git$'"]);
+    let mut cmd = env.command(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "pwd; ls -a .. | grep -c '^b$'; ls -a ../.. | grep -c '^.git$'",
+    ]);
     cmd.current_dir(&deep);
     let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{}\n1\n1\n", deep.display())

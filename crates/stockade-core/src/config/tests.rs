@@ -22,8 +22,9 @@ fn empty_file_is_valid() {
 
 #[test]
 fn reads_known_keys() {
-    let file = parse_str("[image]\nfrom = \"mirror/debian:12\"\n[sandbox]\nenv = [\"FOO\", \"_BAR2\"]\n")
-        .unwrap();
+    let file =
+        parse_str("[image]\nfrom = \"mirror/debian:12\"\n[sandbox]\nenv = [\"FOO\", \"_BAR2\"]\n")
+            .unwrap();
     assert_eq!(file.from.as_deref(), Some("mirror/debian:12"));
     assert_eq!(file.env, ["FOO", "_BAR2"]);
 }
@@ -58,7 +59,9 @@ fn syntax_error_is_an_error() {
 
 #[test]
 fn all_bad_values_are_reported() {
-    match parse_str("[image]\nfrom = \"a b\"\nca_certificates = [\"/nonexistent/ca.pem\"]\n[sandbox]\nenv = [\"OK\", \"NOT-OK\", \"A=1\"]\n") {
+    match parse_str(
+        "[image]\nfrom = \"a b\"\nca_certificates = [\"/nonexistent/ca.pem\"]\n[sandbox]\nenv = [\"OK\", \"NOT-OK\", \"A=1\"]\n",
+    ) {
         Err(ConfigError::Invalid { errors }) => {
             let at: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
             assert_eq!(at, vec![(2, 8), (3, 20), (5, 14), (5, 24)]);
@@ -91,8 +94,16 @@ fn layers_merge_scalars_last_wins_lists_concatenate() {
     let dir = tempfile::tempdir().unwrap();
     let global = dir.path().join("global.toml");
     let project = dir.path().join("project.toml");
-    std::fs::write(&global, "[image]\nfrom = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\n").unwrap();
-    std::fs::write(&project, "[image]\nfrom = \"b\"\n[sandbox]\nenv = [\"Y\", \"Z\"]\n").unwrap();
+    std::fs::write(
+        &global,
+        "[image]\nfrom = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &project,
+        "[image]\nfrom = \"b\"\n[sandbox]\nenv = [\"Y\", \"Z\"]\n",
+    )
+    .unwrap();
     let config = Config::load(&global, &project, dir.path()).unwrap();
     assert_eq!(config.image.from, "b");
     assert_eq!(config.sandbox.env, ["X", "Y", "Z"]);

@@ -15,7 +15,8 @@ pub async fn run(ctx: &Context, force: bool, no_cache: bool) -> Result<u8, CliEr
     };
     let tag = ensure_foundation(&engine, ctx, &config, mode).await?;
     if mode == BuildMode::IfStale {
-        ctx.ui.success(&format!("Foundation image up to date ({tag})"));
+        ctx.ui
+            .success(&format!("Foundation image up to date ({tag})"));
     }
     Ok(0)
 }

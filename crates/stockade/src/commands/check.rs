@@ -167,7 +167,9 @@ async fn foundation_check(
     config: &Config,
     tag: String,
 ) -> Result<ImageCheck, CliError> {
-    let expected = FoundationPlan::new(&config.image).ok().map(|plan| plan.hash);
+    let expected = FoundationPlan::new(&config.image)
+        .ok()
+        .map(|plan| plan.hash);
     let info = engine.inspect_image(&tag).await?;
     let status = match &expected {
         Some(hash) => ImageStatus::of(info.as_ref(), hash).key(),
@@ -187,7 +189,13 @@ async fn foundation_check(
 
 fn print_human(ctx: &Context, report: &Report) {
     let ui = &ctx.ui;
-    let mark = |ok: bool| if ok { ui.paint("32", "ok  ") } else { ui.paint("31", "FAIL") };
+    let mark = |ok: bool| {
+        if ok {
+            ui.paint("32", "ok  ")
+        } else {
+            ui.paint("31", "FAIL")
+        }
+    };
     let e = &report.engine;
     match &e.info {
         Some(info) => println!(
@@ -203,7 +211,11 @@ fn print_human(ctx: &Context, report: &Report) {
             info.endpoint_source,
         ),
         None => {
-            println!("{} Engine: {}", mark(false), e.error.as_deref().unwrap_or("unreachable"));
+            println!(
+                "{} Engine: {}",
+                mark(false),
+                e.error.as_deref().unwrap_or("unreachable")
+            );
             if let Some(hint) = &e.hint {
                 println!("       fix: {hint}");
             }
@@ -245,4 +257,3 @@ fn print_human(ctx: &Context, report: &Report) {
     };
     println!("{} Foundation image: {status} ({})", mark(true), f.tag);
 }
-

@@ -6,5 +6,10 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 pub fn run(shell: Shell) {
-    clap_complete::generate(shell, &mut Cli::command(), "stockade", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "stockade",
+        &mut std::io::stdout(),
+    );
 }

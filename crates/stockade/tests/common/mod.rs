@@ -88,11 +88,19 @@ impl HostUser {
         };
         if lookup().is_none() {
             let status = Command::new("useradd")
-                .args(["--uid", &uid.to_string(), "--user-group", "--no-create-home"])
+                .args([
+                    "--uid",
+                    &uid.to_string(),
+                    "--user-group",
+                    "--no-create-home",
+                ])
                 .args(["--home-dir", "/nonexistent", wanted_name])
                 .status()
                 .expect("useradd");
-            assert!(status.success() || lookup().is_some(), "useradd {wanted_name} failed");
+            assert!(
+                status.success() || lookup().is_some(),
+                "useradd {wanted_name} failed"
+            );
         }
         let line = lookup().expect("user exists after useradd");
         let fields: Vec<&str> = line.split(':').collect();
@@ -105,7 +113,10 @@ impl HostUser {
 }
 
 fn docker_gid() -> Option<u32> {
-    let out = Command::new("getent").args(["group", "docker"]).output().ok()?;
+    let out = Command::new("getent")
+        .args(["group", "docker"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split(':')
         .nth(2)?
@@ -240,7 +251,11 @@ impl Env {
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn stockade");
         if let Some(bytes) = stdin {
@@ -307,7 +322,11 @@ fn ensure_shared_foundation() {
         lock.lock().expect("lock");
         let env = Env::create_for_build();
         let run = env.run(&["build"]);
-        assert!(run.ok(), "building the shared foundation failed:\n{}", run.stderr());
+        assert!(
+            run.ok(),
+            "building the shared foundation failed:\n{}",
+            run.stderr()
+        );
     });
 }
 
