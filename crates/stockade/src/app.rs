@@ -100,12 +100,12 @@ struct EngineDiagnostic {
 fn report(error: CliError) {
     match error {
         CliError::Engine(engine) => {
-            if let EngineError::BuildFailed { tail, .. } = &engine {
-                if !tail.is_empty() {
-                    eprintln!("build output (last {} lines):", tail.len());
-                    for line in tail {
-                        eprintln!("  | {line}");
-                    }
+            if let EngineError::BuildFailed { tail, .. } = &engine
+                && !tail.is_empty()
+            {
+                eprintln!("build output (last {} lines):", tail.len());
+                for line in tail {
+                    eprintln!("  | {line}");
                 }
             }
             let diagnostic = EngineDiagnostic {

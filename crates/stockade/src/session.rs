@@ -104,10 +104,10 @@ async fn wait_forwarding_signals(
 }
 
 async fn resize(engine: &Engine, id: &str) {
-    if let Ok((cols, rows)) = crossterm::terminal::size() {
-        if let Err(e) = engine.resize(id, cols, rows).await {
-            tracing::debug!("resize: {e}");
-        }
+    if let Ok((cols, rows)) = crossterm::terminal::size()
+        && let Err(e) = engine.resize(id, cols, rows).await
+    {
+        tracing::debug!("resize: {e}");
     }
 }
 

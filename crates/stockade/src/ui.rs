@@ -83,10 +83,8 @@ impl Ui {
         if self.verbose > 0 {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "  {line}");
-        } else if is_step {
-            if let Some(bar) = &task.bar {
-                bar.set_message(format!("{} — {}", base_message(bar), shorten(line, 60)));
-            }
+        } else if is_step && let Some(bar) = &task.bar {
+            bar.set_message(format!("{} — {}", base_message(bar), shorten(line, 60)));
         }
     }
 

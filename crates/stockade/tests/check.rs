@@ -1,5 +1,7 @@
 //! `stockade check` against the real engine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use common::Env;

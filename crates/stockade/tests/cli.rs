@@ -1,6 +1,8 @@
 //! The command line itself: help, version, completions, configuration errors. These fail before
 //! any engine call, so they need no engine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use std::process::Command;

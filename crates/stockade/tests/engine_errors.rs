@@ -1,5 +1,7 @@
 //! An unreachable engine: documented exit code (125), a short message with a fix, fast.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use std::os::unix::net::UnixListener;

@@ -1,5 +1,7 @@
 //! The foundation image is rebuilt when, and only when, what goes into it changes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use common::{Env, HOST_CA_BUNDLE, base_image, docker_stdout};

@@ -1,6 +1,8 @@
 //! `stockade exec` against the real engine: user mapping, project mount, streams, exit codes,
 //! signals and cleanup.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;
@@ -52,7 +54,7 @@ fn assert_identity(env: &Env, uid: u32, gid: u32, name: &str) {
 #[test]
 fn non_root_host_user_is_reproduced() {
     let user = HostUser::ensure(1234, "stockade-t1234");
-    let env = Env::new().as_user(user.clone());
+    let env = Env::new().run_as(user.clone());
     assert_identity(&env, user.uid, user.gid, &user.name);
     assert!(env.containers().is_empty());
 }
@@ -94,7 +96,7 @@ fn image_user_with_the_same_uid_is_taken_over() {
     let user = HostUser::ensure(1000, "stockade-t1000");
     let env = Env::isolated("uid1000");
     env.write_global_config(&common::default_config(&base));
-    let env = env.as_user(user.clone());
+    let env = env.run_as(user.clone());
     assert_identity(&env, 1000, user.gid, &user.name);
     drop(env);
     let _ = common::docker(&["rmi", "-f", &base]);

@@ -1,5 +1,7 @@
 //! `stockade shell` in a real terminal (tmux): a prompt, a typed command, live resize.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use std::process::Command;

@@ -7,7 +7,8 @@
 //!   offline base image (`STOCKADE_TEST_BASE_IMAGE`) with the host's CA bundle trusted. Tests that
 //!   change the foundation use a namespace of their own, removed afterwards.
 
-#![allow(dead_code)]
+// A harness failure is a test failure: panicking with a message is the point here.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::Write;
@@ -157,7 +158,7 @@ impl Env {
     }
 
     /// Run as `user` instead of the test process's user.
-    pub fn as_user(mut self, user: HostUser) -> Self {
+    pub fn run_as(mut self, user: HostUser) -> Self {
         for dir in [&self.home, &self.project] {
             chown_recursive(dir, user.uid, user.gid);
         }
