@@ -16,6 +16,7 @@ struct Tmux {
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
+            .env("TERM", "xterm-256color")
             .args(["-L", &self.socket])
             .args(args)
             .output()
