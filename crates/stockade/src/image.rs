@@ -65,13 +65,21 @@ pub enum BuildMode {
     Force { no_cache: bool },
 }
 
-/// Make sure the foundation image is current; returns its tag.
+/// An image that is ready to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub tag: String,
+    /// Whether this call built it (false: it was already current).
+    pub built: bool,
+}
+
+/// Make sure the foundation image is current.
 pub async fn ensure_foundation(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
     mode: BuildMode,
-) -> Result<String, CliError> {
+) -> Result<Ready, CliError> {
     let plan = FoundationPlan::new(&config.image).map_err(|e| {
         CliError::other(
             e.to_string(),
@@ -79,14 +87,15 @@ pub async fn ensure_foundation(
         )
     })?;
     let tag = ctx.namespace.foundation_image();
+    let current = |tag: String| Ok(Ready { tag, built: false });
     if mode == BuildMode::IfStale && is_current(engine, &tag, &plan.hash).await? {
-        return Ok(tag);
+        return current(tag);
     }
 
     let _lock = BuildLock::acquire(ctx, &tag)?;
     // Another process may have built it while we waited for the lock.
     if mode == BuildMode::IfStale && is_current(engine, &tag, &plan.hash).await? {
-        return Ok(tag);
+        return current(tag);
     }
 
     let mut build_args: HashMap<String, String> = plan.build_args.clone().into_iter().collect();
@@ -159,7 +168,7 @@ pub async fn ensure_foundation(
     task.finish();
     result?;
     ui.success(&format!("Foundation image built ({})", seconds(elapsed)));
-    Ok(tag)
+    Ok(Ready { tag, built: true })
 }
 
 async fn is_current(engine: &Engine, tag: &str, hash: &str) -> Result<bool, CliError> {

@@ -67,3 +67,51 @@ fn current_uid() -> u32 {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(0)
 }
+
+/// Write a Docker context named `name` pointing at `host` into `home/.docker`, and select it.
+fn select_docker_context(home: &std::path::Path, name: &str, host: &str) {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let meta = home.join(".docker/contexts/meta").join(digest);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".docker/config.json"),
+        format!(r#"{{"currentContext":"{name}"}}"#),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_current_docker_context_is_used() {
+    if std::env::var_os("DOCKER_HOST").is_some() {
+        panic!("this test checks context selection and needs DOCKER_HOST unset");
+    }
+    let env = Env::new();
+    select_docker_context(&env.home, "stockade-ctx", "unix:///var/run/docker.sock");
+    let run = env.run(&["check", "--json"]);
+    run.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(
+        report["engine"]["endpoint_source"],
+        "docker context \"stockade-ctx\""
+    );
+
+    // A context pointing nowhere is used too (and fails as unreachable), not silently skipped.
+    select_docker_context(
+        &env.home,
+        "stockade-dead",
+        "unix:///nonexistent/engine.sock",
+    );
+    let run = env.run(&["exec", "--", "true"]);
+    run.expect_code(125);
+    assert!(
+        run.stderr().contains("/nonexistent/engine.sock"),
+        "{}",
+        run.stderr()
+    );
+}

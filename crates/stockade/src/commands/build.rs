@@ -13,10 +13,10 @@ pub async fn run(ctx: &Context, force: bool, no_cache: bool) -> Result<u8, CliEr
     } else {
         BuildMode::IfStale
     };
-    let tag = ensure_foundation(&engine, ctx, &config, mode).await?;
-    if mode == BuildMode::IfStale {
+    let ready = ensure_foundation(&engine, ctx, &config, mode).await?;
+    if !ready.built {
         ctx.ui
-            .success(&format!("Foundation image up to date ({tag})"));
+            .success(&format!("Foundation image up to date ({})", ready.tag));
     }
     Ok(0)
 }

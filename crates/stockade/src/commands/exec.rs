@@ -14,7 +14,9 @@ pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let config = ctx.config(&project)?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale).await?;
+    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
+        .await?
+        .tag;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let spec = SandboxSpec::new(
         SandboxRequest {
