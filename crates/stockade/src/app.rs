@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use miette::Diagnostic;
+use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
 use crate::cli::{Cli, Command};
@@ -113,6 +114,16 @@ fn report(error: CliError) {
                 help: engine.hint(),
             };
             eprintln!("{:?}", miette::Report::new(diagnostic));
+        }
+        CliError::Config(ConfigError::Invalid { errors }) => {
+            // Each problem on its own, with its snippet; then how many there were.
+            let count = errors.len();
+            for error in errors {
+                eprintln!("{:?}", miette::Report::new(error));
+            }
+            if count > 1 {
+                eprintln!("{count} errors in configuration; nothing was run");
+            }
         }
         other => eprintln!("{:?}", miette::Report::new(other)),
     }

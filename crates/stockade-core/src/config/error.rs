@@ -7,7 +7,6 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 /// One problem in one configuration file.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{}:{line}:{column}: {message}", path.display())]
-#[diagnostic(code(stockade::config))]
 pub struct InvalidConfig {
     pub path: PathBuf,
     pub line: usize,
