@@ -64,7 +64,8 @@ fn init_logging(verbose: u8, ansi: bool) {
     let filter = match verbose {
         0 => "warn",
         1 => "warn,engine=debug,stockade=debug",
-        _ => "debug,hyper=info,hyper_util=info",
+        // bollard logs request URLs and bodies (env values, build args) at debug: never show them.
+        _ => "debug,hyper=info,hyper_util=info,bollard=info",
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

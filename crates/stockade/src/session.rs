@@ -20,15 +20,24 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Run the sandbox to completion; returns the command's exit code.
 pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, CliError> {
+    // Handle signals from before the container exists, so none can kill us between create and
+    // remove; one that arrives early is forwarded once the container has started.
+    let signals = Signals::new()?;
     let id = engine.create_sandbox(spec).await?;
-    let outcome = drive(engine, &id, spec.tty).await;
+    let outcome = drive(engine, &id, spec.tty, signals, ui).await;
     if let Err(e) = engine.remove(&id).await {
         ui.warn(&format!("could not remove sandbox {}: {e}", spec.name));
     }
     outcome
 }
 
-async fn drive(engine: &Engine, id: &str, tty: bool) -> Result<u8, CliError> {
+async fn drive(
+    engine: &Engine,
+    id: &str,
+    tty: bool,
+    signals: Signals,
+    ui: &Ui,
+) -> Result<u8, CliError> {
     let Attached { output, input } = engine.attach(id).await?;
     let raw = if tty { Some(RawMode::enable()?) } else { None };
 
@@ -39,7 +48,6 @@ async fn drive(engine: &Engine, id: &str, tty: bool) -> Result<u8, CliError> {
 
     let output_task = tokio::spawn(pump_output(output));
     let input_task = tokio::spawn(pump_input(input));
-    let signals = Signals::new()?;
 
     let code = wait_forwarding_signals(engine, id, signals, tty).await;
     // The attach stream ends when the container exits; let it flush what is left.
@@ -47,7 +55,12 @@ async fn drive(engine: &Engine, id: &str, tty: bool) -> Result<u8, CliError> {
     input_task.abort();
     drop(raw);
     let code = code?;
-    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(255))
+    if code < 0 {
+        // Podman reports -1 when it cannot tell the exit code: never turn that into success.
+        ui.warn("the engine did not report the command's exit code");
+        return Ok(crate::exit::ENGINE);
+    }
+    Ok(u8::try_from(code.min(255)).unwrap_or(255))
 }
 
 struct Signals {

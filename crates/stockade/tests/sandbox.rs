@@ -190,6 +190,20 @@ fn passthrough_env_only_when_set() {
     ]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "value-1\nunset\n");
+
+    // Not even the most verbose output shows the value.
+    let verbose = env.run(&["-vv", "exec", "--", "true"]);
+    verbose.expect_code(0);
+    assert!(
+        verbose.stderr().contains("POST /containers/create"),
+        "{}",
+        verbose.stderr()
+    );
+    assert!(
+        !verbose.stderr().contains("value-1"),
+        "{}",
+        verbose.stderr()
+    );
 }
 
 #[test]

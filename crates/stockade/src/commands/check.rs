@@ -68,6 +68,8 @@ struct ImageCheck {
     id: Option<String>,
     hash: Option<String>,
     expected_hash: Option<String>,
+    /// Why the status is `unknown`, when the engine failed to answer.
+    error: Option<String>,
 }
 
 pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
@@ -110,14 +112,8 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
 
     let tag = ctx.namespace.foundation_image();
     let foundation = match (&engine, config_result.as_ref().ok()) {
-        (Some(engine), Some(config)) => foundation_check(engine, config, tag).await?,
-        _ => ImageCheck {
-            tag,
-            status: "unknown",
-            id: None,
-            hash: None,
-            expected_hash: None,
-        },
+        (Some(engine), Some(config)) => foundation_check(engine, config, tag).await,
+        _ => ImageCheck::unknown(tag, None),
     };
 
     let report = Report {
@@ -162,21 +158,37 @@ fn failed_engine(error: &CliError) -> EngineCheck {
     }
 }
 
+impl ImageCheck {
+    fn unknown(tag: String, error: Option<String>) -> Self {
+        Self {
+            tag,
+            status: "unknown",
+            id: None,
+            hash: None,
+            expected_hash: None,
+            error,
+        }
+    }
+}
+
 async fn foundation_check(
     engine: &stockade_engine::Engine,
     config: &Config,
     tag: String,
-) -> Result<ImageCheck, CliError> {
+) -> ImageCheck {
     let expected = FoundationPlan::new(&config.image)
         .ok()
         .map(|plan| plan.hash);
-    let info = engine.inspect_image(&tag).await?;
+    let info = match engine.inspect_image(&tag).await {
+        Ok(info) => info,
+        Err(e) => return ImageCheck::unknown(tag, Some(e.to_string())),
+    };
     let status = match &expected {
         Some(hash) => ImageStatus::of(info.as_ref(), hash).key(),
         None if info.is_none() => "missing",
         None => "unknown",
     };
-    Ok(ImageCheck {
+    ImageCheck {
         tag,
         status,
         id: info.as_ref().map(|i| i.id.clone()),
@@ -184,7 +196,8 @@ async fn foundation_check(
             .as_ref()
             .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
         expected_hash: expected,
-    })
+        error: None,
+    }
 }
 
 fn print_human(ctx: &Context, report: &Report) {
