@@ -194,15 +194,10 @@ impl Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.err(&operation, e) {
-                EngineError::Api { status: 404, .. } => Ok(()),
-                // Already being removed by another request.
-                EngineError::Api { status: 409, .. } => Ok(()),
-                other => Err(other),
-            },
-        }
+        let result = self.docker.remove_container(id, Some(options)).await;
+        // 404: already gone; 409: already being removed by another request.
+        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404, 409])?;
+        Ok(())
     }
 
     /// Containers (running or not) carrying all of the given labels (`key=value`).

@@ -139,6 +139,18 @@ impl EngineError {
         }
     }
 
+    /// `Ok(None)` for an API error with one of `statuses` (e.g. 404 when removing what is gone).
+    pub(crate) fn tolerate<T>(
+        result: Result<T, Self>,
+        statuses: &[u16],
+    ) -> Result<Option<T>, Self> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(Self::Api { status, .. }) if statuses.contains(&status) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     /// HTTP status of an API error, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -22,21 +22,17 @@ impl Engine {
     pub async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         let operation = format!("GET /images/{image}/json");
         debug!(target: "engine", "{operation}");
-        match self.docker.inspect_image(image).await {
-            Ok(inspect) => Ok(Some(ImageInfo {
-                id: inspect.id.unwrap_or_default(),
-                labels: inspect
-                    .config
-                    .and_then(|config| config.labels)
-                    .unwrap_or_default(),
-                size: inspect.size.unwrap_or_default(),
-                created: inspect.created.unwrap_or_default(),
-            })),
-            Err(e) => match self.err(&operation, e) {
-                EngineError::Api { status: 404, .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        let result = self.docker.inspect_image(image).await;
+        let found = EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        Ok(found.map(|inspect| ImageInfo {
+            id: inspect.id.unwrap_or_default(),
+            labels: inspect
+                .config
+                .and_then(|config| config.labels)
+                .unwrap_or_default(),
+            size: inspect.size.unwrap_or_default(),
+            created: inspect.created.unwrap_or_default(),
+        }))
     }
 
     /// Point `repo:tag` at `image`.
@@ -58,12 +54,8 @@ impl Engine {
         let operation = format!("DELETE /images/{image}");
         debug!(target: "engine", "{operation}");
         let options = RemoveImageOptionsBuilder::default().noprune(false).build();
-        match self.docker.remove_image(image, Some(options), None).await {
-            Ok(_) => Ok(()),
-            Err(e) => match self.err(&operation, e) {
-                EngineError::Api { status: 404, .. } => Ok(()),
-                other => Err(other),
-            },
-        }
+        let result = self.docker.remove_image(image, Some(options), None).await;
+        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        Ok(())
     }
 }

@@ -58,7 +58,11 @@ impl Ui {
     pub fn task(&self, message: &str) -> Task {
         let started = Instant::now();
         if self.quiet {
-            return Task { bar: None, started };
+            return Task {
+                bar: None,
+                message: message.to_owned(),
+                started,
+            };
         }
         if self.stderr_is_terminal && self.verbose == 0 {
             let bar = ProgressBar::new_spinner();
@@ -70,11 +74,16 @@ impl Ui {
             bar.enable_steady_tick(Duration::from_millis(100));
             Task {
                 bar: Some(bar),
+                message: message.to_owned(),
                 started,
             }
         } else {
             eprintln!("{message}");
-            Task { bar: None, started }
+            Task {
+                bar: None,
+                message: message.to_owned(),
+                started,
+            }
         }
     }
 
@@ -84,7 +93,7 @@ impl Ui {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "  {line}");
         } else if is_step && let Some(bar) = &task.bar {
-            bar.set_message(format!("{} — {}", base_message(bar), shorten(line, 60)));
+            bar.set_message(format!("{} — {}", task.message, shorten(line, 60)));
         }
     }
 
@@ -100,6 +109,8 @@ impl Ui {
 /// A running task's spinner and clock.
 pub struct Task {
     bar: Option<ProgressBar>,
+    /// What the task does; the spinner shows it with the current build step.
+    message: String,
     started: Instant,
 }
 
@@ -113,15 +124,6 @@ impl Task {
             bar.finish_and_clear();
         }
     }
-}
-
-fn base_message(bar: &ProgressBar) -> String {
-    let message = bar.message();
-    message
-        .split(" — ")
-        .next()
-        .unwrap_or(message.as_str())
-        .to_owned()
 }
 
 fn shorten(text: &str, max: usize) -> String {

@@ -5,20 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::bin;
+use common::bare_command;
 
 fn stockade(args: &[&str], home: &std::path::Path) -> std::process::Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(home)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run stockade")
+    bare_command(home, args).output().expect("run stockade")
 }
 
 #[test]
@@ -79,13 +69,7 @@ fn config_error(config: &str) -> (i32, String) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.toml"), config).unwrap();
     // A dead engine address: the configuration must be rejected before any engine call.
-    let out = Command::new(bin())
-        .args(["exec", "--", "true"])
-        .current_dir(home.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
+    let out = bare_command(home.path(), &["exec", "--", "true"])
         .env("DOCKER_HOST", "unix:///nonexistent/engine.sock")
         .output()
         .unwrap();

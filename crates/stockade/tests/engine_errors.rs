@@ -5,23 +5,15 @@
 mod common;
 
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bin;
+use common::bare_command;
 
 fn run_against(docker_host: &str, args: &[&str]) -> (Option<i32>, String, Duration) {
     let home = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(home.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
+    let out = bare_command(home.path(), args)
         .env("DOCKER_HOST", docker_host)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     (

@@ -25,6 +25,20 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_stockade")
 }
 
+/// `stockade ARGS…` in `home` with nothing of the caller's environment but PATH: for tests
+/// that need no engine setup (or a deliberately broken one).
+pub fn bare_command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
 pub fn base_image() -> String {
     std::env::var("STOCKADE_TEST_BASE_IMAGE")
         .unwrap_or_else(|_| "stockade-test/debian:bookworm-minbase".to_owned())
