@@ -13,6 +13,10 @@ pub struct LoadedFile {
     pub path: PathBuf,
     pub from: Option<String>,
     pub ca_certificates: Vec<PathBuf>,
+    pub base: Option<String>,
+    /// As written, with `~/` expanded: resolved against the project root, then the global
+    /// config directory, when the base is built.
+    pub base_dockerfile: Option<PathBuf>,
     pub env: Vec<String>,
 }
 
@@ -55,18 +59,19 @@ pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigE
     let base_dir = path.parent().unwrap_or(Path::new("/"));
 
     let image = raw.image.unwrap_or_default();
-    let from = image.from.and_then(|from| {
-        let value = from.get_ref().trim();
-        if value.is_empty() || value.chars().any(char::is_whitespace) {
+    let from = image.from.and_then(|from| v.image_reference(&from, "image.from"));
+    let base = image.base.and_then(|base| v.image_reference(&base, "image.base"));
+    let base_dockerfile = image.base_dockerfile.and_then(|entry| {
+        if entry.get_ref().trim().is_empty() {
             v.error(
-                &from,
-                "`image.from` must be an image reference such as \"debian:bookworm-slim\"",
-                "not an image reference",
+                &entry,
+                "`image.base_dockerfile` must be a path to a Dockerfile",
+                "empty path",
                 None,
             );
             None
         } else {
-            Some(value.to_owned())
+            Some(expand_home(entry.get_ref(), home))
         }
     });
     let ca_certificates = image
@@ -124,6 +129,8 @@ pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigE
             path: path.to_path_buf(),
             from,
             ca_certificates,
+            base,
+            base_dockerfile,
             env,
         })
     } else {
@@ -138,6 +145,22 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// A non-empty image reference without white space, e.g. `debian:bookworm-slim`.
+    fn image_reference(&mut self, at: &Spanned<String>, key: &str) -> Option<String> {
+        let value = at.get_ref().trim();
+        if value.is_empty() || value.chars().any(char::is_whitespace) {
+            self.error(
+                at,
+                format!("`{key}` must be an image reference such as \"debian:bookworm-slim\""),
+                "not an image reference",
+                None,
+            );
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    }
+
     fn error<T>(
         &mut self,
         at: &Spanned<T>,
@@ -177,11 +200,16 @@ fn is_env_name(name: &str) -> bool {
 
 /// `~/x` → home/x; relative → against `base`; absolute as is.
 pub fn resolve_path(value: &str, base: &Path, home: &Path) -> PathBuf {
+    base.join(expand_home(value, home))
+}
+
+/// `~` and `~/x` → under `home`; anything else unchanged.
+pub fn expand_home(value: &str, home: &Path) -> PathBuf {
     if value == "~" {
         home.to_path_buf()
     } else if let Some(rest) = value.strip_prefix("~/") {
         home.join(rest)
     } else {
-        base.join(value)
+        PathBuf::from(value)
     }
 }

@@ -8,7 +8,7 @@ mod load;
 mod schema;
 
 pub use error::{ConfigError, InvalidConfig};
-pub use load::{LoadedFile, load_file, parse, resolve_path};
+pub use load::{LoadedFile, expand_home, load_file, parse, resolve_path};
 pub use schema::{ConfigFile, ImageSection, SandboxSection};
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,11 @@ pub struct ImageConfig {
     pub from: String,
     /// Extra CA certificates (absolute paths) trusted inside every image.
     pub ca_certificates: Vec<PathBuf>,
+    /// A custom base image by name (`[image] base`), used instead of the global Dockerfile.
+    pub base: Option<String>,
+    /// `[image] base_dockerfile`: builds the custom base when it is missing and cannot be pulled.
+    /// Relative paths are resolved against the project root, then the global config directory.
+    pub base_dockerfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -45,6 +50,8 @@ impl Default for Config {
             image: ImageConfig {
                 from: DEFAULT_FROM.to_owned(),
                 ca_certificates: Vec::new(),
+                base: None,
+                base_dockerfile: None,
             },
             sandbox: SandboxConfig::default(),
             files: Vec::new(),
@@ -68,6 +75,12 @@ impl Config {
     fn apply(&mut self, file: LoadedFile) {
         if let Some(from) = file.from {
             self.image.from = from;
+        }
+        if let Some(base) = file.base {
+            self.image.base = Some(base);
+        }
+        if let Some(dockerfile) = file.base_dockerfile {
+            self.image.base_dockerfile = Some(dockerfile);
         }
         for ca in file.ca_certificates {
             push_unique(&mut self.image.ca_certificates, ca);

@@ -17,6 +17,10 @@ pub struct ImageSection {
     pub from: Option<Spanned<String>>,
     /// PEM files of extra CA certificates to trust inside every image.
     pub ca_certificates: Option<Vec<Spanned<String>>>,
+    /// A custom base image by name (e.g. `ruby:3.3`), extended with stockade's runtime layer.
+    pub base: Option<Spanned<String>>,
+    /// A Dockerfile that builds the custom base when it is missing and cannot be pulled.
+    pub base_dockerfile: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

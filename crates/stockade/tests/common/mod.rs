@@ -18,7 +18,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const SHARED_NAMESPACE: &str = "stockade-test";
+/// The namespace of the shared foundation; `STOCKADE_TEST_NAMESPACE` overrides it, so two
+/// checkouts with different embedded assets can run their suites on one engine.
+pub fn shared_namespace() -> String {
+    std::env::var("STOCKADE_TEST_NAMESPACE").unwrap_or_else(|_| "stockade-test".to_owned())
+}
 pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub fn bin() -> &'static str {
@@ -156,7 +160,7 @@ impl Env {
     /// An environment on the shared foundation image.
     pub fn new() -> Self {
         require_engine();
-        let env = Self::create(SHARED_NAMESPACE.to_owned(), None, false);
+        let env = Self::create(shared_namespace(), None, false);
         env.write_global_config(&default_config(&base_image()));
         ensure_shared_foundation();
         env
@@ -165,7 +169,7 @@ impl Env {
     /// An environment with a namespace of its own (images removed when dropped).
     pub fn isolated(tag: &str) -> Self {
         require_engine();
-        let namespace = format!("{SHARED_NAMESPACE}-{tag}-{}", std::process::id());
+        let namespace = format!("{}-{tag}-{}", shared_namespace(), std::process::id());
         let env = Self::create(namespace, None, true);
         env.write_global_config(&default_config(&base_image()));
         env
@@ -332,7 +336,7 @@ fn ensure_shared_foundation() {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(std::env::temp_dir().join("stockade-test-foundation.lock"))
+            .open(std::env::temp_dir().join(format!("{}-foundation.lock", shared_namespace())))
             .expect("lock file");
         lock.lock().expect("lock");
         let env = Env::create_for_build();
@@ -347,7 +351,7 @@ fn ensure_shared_foundation() {
 
 impl Env {
     fn create_for_build() -> Env {
-        let env = Env::create(SHARED_NAMESPACE.to_owned(), None, false);
+        let env = Env::create(shared_namespace(), None, false);
         env.write_global_config(&default_config(&base_image()));
         env
     }
