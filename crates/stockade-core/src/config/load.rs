@@ -59,8 +59,12 @@ pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigE
     let base_dir = path.parent().unwrap_or(Path::new("/"));
 
     let image = raw.image.unwrap_or_default();
-    let from = image.from.and_then(|from| v.image_reference(&from, "image.from"));
-    let base = image.base.and_then(|base| v.image_reference(&base, "image.base"));
+    let from = image
+        .from
+        .and_then(|from| v.image_reference(&from, "image.from"));
+    let base = image
+        .base
+        .and_then(|base| v.image_reference(&base, "image.base"));
     let base_dockerfile = image.base_dockerfile.and_then(|entry| {
         if entry.get_ref().trim().is_empty() {
             v.error(
