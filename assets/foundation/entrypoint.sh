@@ -3,8 +3,27 @@
 #
 # Runs as root only long enough to reproduce the host user inside the container (uid, gid, name,
 # HOME), then drops privileges and execs the command. With no command it starts a login shell.
-# Contract (set by stockade): STOCKADE_UID, STOCKADE_GID, STOCKADE_USER, STOCKADE_HOME.
+# Contract (set by stockade): STOCKADE_UID, STOCKADE_GID, STOCKADE_USER, STOCKADE_HOME; optional
+# STOCKADE_PATH (prepended to PATH: agent tools), STOCKADE_HOME_DIRS (colon-separated directories
+# under HOME to create and give to the user: parents of mounts inside a home volume),
+# STOCKADE_NEEDS (a runtime the command needs, e.g. node), and the secrets file.
 set -eu
+
+# Secrets (API keys, `[sandbox] env`) arrive in a root-only file uploaded before start, never in
+# the container's configuration: read it, then delete it before anything else runs.
+secrets=/.stockade-secrets
+if [ -f "$secrets" ]; then
+    . "$secrets"
+    rm -f "$secrets" || echo "stockade: warning: could not delete $secrets" >&2
+fi
+
+if [ -n "${STOCKADE_PATH:-}" ]; then
+    PATH="$STOCKADE_PATH:$PATH"
+    export PATH
+fi
+home_dirs="${STOCKADE_HOME_DIRS:-}"
+needs="${STOCKADE_NEEDS:-}"
+unset STOCKADE_PATH STOCKADE_HOME_DIRS STOCKADE_NEEDS
 
 uid="${STOCKADE_UID:-0}"
 gid="${STOCKADE_GID:-0}"
@@ -72,6 +91,10 @@ if [ "$#" -eq 0 ]; then
     set -- "$shell" -l
 fi
 check_command "$1"
+for tool in $needs; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        fail 127 "$1 needs $tool, which this image does not have: install $tool in the base image (see docs/agents.md)"
+done
 
 if [ "$(id -u)" != 0 ]; then
     # Started as an unprivileged user already (e.g. a rootless engine's user namespace): nothing to map.
@@ -87,6 +110,14 @@ fi
 
 map_user "$shell"
 chown "$uid:$gid" "$home" 2>/dev/null || true
+if [ -n "$home_dirs" ]; then
+    old_ifs="$IFS"
+    IFS=:
+    for dir in $home_dirs; do
+        mkdir -p "$dir" && chown "$uid:$gid" "$dir" 2>/dev/null || true
+    done
+    IFS="$old_ifs"
+fi
 
 if [ -x "$runtime/gosu" ]; then
     exec "$runtime/gosu" "$name" "$@"

@@ -11,3 +11,6 @@ pub const KIND: &str = "io.stockade.kind";
 
 /// The version of stockade written into labels.
 pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// On tools volumes: the agent and its version.
+pub const AGENT: &str = "io.stockade.agent";
+pub const AGENT_VERSION: &str = "io.stockade.agent-version";

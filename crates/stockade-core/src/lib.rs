@@ -2,6 +2,7 @@
 //! sandbox specifications. Nothing in this crate talks to a container engine, so all of it is
 //! tested without one.
 
+pub mod agents;
 pub mod config;
 pub mod context;
 pub mod dirs;
@@ -12,3 +13,4 @@ pub mod labels;
 pub mod names;
 pub mod project;
 pub mod sandbox;
+pub mod secrets;

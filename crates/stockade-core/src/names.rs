@@ -54,6 +54,26 @@ impl Namespace {
         format!("{}-{suffix}", self.repository())
     }
 
+    /// The tools volume of an agent at a version: `stockade-tools-<agent>-<version>`.
+    pub fn tools_volume(&self, agent: &str, version: &str) -> String {
+        let version: String = version
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.prefixed(&format!("stockade-tools-{agent}-{version}"))
+    }
+
+    /// The per-project home volume: `stockade-home-<project id>`.
+    pub fn home_volume(&self, project_id: &str) -> String {
+        self.prefixed(&format!("stockade-home-{project_id}"))
+    }
+
     fn prefixed(&self, name: &str) -> String {
         match &self.0 {
             Some(ns) => format!("{ns}-{name}"),
@@ -105,6 +125,14 @@ mod tests {
     fn namespace_prefixes_names() {
         let ns = Namespace::new(Some("dev")).unwrap_or_default();
         assert_eq!(ns.foundation_image(), "dev-stockade:foundation");
+        assert_eq!(
+            ns.tools_volume("opencode", "1.18.33+b"),
+            "dev-stockade-tools-opencode-1.18.33_b"
+        );
+        assert_eq!(
+            ns.home_volume("0123abcd4567"),
+            "dev-stockade-home-0123abcd4567"
+        );
     }
 
     #[test]

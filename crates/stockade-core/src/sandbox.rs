@@ -33,6 +33,12 @@ pub struct SandboxSpec {
     #[serde(serialize_with = "names_only")]
     pub env: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
+    /// Named volumes (agent tools, the per-project home).
+    pub volumes: Vec<VolumeMount>,
+    /// Secret environment (API keys, `[sandbox] env`): never in the container's configuration;
+    /// handed over in a root-only file the entrypoint reads and deletes before dropping privileges.
+    #[serde(serialize_with = "names_only")]
+    pub secrets: Vec<(String, String)>,
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub security: Security,
@@ -43,6 +49,15 @@ pub struct Mount {
     pub source: PathBuf,
     pub target: PathBuf,
     pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub target: PathBuf,
+    pub read_only: bool,
+    /// Labels the engine puts on the volume when this mount creates it.
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,9 +131,14 @@ impl SandboxSpec {
         for name in PROXY_VARS {
             pass(name);
         }
-        for name in &config.sandbox.env {
-            pass(name);
-        }
+        // `[sandbox] env` values may be secrets: they go through the secrets file, not the env.
+        let secrets = config
+            .sandbox
+            .env
+            .iter()
+            .filter(|name| !env.iter().any(|(existing, _)| existing == *name))
+            .filter_map(|name| host_env(name).map(|value| (name.clone(), value)))
+            .collect();
 
         let labels = BTreeMap::from([
             (labels::KIND.to_owned(), "sandbox".to_owned()),
@@ -145,6 +165,8 @@ impl SandboxSpec {
                 target: project.root.clone(),
                 read_only: false,
             }],
+            volumes: Vec::new(),
+            secrets,
             labels,
             tty,
             security: Security::default(),
@@ -234,7 +256,8 @@ mod tests {
         );
         let names: Vec<_> = s.env.iter().map(|(k, _)| k.as_str()).collect();
         assert!(names.contains(&"TERM"));
-        assert!(names.contains(&"FOO"));
+        assert!(!names.contains(&"FOO"), "[sandbox] env is secret, not env");
+        assert_eq!(s.secrets, [("FOO".to_owned(), "1".to_owned())]);
         assert!(names.contains(&"https_proxy"));
         assert!(!names.contains(&"BAR"));
         let no_tty = spec(false, &[("TERM", "xterm")], &[]);
@@ -255,6 +278,7 @@ mod tests {
         let s = spec(false, &[("FOO", "s3cret")], &["FOO"]);
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"FOO\""));
+        assert!(json.contains("\"secrets\":[\"FOO\"]"), "{json}");
         assert!(!json.contains("s3cret"));
     }
 }

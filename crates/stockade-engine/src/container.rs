@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder,
@@ -60,6 +60,17 @@ impl Engine {
                         read_only: Some(m.read_only),
                         ..Default::default()
                     })
+                    .chain(spec.volumes.iter().map(|v| Mount {
+                        target: Some(v.target.to_string_lossy().into_owned()),
+                        source: Some(v.volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        read_only: Some(v.read_only),
+                        volume_options: Some(MountVolumeOptions {
+                            labels: Some(v.labels.clone().into_iter().collect()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }))
                     .collect(),
             ),
             cap_drop: Some(spec.security.cap_drop.clone()),

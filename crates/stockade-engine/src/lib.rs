@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod image;
 mod system;
+mod volume;
 
 pub use build::{BuildEvent, BuildRequest};
 pub use connect::Engine;
@@ -18,6 +19,7 @@ pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint}
 pub use error::EngineError;
 pub use image::ImageInfo;
 pub use system::EngineInfo;
+pub use volume::VolumeInfo;
 
 /// The oldest Engine API stockade supports (Docker 20.10; Podman's compatible socket reports it too).
 pub const MIN_API_VERSION: (usize, usize) = (1, 41);

@@ -36,7 +36,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let outcome = runtime.block_on(dispatch(cli.command, ui));
+    let outcome = runtime.block_on(dispatch(cli.command, ui, cli.global.ssh_agent));
     // A blocking read of stdin may still be pending; do not wait for it.
     runtime.shutdown_background();
     match outcome {
@@ -49,14 +49,25 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, ui: Ui) -> Result<u8, CliError> {
-    let ctx = Context::from_env(ui)?;
+async fn dispatch(command: Command, ui: Ui, ssh_agent: bool) -> Result<u8, CliError> {
+    let mut ctx = Context::from_env(ui)?;
+    ctx.ssh_agent = ssh_agent;
     match command {
         Command::Exec(args) => commands::exec::run(&ctx, args.command).await,
         Command::Shell => commands::exec::run(&ctx, Vec::new()).await,
         Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
         Command::Completions(_) => Ok(0),
+        Command::Agents(args) => commands::agents::run(&ctx, args.json).await,
+        Command::Update(args) => commands::update::run(&ctx, args.agents).await,
+        Command::Volumes(args) => commands::volumes::run(&ctx, args.json, args.action).await,
+        Command::Agent(mut args) => {
+            if args.is_empty() {
+                return Err(CliError::other("no agent named", None));
+            }
+            let name = args.remove(0);
+            crate::agent::run(&ctx, &name, args).await
+        }
     }
 }
 

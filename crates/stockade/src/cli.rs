@@ -24,6 +24,9 @@ pub struct GlobalArgs {
     /// When to use colors (NO_COLOR is honoured by `auto`).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// Forward the host's SSH agent into the sandbox (also `[sandbox] ssh_agent = true`).
+    #[arg(long, global = true)]
+    pub ssh_agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,6 +51,45 @@ pub enum Command {
     Check(CheckArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// List agents: pinned and installed versions, latest known.
+    Agents(AgentsArgs),
+    /// Install the latest (or pinned) version of agents and switch to it.
+    Update(UpdateArgs),
+    /// List stockade's volumes (agent tools, project homes), or prune unused ones.
+    Volumes(VolumesArgs),
+    /// Run an agent: `stockade claude`, `stockade opencode`, `stockade codex`, `stockade gemini`,
+    /// or one described under `[agents.<name>]`. Everything after the name goes to the agent.
+    #[command(external_subcommand)]
+    Agent(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// Print as JSON (shape: docs/agents.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Agents to update (default: every installed agent).
+    #[arg(value_name = "AGENT")]
+    pub agents: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesArgs {
+    /// Print as JSON (shape: docs/agents.md).
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<VolumesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesAction {
+    /// Remove volumes no container uses: old agent versions, homes of deleted projects.
+    Prune,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +148,21 @@ mod tests {
         let cli = Cli::parse_from(["stockade", "exec", "sh", "-c", "exit 7"]);
         match cli.command {
             Command::Exec(args) => assert_eq!(args.command, ["sh", "-c", "exit 7"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn agents_take_everything_after_their_name() {
+        let cli = Cli::parse_from(["stockade", "claude", "--help", "-v", "x"]);
+        match cli.command {
+            Command::Agent(args) => assert_eq!(args, ["claude", "--help", "-v", "x"]),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::parse_from(["stockade", "--ssh-agent", "my-agent", "--version"]);
+        assert!(cli.global.ssh_agent);
+        match cli.command {
+            Command::Agent(args) => assert_eq!(args, ["my-agent", "--version"]),
             other => panic!("{other:?}"),
         }
     }

@@ -19,6 +19,8 @@ pub struct Context {
     pub identity: Identity,
     pub namespace: Namespace,
     pub cwd: PathBuf,
+    /// `--ssh-agent`.
+    pub ssh_agent: bool,
 }
 
 impl Context {
@@ -44,6 +46,7 @@ impl Context {
             identity,
             namespace,
             cwd,
+            ssh_agent: false,
         })
     }
 

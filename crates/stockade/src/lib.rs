@@ -1,12 +1,16 @@
 //! The `stockade` command line: clap types, one module per command, and rendering.
 
+mod agent;
 mod app;
 mod cli;
 mod commands;
 mod context;
 mod exit;
+mod extras;
+mod helper;
 mod image;
 mod session;
+mod tools;
 mod ui;
 
 pub use app::main;

@@ -24,11 +24,26 @@ pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, Cli
     // remove; one that arrives early is forwarded once the container has started.
     let signals = Signals::new()?;
     let id = engine.create_sandbox(spec).await?;
-    let outcome = drive(engine, &id, spec.tty, signals, ui).await;
+    let outcome = match hand_over_secrets(engine, &id, spec).await {
+        Ok(()) => drive(engine, &id, spec.tty, signals, ui).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = engine.remove(&id).await {
         ui.warn(&format!("could not remove sandbox {}: {e}", spec.name));
     }
     outcome
+}
+
+/// Upload the secrets file before start (docs/security.md): values never enter the container's
+/// configuration, and the entrypoint deletes the file before the command runs.
+async fn hand_over_secrets(engine: &Engine, id: &str, spec: &SandboxSpec) -> Result<(), CliError> {
+    if spec.secrets.is_empty() {
+        return Ok(());
+    }
+    let archive = stockade_core::secrets::archive(&spec.secrets)
+        .map_err(|e| CliError::other(format!("cannot pack the secrets file: {e}"), None))?;
+    engine.upload(id, "/", archive).await?;
+    Ok(())
 }
 
 async fn drive(

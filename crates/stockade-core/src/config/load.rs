@@ -18,6 +18,9 @@ pub struct LoadedFile {
     /// config directory, when the base is built.
     pub base_dockerfile: Option<PathBuf>,
     pub env: Vec<String>,
+    pub ssh_agent: Option<bool>,
+    pub agents: std::collections::BTreeMap<String, super::agents::AgentConfig>,
+    pub version_cache_hours: Option<u64>,
 }
 
 /// Load `path` if it exists. Every problem in the file is reported, each with its line and column.
@@ -128,6 +131,10 @@ pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigE
         })
         .collect();
 
+    let ssh_agent = sandbox.ssh_agent;
+    let agents = super::agents::validate_agents(&mut v, raw.agents);
+    let version_cache_hours = super::agents::validate_tools(&mut v, raw.tools);
+
     if v.errors.is_empty() {
         Ok(LoadedFile {
             path: path.to_path_buf(),
@@ -136,13 +143,16 @@ pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigE
             base,
             base_dockerfile,
             env,
+            ssh_agent,
+            agents,
+            version_cache_hours,
         })
     } else {
         Err(ConfigError::Invalid { errors: v.errors })
     }
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     path: &'a Path,
     text: &'a str,
     errors: Vec<InvalidConfig>,
@@ -165,7 +175,7 @@ impl Validator<'_> {
         }
     }
 
-    fn error<T>(
+    pub(super) fn error<T>(
         &mut self,
         at: &Spanned<T>,
         message: impl Into<String>,
@@ -196,7 +206,7 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     (message, help)
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(super) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -3,10 +3,14 @@
 //!
 //! Merge rules: scalars — the later layer wins; lists — concatenated, duplicates dropped.
 
+mod agents;
 mod error;
 mod load;
 mod schema;
 
+pub use agents::{
+    AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, is_agent_name, is_version,
+};
 pub use error::{ConfigError, InvalidConfig};
 pub use load::{LoadedFile, expand_home, load_file, parse, resolve_path};
 pub use schema::{ConfigFile, ImageSection, SandboxSection};
@@ -21,6 +25,10 @@ pub const DEFAULT_FROM: &str = "debian:bookworm-slim";
 pub struct Config {
     pub image: ImageConfig,
     pub sandbox: SandboxConfig,
+    /// `[agents.<name>]`: custom agents and overrides of built-in ones, merged field by field.
+    pub agents: std::collections::BTreeMap<String, AgentConfig>,
+    /// `[tools] version_cache_hours`.
+    pub version_cache_hours: u64,
     /// The configuration files that were found and applied, global first.
     pub files: Vec<PathBuf>,
 }
@@ -42,6 +50,8 @@ pub struct ImageConfig {
 pub struct SandboxConfig {
     /// Host variables passed through to sandboxes when set.
     pub env: Vec<String>,
+    /// Forward the host's SSH agent.
+    pub ssh_agent: bool,
 }
 
 impl Default for Config {
@@ -54,6 +64,8 @@ impl Default for Config {
                 base_dockerfile: None,
             },
             sandbox: SandboxConfig::default(),
+            agents: std::collections::BTreeMap::new(),
+            version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
             files: Vec::new(),
         }
     }
@@ -87,6 +99,15 @@ impl Config {
         }
         for name in file.env {
             push_unique(&mut self.sandbox.env, name);
+        }
+        if let Some(ssh_agent) = file.ssh_agent {
+            self.sandbox.ssh_agent = ssh_agent;
+        }
+        for (name, agent) in file.agents {
+            self.agents.entry(name).or_default().merge(agent);
+        }
+        if let Some(hours) = file.version_cache_hours {
+            self.version_cache_hours = hours;
         }
         self.files.push(file.path);
     }

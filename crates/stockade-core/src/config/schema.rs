@@ -8,6 +8,8 @@ use toml::Spanned;
 pub struct ConfigFile {
     pub image: Option<ImageSection>,
     pub sandbox: Option<SandboxSection>,
+    pub agents: Option<std::collections::BTreeMap<Spanned<String>, super::agents::AgentSection>>,
+    pub tools: Option<super::agents::ToolsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,4 +30,6 @@ pub struct ImageSection {
 pub struct SandboxSection {
     /// Names of host environment variables passed through to the sandbox when set.
     pub env: Option<Vec<Spanned<String>>>,
+    /// Forward the host's SSH agent (`SSH_AUTH_SOCK`) into sandboxes.
+    pub ssh_agent: Option<bool>,
 }

@@ -18,7 +18,7 @@ pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
         .await?
         .tag;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let spec = SandboxSpec::new(
+    let mut spec = SandboxSpec::new(
         SandboxRequest {
             namespace: &ctx.namespace,
             project: &project,
@@ -31,11 +31,13 @@ pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
         },
         env,
     );
+    crate::extras::apply(&mut spec, ctx, &project, &config);
+    crate::extras::finish(&mut spec, &ctx.identity.home);
     session::run(&engine, &spec, &ctx.ui).await
 }
 
 /// Six hex characters that make a container name unique.
-fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     format!("{:06x}", hasher.finish() & 0xff_ffff)

@@ -1,6 +1,9 @@
 //! One module per command.
 
+pub mod agents;
 pub mod build;
 pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod update;
+pub mod volumes;

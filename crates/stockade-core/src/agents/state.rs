@@ -1,0 +1,137 @@
+//! What stockade remembers about agents on this host: the version each agent uses (state dir,
+//! `agents.json`) and answers to "what is the latest version?" (cache dir, `versions.json`).
+//! Both are small JSON files written atomically; a missing or unreadable file is empty.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The installed version an agent uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub version: String,
+    pub volume: String,
+    /// Unix seconds.
+    pub installed_at: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub agents: BTreeMap<String, Installed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedVersion {
+    pub version: String,
+    /// Unix seconds.
+    pub checked_at: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionCache {
+    /// Key: `<install kind>:<package>@<spec>`.
+    pub entries: BTreeMap<String, CachedVersion>,
+}
+
+impl State {
+    pub fn path(state_dir: &Path, namespace: &str) -> PathBuf {
+        state_dir.join(file_name("agents", namespace))
+    }
+    pub fn load(path: &Path) -> Self {
+        read_json(path)
+    }
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        write_json(path, self)
+    }
+}
+
+impl VersionCache {
+    pub fn path(cache_dir: &Path, namespace: &str) -> PathBuf {
+        cache_dir.join(file_name("versions", namespace))
+    }
+    pub fn load(path: &Path) -> Self {
+        read_json(path)
+    }
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        write_json(path, self)
+    }
+
+    pub fn key(kind: &str, package: &str, spec: &str) -> String {
+        format!("{kind}:{package}@{spec}")
+    }
+
+    /// A cached answer younger than `ttl_secs` at `now`.
+    pub fn fresh(&self, key: &str, now: u64, ttl_secs: u64) -> Option<&CachedVersion> {
+        self.entries
+            .get(key)
+            .filter(|entry| now.saturating_sub(entry.checked_at) < ttl_secs)
+    }
+}
+
+/// `agents.json`, or `agents-<ns>.json` under a namespace (so test runs never share state).
+fn file_name(stem: &str, namespace: &str) -> String {
+    if namespace.is_empty() {
+        format!("{stem}.json")
+    } else {
+        format!("{stem}-{namespace}.json")
+    }
+}
+
+fn read_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> T {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let scratch = path.with_extension(format!("json.{}", std::process::id()));
+    std::fs::write(&scratch, text)?;
+    std::fs::rename(&scratch, path)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = VersionCache::path(dir.path(), "t");
+        let mut cache = VersionCache::load(&path);
+        let key = VersionCache::key("npm", "x", "latest");
+        cache.entries.insert(
+            key.clone(),
+            CachedVersion {
+                version: "1.0.0".into(),
+                checked_at: 1000,
+            },
+        );
+        cache.save(&path).unwrap();
+        let cache = VersionCache::load(&path);
+        assert!(cache.fresh(&key, 1000 + 3599, 3600).is_some());
+        assert!(cache.fresh(&key, 1000 + 3600, 3600).is_none());
+        assert!(path.ends_with("versions-t.json"));
+    }
+
+    #[test]
+    fn missing_state_is_empty() {
+        assert_eq!(
+            State::load(Path::new("/nonexistent/x.json")),
+            State::default()
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Named volumes (agent tools, per-project homes) and file uploads into created containers.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bollard::models::VolumeCreateRequest;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::connect::Engine;
+use crate::error::EngineError;
+
+/// A volume as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// RFC 3339, as the engine reports it.
+    pub created: String,
+}
+
+impl Engine {
+    /// `None` when the volume does not exist.
+    pub async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {
+        let operation = format!("GET /volumes/{name}");
+        debug!(target: "engine", "{operation}");
+        let result = self.docker.inspect_volume(name).await;
+        let found = EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        Ok(found.map(|v| VolumeInfo {
+            name: v.name,
+            labels: v.labels,
+            created: v.created_at.map(|d| d.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let operation = format!("POST /volumes/create name={name}");
+        debug!(target: "engine", "{operation}");
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_owned()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(())
+    }
+
+    /// Remove a volume; missing is fine. The engine refuses (409) to remove one in use.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let operation = format!("DELETE /volumes/{name}");
+        debug!(target: "engine", "{operation}");
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        let result = self.docker.remove_volume(name, Some(options)).await;
+        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        Ok(())
+    }
+
+    /// Volumes carrying all of the given labels (`key=value` or `key`).
+    pub async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeInfo>, EngineError> {
+        let operation = format!("GET /volumes label={}", labels.join(","));
+        debug!(target: "engine", "{operation}");
+        let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        let mut volumes: Vec<VolumeInfo> = list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeInfo {
+                name: v.name,
+                labels: v.labels,
+                created: v.created_at.map(|d| d.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(volumes)
+    }
+
+    /// Names of the volumes mounted by any container (running or not): those are in use.
+    pub async fn volumes_in_use(&self) -> Result<BTreeSet<String>, EngineError> {
+        let operation = "GET /containers/json all=true (mounts)".to_owned();
+        debug!(target: "engine", "{operation}");
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.mounts.unwrap_or_default())
+            .filter_map(|m| m.name)
+            .collect())
+    }
+
+    /// Upload a tar archive into a created (not yet started) container, extracted at `path`.
+    /// Works on remote engines too. The archive's content is never logged.
+    pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let operation = format!(
+            "PUT /containers/{}/archive path={path} ({} bytes)",
+            id.get(..12).unwrap_or(id),
+            tar.len()
+        );
+        debug!(target: "engine", "{operation}");
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(Bytes::from(tar)))
+            .await
+            .map_err(|e| self.err(&operation, e))
+    }
+}

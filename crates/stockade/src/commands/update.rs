@@ -1,0 +1,80 @@
+//! `stockade update [AGENT…]`: install the latest (or pinned) version into a new volume and switch
+//! to it. A failed install changes nothing: the previous version keeps working.
+
+use stockade_core::agents::State;
+
+use crate::context::Context;
+use crate::exit::{CliError, FAILURE};
+use crate::image::{BuildMode, ensure_foundation};
+use crate::tools::ToolsCtx;
+
+pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
+    let project = ctx.project()?;
+    let config = ctx.config(&project)?;
+    let names = if names.is_empty() {
+        let state = State::load(&State::path(&ctx.dirs.state, ctx.namespace.as_str()));
+        let installed: Vec<String> = state.agents.keys().cloned().collect();
+        if installed.is_empty() {
+            ctx.ui
+                .info("No agent is installed yet; name one: `stockade update claude`");
+            return Ok(0);
+        }
+        installed
+    } else {
+        names
+    };
+    let agents = names
+        .iter()
+        .map(|name| crate::agent::resolve(name, &config))
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = ctx.connect().await?;
+    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
+        .await?
+        .tag;
+    let tools = ToolsCtx {
+        engine: &engine,
+        ctx,
+        config: &config,
+        image: &image,
+    };
+    let mut failed = Vec::new();
+    for agent in &agents {
+        let previous = tools.state().agents.get(&agent.name).cloned();
+        match tools.update(agent).await {
+            Ok(result) => {
+                let was = previous.map(|p| p.version);
+                if was.as_deref() == Some(result.version.as_str()) {
+                    ctx.ui.success(&format!(
+                        "{} {} is up to date ({})",
+                        agent.name, result.version, result.volume
+                    ));
+                } else {
+                    ctx.ui.success(&format!(
+                        "{} {} → {} ({})",
+                        agent.name,
+                        was.as_deref().unwrap_or("not installed"),
+                        result.version,
+                        result.volume
+                    ));
+                }
+            }
+            Err(error) => {
+                eprintln!("{:?}", miette::Report::new(error));
+                if let Some(previous) = previous {
+                    ctx.ui.info(&format!(
+                        "{} stays at {} ({})",
+                        agent.name, previous.version, previous.volume
+                    ));
+                }
+                failed.push(agent.name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        ctx.ui
+            .warn(&format!("update failed for: {}", failed.join(", ")));
+        Ok(FAILURE)
+    }
+}

@@ -1,0 +1,145 @@
+//! `stockade volumes [--json]` and `stockade volumes prune`: agent tools volumes and per-project
+//! home volumes. Prune never removes a volume a container uses (and the engine refuses anyway).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+use stockade_core::agents::State;
+use stockade_core::labels;
+use stockade_engine::{Engine, VolumeInfo};
+
+use crate::cli::VolumesAction;
+use crate::context::Context;
+use crate::exit::CliError;
+
+#[derive(Debug, Serialize)]
+pub struct VolumeRow {
+    pub name: String,
+    /// `tools` or `home`.
+    pub kind: String,
+    /// Tools: the agent and version; home: the project path.
+    pub agent: Option<String>,
+    pub version: Option<String>,
+    pub project: Option<String>,
+    /// Mounted by a container (running or not).
+    pub in_use: bool,
+    /// Tools: the version an agent currently uses (recorded on this host).
+    pub current: bool,
+    pub created: String,
+}
+
+impl VolumeRow {
+    /// Removable by prune: not mounted, and either an agent version no longer in use or the
+    /// home of a project directory that no longer exists.
+    fn unused(&self) -> bool {
+        !self.in_use
+            && match self.kind.as_str() {
+                "tools" => !self.current,
+                "home" => self
+                    .project
+                    .as_deref()
+                    .is_some_and(|p| !Path::new(p).exists()),
+                _ => false,
+            }
+    }
+}
+
+pub async fn run(ctx: &Context, json: bool, action: Option<VolumesAction>) -> Result<u8, CliError> {
+    let engine = ctx.connect().await?;
+    match action {
+        None => {
+            let rows = list(&engine, ctx).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&rows)
+                    .map_err(|e| CliError::other(format!("cannot render JSON: {e}"), None))?;
+                println!("{text}");
+            } else {
+                println!(
+                    "{:<50} {:<6} {:<7} {:<8} WHAT",
+                    "VOLUME", "KIND", "IN USE", "CURRENT"
+                );
+                for row in rows {
+                    let what = match row.kind.as_str() {
+                        "tools" => format!(
+                            "{} {}",
+                            row.agent.unwrap_or_default(),
+                            row.version.unwrap_or_default()
+                        ),
+                        _ => row.project.unwrap_or_default(),
+                    };
+                    println!(
+                        "{:<50} {:<6} {:<7} {:<8} {what}",
+                        row.name,
+                        row.kind,
+                        if row.in_use { "yes" } else { "no" },
+                        if row.current { "yes" } else { "-" },
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Some(VolumesAction::Prune) => {
+            let removed = prune_unused_volumes(&engine, ctx).await?;
+            if removed.is_empty() {
+                ctx.ui.info("No unused volumes");
+            }
+            for name in &removed {
+                println!("{name}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// stockade's volumes in this namespace, with use.
+pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliError> {
+    let ns = ctx.namespace.as_str();
+    let volumes = engine
+        .list_volumes(&[format!("{}={ns}", labels::NAMESPACE)])
+        .await?;
+    let in_use = engine.volumes_in_use().await?;
+    let state = State::load(&State::path(&ctx.dirs.state, ns));
+    let current: BTreeSet<&str> = state.agents.values().map(|i| i.volume.as_str()).collect();
+    Ok(volumes
+        .into_iter()
+        .filter_map(|v| row(v, &in_use, &current))
+        .collect())
+}
+
+fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<&str>) -> Option<VolumeRow> {
+    let kind = v.labels.get(labels::KIND)?.clone();
+    if kind != "tools" && kind != "home" {
+        return None;
+    }
+    Some(VolumeRow {
+        in_use: in_use.contains(&v.name),
+        current: current.contains(v.name.as_str()),
+        agent: v.labels.get(labels::AGENT).cloned(),
+        version: v.labels.get(labels::AGENT_VERSION).cloned(),
+        project: v.labels.get(labels::PROJECT).cloned(),
+        created: v.created,
+        kind,
+        name: v.name,
+    })
+}
+
+/// Remove unused volumes (see [`VolumeRow::unused`]); returns their names. `stockade prune`
+/// calls this too.
+pub async fn prune_unused_volumes(engine: &Engine, ctx: &Context) -> Result<Vec<String>, CliError> {
+    let mut removed = Vec::new();
+    for row in list(engine, ctx).await? {
+        if !row.unused() {
+            continue;
+        }
+        match engine.remove_volume(&row.name).await {
+            Ok(()) => removed.push(row.name),
+            // In use after all (a container started meanwhile): keep it.
+            Err(e) if e.status() == Some(409) => {
+                tracing::debug!("kept {}: {e}", row.name);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(removed)
+}

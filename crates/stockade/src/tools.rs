@@ -1,0 +1,375 @@
+//! Agent tools volumes: resolve the version an agent uses, install it into its version-keyed
+//! volume in a helper container when missing, and remember what is installed.
+//!
+//! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use stockade_core::agents::{
+    self, Agent, Installed, State, VersionCache, install_script, mount_path, now, parse_version,
+    query_command, query_script, verify_script,
+};
+use stockade_core::config::Config;
+use stockade_core::labels;
+use stockade_core::names::sanitize;
+use stockade_core::sandbox::VolumeMount;
+use stockade_engine::Engine;
+
+use crate::context::Context;
+use crate::exit::CliError;
+use crate::helper;
+use crate::ui::seconds;
+
+/// The tools volume an agent runs from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tools {
+    pub version: String,
+    pub volume: String,
+    /// Whether this call installed it.
+    pub installed: bool,
+}
+
+impl Tools {
+    /// The read-only mount of this volume in a sandbox.
+    pub fn mount(&self, agent: &Agent) -> VolumeMount {
+        VolumeMount {
+            volume: self.volume.clone(),
+            target: mount_path(&agent.name).into(),
+            read_only: true,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything the tools code needs.
+pub struct ToolsCtx<'a> {
+    pub engine: &'a Engine,
+    pub ctx: &'a Context,
+    pub config: &'a Config,
+    /// The image helpers run from.
+    pub image: &'a str,
+}
+
+impl ToolsCtx<'_> {
+    fn state_path(&self) -> PathBuf {
+        State::path(&self.ctx.dirs.state, self.ctx.namespace.as_str())
+    }
+
+    fn cache_path(&self) -> PathBuf {
+        VersionCache::path(&self.ctx.dirs.cache, self.ctx.namespace.as_str())
+    }
+
+    pub fn state(&self) -> State {
+        State::load(&self.state_path())
+    }
+
+    /// The version a launch uses: the pin, else the recorded one, else the latest (cached).
+    /// When a pinned version cannot be installed but another one is, that one runs, with a
+    /// warning.
+    pub async fn ensure_for_launch(&self, agent: &Agent) -> Result<Tools, CliError> {
+        let recorded = self.state().agents.get(&agent.name).cloned();
+        let version = if !agent.is_latest() {
+            agent.version.clone()
+        } else if let Some(recorded) = &recorded {
+            recorded.version.clone()
+        } else {
+            self.latest(agent, true).await?
+        };
+        match self
+            .ensure_version(agent, &version, recorded.as_ref())
+            .await
+        {
+            Ok(tools) => Ok(tools),
+            Err(error) => match recorded {
+                Some(previous)
+                    if previous.version != version
+                        && self
+                            .engine
+                            .inspect_volume(&previous.volume)
+                            .await?
+                            .is_some() =>
+                {
+                    self.ctx.ui.warn(&format!(
+                        "{error}\nrunning the installed {} {} instead; fix `[agents.{}] version` and run `stockade update {}`",
+                        agent.name, previous.version, agent.name, agent.name
+                    ));
+                    Ok(Tools {
+                        version: previous.version,
+                        volume: previous.volume,
+                        installed: false,
+                    })
+                }
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// `stockade update`: the pin or the latest (asked now), installed and recorded.
+    pub async fn update(&self, agent: &Agent) -> Result<Tools, CliError> {
+        let version = if agent.is_latest() {
+            self.latest(agent, false).await?
+        } else {
+            agent.version.clone()
+        };
+        let recorded = self.state().agents.get(&agent.name).cloned();
+        self.ensure_version(agent, &version, recorded.as_ref())
+            .await
+    }
+
+    /// Make sure `version` is installed in its volume, and record it as the one in use.
+    async fn ensure_version(
+        &self,
+        agent: &Agent,
+        version: &str,
+        recorded: Option<&Installed>,
+    ) -> Result<Tools, CliError> {
+        let volume = self.ctx.namespace.tools_volume(&agent.name, version);
+        let known = recorded.is_some_and(|r| r.volume == volume);
+        let exists = self.engine.inspect_volume(&volume).await?.is_some();
+        if exists && known {
+            return Ok(Tools {
+                version: version.to_owned(),
+                volume,
+                installed: false,
+            });
+        }
+        let _lock = Lock::acquire(self.ctx, &volume)?;
+        let exists = exists || self.engine.inspect_volume(&volume).await?.is_some();
+        let complete = exists && self.is_complete(agent, &volume).await?;
+        if !complete {
+            self.install(agent, version, &volume).await?;
+        }
+        self.record(agent, version, &volume)?;
+        Ok(Tools {
+            version: version.to_owned(),
+            volume,
+            installed: !complete,
+        })
+    }
+
+    async fn is_complete(&self, agent: &Agent, volume: &str) -> Result<bool, CliError> {
+        let out = helper::run(
+            self.engine,
+            &self.ctx.namespace,
+            self.image,
+            &verify_script(&agent.name),
+            vec![self.rw_mount(agent, volume)],
+            false,
+        )
+        .await?;
+        Ok(out.ok())
+    }
+
+    fn rw_mount(&self, agent: &Agent, volume: &str) -> VolumeMount {
+        VolumeMount {
+            volume: volume.to_owned(),
+            target: mount_path(&agent.name).into(),
+            read_only: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    async fn install(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
+        let ui = &self.ctx.ui;
+        let task = ui.task(&format!(
+            "Installing {} {version} ({}) into volume {volume}…",
+            agent.name, agent.package
+        ));
+        let volume_labels = HashMap::from([
+            (labels::KIND.to_owned(), "tools".to_owned()),
+            (labels::AGENT.to_owned(), agent.name.clone()),
+            (labels::AGENT_VERSION.to_owned(), version.to_owned()),
+            (
+                labels::NAMESPACE.to_owned(),
+                self.ctx.namespace.as_str().to_owned(),
+            ),
+            (
+                labels::VERSION.to_owned(),
+                labels::STOCKADE_VERSION.to_owned(),
+            ),
+        ]);
+        self.engine.create_volume(volume, volume_labels).await?;
+        let result = helper::run(
+            self.engine,
+            &self.ctx.namespace,
+            self.image,
+            &install_script(agent, version),
+            vec![self.rw_mount(agent, volume)],
+            ui.verbose > 0,
+        )
+        .await;
+        let elapsed = task.elapsed();
+        task.finish();
+        let failure = match result {
+            Ok(out) if out.ok() => None,
+            Ok(out) => Some(out.tail(12)),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(detail) = failure {
+            // Never leave a half-installed volume behind.
+            if let Err(e) = self.engine.remove_volume(volume).await {
+                tracing::debug!("removing failed install {volume}: {e}");
+            }
+            return Err(CliError::Other {
+                message: format!(
+                    "installing {} {version} ({} from {}) failed:\n{detail}",
+                    agent.name,
+                    agent.package,
+                    registry(agent)
+                ),
+                help: Some(format!(
+                    "check that version {version} of {} exists and that the registry is reachable \
+                     (proxy, `[image] ca_certificates`); the previously installed version, if any, is unchanged",
+                    agent.package
+                )),
+            });
+        }
+        ui.success(&format!(
+            "Installed {} {version} ({})",
+            agent.name,
+            seconds(elapsed)
+        ));
+        Ok(())
+    }
+
+    fn record(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
+        let path = self.state_path();
+        let mut state = State::load(&path);
+        let entry = Installed {
+            version: version.to_owned(),
+            volume: volume.to_owned(),
+            installed_at: now(),
+        };
+        if state.agents.get(&agent.name).map(|e| &e.volume) == Some(&entry.volume) {
+            return Ok(());
+        }
+        state.agents.insert(agent.name.clone(), entry);
+        state.save(&path).map_err(|e| {
+            CliError::other(
+                format!("cannot record installed agents in {}: {e}", path.display()),
+                Some("check the permissions of stockade's state directory"),
+            )
+        })
+    }
+
+    /// The newest version for the agent's spec: the cache (when `use_cache` and fresh), else a
+    /// helper container, else the same query on the host.
+    pub async fn latest(&self, agent: &Agent, use_cache: bool) -> Result<String, CliError> {
+        let key = VersionCache::key(agent.install.runtime(), &agent.package, &agent.version);
+        let path = self.cache_path();
+        let mut cache = VersionCache::load(&path);
+        let ttl = self.config.version_cache_hours.saturating_mul(3600);
+        if use_cache && let Some(hit) = cache.fresh(&key, now(), ttl) {
+            return Ok(hit.version.clone());
+        }
+        let task = self.ctx.ui.task(&format!(
+            "Looking up the latest version of {} ({})…",
+            agent.name, agent.package
+        ));
+        let in_helper = helper::run(
+            self.engine,
+            &self.ctx.namespace,
+            self.image,
+            &query_script(agent),
+            Vec::new(),
+            false,
+        )
+        .await;
+        task.finish();
+        let (version, problem) = match in_helper {
+            Ok(out) if out.ok() => (parse_version(&out.stdout), out.tail(3)),
+            Ok(out) => (None, out.tail(6)),
+            Err(e) => (None, e.to_string()),
+        };
+        let version = match version {
+            Some(v) => v,
+            None => match query_on_host(agent) {
+                Some(v) => v,
+                None => {
+                    return Err(CliError::Other {
+                        message: format!(
+                            "cannot find out the latest version of {} ({} on {}){}",
+                            agent.name,
+                            agent.package,
+                            registry(agent),
+                            if problem.is_empty() {
+                                String::new()
+                            } else {
+                                format!(":\n{problem}")
+                            }
+                        ),
+                        help: Some(format!(
+                            "check that the package exists and the registry is reachable, or pin a version: \
+                             `[agents.{}] version = \"x.y.z\"`",
+                            agent.name
+                        )),
+                    });
+                }
+            },
+        };
+        cache.entries.insert(
+            key,
+            agents::CachedVersion {
+                version: version.clone(),
+                checked_at: now(),
+            },
+        );
+        if let Err(e) = cache.save(&path) {
+            tracing::debug!("saving the version cache: {e}");
+        }
+        Ok(version)
+    }
+}
+
+fn registry(agent: &Agent) -> &'static str {
+    match agent.install {
+        agents::InstallKind::Npm => "the npm registry",
+        agents::InstallKind::Pypi => "PyPI",
+    }
+}
+
+/// The version query run on the host, when the helper could not answer (and the host has npm
+/// or python3).
+fn query_on_host(agent: &Agent) -> Option<String> {
+    let argv = query_command(agent);
+    let (program, args) = argv.split_first()?;
+    tracing::debug!("host: {program} (version query)");
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| parse_version(&String::from_utf8_lossy(&out.stdout)))
+        .flatten()
+}
+
+/// One install of a volume at a time across stockade processes.
+struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    fn acquire(ctx: &Context, volume: &str) -> Result<Self, CliError> {
+        let dir: &Path = &ctx.dirs.state.join("locks");
+        let path = dir.join(format!("{}.lock", sanitize(volume, 100)));
+        let io_error = |e: std::io::Error| {
+            CliError::other(
+                format!("cannot create the install lock {}: {e}", path.display()),
+                Some("check the permissions of stockade's state directory"),
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error)?;
+        file.lock().map_err(io_error)?;
+        Ok(Self { _file: file })
+    }
+}
