@@ -106,3 +106,95 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     }
     Ok(0)
 }
+
+/// One agent in `stockade check`: its runtime and whether the sandbox image has it.
+#[derive(Debug, Serialize)]
+pub struct AgentCheck {
+    pub name: String,
+    pub version: String,
+    pub installed: Option<String>,
+    /// The runtime the image must provide (`null`: the agent brings its own).
+    pub runtime: Option<&'static str>,
+    /// Whether the image has it (`null`: unknown, e.g. the image is not built yet).
+    pub runtime_present: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// The agents section of `stockade check`. Looks into `image` (when given) with one helper
+/// container for the runtimes agents need.
+pub async fn check_section(
+    engine: Option<&stockade_engine::Engine>,
+    ctx: &Context,
+    config: &stockade_core::config::Config,
+    image: Option<&str>,
+) -> Vec<AgentCheck> {
+    let mut present: Option<BTreeSet<String>> = None;
+    if let (Some(engine), Some(image)) = (engine, image) {
+        let script = "for t in node python3; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; true";
+        match crate::helper::run(engine, &ctx.namespace, image, script, Vec::new(), false).await {
+            Ok(out) if out.ok() => {
+                present = Some(out.stdout.lines().map(|l| l.trim().to_owned()).collect());
+            }
+            Ok(out) => tracing::debug!("runtime probe: {}", out.tail(3)),
+            Err(e) => tracing::debug!("runtime probe: {e}"),
+        }
+    }
+    let state = State::load(&State::path(&ctx.dirs.state, ctx.namespace.as_str()));
+    agents::names(config)
+        .into_iter()
+        .map(|name| {
+            let installed = state.agents.get(&name).map(|i| i.version.clone());
+            match agents::resolve(&name, config) {
+                Ok(agent) => {
+                    let runtime = agent.required_runtime();
+                    AgentCheck {
+                        name,
+                        version: agent.version.clone(),
+                        installed,
+                        runtime,
+                        runtime_present: runtime
+                            .and_then(|r| present.as_ref().map(|p| p.contains(r))),
+                        error: None,
+                    }
+                }
+                Err(e) => AgentCheck {
+                    name,
+                    version: String::new(),
+                    installed,
+                    runtime: None,
+                    runtime_present: None,
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Human lines for `stockade check`.
+pub fn print_check(ui: &crate::ui::Ui, checks: &[AgentCheck]) {
+    for check in checks {
+        let (ok, detail) = match (&check.error, check.runtime, check.runtime_present) {
+            (Some(e), _, _) => (false, e.clone()),
+            (None, Some(runtime), Some(false)) => (
+                false,
+                format!(
+                    "needs {runtime}, which the sandbox image does not have: install {runtime} in the base image, or (npm agents) set `[agents.{}] node = \"22\"`",
+                    check.name
+                ),
+            ),
+            (None, _, _) => (
+                true,
+                match &check.installed {
+                    Some(v) => format!("{} installed", v),
+                    None => format!("{} (installed on first use)", check.version),
+                },
+            ),
+        };
+        let mark = if ok {
+            ui.paint("32", "ok  ")
+        } else {
+            ui.paint("31", "FAIL")
+        };
+        println!("{mark} Agent {}: {detail}", check.name);
+    }
+}

@@ -23,6 +23,7 @@ struct Report {
     config: ConfigCheck,
     project: ProjectCheck,
     images: ImagesCheck,
+    agents: Vec<super::agents::AgentCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +117,13 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         _ => ImageCheck::unknown(tag, None),
     };
 
+    let agents = match config_result.as_ref().ok() {
+        Some(config) => {
+            let image = (foundation.status == "up-to-date").then_some(foundation.tag.as_str());
+            super::agents::check_section(engine.as_ref(), ctx, config, image).await
+        }
+        None => Vec::new(),
+    };
     let report = Report {
         ok: engine_check.ok && config_check.ok,
         engine: engine_check,
@@ -127,6 +135,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
             git: project.is_git,
         },
         images: ImagesCheck { foundation },
+        agents,
     };
 
     if json {
@@ -269,4 +278,5 @@ fn print_human(ctx: &Context, report: &Report) {
         other => other,
     };
     println!("{} Foundation image: {status} ({})", mark(true), f.tag);
+    super::agents::print_check(ui, &report.agents);
 }

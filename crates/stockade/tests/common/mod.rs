@@ -312,6 +312,16 @@ impl Drop for Env {
         for id in self.containers() {
             let _ = docker(&["rm", "-f", &id]);
         }
+        // The project's home volume (tools volumes are shared, like the foundation).
+        let filter = format!("label=io.stockade.project={}", self.project.display());
+        if let Ok(out) = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &filter])
+            .output()
+        {
+            for name in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = docker(&["volume", "rm", "-f", name]);
+            }
+        }
         if self.owns_namespace {
             let filter = format!("label=io.stockade.namespace={}", self.namespace);
             let ids = docker_stdout(&["images", "-q", "--filter", &filter]);

@@ -1,0 +1,299 @@
+//! Agents on the real engine with real packages from the npm registry: install into tools
+//! volumes, versions and updates, secrets, config dirs, git worktrees.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Env, HostUser, docker, docker_stdout, poll};
+
+/// A custom agent from npm whose command runs another command (`cross-env CMD…`): lets a test
+/// look at the agent process's environment. Pinned: cross-env 7 runs on Debian's Node 18.
+fn envy_config(extra: &str) -> String {
+    format!(
+        "{}\n[sandbox]\nenv = [\"STOCKADE_T_PLAIN\"]\n\n[agents.envy]\ninstall = \"npm\"\npackage = \"cross-env\"\ncommand = \"cross-env\"\nversion = \"7.0.3\"\napi_keys = [\"ENVY_API_KEY\"]\nconfig_dirs = [\".envy\"]\n{extra}",
+        common::default_config(&common::base_image())
+    )
+}
+
+fn tools_volumes(env: &Env, agent: &str) -> Vec<String> {
+    let out = docker_stdout(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=io.stockade.namespace={}", env.namespace),
+        "--filter",
+        &format!("label=io.stockade.agent={agent}"),
+    ]);
+    out.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn opencode_installs_once_into_a_tools_volume_and_runs() {
+    let env = Env::new();
+    // A fresh engine as far as OpenCode goes: no tools volume yet.
+    for volume in tools_volumes(&env, "opencode") {
+        let _ = docker(&["volume", "rm", &volume]);
+    }
+    assert!(tools_volumes(&env, "opencode").is_empty());
+
+    let first = env.run(&["opencode", "--version"]);
+    first.expect_code(0);
+    let version = first.stdout().trim().to_owned();
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "opencode --version printed {version:?}\n{}",
+        first.stderr()
+    );
+    assert!(
+        first
+            .stderr()
+            .contains(&format!("Installing opencode {version}")),
+        "{}",
+        first.stderr()
+    );
+    assert_eq!(
+        tools_volumes(&env, "opencode"),
+        [format!(
+            "{}-stockade-tools-opencode-{version}",
+            env.namespace
+        )]
+    );
+
+    let second = env.run(&["opencode", "--version"]);
+    second.expect_code(0);
+    assert_eq!(second.stdout().trim(), version);
+    assert!(
+        !second.stderr().contains("Installing"),
+        "the second run installed again:\n{}",
+        second.stderr()
+    );
+
+    // The resolved version is recorded and shown, never just "latest".
+    let agents = env.run(&["agents", "--json"]);
+    agents.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&agents.stdout()).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "opencode")
+        .unwrap();
+    assert_eq!(row["version"], "latest");
+    assert_eq!(row["installed"], version.as_str());
+    assert_eq!(row["volume_present"], true);
+    assert!(env.containers().is_empty());
+}
+
+#[test]
+fn codex_installs_and_runs() {
+    let env = Env::new();
+    let run = env.run(&["codex", "--version"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("codex"),
+        "stdout: {}\nstderr: {}",
+        run.stdout(),
+        run.stderr()
+    );
+}
+
+#[test]
+fn custom_agent_from_config_installs_and_runs() {
+    let env = Env::new();
+    env.write_global_config(&format!(
+        "{}\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let run = env.run(&["moo", "hello", "from", "a", "custom", "agent"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("hello from a custom agent"),
+        "{}",
+        run.stdout()
+    );
+    assert!(run.stdout().contains("(oo)"), "{}", run.stdout());
+
+    let unknown = env.run(&["no-such-agent", "--x"]);
+    unknown.expect_code(1);
+    assert!(
+        unknown
+            .stderr()
+            .contains("unknown command or agent \"no-such-agent\""),
+        "{}",
+        unknown.stderr()
+    );
+}
+
+#[test]
+fn secrets_reach_the_agent_but_not_the_container_configuration() {
+    let env = Env::new()
+        .env("ENVY_API_KEY", "sk-envy-0123456789")
+        .env("STOCKADE_T_PLAIN", "plain-secret-value-42");
+    env.write_global_config(&envy_config(""));
+    // Install first, so the run below is quick.
+    env.run(&["envy", "true"]).expect_code(0);
+
+    let script = "echo \"key=$ENVY_API_KEY plain=$STOCKADE_T_PLAIN\"; \
+                  test -e /.stockade-secrets && echo secrets-file-left || echo secrets-file-gone; \
+                  sleep 8";
+    let child = env
+        .command(&["-v", "envy", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = poll(Duration::from_secs(60), || {
+        env.containers().into_iter().next()
+    })
+    .expect("the sandbox container appears");
+    let running = poll(Duration::from_secs(30), || {
+        let state = docker(&["inspect", "--format", "{{.State.Running}}", &id]);
+        (String::from_utf8_lossy(&state.stdout).trim() == "true").then_some(())
+    });
+    assert!(running.is_some(), "the sandbox never ran");
+    let inspect = docker_stdout(&["inspect", &id]);
+    assert!(
+        !inspect.contains("sk-envy-0123456789"),
+        "API key in docker inspect"
+    );
+    assert!(
+        !inspect.contains("plain-secret-value-42"),
+        "[sandbox] env value in docker inspect"
+    );
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("key=sk-envy-0123456789 plain=plain-secret-value-42"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("secrets-file-gone"), "{stdout}");
+    assert!(
+        stderr.contains("PUT /containers/"),
+        "-v shows the upload: {stderr}"
+    );
+    assert!(
+        !stderr.contains("sk-envy-0123456789"),
+        "API key in -v output"
+    );
+    assert!(
+        !stderr.contains("plain-secret-value-42"),
+        "env value in -v output"
+    );
+}
+
+#[test]
+fn files_the_agent_writes_in_its_config_dir_belong_to_the_host_user() {
+    let user = HostUser::ensure(1234, "stockade-t1234");
+    let env = Env::new().run_as(user.clone());
+    env.write_global_config(&envy_config(""));
+    let run = env.run(&[
+        "envy",
+        "sh",
+        "-c",
+        "echo hi > \"$HOME/.envy/written\" && id -u",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout().trim(), "1234");
+    let written = env.home.join(".envy/written");
+    let meta = std::fs::metadata(&written).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "hi\n");
+}
+
+#[test]
+fn pinned_versions_update_into_new_volumes_and_a_failed_update_keeps_the_previous() {
+    let env = Env::new();
+    let config = |version: &str| {
+        format!(
+            "{}\n[agents.moo-pin]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"{version}\"\n",
+            common::default_config(&common::base_image())
+        )
+    };
+    let volume = |version: &str| format!("{}-stockade-tools-moo-pin-{version}", env.namespace);
+
+    env.write_global_config(&config("1.5.0"));
+    env.run(&["moo-pin", "one"]).expect_code(0);
+    assert!(tools_volumes(&env, "moo-pin").contains(&volume("1.5.0")));
+
+    env.write_global_config(&config("1.6.0"));
+    let update = env.run(&["update", "moo-pin"]);
+    update.expect_code(0);
+    assert!(
+        update.stderr().contains("1.5.0 → 1.6.0"),
+        "{}",
+        update.stderr()
+    );
+    let run = env.run(&["-v", "moo-pin", "two"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("two"));
+    assert!(run.stderr().contains(&volume("1.6.0")), "{}", run.stderr());
+
+    env.write_global_config(&config("0.0.0-does-not-exist"));
+    let failed = env.run(&["update", "moo-pin"]);
+    failed.expect_code(1);
+    let stderr = failed.stderr();
+    assert!(
+        stderr.contains(
+            "installing moo-pin 0.0.0-does-not-exist (cowsay from the npm registry) failed"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("moo-pin stays at 1.6.0"), "{stderr}");
+    assert!(!tools_volumes(&env, "moo-pin").contains(&volume("0.0.0-does-not-exist")));
+
+    // The previous version still runs (with a warning about the pin).
+    let still = env.run(&["moo-pin", "three"]);
+    still.expect_code(0);
+    assert!(still.stdout().contains("three"), "{}", still.stdout());
+    assert!(
+        still
+            .stderr()
+            .contains("running the installed moo-pin 1.6.0 instead"),
+        "{}",
+        still.stderr()
+    );
+}
+
+#[test]
+fn git_works_in_a_worktree() {
+    let env = Env::new();
+    let main = env.root.join("main");
+    let git = |dir: &Path, args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    std::fs::create_dir_all(&main).unwrap();
+    git(&main, &["init", "-q", "-b", "main"]);
+    std::fs::write(main.join("README"), "hi\n").unwrap();
+    git(&main, &["add", "README"]);
+    git(&main, &["commit", "-q", "-m", "first"]);
+    std::fs::remove_dir(&env.project).unwrap();
+    git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "wt",
+            env.project.to_str().unwrap(),
+        ],
+    );
+    let run = env.run(&["exec", "--", "git", "status"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("On branch wt"), "{}", run.stdout());
+}
