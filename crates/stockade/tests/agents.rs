@@ -117,6 +117,20 @@ fn custom_agent_from_config_installs_and_runs() {
     );
     assert!(run.stdout().contains("(oo)"), "{}", run.stdout());
 
+    // check: the agent needs node, and the image has it.
+    let check = env.run(&["check", "--json"]);
+    check.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout()).unwrap();
+    let moo = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "moo")
+        .unwrap()
+        .clone();
+    assert_eq!(moo["runtime"], "node");
+    assert_eq!(moo["runtime_present"], true);
+
     let unknown = env.run(&["no-such-agent", "--x"]);
     unknown.expect_code(1);
     assert!(
@@ -296,4 +310,149 @@ fn git_works_in_a_worktree() {
     let run = env.run(&["exec", "--", "git", "status"]);
     run.expect_code(0);
     assert!(run.stdout().contains("On branch wt"), "{}", run.stdout());
+}
+
+#[test]
+fn gemini_brings_its_own_node() {
+    let env = Env::new();
+    let run = env.run(&["gemini", "--version"]);
+    run.expect_code(0);
+    let version = run.stdout().trim().to_owned();
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{version:?}\n{}",
+        run.stderr()
+    );
+    // Debian 12's Node.js is 18; Gemini CLI runs on the Node.js 22 in its tools volume.
+    let volume = format!("{}-stockade-tools-gemini-{version}", env.namespace);
+    let node = docker_stdout(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/opt/stockade/agents/gemini:ro"),
+        &env.foundation_tag(),
+        "/opt/stockade/agents/gemini/bin/node",
+        "--version",
+    ]);
+    assert!(node.starts_with("v22."), "{node}");
+}
+
+#[test]
+fn home_volume_keeps_files_between_runs_and_ssh_agent_is_opt_in() {
+    let env = Env::new();
+    env.run(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > \"$HOME/.history-test\"",
+    ])
+    .expect_code(0);
+    let again = env.run(&["exec", "--", "sh", "-c", "cat \"$HOME/.history-test\""]);
+    again.expect_code(0);
+    assert_eq!(again.stdout().trim(), "kept");
+
+    let socket = env.root.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let env = env.env("SSH_AUTH_SOCK", socket.to_str().unwrap());
+    let probe = "test -S \"${SSH_AUTH_SOCK:-/nonexistent}\" && echo forwarded || echo none";
+    let off = env.run(&["exec", "--", "sh", "-c", probe]);
+    off.expect_code(0);
+    assert_eq!(off.stdout().trim(), "none");
+    let on = env.run(&["--ssh-agent", "exec", "--", "sh", "-c", probe]);
+    on.expect_code(0);
+    assert_eq!(on.stdout().trim(), "forwarded");
+}
+
+#[test]
+fn volumes_prune_removes_only_unused_volumes() {
+    // Volumes only: no image needed, so a namespace of its own costs nothing.
+    let env = Env::isolated("prune");
+    let ns = env.namespace.clone();
+    let volume = |name: &str, labels: &[String]| {
+        let mut args = vec!["volume".to_owned(), "create".to_owned()];
+        for label in labels {
+            args.push("--label".into());
+            args.push(label.clone());
+        }
+        args.push(name.to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker_stdout(&args);
+    };
+    let tools = |agent: &str, version: &str| {
+        let name = format!("{ns}-stockade-tools-{agent}-{version}");
+        volume(
+            &name,
+            &[
+                "io.stockade.kind=tools".into(),
+                format!("io.stockade.namespace={ns}"),
+                format!("io.stockade.agent={agent}"),
+                format!("io.stockade.agent-version={version}"),
+            ],
+        );
+        name
+    };
+    let old = tools("moo", "1.0.0");
+    let used = tools("moo", "1.1.0");
+    let gone_home = format!("{ns}-stockade-home-000000000000");
+    volume(
+        &gone_home,
+        &[
+            "io.stockade.kind=home".into(),
+            format!("io.stockade.namespace={ns}"),
+            "io.stockade.project=/nonexistent/project".into(),
+        ],
+    );
+    let live_home = format!("{ns}-stockade-home-111111111111");
+    volume(
+        &live_home,
+        &[
+            "io.stockade.kind=home".into(),
+            format!("io.stockade.namespace={ns}"),
+            format!("io.stockade.project={}", env.project.display()),
+        ],
+    );
+    // A container (not even running) that mounts `used`.
+    docker_stdout(&[
+        "create",
+        "--label",
+        &format!("io.stockade.project={}", env.project.display()),
+        "-v",
+        &format!("{used}:/x"),
+        &common::base_image(),
+        "true",
+    ]);
+
+    let list = env.run(&["volumes", "--json"]);
+    list.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&list.stdout()).unwrap();
+    let in_use: Vec<(String, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["in_use"] == true))
+        .collect();
+    assert!(in_use.contains(&(used.clone(), true)), "{in_use:?}");
+    assert!(in_use.contains(&(old.clone(), false)), "{in_use:?}");
+
+    let prune = env.run(&["volumes", "prune"]);
+    prune.expect_code(0);
+    let stdout = prune.stdout();
+    assert!(
+        stdout.contains(&old) && stdout.contains(&gone_home),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&used) && !stdout.contains(&live_home),
+        "{stdout}"
+    );
+    let exists = |name: &str| docker(&["volume", "inspect", name]).status.success();
+    assert!(!exists(&old) && !exists(&gone_home));
+    assert!(exists(&used) && exists(&live_home));
+    for id in env.containers() {
+        docker_stdout(&["rm", "-f", &id]);
+    }
+    for name in [&used, &live_home] {
+        docker_stdout(&["volume", "rm", name]);
+    }
 }

@@ -121,3 +121,58 @@ fn missing_files_mean_defaults() {
     assert_eq!(config, Config::default());
     assert_eq!(config.image.from, DEFAULT_FROM);
 }
+
+#[test]
+fn agents_and_tools_sections() {
+    let file = parse_str(
+        "[tools]\nversion_cache_hours = 2\n[sandbox]\nssh_agent = true\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\nversion = \"1.6.0\"\nconfig_dirs = [\"~/.moo\", \".config/moo/\"]\napi_keys = [\"MOO_KEY\"]\nenv = { MOO_UPDATE = \"0\" }\n[agents.claude]\nskip_permissions = false\n",
+    )
+    .unwrap();
+    assert_eq!(file.version_cache_hours, Some(2));
+    assert_eq!(file.ssh_agent, Some(true));
+    let moo = &file.agents["moo"];
+    assert_eq!(moo.package.as_deref(), Some("cowsay"));
+    assert_eq!(
+        moo.config_dirs.as_deref(),
+        Some(&[".moo".to_owned(), ".config/moo".to_owned()][..])
+    );
+    assert_eq!(file.agents["claude"].skip_permissions, Some(false));
+}
+
+#[test]
+fn bad_agent_values_point_at_them() {
+    match parse_str(
+        "[agents.Bad]\ninstall = \"npm\"\n[agents.x]\ninstall = \"cargo\"\nversion = \"1 2\"\nconfig_dirs = [\"/etc\", \"../up\"]\n",
+    ) {
+        Err(ConfigError::Invalid { errors }) => {
+            let at: Vec<_> = errors.iter().map(|e| e.line).collect();
+            assert_eq!(at, vec![1, 4, 5, 6, 6], "{errors:?}");
+            assert!(
+                errors[1]
+                    .help
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("npm, pypi")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn agent_layers_merge_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let global = dir.path().join("global.toml");
+    let project = dir.path().join("project.toml");
+    std::fs::write(
+        &global,
+        "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\nversion = \"1.5.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(&project, "[agents.moo]\nversion = \"1.6.0\"\n").unwrap();
+    let config = Config::load(&global, &project, dir.path()).unwrap();
+    let moo = &config.agents["moo"];
+    assert_eq!(moo.package.as_deref(), Some("cowsay"));
+    assert_eq!(moo.version.as_deref(), Some("1.6.0"));
+    assert_eq!(config.version_cache_hours, 24);
+}
