@@ -9,14 +9,6 @@
 # STOCKADE_NEEDS (a runtime the command needs, e.g. node), and the secrets file.
 set -eu
 
-# Secrets (API keys, `[sandbox] env`) arrive in a root-only file uploaded before start, never in
-# the container's configuration: read it, then delete it before anything else runs.
-secrets=/.stockade-secrets
-if [ -f "$secrets" ]; then
-    . "$secrets"
-    rm -f "$secrets" || echo "stockade: warning: could not delete $secrets" >&2
-fi
-
 if [ -n "${STOCKADE_PATH:-}" ]; then
     PATH="$STOCKADE_PATH:$PATH"
     export PATH
@@ -49,6 +41,15 @@ login_shell() {
     done
     fail 127 "no shell (/bin/bash or /bin/sh) in this image"
 }
+
+# Secrets (API keys, `[sandbox] env`) arrive in a root-only file uploaded before start, never in
+# the container's configuration: read it, then delete it before anything else runs.
+secrets=/.stockade-secrets
+if [ -f "$secrets" ]; then
+    [ -r "$secrets" ] || fail 126 "cannot read the secrets file $secrets (the entrypoint must start as root)"
+    . "$secrets"
+    rm -f "$secrets" || echo "stockade: warning: could not delete $secrets" >&2
+fi
 
 # Give the image's user with the host uid the host's name, group and HOME (or add one). An image
 # user that already has the host's name under another uid is renamed out of the way.

@@ -5,7 +5,13 @@ use clap_complete::Shell;
 
 /// Run AI coding agents in hardened, reproducible containers.
 #[derive(Debug, Parser)]
-#[command(name = "stockade", version, about, propagate_version = true)]
+#[command(
+    name = "stockade",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Agents:\n  stockade claude|opencode|codex|gemini [ARGS…]   run an agent; ARGS go to the agent untouched\n  stockade <name> [ARGS…]                         an agent described under [agents.<name>]\n\nSee docs/agents.md."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

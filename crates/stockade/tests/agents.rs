@@ -117,6 +117,20 @@ fn custom_agent_from_config_installs_and_runs() {
     );
     assert!(run.stdout().contains("(oo)"), "{}", run.stdout());
 
+    // Everything after the agent's name goes to the agent, untouched.
+    let help = env.run(&["moo", "--help"]);
+    assert!(
+        !help.stdout().contains("Run AI coding agents"),
+        "stockade's help instead of the agent's:\n{}",
+        help.stdout()
+    );
+    assert!(
+        format!("{}{}", help.stdout(), help.stderr()).contains("cowsay"),
+        "{}\n{}",
+        help.stdout(),
+        help.stderr()
+    );
+
     // check: the agent needs node, and the image has it.
     let check = env.run(&["check", "--json"]);
     check.expect_code(0);
