@@ -470,3 +470,19 @@ fn volumes_prune_removes_only_unused_volumes() {
         docker_stdout(&["volume", "rm", name]);
     }
 }
+
+#[test]
+fn pypi_agent_installs_into_a_venv_and_runs() {
+    let env = Env::new();
+    env.write_global_config(&format!(
+        "{}\n[agents.pymoo]\ninstall = \"pypi\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"6.1\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let run = env.run(&["pymoo", "-t", "hello from pypi"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("hello from pypi"), "{}", run.stdout());
+    assert!(
+        tools_volumes(&env, "pymoo")
+            .contains(&format!("{}-stockade-tools-pymoo-6.1", env.namespace))
+    );
+}
