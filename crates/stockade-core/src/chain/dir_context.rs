@@ -84,48 +84,46 @@ impl DirContext {
         };
         ignore.keep("Dockerfile");
 
+        let walker = Walker {
+            ignore,
+            always_excluded,
+        };
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 8);
+        // Breadth-first until there are enough directories to share, then each thread walks
+        // its share depth-first: stat calls dominate, and they run in parallel.
         let mut entries = Vec::new();
-        let mut pending = vec![(root.to_path_buf(), String::new())];
-        while let Some((dir, prefix)) = pending.pop() {
-            for item in fs::read_dir(&dir).map_err(io(&dir))? {
-                let item = item.map_err(io(&dir))?;
-                let name = item.file_name();
-                let name = name.to_string_lossy();
-                let rel = if prefix.is_empty() {
-                    name.into_owned()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                if always_excluded.contains(&rel.as_str()) {
-                    continue;
-                }
-                let meta = item.metadata().map_err(io(&item.path()))?;
-                let kind = if meta.is_dir() {
-                    Kind::Dir
-                } else if meta.file_type().is_symlink() {
-                    Kind::Symlink
-                } else if meta.is_file() {
-                    Kind::File
-                } else {
-                    continue; // sockets, fifos, devices: the engine cannot use them
-                };
-                let excluded = ignore.is_excluded(&rel);
-                if kind == Kind::Dir && (!excluded || ignore.has_exceptions()) {
-                    pending.push((item.path(), rel.clone()));
-                }
-                if excluded {
-                    continue;
-                }
-                entries.push(Entry {
-                    kind,
-                    mode: meta.mode() & 0o7777,
-                    size: if kind == Kind::Dir { 0 } else { meta.size() },
-                    mtime_ns: i128::from(meta.mtime()) * 1_000_000_000
-                        + i128::from(meta.mtime_nsec()),
-                    ctime_ns: i128::from(meta.ctime()) * 1_000_000_000
-                        + i128::from(meta.ctime_nsec()),
-                    path: rel,
-                });
+        let mut frontier = vec![(root.to_path_buf(), String::new())];
+        while !frontier.is_empty() && (threads == 1 || frontier.len() < threads * 8) {
+            let mut next = Vec::new();
+            for (dir, prefix) in &frontier {
+                walker.read_dir(dir, prefix, &mut entries, &mut next)?;
+            }
+            frontier = next;
+        }
+        if !frontier.is_empty() {
+            let shares: Vec<Vec<(PathBuf, String)>> = (0..threads)
+                .map(|i| frontier.iter().skip(i).step_by(threads).cloned().collect())
+                .collect();
+            let walker = &walker;
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> = shares
+                    .into_iter()
+                    .map(|share| scope.spawn(move || walker.walk(share)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            Err(io(root)(std::io::Error::other("directory walk failed")))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for result in results {
+                entries.extend(result?);
             }
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -243,6 +241,76 @@ impl DirContext {
             path: self.root.clone(),
             source,
         })
+    }
+}
+
+/// Reads directories of a context: what to leave out, and how to record what is kept.
+struct Walker<'a> {
+    ignore: DockerIgnore,
+    always_excluded: &'a [&'a str],
+}
+
+impl Walker<'_> {
+    /// Walk `pending` directories and everything below them.
+    fn walk(&self, mut pending: Vec<(PathBuf, String)>) -> Result<Vec<Entry>, ContextError> {
+        let mut entries = Vec::new();
+        while let Some((dir, prefix)) = pending.pop() {
+            self.read_dir(&dir, &prefix, &mut entries, &mut pending)?;
+        }
+        Ok(entries)
+    }
+
+    /// Record the kept entries of one directory; queue its subdirectories that may hold some.
+    fn read_dir(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        entries: &mut Vec<Entry>,
+        subdirs: &mut Vec<(PathBuf, String)>,
+    ) -> Result<(), ContextError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContextError::Io { path, source }
+        };
+        for item in fs::read_dir(dir).map_err(io(dir))? {
+            let item = item.map_err(io(dir))?;
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let rel = if prefix.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if self.always_excluded.contains(&rel.as_str()) {
+                continue;
+            }
+            let meta = item.metadata().map_err(io(&item.path()))?;
+            let kind = if meta.is_dir() {
+                Kind::Dir
+            } else if meta.file_type().is_symlink() {
+                Kind::Symlink
+            } else if meta.is_file() {
+                Kind::File
+            } else {
+                continue; // sockets, fifos, devices: the engine cannot use them
+            };
+            let excluded = self.ignore.is_excluded(&rel);
+            if kind == Kind::Dir && (!excluded || self.ignore.has_exceptions()) {
+                subdirs.push((item.path(), rel.clone()));
+            }
+            if excluded {
+                continue;
+            }
+            entries.push(Entry {
+                kind,
+                mode: meta.mode() & 0o7777,
+                size: if kind == Kind::Dir { 0 } else { meta.size() },
+                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+                path: rel,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -367,6 +435,29 @@ mod tests {
             vec![".dockerignore", "Dockerfile", "src", "src/main.rs"]
         );
         assert_eq!(context.read("Dockerfile").unwrap(), b"FROM x\n");
+    }
+
+    #[test]
+    fn wide_trees_are_walked_in_parallel_with_the_same_result() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Dockerfile", "FROM x\n");
+        write(dir.path(), ".dockerignore", "tree/d1*\n!tree/d10/keep\n");
+        for d in 0..40 {
+            for f in 0..3 {
+                write(dir.path(), &format!("tree/d{d}/sub/f{f}"), "x");
+            }
+        }
+        write(dir.path(), "tree/d10/keep", "kept");
+        let context = DirContext::scan(dir.path(), &[]).unwrap();
+        let names = paths(&context);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        // 40 dirs, minus d1 and d10..d19 (11 dirs, but d10/keep comes back): 29 × (dir, sub,
+        // 3 files) + tree + Dockerfile + .dockerignore + d10/keep.
+        assert_eq!(names.len(), 29 * 5 + 4, "{names:?}");
+        assert!(names.contains(&"tree/d10/keep"));
+        assert!(!names.contains(&"tree/d12/sub/f0"));
     }
 
     #[test]
