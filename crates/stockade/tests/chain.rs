@@ -463,3 +463,43 @@ fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
     assert!(env.image_id(&env.foundation_tag()).is_some());
     docker_stdout(&["rm", &container]);
 }
+
+#[test]
+fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::layered("interrupt");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN sleep 60\n", env.base_tag()),
+    );
+    let mut child = env
+        .command(&["exec", "--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Building project image") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no build started");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        env.image_id(&env.project_tag()).is_none(),
+        "no half-made tag"
+    );
+
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN echo fine > /fine\n", env.base_tag()),
+    );
+    let run = env.run(&["exec", "--", "cat", "/fine"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "fine\n");
+}
