@@ -3,6 +3,7 @@
 //! tested without one.
 
 pub mod agents;
+pub mod chain;
 pub mod config;
 pub mod context;
 pub mod dirs;

@@ -17,7 +17,7 @@ pub use connect::Engine;
 pub use container::{Attached, ContainerSummary, OutputChunk};
 pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint};
 pub use error::EngineError;
-pub use image::ImageInfo;
+pub use image::{ImageInfo, ImageSummary, Removal};
 pub use system::EngineInfo;
 pub use volume::VolumeInfo;
 

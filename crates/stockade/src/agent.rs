@@ -13,7 +13,7 @@ use stockade_core::sandbox::{Mount, SandboxRequest, SandboxSpec};
 use crate::commands::exec::random_suffix;
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_foundation};
+use crate::image::{BuildMode, ensure_chain};
 use crate::tools::ToolsCtx;
 use crate::{extras, session};
 
@@ -22,14 +22,14 @@ pub async fn run(ctx: &Context, name: &str, args: Vec<String>) -> Result<u8, Cli
     let config = ctx.config(&project)?;
     let agent = resolve(name, &config)?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
-        .await?
-        .tag;
+    let chain = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale).await?;
+    // Agents run on the chain's last tier; installs run in helpers from the foundation (npm, pip).
+    let image = chain.image().to_owned();
     let tools = ToolsCtx {
         engine: &engine,
         ctx,
         config: &config,
-        image: &image,
+        image: &chain.foundation.tag,
     }
     .ensure_for_launch(&agent)
     .await?;

@@ -57,6 +57,8 @@ async fn dispatch(command: Command, ui: Ui, ssh_agent: bool) -> Result<u8, CliEr
         Command::Shell => commands::exec::run(&ctx, Vec::new()).await,
         Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
+        Command::Images(args) => commands::images::run(&ctx, args.json).await,
+        Command::Prune(args) => commands::prune::run(&ctx, args.dry_run, args.yes).await,
         Command::Completions(_) => Ok(0),
         Command::Agents(args) => commands::agents::run(&ctx, args.json).await,
         Command::Update(args) => commands::update::run(&ctx, args.agents).await,

@@ -51,10 +51,14 @@ pub enum Command {
     Exec(ExecArgs),
     /// Start an interactive login shell in a fresh sandbox for the current project.
     Shell,
-    /// Build the sandbox image now (it is otherwise built on first use).
+    /// Build the image chain (foundation, base, project) now; it is otherwise built on first use.
     Build(BuildArgs),
     /// Check the engine, identity, configuration and images.
     Check(CheckArgs),
+    /// List stockade's images: tier, project, size, and whether they are in use or orphaned.
+    Images(ImagesArgs),
+    /// Remove orphaned stockade images (never one a container uses).
+    Prune(PruneArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// List agents: pinned and installed versions, latest known.
@@ -112,7 +116,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Rebuild even when the image is up to date.
+    /// Rebuild the foundation, base and project images even when they are up to date.
     #[arg(long)]
     pub force: bool,
     /// Do not use the engine's build cache.
@@ -125,6 +129,23 @@ pub struct CheckArgs {
     /// Print the report as JSON (shape: docs/check.md).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod exit;
 mod extras;
 mod helper;
 mod image;
+mod inventory;
 mod session;
 mod tools;
 mod ui;

@@ -408,6 +408,10 @@ fn volumes_prune_removes_only_unused_volumes() {
     };
     let old = tools("moo", "1.0.0");
     let used = tools("moo", "1.1.0");
+    // The newest install of an agent is kept (it is someone's current version); the engine
+    // dates volumes to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newest = tools("moo", "1.2.0");
     let gone_home = format!("{ns}-stockade-home-000000000000");
     volume(
         &gone_home,
@@ -449,6 +453,14 @@ fn volumes_prune_removes_only_unused_volumes() {
     assert!(in_use.contains(&(used.clone(), true)), "{in_use:?}");
     assert!(in_use.contains(&(old.clone(), false)), "{in_use:?}");
 
+    let dry = env.run(&["prune", "--dry-run"]);
+    dry.expect_code(0);
+    assert!(
+        dry.stdout().contains(&format!("would remove volume {old}")),
+        "{}",
+        dry.stdout()
+    );
+
     let prune = env.run(&["volumes", "prune"]);
     prune.expect_code(0);
     let stdout = prune.stdout();
@@ -466,7 +478,7 @@ fn volumes_prune_removes_only_unused_volumes() {
     for id in env.containers() {
         docker_stdout(&["rm", "-f", &id]);
     }
-    for name in [&used, &live_home] {
+    for name in [&used, &live_home, &newest] {
         docker_stdout(&["volume", "rm", name]);
     }
 }

@@ -7,16 +7,17 @@ use stockade_core::sandbox::{SandboxRequest, SandboxSpec};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_foundation};
+use crate::image::{BuildMode, ensure_chain};
 use crate::session;
 
 pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let config = ctx.config(&project)?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
+    let image = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale)
         .await?
-        .tag;
+        .image()
+        .to_owned();
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut spec = SandboxSpec::new(
         SandboxRequest {

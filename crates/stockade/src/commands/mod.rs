@@ -5,5 +5,7 @@ pub mod build;
 pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod images;
+pub mod prune;
 pub mod update;
 pub mod volumes;

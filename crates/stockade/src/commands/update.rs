@@ -5,7 +5,7 @@ use stockade_core::agents::State;
 
 use crate::context::Context;
 use crate::exit::{CliError, FAILURE};
-use crate::image::{BuildMode, ensure_foundation};
+use crate::image::{BuildMode, ensure_chain};
 use crate::tools::ToolsCtx;
 
 pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
@@ -28,9 +28,9 @@ pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
         .map(|name| crate::agent::resolve(name, &config))
         .collect::<Result<Vec<_>, _>>()?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
-        .await?
-        .tag;
+    let chain = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale).await?;
+    // Installs run in helpers from the foundation.
+    let image = chain.foundation.tag;
     let tools = ToolsCtx {
         engine: &engine,
         ctx,

@@ -24,15 +24,31 @@ pub struct VolumeRow {
     pub project: Option<String>,
     /// Mounted by a container (running or not).
     pub in_use: bool,
-    /// Tools: the version an agent currently uses (recorded on this host).
+    /// Tools: the version an agent currently uses (recorded on this host), or the newest
+    /// install of its agent on the engine (another user's current version, likely).
     pub current: bool,
     pub created: String,
 }
 
 impl VolumeRow {
-    /// Removable by prune: not mounted, and either an agent version no longer in use or the
+    /// Why prune removes it.
+    pub fn reason(&self) -> String {
+        match self.kind.as_str() {
+            "tools" => format!(
+                "{} {}: not the current version",
+                self.agent.as_deref().unwrap_or("?"),
+                self.version.as_deref().unwrap_or("?")
+            ),
+            _ => format!(
+                "home of {}: the project is gone",
+                self.project.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+
+    /// Removable by prune: not mounted, and either an agent version no longer current or the
     /// home of a project directory that no longer exists.
-    fn unused(&self) -> bool {
+    pub fn unused(&self) -> bool {
         !self.in_use
             && match self.kind.as_str() {
                 "tools" => !self.current,
@@ -100,21 +116,38 @@ pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliE
         .await?;
     let in_use = engine.volumes_in_use().await?;
     let state = State::load(&State::path(&ctx.dirs.state, ns));
-    let current: BTreeSet<&str> = state.agents.values().map(|i| i.volume.as_str()).collect();
+    let mut current: BTreeSet<&str> = state.agents.values().map(|i| i.volume.as_str()).collect();
+    // The newest install of each agent counts as current too: the state file is per user, the
+    // volumes are shared by everyone using the engine.
+    let mut newest: std::collections::BTreeMap<&str, &VolumeInfo> = Default::default();
+    for v in &volumes {
+        if v.labels.get(labels::KIND).map(String::as_str) != Some("tools") {
+            continue;
+        }
+        if let Some(agent) = v.labels.get(labels::AGENT) {
+            let entry = newest.entry(agent.as_str()).or_insert(v);
+            if (&v.created, &v.name) > (&entry.created, &entry.name) {
+                *entry = v;
+            }
+        }
+    }
+    let newest: BTreeSet<String> = newest.values().map(|v| v.name.clone()).collect();
+    current.extend(newest.iter().map(String::as_str));
+    let current: BTreeSet<String> = current.into_iter().map(str::to_owned).collect();
     Ok(volumes
         .into_iter()
         .filter_map(|v| row(v, &in_use, &current))
         .collect())
 }
 
-fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<&str>) -> Option<VolumeRow> {
+fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<String>) -> Option<VolumeRow> {
     let kind = v.labels.get(labels::KIND)?.clone();
     if kind != "tools" && kind != "home" {
         return None;
     }
     Some(VolumeRow {
         in_use: in_use.contains(&v.name),
-        current: current.contains(v.name.as_str()),
+        current: current.contains(&v.name),
         agent: v.labels.get(labels::AGENT).cloned(),
         version: v.labels.get(labels::AGENT_VERSION).cloned(),
         project: v.labels.get(labels::PROJECT).cloned(),
@@ -124,14 +157,25 @@ fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<&str>) -> Op
     })
 }
 
-/// Remove unused volumes (see [`VolumeRow::unused`]); returns their names. `stockade prune`
-/// calls this too.
+/// The volumes prune would remove (see [`VolumeRow::unused`]).
+pub async fn unused(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliError> {
+    Ok(list(engine, ctx)
+        .await?
+        .into_iter()
+        .filter(VolumeRow::unused)
+        .collect())
+}
+
+/// Remove unused volumes; returns their names. `stockade prune` calls this too.
 pub async fn prune_unused_volumes(engine: &Engine, ctx: &Context) -> Result<Vec<String>, CliError> {
+    let rows = unused(engine, ctx).await?;
+    remove(engine, rows).await
+}
+
+/// Remove these volumes, keeping any a container started to use meanwhile.
+pub async fn remove(engine: &Engine, rows: Vec<VolumeRow>) -> Result<Vec<String>, CliError> {
     let mut removed = Vec::new();
-    for row in list(engine, ctx).await? {
-        if !row.unused() {
-            continue;
-        }
+    for row in rows {
         match engine.remove_volume(&row.name).await {
             Ok(()) => removed.push(row.name),
             // In use after all (a container started meanwhile): keep it.
