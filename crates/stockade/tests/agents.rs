@@ -498,3 +498,44 @@ fn pypi_agent_installs_into_a_venv_and_runs() {
             .contains(&format!("{}-stockade-tools-pymoo-6.1", env.namespace))
     );
 }
+
+#[test]
+fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
+    let env = Env::layered("nonode");
+    env.write_global_config(&format!(
+        "{}base = \"{}\"\n\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"1.6.0\"\n",
+        common::default_config(&common::base_image()),
+        common::busybox_image()
+    ));
+    let run = env.run(&["moo", "hi"]);
+    run.expect_code(127);
+    assert!(
+        run.stderr()
+            .contains("cowsay needs node, which this image does not have"),
+        "{}",
+        run.stderr()
+    );
+
+    let check = env.run(&["check"]);
+    check.expect_code(0);
+    assert!(
+        check.stdout().contains("FAIL Agent moo: needs node"),
+        "{}",
+        check.stdout()
+    );
+    let json = env.run(&["check", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    let moo = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "moo")
+        .unwrap()
+        .clone();
+    assert_eq!(moo["runtime_present"], false);
+
+    // This namespace's tools volumes go with it.
+    for volume in tools_volumes(&env, "moo") {
+        let _ = docker(&["volume", "rm", &volume]);
+    }
+}
