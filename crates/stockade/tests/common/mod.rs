@@ -346,14 +346,19 @@ impl Drop for Env {
         for id in self.containers() {
             let _ = docker(&["rm", "-f", &id]);
         }
-        // The project's home volume (tools volumes are shared, like the foundation).
-        let filter = format!("label=io.stockade.project={}", self.project.display());
+        // Home volumes of projects under this environment (the project may be a subdirectory
+        // of `project`); tools volumes are shared, like the foundation.
         if let Ok(out) = Command::new("docker")
-            .args(["volume", "ls", "-q", "--filter", &filter])
+            .args(["volume", "ls", "--filter", "label=io.stockade.kind=home"])
+            .args(["--format", "{{.Name}}\t{{.Label \"io.stockade.project\"}}"])
             .output()
         {
-            for name in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = docker(&["volume", "rm", "-f", name]);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((name, project)) = line.split_once('\t')
+                    && Path::new(project).starts_with(&self.root)
+                {
+                    let _ = docker(&["volume", "rm", "-f", name]);
+                }
             }
         }
         if self.owns_namespace {
