@@ -14,4 +14,4 @@ pub mod labels;
 pub mod names;
 pub mod project;
 pub mod sandbox;
-pub mod secrets;
+pub mod secret_file;

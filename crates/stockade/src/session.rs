@@ -40,7 +40,7 @@ async fn hand_over_secrets(engine: &Engine, id: &str, spec: &SandboxSpec) -> Res
     if spec.secrets.is_empty() {
         return Ok(());
     }
-    let archive = stockade_core::secrets::archive(&spec.secrets)
+    let archive = stockade_core::secret_file::archive(&spec.secrets)
         .map_err(|e| CliError::other(format!("cannot pack the secrets file: {e}"), None))?;
     engine.upload(id, "/", archive).await?;
     Ok(())
