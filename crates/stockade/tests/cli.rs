@@ -84,7 +84,8 @@ fn unknown_key_names_file_line_and_column() {
     let (code, stderr) = config_error("[image]\nfrom = \"x\"\nform = \"y\"\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:3:1"), "{stderr}");
-    assert!(stderr.contains("unknown field `form`"), "{stderr}");
+    assert!(stderr.contains("unknown key `form`"), "{stderr}");
+    assert!(stderr.contains("did you mean `from`?"), "{stderr}");
     assert!(
         !stderr.contains("engine"),
         "config must fail first: {stderr}"
@@ -93,7 +94,7 @@ fn unknown_key_names_file_line_and_column() {
 
 #[test]
 fn bad_value_names_file_line_and_column() {
-    let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"BAD=1\"]\n");
+    let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"1BAD\"]\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:2:16"), "{stderr}");
     assert!(
