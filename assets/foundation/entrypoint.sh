@@ -3,14 +3,21 @@
 #
 # Runs as root only long enough to reproduce the host user inside the container (uid, gid, name,
 # HOME), then drops privileges and execs the command. With no command it starts a login shell.
-# Contract (set by stockade): STOCKADE_UID, STOCKADE_GID, STOCKADE_USER, STOCKADE_HOME.
+# Contract (set by stockade): STOCKADE_UID, STOCKADE_GID, STOCKADE_USER, STOCKADE_HOME; optional
+# STOCKADE_SUDO=1 (passwordless sudo) and STOCKADE_GROUPS (extra gids, space-separated).
+#
+# The command runs with no capabilities: setpriv empties the bounding and inheritable sets
+# (the bounding set is kept only with sudo, which needs it), so even a root host user's command
+# has CapEff 0.
 set -eu
 
 uid="${STOCKADE_UID:-0}"
 gid="${STOCKADE_GID:-0}"
 name="${STOCKADE_USER:-root}"
 home="${STOCKADE_HOME:-/root}"
-unset STOCKADE_UID STOCKADE_GID STOCKADE_USER STOCKADE_HOME
+sudo_wanted="${STOCKADE_SUDO:-}"
+extra_groups="${STOCKADE_GROUPS:-}"
+unset STOCKADE_UID STOCKADE_GID STOCKADE_USER STOCKADE_HOME STOCKADE_SUDO STOCKADE_GROUPS
 
 runtime=/opt/stockade/bin
 
@@ -54,6 +61,39 @@ map_user() {
     rm -f "$scratch"
 }
 
+# Add the user to the groups with the given gids (e.g. the engine socket's), creating them.
+add_groups() {
+    for g in $extra_groups; do
+        scratch="/etc/.group.stockade.$$"
+        awk -F: -v OFS=: -v g="$g" -v name="$name" '
+            $3 == g { found = 1; if ($4 == "") $4 = name; else if (("," $4 ",") !~ ("," name ",")) $4 = $4 "," name }
+            { print }
+            END { if (!found) print "stockade-" g, "x", g, name }
+        ' /etc/group >"$scratch"
+        cat "$scratch" >/etc/group
+        rm -f "$scratch"
+    done
+}
+
+enable_sudo() {
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "stockade: warning: sudo = true, but this image has no sudo" >&2
+        return
+    fi
+    mkdir -p /etc/sudoers.d
+    echo "$name ALL=(ALL:ALL) NOPASSWD: ALL" >/etc/sudoers.d/stockade
+    chmod 0440 /etc/sudoers.d/stockade
+}
+
+setpriv_tool() {
+    for candidate in "$runtime/setpriv" /usr/bin/setpriv /bin/setpriv; do
+        if [ -x "$candidate" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+
 # 126/127 like a shell when the command cannot run.
 check_command() {
     case "$1" in
@@ -80,17 +120,50 @@ fi
 
 export HOME="$home" USER="$name" LOGNAME="$name"
 mkdir -p "$home"
+setpriv="$(setpriv_tool)"
+if [ -n "$sudo_wanted" ]; then
+    caps="--inh-caps=-all"
+else
+    caps="--inh-caps=-all --bounding-set=-all"
+fi
 
 if [ "$uid" = 0 ]; then
+    # Root on the host is root here, but without capabilities (unless sudo was asked for).
+    if [ -n "$sudo_wanted" ]; then
+        exec "$@"
+    elif [ -n "$setpriv" ]; then
+        # shellcheck disable=SC2086
+        exec "$setpriv" $caps -- "$@"
+    fi
+    echo "stockade: warning: no setpriv in this image: the command keeps the entrypoint's capabilities" >&2
     exec "$@"
 fi
 
-map_user "$shell"
+# A read-only root (read_only_root = true) leaves /etc alone: the uid runs without a name.
+mapped=""
+if [ -w /etc/passwd ] && [ -w /etc/group ]; then
+    map_user "$shell"
+    add_groups
+    mapped=1
+    [ -z "$sudo_wanted" ] || enable_sudo
+fi
 chown "$uid:$gid" "$home" 2>/dev/null || true
 
-if [ -x "$runtime/gosu" ]; then
-    exec "$runtime/gosu" "$name" "$@"
-elif command -v setpriv >/dev/null 2>&1; then
-    exec setpriv --reuid "$uid" --regid "$gid" --init-groups --inh-caps=-all -- "$@"
+if [ -n "$setpriv" ]; then
+    if [ -n "$mapped" ]; then
+        groups="--init-groups"
+    elif [ -n "$extra_groups" ]; then
+        groups="--groups=$(echo $extra_groups | tr ' ' ',')"
+    else
+        groups="--clear-groups"
+    fi
+    # shellcheck disable=SC2086
+    exec "$setpriv" --reuid "$uid" --regid "$gid" "$groups" $caps -- "$@"
+elif [ -x "$runtime/gosu" ]; then
+    # gosu clears the capabilities on the switch to a non-zero uid (the bounding set stays).
+    if [ -n "$mapped" ]; then
+        exec "$runtime/gosu" "$name" "$@"
+    fi
+    exec "$runtime/gosu" "$uid:$gid" "$@"
 fi
-fail 126 "no privilege-drop tool ($runtime/gosu or setpriv) in this image"
+fail 126 "no privilege-drop tool (setpriv or $runtime/gosu) in this image"

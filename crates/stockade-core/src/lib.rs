@@ -12,3 +12,5 @@ pub mod labels;
 pub mod names;
 pub mod project;
 pub mod sandbox;
+pub mod secrets;
+pub mod trust;
