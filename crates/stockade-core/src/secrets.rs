@@ -137,12 +137,8 @@ pub fn classify(name: &str, parent: Option<&str>) -> Option<(&'static str, Sever
             Some("asc" | "gpg") if n.contains("secret") || n.contains("private") => {
                 ("PGP private key", High)
             }
-            _ if n.contains("service-account") || n.contains("serviceaccount") => {
-                if ext == Some("json") {
-                    ("cloud service account key", High)
-                } else {
-                    return None;
-                }
+            Some("json") if n.contains("service-account") || n.contains("serviceaccount") => {
+                ("cloud service account key", High)
             }
             _ => return None,
         },

@@ -40,7 +40,7 @@ pub fn fingerprint(root: &Path) -> std::io::Result<Option<String>> {
 }
 
 /// What the project file's settings (and its Dockerfile) add that needs approval: mounts outside
-/// the project, host variables passed through, literal variables, ports, sudo, the engine
+/// the project, host variables passed through, ports, sudo, the engine
 /// socket, engine options, secret-scan exceptions, and a Dockerfile. Limits and the like
 /// (`memory`, `network = "none"`…) only narrow the sandbox and need none.
 pub fn concerns(project_settings: &[Setting], root: &Path) -> Vec<Concern> {
@@ -60,7 +60,8 @@ pub fn concerns(project_settings: &[Setting], root: &Path) -> Vec<Concern> {
             Value::Env(EnvSetting::Pass { name }) => {
                 Some(format!("passes your environment variable {name} through"))
             }
-            Value::Env(EnvSetting::Set { name, .. }) => Some(format!("sets the variable {name}")),
+            // A literal value reaches only the sandbox: nothing of the host.
+            Value::Env(EnvSetting::Set { .. }) => None,
             Value::Port(p) => Some(format!("publishes port {p}")),
             Value::Bool(true) if s.key.name == "sudo" => {
                 Some("enables sudo inside (no-new-privileges lifted)".to_owned())

@@ -8,7 +8,7 @@ use miette::Diagnostic;
 use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags};
 use crate::commands;
 use crate::context::Context;
 use crate::exit::{self, CliError};
@@ -52,11 +52,45 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command, ui: Ui) -> Result<u8, CliError> {
     let ctx = Context::from_env(ui)?;
     match command {
-        Command::Exec(args) => commands::exec::run(&ctx, args.command).await,
-        Command::Shell => commands::exec::run(&ctx, Vec::new()).await,
+        Command::Exec(args) => {
+            let request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
+            commands::exec::run(&ctx, request).await
+        }
+        Command::Shell(args) => {
+            let request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
+            commands::exec::run(&ctx, request).await
+        }
+        Command::Config(args) => match args.command {
+            ConfigCommand::Show {
+                json,
+                sources,
+                sandbox,
+            } => commands::config::show(&ctx, sandbox.to_config(), json, sources),
+            ConfigCommand::Init { global, force } => commands::config::init(&ctx, global, force),
+            ConfigCommand::Path => commands::config::path(&ctx),
+        },
+        Command::Trust(args) => commands::trust::run(&ctx, args.revoke),
+        Command::Scan(args) => commands::scan::run(&ctx, args.json),
         Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
         Command::Completions(_) => Ok(0),
+    }
+}
+
+fn exec_request(
+    command: Vec<String>,
+    sandbox: &SandboxFlags,
+    launch: &LaunchArgs,
+    dry_run: bool,
+) -> commands::exec::ExecRequest {
+    commands::exec::ExecRequest {
+        command,
+        flags: sandbox.to_config(),
+        allow: crate::launch::Allowances {
+            trust: launch.trust,
+            secrets: launch.allow_secrets,
+        },
+        dry_run,
     }
 }
 

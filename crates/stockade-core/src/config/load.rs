@@ -318,7 +318,7 @@ pub fn parse_env(
             continue;
         };
         let pieces: Vec<Range<usize>> = match key.shape {
-            Shape::Scalar => vec![0..text.len()],
+            Shape::Scalar => std::iter::once(0..text.len()).collect(),
             Shape::List => split_commas(text),
         };
         for span in pieces {

@@ -842,7 +842,7 @@ pub fn format_bytes(bytes: u64) -> String {
         ("m", 1 << 20),
         ("k", 1 << 10),
     ] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }
@@ -850,7 +850,7 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 pub fn format_cpus(milli: u32) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         format!("{}", milli / 1000)
     } else {
         format!("{}", f64::from(milli) / 1000.0)

@@ -23,6 +23,8 @@ struct Report {
     config: ConfigCheck,
     project: ProjectCheck,
     images: ImagesCheck,
+    /// Allowed but risky settings (mounts of ~/.ssh and the like, the engine socket).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,7 +77,16 @@ struct ImageCheck {
 pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let [global, local] = ctx.config_files(&project);
-    let config_result = ctx.config(&project);
+    let resolved = ctx.resolve(&project, Vec::new());
+    let warnings: Vec<String> = match &resolved {
+        Ok(r) => r
+            .warnings
+            .iter()
+            .map(|w| format!("{} (from {})", w.message, w.source))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let config_result = resolved.map(|r| r.config);
     let config_check = ConfigCheck {
         ok: config_result.is_ok(),
         files: vec![
@@ -127,6 +138,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
             git: project.is_git,
         },
         images: ImagesCheck { foundation },
+        warnings,
     };
 
     if json {
@@ -269,4 +281,7 @@ fn print_human(ctx: &Context, report: &Report) {
         other => other,
     };
     println!("{} Foundation image: {status} ({})", mark(true), f.tag);
+    for warning in &report.warnings {
+        println!("{} {warning}", ui.paint("33", "warn"));
+    }
 }

@@ -2,36 +2,89 @@
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
 
+use stockade_core::config::FlagValue;
 use stockade_core::sandbox::{SandboxRequest, SandboxSpec};
+use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ensure_foundation};
+use crate::launch::{self, Allowances};
 use crate::session;
 
-pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
+/// What to run and how.
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    /// The sandbox flags, as the last configuration layer.
+    pub flags: Vec<FlagValue>,
+    pub allow: Allowances,
+    /// Print the container specification instead of creating it.
+    pub dry_run: bool,
+}
+
+pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     let project = ctx.project()?;
-    let config = ctx.config(&project)?;
+    let resolved = ctx.resolve(&project, request.flags)?;
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let sandbox = |image: String| {
+        SandboxSpec::new(
+            SandboxRequest {
+                namespace: &ctx.namespace,
+                project: &project,
+                user: &ctx.identity,
+                config: &resolved.config,
+                image,
+                command: request.command.clone(),
+                tty,
+                suffix: random_suffix(),
+            },
+            env,
+        )
+    };
+
+    if request.dry_run {
+        // Nothing starts: no approval or scan needed, but the refusals still apply.
+        launch::refuse_broad_root(&project, &ctx.identity.home)?;
+        let mut spec = sandbox(ctx.namespace.foundation_image());
+        if resolved.config.sandbox.docker_socket {
+            mount_engine_socket(ctx, &mut spec)?;
+        }
+        let text = serde_json::to_string_pretty(&spec)
+            .map_err(|e| CliError::other(format!("cannot encode the spec: {e}"), None))?;
+        println!("{text}");
+        return Ok(0);
+    }
+
+    launch::check(ctx, &project, &resolved, request.allow)?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &config, BuildMode::IfStale)
+    let image = ensure_foundation(&engine, ctx, &resolved.config, BuildMode::IfStale)
         .await?
         .tag;
-    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let spec = SandboxSpec::new(
-        SandboxRequest {
-            namespace: &ctx.namespace,
-            project: &project,
-            user: &ctx.identity,
-            config: &config,
-            image,
-            command,
-            tty,
-            suffix: random_suffix(),
-        },
-        env,
-    );
+    let mut spec = sandbox(image);
+    if resolved.config.sandbox.docker_socket {
+        mount_engine_socket(ctx, &mut spec)?;
+    }
     session::run(&engine, &spec, &ctx.ui).await
+}
+
+/// `docker_socket = true`: the local engine's socket, with its group.
+fn mount_engine_socket(ctx: &Context, spec: &mut SandboxSpec) -> Result<(), CliError> {
+    let resolved =
+        resolve_endpoint(env, &ctx.identity.home).map_err(stockade_engine::EngineError::from)?;
+    let Endpoint::Unix(path) = resolved.endpoint else {
+        return Err(CliError::other(
+            format!(
+                "docker_socket = true needs a local unix socket, but the engine is at {}",
+                resolved.endpoint
+            ),
+            Some("unset docker_socket, or use a local engine"),
+        ));
+    };
+    let gid = std::fs::metadata(&path).ok().map(|m| m.gid());
+    spec.mount_engine_socket(path, gid);
+    Ok(())
 }
 
 /// Six hex characters that make a container name unique.
