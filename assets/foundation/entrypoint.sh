@@ -80,6 +80,10 @@ enable_sudo() {
         echo "stockade: warning: sudo = true, but this image has no sudo" >&2
         return
     fi
+    # PAM's account check wants a shadow entry: a locked password, never expiring.
+    if [ -f /etc/shadow ] && ! awk -F: -v n="$name" '$1 == n { found = 1 } END { exit !found }' /etc/shadow; then
+        echo "$name:*:19000:0:99999:7:::" >>/etc/shadow
+    fi
     mkdir -p /etc/sudoers.d
     echo "$name ALL=(ALL:ALL) NOPASSWD: ALL" >/etc/sudoers.d/stockade
     chmod 0440 /etc/sudoers.d/stockade

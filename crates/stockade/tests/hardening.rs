@@ -162,7 +162,8 @@ fn sudo_works_only_when_enabled() {
 fn each_class_of_config_error_points_at_its_place_and_starts_nothing() {
     let env = Env::new();
     let base = default_config(&base_image());
-    let cases: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("[sandbox]\nmemroy = \"1g\"\n", &[], &[], "config.toml:2:1"),
         (
             "[sandbox]\nsudo = \"yes please\"\n",
