@@ -383,3 +383,64 @@ fn sensitive_mounts_are_warned_in_check_and_at_launch() {
         run.stderr()
     );
 }
+
+#[test]
+fn engine_socket_only_on_opt_in_and_reachable_by_the_user() {
+    let env = Env::new().run_as(HostUser::ensure(1234, "stockade-t1234"));
+    let ping = "curl -s --unix-socket /var/run/docker.sock http://engine/_ping";
+    let without = env.run(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        &format!("test -S /var/run/docker.sock || echo absent"),
+    ]);
+    without.expect_code(0);
+    assert_eq!(without.stdout().trim(), "absent");
+
+    env.write_global_config(&format!(
+        "{}[sandbox]\ndocker_socket = true\n",
+        default_config(&base_image())
+    ));
+    let with = env.run(&["exec", "--", "sh", "-c", ping]);
+    with.expect_code(0);
+    assert_eq!(with.stdout().trim(), "OK");
+    assert!(
+        with.stderr().contains("docker_socket = true"),
+        "{}",
+        with.stderr()
+    );
+}
+
+#[test]
+fn read_only_root_keeps_the_usual_places_writable() {
+    let env = Env::new();
+    let script = "touch /tmp/a \"$HOME/b\" ./c && echo writable; touch /usr/local/d 2>/dev/null || echo read-only";
+    let run = env.run(&["exec", "--read-only-root", "--", "sh", "-c", script]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "writable\nread-only\n");
+}
+
+#[test]
+fn engine_options_from_the_global_file_reach_the_engine() {
+    let env = Env::new();
+    env.write_global_config(&format!(
+        "{}[sandbox]\nengine_options = [\"--shm-size=96m\", \"--add-host=db.test:10.9.8.7\", \"--cap-add=SYS_PTRACE\"]\n",
+        default_config(&base_image())
+    ));
+    let (child, info) = inspect_running(&env, &[]);
+    let host = &info["HostConfig"];
+    stop(&env, child);
+    assert_eq!(host["ShmSize"], 96 * 1024 * 1024);
+    assert_eq!(host["ExtraHosts"], serde_json::json!(["db.test:10.9.8.7"]));
+    assert!(
+        host["CapAdd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "SYS_PTRACE" || c == "CAP_SYS_PTRACE"),
+        "{host}"
+    );
+    // Even so, the command starts without capabilities.
+    assert_no_capabilities(&env);
+}
