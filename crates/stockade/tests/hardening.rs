@@ -393,7 +393,7 @@ fn engine_socket_only_on_opt_in_and_reachable_by_the_user() {
         "--",
         "sh",
         "-c",
-        &format!("test -S /var/run/docker.sock || echo absent"),
+        "test -S /var/run/docker.sock || echo absent",
     ]);
     without.expect_code(0);
     assert_eq!(without.stdout().trim(), "absent");
