@@ -363,6 +363,28 @@ fn starter_files_are_valid_and_empty() {
     }
 }
 
+/// Every key set (paths aside: they are checked against the disk).
+const FULL: &str = "extends = true\n[image]\nfrom = \"debian:12\"\nbase = \"ruby:3\"\nbase_dockerfile = \"~/Dockerfile\"\n\
+[sandbox]\nenv = [\"A\", \"B=1\"]\nports = [\"8080:80\", \"[::1]:53:53/udp\"]\nmemory = \"2g\"\ncpus = 1.5\npids_limit = 100\n\
+network = \"none\"\nread_only_root = true\nsudo = false\ndocker_socket = false\n\
+engine_options = [\"--shm-size=1g\", \"--ulimit=nofile=10:20\", \"--add-host=a:1.2.3.4\"]\n\
+[secrets]\nscan = true\nallowlist = [\"*.pem\"]\n";
+
+#[test]
+fn the_full_example_is_valid() {
+    let mut errors = Vec::new();
+    let layer = parse_file(
+        Path::new("/cfg/c.toml"),
+        FULL,
+        Scope::Project,
+        places(),
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(layer.extends, Some(true));
+    assert_eq!(layer.settings.len(), 19);
+}
+
 /// Fragments a mutated file is made of: real keys, real sections, broken syntax.
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -397,6 +419,27 @@ proptest! {
         for e in &errors {
             prop_assert!(e.line >= 1 && e.column >= 1);
             prop_assert!(e.line <= text.lines().count().max(1) + 1);
+        }
+    }
+
+    /// A valid, full configuration with random edits: characters inserted, deleted, replaced.
+    #[test]
+    fn mutated_valid_file_never_panics(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<char>()), 1..12)) {
+        let mut text: Vec<char> = FULL.chars().collect();
+        for (at, op, c) in edits {
+            let at = at % (text.len() + 1);
+            match op {
+                0 => text.insert(at, c),
+                1 if at < text.len() => { text.remove(at); }
+                _ if at < text.len() => text[at] = c,
+                _ => text.push(c),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let mut errors = Vec::new();
+        let _ = parse_file(Path::new("/cfg/c.toml"), &text, Scope::Project, places(), &mut errors);
+        for e in &errors {
+            prop_assert!(e.line >= 1 && e.column >= 1);
         }
     }
 
