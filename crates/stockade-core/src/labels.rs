@@ -6,6 +6,8 @@ pub const PARENT: &str = "io.stockade.parent";
 pub const VERSION: &str = "io.stockade.version";
 pub const PROJECT: &str = "io.stockade.project";
 pub const NAMESPACE: &str = "io.stockade.namespace";
+/// On a custom base's runtime layer: the custom image it extends.
+pub const CUSTOM_BASE: &str = "io.stockade.custom-base";
 /// Marks every container stockade creates (value: the kind, e.g. `sandbox`).
 pub const KIND: &str = "io.stockade.kind";
 

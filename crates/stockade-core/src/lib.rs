@@ -2,6 +2,7 @@
 //! sandbox specifications. Nothing in this crate talks to a container engine, so all of it is
 //! tested without one.
 
+pub mod chain;
 pub mod config;
 pub mod context;
 pub mod dirs;

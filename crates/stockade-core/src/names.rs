@@ -49,6 +49,34 @@ impl Namespace {
         format!("{}:foundation", self.repository())
     }
 
+    /// The global base image's tag: the user's Dockerfile build, a custom image extended with
+    /// stockade's runtime layer, or an alias of the foundation.
+    pub fn base_image(&self) -> String {
+        format!("{}:base", self.repository())
+    }
+
+    /// A project image's tag: `stockade-project:<12 hex of the project path>`.
+    pub fn project_image(&self, project_id: &str) -> String {
+        format!("{}:{project_id}", self.prefixed("stockade-project"))
+    }
+
+    /// A custom base image extended with the runtime layer: `stockade-<sanitised name>:<version>`.
+    pub fn custom_base_image(&self, custom: &str, runtime_version: &str) -> String {
+        format!(
+            "{}:{runtime_version}",
+            self.prefixed(&format!("stockade-{}", sanitize(custom, 80)))
+        )
+    }
+
+    /// Whether an image repository (`name` of `name:tag`) is one stockade names in this
+    /// namespace: the foundation/base repository, project images and custom-base layers.
+    pub fn owns_repository(&self, repository: &str) -> bool {
+        repository == self.repository()
+            || repository
+                .strip_prefix(&self.prefixed("stockade-"))
+                .is_some_and(|rest| !rest.is_empty())
+    }
+
     /// A container name prefix: `stockade-…` or `<ns>-stockade-…`.
     pub fn container_name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.repository())
@@ -105,6 +133,38 @@ mod tests {
     fn namespace_prefixes_names() {
         let ns = Namespace::new(Some("dev")).unwrap_or_default();
         assert_eq!(ns.foundation_image(), "dev-stockade:foundation");
+        assert_eq!(ns.base_image(), "dev-stockade:base");
+        assert_eq!(
+            ns.project_image("0123456789ab"),
+            "dev-stockade-project:0123456789ab"
+        );
+    }
+
+    #[test]
+    fn owned_repositories() {
+        let ns = Namespace::default();
+        assert!(ns.owns_repository("stockade"));
+        assert!(ns.owns_repository("stockade-project"));
+        assert!(ns.owns_repository("stockade-ruby-3-3"));
+        assert!(!ns.owns_repository("ruby"));
+        assert!(!ns.owns_repository("stockade-"));
+        let dev = Namespace::new(Some("dev")).unwrap();
+        assert!(dev.owns_repository("dev-stockade-project"));
+        assert!(!dev.owns_repository("stockade-project"));
+    }
+
+    #[test]
+    fn custom_bases_get_a_sanitised_name() {
+        let ns = Namespace::default();
+        assert_eq!(ns.base_image(), "stockade:base");
+        assert_eq!(
+            ns.custom_base_image("ruby:3.3", "0.1.0"),
+            "stockade-ruby-3-3:0.1.0"
+        );
+        assert_eq!(
+            ns.custom_base_image("registry.example.com:5000/team/img:v2", "0.1.0"),
+            "stockade-registry-example-com-5000-team-img-v2:0.1.0"
+        );
     }
 
     #[test]

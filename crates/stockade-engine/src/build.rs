@@ -18,7 +18,9 @@ pub struct BuildRequest {
     /// The tag the image gets on success (the engine tags only a finished build, so a failed or
     /// interrupted build leaves the previous image under this tag untouched).
     pub tag: String,
-    /// An uncompressed tar of the build context, holding `Dockerfile`.
+    /// The Dockerfile's path in the context.
+    pub dockerfile: String,
+    /// An uncompressed tar of the build context, holding the Dockerfile.
     pub context: Vec<u8>,
     pub build_args: HashMap<String, String>,
     pub labels: HashMap<String, String>,
@@ -44,7 +46,7 @@ impl Engine {
         let operation = format!("POST /build -t {}", request.tag);
         debug!(target: "engine", "{operation} ({} bytes of context)", request.context.len());
         let options = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
+            .dockerfile(&request.dockerfile)
             .t(&request.tag)
             .rm(true)
             .forcerm(true)

@@ -41,6 +41,8 @@ pub struct ContainerSummary {
     pub id: String,
     pub name: String,
     pub state: String,
+    /// The ID of the image it was created from.
+    pub image_id: String,
     pub labels: HashMap<String, String>,
 }
 
@@ -281,18 +283,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Containers (running or not) carrying all of the given labels (`key=value`).
+    /// Containers (running or not) carrying all of the given labels (`key=value`); every
+    /// container when `labels` is empty.
     pub async fn list_containers(
         &self,
         labels: &[String],
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         let operation = format!("GET /containers/json label={}", labels.join(","));
         debug!(target: "engine", "{operation}");
-        let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
+        let mut options = ListContainersOptionsBuilder::default().all(true);
+        if !labels.is_empty() {
+            let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
+            options = options.filters(&filters);
+        }
+        let options = options.build();
         let list = self
             .docker
             .list_containers(Some(options))
@@ -308,6 +312,7 @@ impl Engine {
                     .map(|n| n.trim_start_matches('/').to_owned())
                     .unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
             })
             .collect())

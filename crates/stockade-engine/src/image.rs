@@ -2,7 +2,11 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::{RemoveImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use futures_util::StreamExt;
 use tracing::debug;
 
 use crate::connect::Engine;
@@ -15,6 +19,28 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
     pub size: i64,
     pub created: String,
+}
+
+/// An image as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub id: String,
+    /// `repo:tag` names; empty for a dangling image.
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub size: i64,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What became of an image removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// There was no such image.
+    Missing,
+    /// The engine refused: a container or a child image uses it.
+    InUse(String),
 }
 
 impl Engine {
@@ -49,13 +75,83 @@ impl Engine {
             .map_err(|e| self.err(&operation, e))
     }
 
-    /// Remove an image (or a tag of it). Missing images are not an error.
-    pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+    /// Remove an image (or a tag of it), never forcing: an image a container or another image
+    /// uses stays, and the answer says so.
+    pub async fn remove_image(&self, image: &str) -> Result<Removal, EngineError> {
         let operation = format!("DELETE /images/{image}");
         debug!(target: "engine", "{operation}");
         let options = RemoveImageOptionsBuilder::default().noprune(false).build();
         let result = self.docker.remove_image(image, Some(options), None).await;
-        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        match result.map_err(|e| self.err(&operation, e)) {
+            Ok(_) => Ok(Removal::Removed),
+            Err(EngineError::Api { status: 404, .. }) => Ok(Removal::Missing),
+            Err(EngineError::Api {
+                status: 409,
+                message,
+                ..
+            }) => Ok(Removal::InUse(message)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Top-level images carrying all of the given labels (`key` or `key=value`).
+    pub async fn list_images(&self, labels: &[String]) -> Result<Vec<ImageSummary>, EngineError> {
+        let operation = format!("GET /images/json label={}", labels.join(","));
+        debug!(target: "engine", "{operation}");
+        let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
+        let options = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(list
+            .into_iter()
+            .map(|image| ImageSummary {
+                id: image.id,
+                tags: image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|tag| tag != "<none>:<none>")
+                    .collect(),
+                labels: image.labels,
+                size: image.size,
+                created: image.created,
+            })
+            .collect())
+    }
+
+    /// Pull `image` from its registry; `on_status` gets the engine's progress lines.
+    pub async fn pull_image(
+        &self,
+        image: &str,
+        mut on_status: impl FnMut(&str),
+    ) -> Result<(), EngineError> {
+        let operation = format!("POST /images/create fromImage={image}");
+        debug!(target: "engine", "{operation}");
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        on_status(&status);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Api {
+                        operation,
+                        status: 0,
+                        message: error.trim().to_owned(),
+                    });
+                }
+                Err(e) => return Err(self.err(&operation, e)),
+            }
+        }
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ pub use connect::Engine;
 pub use container::{Attached, ContainerSummary, OutputChunk};
 pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint};
 pub use error::EngineError;
-pub use image::ImageInfo;
+pub use image::{ImageInfo, ImageSummary, Removal};
 pub use system::EngineInfo;
 
 /// The oldest Engine API stockade supports (Docker 20.10; Podman's compatible socket reports it too).

@@ -73,6 +73,8 @@ async fn dispatch(command: Command, ui: Ui) -> Result<u8, CliError> {
         Command::Scan(args) => commands::scan::run(&ctx, args.json),
         Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
+        Command::Images(args) => commands::images::run(&ctx, args.json).await,
+        Command::Prune(args) => commands::prune::run(&ctx, args.dry_run, args.yes).await,
         Command::Completions(_) => Ok(0),
     }
 }

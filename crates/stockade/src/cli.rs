@@ -53,6 +53,10 @@ pub enum Command {
     Trust(TrustArgs),
     /// Scan the project for likely secrets, as done before every launch.
     Scan(ScanArgs),
+    /// List stockade's images: tier, project, size, and whether they are in use or orphaned.
+    Images(ImagesArgs),
+    /// Remove orphaned stockade images (never one a container uses).
+    Prune(PruneArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -189,7 +193,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Rebuild even when the image is up to date.
+    /// Rebuild the foundation, base and project images even when they are up to date.
     #[arg(long)]
     pub force: bool,
     /// Do not use the engine's build cache.
@@ -202,6 +206,23 @@ pub struct CheckArgs {
     /// Print the report as JSON (shape: docs/check.md).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod exit;
 mod image;
+mod inventory;
 mod launch;
 mod session;
 mod ui;

@@ -1,8 +1,8 @@
-//! `stockade build [--force] [--no-cache]`: ensure the image now.
+//! `stockade build [--force] [--no-cache]`: ensure the image chain for the current project now.
 
 use crate::context::Context;
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_foundation};
+use crate::image::{BuildMode, ensure_chain};
 
 pub async fn run(ctx: &Context, force: bool, no_cache: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
@@ -13,10 +13,10 @@ pub async fn run(ctx: &Context, force: bool, no_cache: bool) -> Result<u8, CliEr
     } else {
         BuildMode::IfStale
     };
-    let ready = ensure_foundation(&engine, ctx, &config, mode).await?;
-    if !ready.built {
+    let chain = ensure_chain(&engine, ctx, &config, &project, mode).await?;
+    if !chain.built_any() {
         ctx.ui
-            .success(&format!("Foundation image up to date ({})", ready.tag));
+            .success(&format!("Images up to date ({})", chain.image()));
     }
     Ok(0)
 }

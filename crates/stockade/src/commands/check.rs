@@ -6,14 +6,16 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
+use stockade_core::chain::Freshness;
 use stockade_core::config::Config;
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::identity::Identity;
-use stockade_engine::EngineInfo;
+use stockade_core::project::Project;
+use stockade_engine::{EngineInfo, ImageInfo};
 
 use crate::context::Context;
 use crate::exit::{self, CliError};
-use crate::image::ImageStatus;
+use crate::image::{TierStatus, chain_status};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -60,6 +62,11 @@ struct ProjectCheck {
 #[derive(Debug, Serialize)]
 struct ImagesCheck {
     foundation: ImageCheck,
+    /// `None` when the engine or the configuration is unavailable.
+    base: Option<TierStatus>,
+    project: Option<TierStatus>,
+    /// Why base and project could not be checked.
+    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,9 +129,14 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     };
 
     let tag = ctx.namespace.foundation_image();
-    let foundation = match (&engine, config_result.as_ref().ok()) {
-        (Some(engine), Some(config)) => foundation_check(engine, config, tag).await,
-        _ => ImageCheck::unknown(tag, None),
+    let images = match (&engine, config_result.as_ref().ok()) {
+        (Some(engine), Some(config)) => images_check(ctx, engine, config, &project, tag).await,
+        _ => ImagesCheck {
+            foundation: ImageCheck::unknown(tag, None),
+            base: None,
+            project: None,
+            error: None,
+        },
     };
 
     let report = Report {
@@ -137,7 +149,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
             cwd: project.cwd.clone(),
             git: project.is_git,
         },
-        images: ImagesCheck { foundation },
+        images,
         warnings,
     };
 
@@ -183,32 +195,56 @@ impl ImageCheck {
     }
 }
 
-async fn foundation_check(
+async fn images_check(
+    ctx: &Context,
     engine: &stockade_engine::Engine,
     config: &Config,
+    project: &Project,
     tag: String,
-) -> ImageCheck {
+) -> ImagesCheck {
     let expected = FoundationPlan::new(&config.image)
         .ok()
         .map(|plan| plan.hash);
     let info = match engine.inspect_image(&tag).await {
         Ok(info) => info,
-        Err(e) => return ImageCheck::unknown(tag, Some(e.to_string())),
+        Err(e) => {
+            return ImagesCheck {
+                foundation: ImageCheck::unknown(tag, Some(e.to_string())),
+                base: None,
+                project: None,
+                error: None,
+            };
+        }
     };
-    let status = match &expected {
-        Some(hash) => ImageStatus::of(info.as_ref(), hash).key(),
+    let freshness = expected
+        .as_deref()
+        .map(|hash| Freshness::of(info.as_ref().map(|i| &i.labels), hash, None));
+    let status = match &freshness {
+        Some(freshness) => freshness.key(),
         None if info.is_none() => "missing",
         None => "unknown",
     };
-    ImageCheck {
-        tag,
-        status,
-        id: info.as_ref().map(|i| i.id.clone()),
-        hash: info
-            .as_ref()
-            .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
-        expected_hash: expected,
-        error: None,
+    let current: Option<&ImageInfo> = info
+        .as_ref()
+        .filter(|_| freshness == Some(Freshness::UpToDate));
+    let (base, project, error) = match chain_status(engine, ctx, config, project, current).await {
+        Ok(chain) => (Some(chain.base), Some(chain.project), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    ImagesCheck {
+        foundation: ImageCheck {
+            tag,
+            status,
+            id: info.as_ref().map(|i| i.id.clone()),
+            hash: info
+                .as_ref()
+                .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
+            expected_hash: expected,
+            error: None,
+        },
+        base,
+        project,
+        error,
     }
 }
 
@@ -281,7 +317,54 @@ fn print_human(ctx: &Context, report: &Report) {
         other => other,
     };
     println!("{} Foundation image: {status} ({})", mark(true), f.tag);
+    let home = &ctx.identity.home;
+    if let Some(base) = &report.images.base {
+        let what = match (base.source, base.from.as_deref()) {
+            ("dockerfile", Some(path)) => format!("custom ({})", tilde(path, home)),
+            ("image", Some(name)) => format!("custom image {name}"),
+            _ => "default (foundation alias)".to_owned(),
+        };
+        println!(
+            "{} Base image: {what}, {} ({})",
+            mark(true),
+            tier_words(base),
+            base.tag
+        );
+    }
+    if let Some(project) = &report.images.project {
+        if project.status == "none" {
+            println!("{} Project image: none", mark(true));
+        } else {
+            println!(
+                "{} Project image: {} ({})",
+                mark(true),
+                tier_words(project),
+                project.tag
+            );
+        }
+    }
+    if let Some(error) = &report.images.error {
+        println!("{} Images: {error}", mark(false));
+    }
     for warning in &report.warnings {
         println!("{} {warning}", ui.paint("33", "warn"));
+    }
+}
+
+fn tier_words(tier: &TierStatus) -> String {
+    match (tier.status, tier.reason.as_deref()) {
+        ("up-to-date", _) => "up to date".to_owned(),
+        ("missing", Some(reason)) => format!("missing ({reason})"),
+        ("missing", None) => "missing (built on the next run)".to_owned(),
+        ("stale", Some(reason)) => format!("stale ({reason})"),
+        (other, _) => other.to_owned(),
+    }
+}
+
+/// `/home/ada/.config/x` → `~/.config/x`.
+fn tilde(path: &str, home: &std::path::Path) -> String {
+    match std::path::Path::new(path).strip_prefix(home) {
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.to_owned(),
     }
 }

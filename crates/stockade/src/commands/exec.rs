@@ -10,7 +10,7 @@ use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_foundation};
+use crate::image::{BuildMode, ensure_chain};
 use crate::launch::{self, Allowances};
 use crate::session;
 
@@ -47,7 +47,12 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     if request.dry_run {
         // Nothing starts: no approval or scan needed, but the refusals still apply.
         launch::refuse_broad_root(&project, &ctx.identity.home)?;
-        let mut spec = sandbox(ctx.namespace.foundation_image());
+        // The image as the chain names it; it is built (or found current) at launch.
+        let image = match stockade_core::chain::project_dockerfile(&project) {
+            Some(_) => ctx.namespace.project_image(&project.id()),
+            None => ctx.namespace.base_image(),
+        };
+        let mut spec = sandbox(image);
         if resolved.config.sandbox.docker_socket {
             mount_engine_socket(ctx, &mut spec)?;
         }
@@ -59,9 +64,10 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
 
     launch::check(ctx, &project, &resolved, request.allow)?;
     let engine = ctx.connect().await?;
-    let image = ensure_foundation(&engine, ctx, &resolved.config, BuildMode::IfStale)
+    let image = ensure_chain(&engine, ctx, &resolved.config, &project, BuildMode::IfStale)
         .await?
-        .tag;
+        .image()
+        .to_owned();
     let mut spec = sandbox(image);
     if resolved.config.sandbox.docker_socket {
         mount_engine_socket(ctx, &mut spec)?;

@@ -5,5 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod exec;
+pub mod images;
+pub mod prune;
 pub mod scan;
 pub mod trust;

@@ -175,6 +175,17 @@ impl Env {
         env
     }
 
+    /// A namespace of its own whose foundation is the shared one (tagged into it, so nothing is
+    /// rebuilt): for tests that change the base or project tiers, which the namespace shares.
+    pub fn layered(tag: &str) -> Self {
+        let shared = Self::new();
+        let namespace = format!("{}-{tag}-{}", shared_namespace(), std::process::id());
+        let env = Self::create(namespace, None, true);
+        env.write_global_config(&default_config(&base_image()));
+        docker_stdout(&["tag", &shared.foundation_tag(), &env.foundation_tag()]);
+        env
+    }
+
     /// Run as `user` instead of the test process's user.
     pub fn run_as(mut self, user: HostUser) -> Self {
         for dir in [&self.home, &self.project] {
@@ -299,6 +310,29 @@ impl Env {
         format!("{}-stockade:foundation", self.namespace)
     }
 
+    pub fn base_tag(&self) -> String {
+        format!("{}-stockade:base", self.namespace)
+    }
+
+    /// The tag of this environment's project image.
+    pub fn project_tag(&self) -> String {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(
+            self.project.as_os_str().as_encoded_bytes(),
+        ));
+        format!("{}-stockade-project:{}", self.namespace, &digest[..12])
+    }
+
+    /// Write a file under the project (parents created).
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.project.join(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(&path, text).expect("write");
+        if let Some(user) = &self.user {
+            chown_recursive(&self.project, user.uid, user.gid);
+        }
+    }
+
     pub fn image_id(&self, tag: &str) -> Option<String> {
         let out = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
         out.status
@@ -313,8 +347,15 @@ impl Drop for Env {
             let _ = docker(&["rm", "-f", &id]);
         }
         if self.owns_namespace {
+            // Tags in this namespace (some point at shared images: only the tag goes), then the
+            // images built in it.
+            let tags = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+            let prefix = format!("{}-stockade", self.namespace);
+            for tag in tags.lines().filter(|t| t.starts_with(&prefix)) {
+                let _ = docker(&["rmi", tag]);
+            }
             let filter = format!("label=io.stockade.namespace={}", self.namespace);
-            let ids = docker_stdout(&["images", "-q", "--filter", &filter]);
+            let ids = docker_stdout(&["images", "-aq", "--filter", &filter]);
             for id in ids.lines().collect::<std::collections::BTreeSet<_>>() {
                 let _ = docker(&["rmi", "-f", id]);
             }
@@ -325,6 +366,66 @@ impl Drop for Env {
 
 pub fn default_config(from: &str) -> String {
     format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n")
+}
+
+/// A busybox-only image (no useradd, no bash, no libc): Debian's busybox-static and its applet
+/// links, imported once per run.
+pub fn busybox_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let tag = format!("{}/busybox:static", shared_namespace());
+            if docker(&["image", "inspect", &tag]).status.success() {
+                return tag;
+            }
+            let busybox = Path::new("/bin/busybox");
+            assert!(
+                busybox.exists(),
+                "/bin/busybox is missing: scripts/test installs busybox-static"
+            );
+            let root = tempfile::tempdir().expect("tempdir");
+            for dir in ["bin", "etc", "tmp", "root"] {
+                fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+            }
+            fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
+            let applets = Command::new(busybox)
+                .arg("--list")
+                .output()
+                .expect("busybox --list");
+            for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+                let _ = std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet));
+            }
+            fs::write(
+                root.path().join("etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\n",
+            )
+            .expect("passwd");
+            fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
+            let tar = Command::new("tar")
+                .args(["-C"])
+                .arg(root.path())
+                .args(["-c", "."])
+                .output()
+                .expect("tar");
+            let mut import = Command::new("docker")
+                .args(["import", "--change", "ENV PATH=/bin", "-", &tag])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("docker import");
+            import
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(&tar.stdout)
+                .expect("write tar");
+            assert!(
+                import.wait().expect("wait").success(),
+                "docker import of busybox failed"
+            );
+            tag
+        })
+        .clone()
 }
 
 /// Build the shared foundation once per test binary (and once per run across binaries: the

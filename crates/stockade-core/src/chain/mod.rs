@@ -1,0 +1,345 @@
+//! The image chain: foundation → base → project. Which source each tier has, what its content
+//! hash is, and whether the image on the engine is current — decided without an engine.
+//!
+//! An image is current when it exists, its `io.stockade.hash` equals the hash of what would be
+//! built now, and its `io.stockade.parent` equals the ID of the image it is built on. So a
+//! foundation change rebuilds the base, and a base change rebuilds every project image the next
+//! time its project runs.
+
+pub mod dir_context;
+pub mod dockerignore;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::ImageConfig;
+use crate::hash::{ContentHasher, sha256_hex};
+use crate::labels;
+use crate::names::Namespace;
+use crate::project::Project;
+
+pub use dir_context::{ContextError, DirContext};
+
+/// The file name of the global and project Dockerfiles.
+pub const DOCKERFILE: &str = "Dockerfile";
+
+/// Files in the global config directory that are never part of the global base's context.
+pub const GLOBAL_CONTEXT_EXCLUDED: &[&str] = &["config.toml"];
+
+/// Where the global base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// Neither a global Dockerfile nor a custom image: `stockade:base` is the foundation.
+    Foundation,
+    /// `~/.config/stockade/Dockerfile`, built with its directory as the context.
+    Dockerfile { path: PathBuf },
+    /// `[image] base = "<name>"`: a custom image, extended with stockade's runtime layer.
+    Image {
+        name: String,
+        /// `[image] base_dockerfile` as configured, for when the image is missing.
+        dockerfile: Option<PathBuf>,
+    },
+}
+
+impl BaseSource {
+    /// `[image] base` wins over the global Dockerfile; the Dockerfile's presence is the switch.
+    pub fn resolve(image: &ImageConfig, config_dir: &Path) -> Self {
+        if let Some(name) = &image.base {
+            return Self::Image {
+                name: name.clone(),
+                dockerfile: image.base_dockerfile.clone(),
+            };
+        }
+        let path = config_dir.join(DOCKERFILE);
+        if path.is_file() {
+            Self::Dockerfile { path }
+        } else {
+            Self::Foundation
+        }
+    }
+}
+
+/// Find `[image] base_dockerfile`: absolute as is; relative against the project root first,
+/// then the global config directory. Returns every place looked at when it is nowhere.
+pub fn find_base_dockerfile(
+    configured: &Path,
+    project_root: &Path,
+    config_dir: &Path,
+) -> Result<PathBuf, Vec<PathBuf>> {
+    let candidates = if configured.is_absolute() {
+        vec![configured.to_path_buf()]
+    } else {
+        vec![project_root.join(configured), config_dir.join(configured)]
+    };
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .ok_or(candidates)
+}
+
+/// The project's Dockerfile, `.stockade/Dockerfile`, if it has one.
+pub fn project_dockerfile(project: &Project) -> Option<PathBuf> {
+    let path = project.root.join(".stockade").join(DOCKERFILE);
+    path.is_file().then_some(path)
+}
+
+/// Which image a project Dockerfile builds on: the base (recommended) or the foundation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectParent {
+    Base,
+    Foundation,
+}
+
+impl ProjectParent {
+    /// Read from the Dockerfile's `FROM` lines: the foundation when one names the foundation's
+    /// tag and none names the base's; otherwise the base.
+    pub fn of(dockerfile: &str, namespace: &Namespace) -> Self {
+        let base = namespace.base_image();
+        let foundation = namespace.foundation_image();
+        let mut names_foundation = false;
+        for line in dockerfile.lines() {
+            let mut words = line.split_whitespace();
+            if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+                continue;
+            }
+            for word in words {
+                if word == base {
+                    return Self::Base;
+                }
+                names_foundation |= word == foundation;
+            }
+        }
+        if names_foundation {
+            Self::Foundation
+        } else {
+            Self::Base
+        }
+    }
+}
+
+/// Whether an image on the engine is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    Missing,
+    UpToDate,
+    Stale(StaleReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    /// What goes into the image changed (Dockerfile, a context file, a build argument).
+    ContentChanged,
+    /// The image it is built on was rebuilt.
+    ParentChanged,
+}
+
+impl StaleReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ContentChanged => "its Dockerfile or build context changed",
+            Self::ParentChanged => "the image it builds on changed",
+        }
+    }
+}
+
+impl Freshness {
+    /// Compare an image's labels (`None`: no such image) with what would be built now.
+    pub fn of(
+        image_labels: Option<&HashMap<String, String>>,
+        expected_hash: &str,
+        expected_parent: Option<&str>,
+    ) -> Self {
+        let Some(found) = image_labels else {
+            return Self::Missing;
+        };
+        if found.get(labels::HASH).map(String::as_str) != Some(expected_hash) {
+            Self::Stale(StaleReason::ContentChanged)
+        } else if let Some(parent) = expected_parent
+            && found.get(labels::PARENT).map(String::as_str) != Some(parent)
+        {
+            Self::Stale(StaleReason::ParentChanged)
+        } else {
+            Self::UpToDate
+        }
+    }
+
+    /// As `stockade check --json` reports it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::UpToDate => "up-to-date",
+            Self::Stale(_) => "stale",
+        }
+    }
+}
+
+/// The hash of a tier built from a directory context.
+pub fn context_tier_hash(tier: &str, context_hash: &str) -> String {
+    let mut hasher = ContentHasher::new("stockade-tier-v1");
+    hasher.part(tier.as_bytes()).part(context_hash.as_bytes());
+    hasher.finish()
+}
+
+/// Where the content-hash cache of a context directory lives.
+pub fn context_cache_file(cache_dir: &Path, context_dir: &Path) -> PathBuf {
+    let key = sha256_hex(context_dir.as_os_str().as_encoded_bytes());
+    cache_dir.join("contexts").join(&key[..24])
+}
+
+/// The runtime layer that makes any Linux image a sandbox base: stockade's `/opt/stockade`
+/// (static init, privilege drop, entrypoint) copied from the foundation, run as root so the
+/// entrypoint can map the user. Only COPY/ENV/ENTRYPOINT: no shell needed in the custom image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeLayer {
+    pub dockerfile: String,
+    pub hash: String,
+}
+
+impl RuntimeLayer {
+    pub fn new(foundation_tag: &str, foundation_id: &str, custom: &str, with_ca: bool) -> Self {
+        let mut dockerfile = format!(
+            "# stockade's runtime layer over a custom base image.\n\
+             FROM {foundation_tag} AS stockade\n\
+             FROM {custom}\n\
+             USER root\n\
+             COPY --from=stockade /opt/stockade /opt/stockade\n"
+        );
+        if with_ca {
+            // The foundation's trust store holds `[image] ca_certificates`; images without
+            // ca-certificates (busybox, distroless) get it too.
+            let bundle = "/opt/stockade/ca-certificates.crt";
+            dockerfile.push_str(&format!(
+                "COPY --from=stockade /etc/ssl/certs/ca-certificates.crt {bundle}\n\
+                 ENV SSL_CERT_FILE={bundle} NODE_EXTRA_CA_CERTS={bundle} REQUESTS_CA_BUNDLE={bundle}\n"
+            ));
+        }
+        dockerfile.push_str(
+            "ENTRYPOINT [\"/opt/stockade/bin/tini\", \"--\", \"/opt/stockade/entrypoint.sh\"]\n\
+             CMD []\n",
+        );
+        let mut hasher = ContentHasher::new("stockade-runtime-layer-v1");
+        hasher
+            .part(dockerfile.as_bytes())
+            .part(foundation_id.as_bytes());
+        Self {
+            hash: hasher.finish(),
+            dockerfile,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(hash: &str, parent: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::HASH.to_owned(), hash.to_owned()),
+            (labels::PARENT.to_owned(), parent.to_owned()),
+        ])
+    }
+
+    #[test]
+    fn freshness_compares_hash_then_parent() {
+        let l = labels("h1", "p1");
+        assert_eq!(Freshness::of(None, "h1", Some("p1")), Freshness::Missing);
+        assert_eq!(
+            Freshness::of(Some(&l), "h1", Some("p1")),
+            Freshness::UpToDate
+        );
+        assert_eq!(
+            Freshness::of(Some(&l), "h2", Some("p1")),
+            Freshness::Stale(StaleReason::ContentChanged)
+        );
+        assert_eq!(
+            Freshness::of(Some(&l), "h1", Some("p2")),
+            Freshness::Stale(StaleReason::ParentChanged)
+        );
+        assert_eq!(Freshness::of(Some(&l), "h1", None), Freshness::UpToDate);
+    }
+
+    #[test]
+    fn project_parent_follows_the_from_line() {
+        let ns = Namespace::default();
+        assert_eq!(
+            ProjectParent::of("FROM stockade:base\nRUN x\n", &ns),
+            ProjectParent::Base
+        );
+        assert_eq!(
+            ProjectParent::of("from stockade:foundation AS b\n", &ns),
+            ProjectParent::Foundation
+        );
+        assert_eq!(
+            ProjectParent::of("FROM --platform=linux/amd64 stockade:foundation\n", &ns),
+            ProjectParent::Foundation
+        );
+        assert_eq!(ProjectParent::of("FROM ubuntu\n", &ns), ProjectParent::Base);
+        let dev = Namespace::new(Some("dev")).unwrap();
+        assert_eq!(
+            ProjectParent::of("FROM dev-stockade:foundation\n", &dev),
+            ProjectParent::Foundation
+        );
+    }
+
+    #[test]
+    fn base_source_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut image = crate::config::Config::default().image;
+        assert_eq!(
+            BaseSource::resolve(&image, dir.path()),
+            BaseSource::Foundation
+        );
+        std::fs::write(dir.path().join(DOCKERFILE), "FROM stockade:foundation\n").unwrap();
+        assert_eq!(
+            BaseSource::resolve(&image, dir.path()),
+            BaseSource::Dockerfile {
+                path: dir.path().join(DOCKERFILE)
+            }
+        );
+        image.base = Some("ruby:3.3".into());
+        assert!(matches!(
+            BaseSource::resolve(&image, dir.path()),
+            BaseSource::Image { name, .. } if name == "ruby:3.3"
+        ));
+    }
+
+    #[test]
+    fn base_dockerfile_is_found_in_the_project_then_the_config_dir() {
+        let project = tempfile::tempdir().unwrap();
+        let config = tempfile::tempdir().unwrap();
+        let rel = Path::new("images/Dockerfile");
+        assert_eq!(
+            find_base_dockerfile(rel, project.path(), config.path()).unwrap_err(),
+            vec![project.path().join(rel), config.path().join(rel)]
+        );
+        std::fs::create_dir_all(config.path().join("images")).unwrap();
+        std::fs::write(config.path().join(rel), "FROM x\n").unwrap();
+        assert_eq!(
+            find_base_dockerfile(rel, project.path(), config.path()).unwrap(),
+            config.path().join(rel)
+        );
+        std::fs::create_dir_all(project.path().join("images")).unwrap();
+        std::fs::write(project.path().join(rel), "FROM y\n").unwrap();
+        assert_eq!(
+            find_base_dockerfile(rel, project.path(), config.path()).unwrap(),
+            project.path().join(rel)
+        );
+    }
+
+    #[test]
+    fn runtime_layer_needs_no_shell_and_follows_the_foundation() {
+        let a = RuntimeLayer::new("stockade:foundation", "sha256:1", "busybox:1", false);
+        assert!(!a.dockerfile.contains("RUN"));
+        assert!(
+            a.dockerfile
+                .contains("COPY --from=stockade /opt/stockade /opt/stockade")
+        );
+        assert!(a.dockerfile.contains("USER root"));
+        let b = RuntimeLayer::new("stockade:foundation", "sha256:2", "busybox:1", false);
+        assert_ne!(a.hash, b.hash, "a new foundation rebuilds the layer");
+        let c = RuntimeLayer::new("stockade:foundation", "sha256:1", "busybox:1", true);
+        assert!(c.dockerfile.contains("SSL_CERT_FILE"));
+        assert_ne!(a.hash, c.hash);
+    }
+}

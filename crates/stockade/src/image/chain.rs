@@ -1,0 +1,261 @@
+//! `ensure_chain`: foundation → base → project, parent first, each built only when stale.
+
+use std::collections::HashMap;
+
+use stockade_core::chain::{self, ProjectParent, RuntimeLayer};
+use stockade_core::config::Config;
+use stockade_core::context::{BuildContext, ContextFile};
+use stockade_core::labels;
+use stockade_core::project::Project;
+use stockade_engine::Engine;
+
+use super::plan::{BasePlan, ProjectPlan, base_plan, foundation_plan, project_plan};
+use super::{BuildMode, Ready, Superseded, TierBuild, alias, ensure_built};
+use crate::context::Context;
+use crate::exit::CliError;
+
+/// The chain, ready: the image a sandbox for this project runs.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub foundation: Ready,
+    pub base: Ready,
+    pub project: Option<Ready>,
+}
+
+impl Chain {
+    /// The tag of the image sandboxes run: the project image, else the base.
+    pub fn image(&self) -> &str {
+        self.project.as_ref().unwrap_or(&self.base).tag.as_str()
+    }
+
+    /// Whether this run built (or re-pointed) any tier.
+    pub fn built_any(&self) -> bool {
+        self.foundation.built || self.base.built || self.project.as_ref().is_some_and(|p| p.built)
+    }
+}
+
+/// Make every tier current for `project`, parent first; remove what the rebuilds replaced.
+pub async fn ensure_chain(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    mode: BuildMode,
+) -> Result<Chain, CliError> {
+    // Plans first: a bad context fails before anything is built.
+    let base_plan = base_plan(ctx, config)?;
+    let project_plan = project_plan(ctx, project)?;
+    let mut superseded = Superseded::default();
+    let result = ensure_tiers(
+        engine,
+        ctx,
+        config,
+        project,
+        base_plan,
+        project_plan,
+        mode,
+        &mut superseded,
+    )
+    .await;
+    superseded.remove(engine).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ensure_tiers(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    base_plan: BasePlan,
+    project_plan: Option<ProjectPlan>,
+    mode: BuildMode,
+    superseded: &mut Superseded,
+) -> Result<Chain, CliError> {
+    let foundation = ensure_foundation(engine, ctx, config, mode, superseded).await?;
+    let base = ensure_base(
+        engine,
+        ctx,
+        config,
+        project,
+        base_plan,
+        &foundation,
+        mode,
+        superseded,
+    )
+    .await?;
+    let project = match project_plan {
+        None => None,
+        Some(plan) => {
+            let parent = match plan.parent {
+                ProjectParent::Base => &base,
+                ProjectParent::Foundation => &foundation,
+            };
+            let build = TierBuild {
+                tier: "project",
+                title: "project image".to_owned(),
+                tag: ctx.namespace.project_image(&project.id()),
+                dockerfile: chain::DOCKERFILE.to_owned(),
+                hash: plan.hash,
+                parent: Some(parent.id.clone()),
+                build_args: HashMap::new(),
+                labels: HashMap::from([(
+                    labels::PROJECT.to_owned(),
+                    project.root.to_string_lossy().into_owned(),
+                )]),
+            };
+            let context = plan.context;
+            Some(
+                ensure_built(engine, ctx, build, mode, superseded, || {
+                    context.to_tar().map_err(context_error)
+                })
+                .await?,
+            )
+        }
+    };
+    Ok(Chain {
+        foundation,
+        base,
+        project,
+    })
+}
+
+/// The foundation: the embedded assets, `[image] from` and the CA files.
+async fn ensure_foundation(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    mode: BuildMode,
+    superseded: &mut Superseded,
+) -> Result<Ready, CliError> {
+    let plan = foundation_plan(config)?;
+    let build = TierBuild {
+        tier: "foundation",
+        title: format!("foundation image from {}", config.image.from),
+        tag: ctx.namespace.foundation_image(),
+        dockerfile: chain::DOCKERFILE.to_owned(),
+        hash: plan.hash.clone(),
+        parent: None,
+        build_args: plan.build_args.clone().into_iter().collect(),
+        labels: HashMap::from([
+            (
+                "org.opencontainers.image.title".to_owned(),
+                "stockade foundation".to_owned(),
+            ),
+            (
+                "org.opencontainers.image.description".to_owned(),
+                "The base tier of stockade's sandbox images".to_owned(),
+            ),
+            (
+                "org.opencontainers.image.version".to_owned(),
+                labels::STOCKADE_VERSION.to_owned(),
+            ),
+            (
+                "org.opencontainers.image.source".to_owned(),
+                env!("CARGO_PKG_REPOSITORY").to_owned(),
+            ),
+            (
+                "org.opencontainers.image.base.name".to_owned(),
+                config.image.from.clone(),
+            ),
+        ]),
+    };
+    ensure_built(engine, ctx, build, mode, superseded, || {
+        plan.context.to_tar().map_err(|e| {
+            CliError::other(
+                format!("cannot pack the foundation build context: {e}"),
+                None,
+            )
+        })
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ensure_base(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    plan: BasePlan,
+    foundation: &Ready,
+    mode: BuildMode,
+    superseded: &mut Superseded,
+) -> Result<Ready, CliError> {
+    let base_tag = ctx.namespace.base_image();
+    match plan {
+        BasePlan::Foundation => {
+            let moved = alias(engine, ctx, "base", &base_tag, foundation, superseded).await?;
+            Ok(Ready {
+                tag: base_tag,
+                id: foundation.id.clone(),
+                built: moved,
+            })
+        }
+        BasePlan::Dockerfile { context, hash, .. } => {
+            let build = TierBuild {
+                tier: "base",
+                title: "global base image".to_owned(),
+                tag: base_tag,
+                dockerfile: chain::DOCKERFILE.to_owned(),
+                hash,
+                parent: Some(foundation.id.clone()),
+                build_args: HashMap::new(),
+                labels: HashMap::new(),
+            };
+            ensure_built(engine, ctx, build, mode, superseded, || {
+                context.to_tar().map_err(context_error)
+            })
+            .await
+        }
+        BasePlan::Image { name, dockerfile } => {
+            let custom_id = super::custom::ensure_custom_image(
+                engine, ctx, project, &name, dockerfile, mode, superseded,
+            )
+            .await?;
+            let layer = RuntimeLayer::new(
+                &foundation.tag,
+                &foundation.id,
+                &name,
+                !config.image.ca_certificates.is_empty(),
+            );
+            let build = TierBuild {
+                tier: "base",
+                title: format!("runtime layer over {name}"),
+                tag: ctx
+                    .namespace
+                    .custom_base_image(&name, labels::STOCKADE_VERSION),
+                dockerfile: chain::DOCKERFILE.to_owned(),
+                hash: layer.hash,
+                parent: Some(custom_id),
+                build_args: HashMap::new(),
+                labels: HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]),
+            };
+            let dockerfile = layer.dockerfile;
+            let layered = ensure_built(engine, ctx, build, mode, superseded, || {
+                BuildContext::new(vec![ContextFile::new(
+                    chain::DOCKERFILE,
+                    dockerfile.into_bytes(),
+                    0o644,
+                )])
+                .to_tar()
+                .map_err(|e| CliError::other(format!("cannot pack the runtime layer: {e}"), None))
+            })
+            .await?;
+            // The custom image takes the place of `stockade:base` (project Dockerfiles build on it).
+            let moved = alias(engine, ctx, "base", &base_tag, &layered, superseded).await?;
+            Ok(Ready {
+                tag: base_tag,
+                id: layered.id,
+                built: layered.built || moved,
+            })
+        }
+    }
+}
+
+fn context_error(e: chain::ContextError) -> CliError {
+    CliError::other(
+        e.to_string(),
+        Some("fix the file or its permissions, or leave it out with .dockerignore"),
+    )
+}

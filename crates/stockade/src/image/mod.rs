@@ -1,0 +1,245 @@
+//! Keeping the image chain current: compare each tier's content hash and parent with the
+//! engine's labels, build lazily what is stale, build once when several stockade processes need
+//! the same image, and clean up the images a rebuild supersedes.
+
+mod chain;
+mod custom;
+mod plan;
+
+use std::collections::HashMap;
+use std::fs::{File, TryLockError};
+
+use stockade_core::chain::Freshness;
+use stockade_core::foundation::PROXY_VARS;
+use stockade_core::labels;
+use stockade_core::names::sanitize;
+use stockade_engine::{BuildEvent, BuildRequest, Engine, ImageInfo, Removal};
+
+use crate::context::{Context, env};
+use crate::exit::CliError;
+use crate::ui::seconds;
+
+pub use chain::ensure_chain;
+pub use plan::{TierStatus, chain_status};
+
+/// Build now (even when current) or only when stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildMode {
+    IfStale,
+    Force { no_cache: bool },
+}
+
+/// An image that is ready to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub tag: String,
+    pub id: String,
+    /// Whether this run built it (false: it was already current).
+    pub built: bool,
+}
+
+/// One image to keep current: what it is, how to recognise a current one, how to build it.
+pub struct TierBuild {
+    /// `foundation`, `base` or `project` (the `io.stockade.tier` label).
+    pub tier: &'static str,
+    /// For messages: "global base image".
+    pub title: String,
+    pub tag: String,
+    /// The Dockerfile's name in the context.
+    pub dockerfile: String,
+    pub hash: String,
+    /// The ID of the image this one is built on, when stockade tracks it.
+    pub parent: Option<String>,
+    pub build_args: HashMap<String, String>,
+    /// Labels beyond tier, hash, parent, version and namespace.
+    pub labels: HashMap<String, String>,
+}
+
+/// Images that a rebuild replaced; removed at the end of the run, children first.
+#[derive(Debug, Default)]
+pub struct Superseded(Vec<String>);
+
+impl Superseded {
+    /// Remember `old` when it is an image of this tier and namespace that `new_id` replaced.
+    fn note(&mut self, ctx: &Context, tier: &str, old: Option<&ImageInfo>, new_id: &str) {
+        if let Some(old) = old
+            && old.id != new_id
+            && old.labels.get(labels::TIER).map(String::as_str) == Some(tier)
+            && old.labels.get(labels::NAMESPACE).map(String::as_str) == Some(ctx.namespace.as_str())
+        {
+            self.0.push(old.id.clone());
+        }
+    }
+
+    /// Remove what was replaced, newest first (a project image before the base it was built
+    /// on). An image still used by a container or another image stays for `stockade prune`.
+    pub async fn remove(self, engine: &Engine) {
+        for id in self.0.iter().rev() {
+            match engine.remove_image(id).await {
+                Ok(Removal::InUse(why)) => tracing::debug!("kept superseded image {id}: {why}"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("removing superseded image {id}: {e}"),
+            }
+        }
+    }
+}
+
+/// Make sure `build`'s image is current, building it from `context` when it is not.
+pub async fn ensure_built(
+    engine: &Engine,
+    ctx: &Context,
+    build: TierBuild,
+    mode: BuildMode,
+    superseded: &mut Superseded,
+    context: impl FnOnce() -> Result<Vec<u8>, CliError>,
+) -> Result<Ready, CliError> {
+    let fresh = |info: &Option<ImageInfo>| -> Option<Ready> {
+        let info = info.as_ref()?;
+        let freshness = Freshness::of(Some(&info.labels), &build.hash, build.parent.as_deref());
+        (mode == BuildMode::IfStale && freshness == Freshness::UpToDate).then(|| Ready {
+            tag: build.tag.clone(),
+            id: info.id.clone(),
+            built: false,
+        })
+    };
+    let info = engine.inspect_image(&build.tag).await?;
+    if let Some(ready) = fresh(&info) {
+        return Ok(ready);
+    }
+    let _lock = BuildLock::acquire(ctx, &build.tag)?;
+    // Another process may have built it while we waited for the lock.
+    let info = engine.inspect_image(&build.tag).await?;
+    if let Some(ready) = fresh(&info) {
+        return Ok(ready);
+    }
+
+    let mut build_args = build.build_args.clone();
+    for name in PROXY_VARS {
+        if let Some(value) = env(name) {
+            build_args.insert((*name).to_owned(), value);
+        }
+    }
+    let mut image_labels = build.labels.clone();
+    image_labels.extend([
+        (labels::TIER.to_owned(), build.tier.to_owned()),
+        (labels::HASH.to_owned(), build.hash.clone()),
+        (
+            labels::VERSION.to_owned(),
+            labels::STOCKADE_VERSION.to_owned(),
+        ),
+        (
+            labels::NAMESPACE.to_owned(),
+            ctx.namespace.as_str().to_owned(),
+        ),
+    ]);
+    if let Some(parent) = &build.parent {
+        image_labels.insert(labels::PARENT.to_owned(), parent.clone());
+    }
+    let context = context()?;
+
+    let ui = &ctx.ui;
+    let task = ui.task(&format!("Building {}…", build.title));
+    let no_cache = matches!(mode, BuildMode::Force { no_cache: true });
+    let result = engine
+        .build(
+            BuildRequest {
+                tag: build.tag.clone(),
+                dockerfile: build.dockerfile.clone(),
+                context,
+                build_args,
+                labels: image_labels,
+                no_cache,
+            },
+            |event| match event {
+                BuildEvent::Step(line) => ui.build_output(&task, &line, true),
+                BuildEvent::Output(line) => ui.build_output(&task, &line, false),
+            },
+        )
+        .await;
+    let elapsed = task.elapsed();
+    task.finish();
+    let id = result?;
+    ui.success(&format!(
+        "{} built ({})",
+        capitalise(&build.title),
+        seconds(elapsed)
+    ));
+    superseded.note(ctx, build.tier, info.as_ref(), &id);
+    Ok(Ready {
+        tag: build.tag,
+        id,
+        built: true,
+    })
+}
+
+/// Point `tag` at the image `target` (already on the engine), under the tag's build lock.
+/// Returns whether the tag moved.
+pub async fn alias(
+    engine: &Engine,
+    ctx: &Context,
+    tier: &str,
+    tag: &str,
+    target: &Ready,
+    superseded: &mut Superseded,
+) -> Result<bool, CliError> {
+    let points_at_target =
+        |info: &Option<ImageInfo>| info.as_ref().is_some_and(|info| info.id == target.id);
+    let info = engine.inspect_image(tag).await?;
+    if points_at_target(&info) {
+        return Ok(false);
+    }
+    let _lock = BuildLock::acquire(ctx, tag)?;
+    let info = engine.inspect_image(tag).await?;
+    if points_at_target(&info) {
+        return Ok(false);
+    }
+    let (repo, name) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+    engine.tag_image(&target.id, repo, name).await?;
+    superseded.note(ctx, tier, info.as_ref(), &target.id);
+    Ok(true)
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// An exclusive lock per image tag under the state directory, so concurrent stockade processes
+/// build an image once. Released when dropped (or when the process dies).
+struct BuildLock {
+    _file: File,
+}
+
+impl BuildLock {
+    fn acquire(ctx: &Context, tag: &str) -> Result<Self, CliError> {
+        let dir = ctx.dirs.state.join("locks");
+        let path = dir.join(format!("{}.lock", sanitize(tag, 100)));
+        let io_error = |e: std::io::Error| {
+            CliError::other(
+                format!("cannot create the build lock {}: {e}", path.display()),
+                Some("check the permissions of stockade's state directory"),
+            )
+        };
+        std::fs::create_dir_all(&dir).map_err(io_error)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                ctx.ui.info(&format!(
+                    "Waiting for another stockade process to build {tag}…"
+                ));
+                file.lock().map_err(io_error)?;
+            }
+            Err(TryLockError::Error(e)) => return Err(io_error(e)),
+        }
+        Ok(Self { _file: file })
+    }
+}

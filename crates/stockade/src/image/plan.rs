@@ -1,0 +1,254 @@
+//! What each tier would be built from now and its content hash (shared by the lazy build and
+//! `stockade check`), and the chain's status on the engine without building anything.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use stockade_core::chain::{
+    self, BaseSource, DirContext, Freshness, GLOBAL_CONTEXT_EXCLUDED, ProjectParent, RuntimeLayer,
+};
+use stockade_core::config::Config;
+use stockade_core::foundation::FoundationPlan;
+use stockade_core::labels;
+use stockade_core::project::Project;
+use stockade_engine::{Engine, ImageInfo};
+
+use crate::context::Context;
+use crate::exit::CliError;
+
+/// The global base tier as configured now.
+pub enum BasePlan {
+    /// `stockade:base` is an alias of the foundation.
+    Foundation,
+    /// The global Dockerfile, its context and hash.
+    Dockerfile {
+        path: PathBuf,
+        context: DirContext,
+        hash: String,
+    },
+    /// A custom image by name, extended with the runtime layer.
+    Image {
+        name: String,
+        dockerfile: Option<PathBuf>,
+    },
+}
+
+/// The project tier: `.stockade/Dockerfile`, its context and hash, and what it builds on.
+pub struct ProjectPlan {
+    pub dockerfile: PathBuf,
+    pub context: DirContext,
+    pub hash: String,
+    pub parent: ProjectParent,
+}
+
+pub fn foundation_plan(config: &Config) -> Result<FoundationPlan, CliError> {
+    FoundationPlan::new(&config.image).map_err(|e| {
+        CliError::other(
+            e.to_string(),
+            Some("fix or remove the entry in `[image] ca_certificates`"),
+        )
+    })
+}
+
+pub fn base_plan(ctx: &Context, config: &Config) -> Result<BasePlan, CliError> {
+    Ok(match BaseSource::resolve(&config.image, &ctx.dirs.config) {
+        BaseSource::Foundation => BasePlan::Foundation,
+        BaseSource::Image { name, dockerfile } => BasePlan::Image { name, dockerfile },
+        BaseSource::Dockerfile { path } => {
+            let (context, hash) = hashed_context(ctx, &ctx.dirs.config, "base")?;
+            BasePlan::Dockerfile {
+                path,
+                context,
+                hash,
+            }
+        }
+    })
+}
+
+pub fn project_plan(ctx: &Context, project: &Project) -> Result<Option<ProjectPlan>, CliError> {
+    let Some(dockerfile) = chain::project_dockerfile(project) else {
+        return Ok(None);
+    };
+    let dir = project.root.join(".stockade");
+    let (context, hash) = hashed_context(ctx, &dir, "project")?;
+    let text = context.read(chain::DOCKERFILE).unwrap_or_default();
+    let parent = ProjectParent::of(&String::from_utf8_lossy(&text), &ctx.namespace);
+    Ok(Some(ProjectPlan {
+        dockerfile,
+        context,
+        hash,
+        parent,
+    }))
+}
+
+/// Scan a context directory (its `config.toml` is never part of it) and hash it through the
+/// per-directory cache.
+fn hashed_context(
+    ctx: &Context,
+    dir: &std::path::Path,
+    tier: &str,
+) -> Result<(DirContext, String), CliError> {
+    let fail = |e: chain::ContextError| {
+        CliError::other(
+            e.to_string(),
+            Some("fix the file or its permissions, or leave it out with .dockerignore"),
+        )
+    };
+    let context = DirContext::scan(dir, GLOBAL_CONTEXT_EXCLUDED).map_err(fail)?;
+    let cache = chain::context_cache_file(&ctx.dirs.cache, dir);
+    let content = context.content_hash(&cache).map_err(fail)?;
+    Ok((context, chain::context_tier_hash(tier, &content)))
+}
+
+/// One tier's state on the engine, for `stockade check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierStatus {
+    pub tag: String,
+    /// `default`, `dockerfile` or `image` for the base; `dockerfile` or `none` for the project.
+    pub source: &'static str,
+    /// The Dockerfile path or the custom image name.
+    pub from: Option<String>,
+    /// `missing`, `up-to-date`, `stale`, `none` or `unknown`.
+    pub status: &'static str,
+    /// Why it is stale (or unknown).
+    pub reason: Option<String>,
+    pub id: Option<String>,
+}
+
+/// The base and project tiers' state (the foundation is reported on its own).
+pub struct ChainStatus {
+    pub base: TierStatus,
+    pub project: TierStatus,
+}
+
+/// Inspect the chain without building. `foundation` is the foundation's image, if current.
+pub async fn chain_status(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    foundation: Option<&ImageInfo>,
+) -> Result<ChainStatus, CliError> {
+    let ns = &ctx.namespace;
+    let base_tag = ns.base_image();
+    let base_info = engine.inspect_image(&base_tag).await?;
+    let foundation_id = foundation.map(|f| f.id.as_str());
+
+    let base = match base_plan(ctx, config)? {
+        BasePlan::Foundation => {
+            let aliased = base_info.as_ref().map(|b| b.id.as_str()) == foundation_id
+                && foundation_id.is_some();
+            TierStatus {
+                tag: base_tag.clone(),
+                source: "default",
+                from: None,
+                status: if aliased { "up-to-date" } else { "stale" },
+                reason: (!aliased)
+                    .then(|| "re-pointed at the foundation on the next run".to_owned()),
+                id: base_info.as_ref().map(|b| b.id.clone()),
+            }
+        }
+        BasePlan::Dockerfile { path, hash, .. } => tier_status(
+            base_tag.clone(),
+            "dockerfile",
+            Some(path.display().to_string()),
+            base_info.as_ref(),
+            &hash,
+            foundation_id,
+        ),
+        BasePlan::Image { name, .. } => {
+            let tag = ns.custom_base_image(&name, labels::STOCKADE_VERSION);
+            let layer_info = engine.inspect_image(&tag).await?;
+            let custom = engine.inspect_image(&name).await?;
+            match (custom, foundation) {
+                (Some(custom), Some(foundation)) => {
+                    let layer = RuntimeLayer::new(
+                        &ns.foundation_image(),
+                        &foundation.id,
+                        &name,
+                        !config.image.ca_certificates.is_empty(),
+                    );
+                    tier_status(
+                        tag,
+                        "image",
+                        Some(name),
+                        layer_info.as_ref(),
+                        &layer.hash,
+                        Some(&custom.id),
+                    )
+                }
+                (custom, _) => TierStatus {
+                    tag,
+                    source: "image",
+                    from: Some(name.clone()),
+                    status: if layer_info.is_some() {
+                        "stale"
+                    } else {
+                        "missing"
+                    },
+                    reason: Some(if custom.is_none() {
+                        format!("{name} is not on the engine: pulled or built on the next run")
+                    } else {
+                        "the foundation is rebuilt first".to_owned()
+                    }),
+                    id: layer_info.map(|i| i.id),
+                },
+            }
+        }
+    };
+
+    let project_tag = ns.project_image(&project.id());
+    let project = match project_plan(ctx, project)? {
+        None => TierStatus {
+            tag: project_tag,
+            source: "none",
+            from: None,
+            status: "none",
+            reason: None,
+            id: None,
+        },
+        Some(plan) => {
+            let info = engine.inspect_image(&project_tag).await?;
+            let parent = match plan.parent {
+                ProjectParent::Base => base.id.as_deref().filter(|_| base.status == "up-to-date"),
+                ProjectParent::Foundation => foundation_id,
+            };
+            let mut status = tier_status(
+                project_tag,
+                "dockerfile",
+                Some(plan.dockerfile.display().to_string()),
+                info.as_ref(),
+                &plan.hash,
+                // An unknown parent (stale base) makes the project stale too.
+                Some(parent.unwrap_or("(rebuilt first)")),
+            );
+            if parent.is_none() && status.status == "stale" {
+                status.reason = Some("the image it builds on is rebuilt first".to_owned());
+            }
+            status
+        }
+    };
+    Ok(ChainStatus { base, project })
+}
+
+fn tier_status(
+    tag: String,
+    source: &'static str,
+    from: Option<String>,
+    info: Option<&ImageInfo>,
+    hash: &str,
+    parent: Option<&str>,
+) -> TierStatus {
+    let freshness = Freshness::of(info.map(|i| &i.labels), hash, parent);
+    TierStatus {
+        tag,
+        source,
+        from,
+        status: freshness.key(),
+        reason: match freshness {
+            Freshness::Stale(reason) => Some(reason.describe().to_owned()),
+            _ => None,
+        },
+        id: info.map(|i| i.id.clone()),
+    }
+}

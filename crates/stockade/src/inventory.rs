@@ -1,0 +1,181 @@
+//! What stockade owns on the engine, and which of it is orphaned (for `images` and `prune`).
+//!
+//! An image is stockade's when it carries `io.stockade.tier` and this namespace's
+//! `io.stockade.namespace`, and is either untagged or tagged only in stockade's repositories
+//! (an image a user built `FROM stockade:base` inherits the labels but keeps its own name, so it
+//! is never counted). It is orphaned when nothing will use it again:
+//! - untagged: a rebuild replaced it;
+//! - a project image whose project directory is gone;
+//! - a custom base's runtime layer that the configuration no longer names.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use stockade_core::config::Config;
+use stockade_core::labels;
+use stockade_engine::Engine;
+
+use crate::context::Context;
+use crate::exit::CliError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnedImage {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub tier: String,
+    /// The project directory of a project image.
+    pub project: Option<PathBuf>,
+    pub size: i64,
+    /// Unix seconds.
+    pub created: i64,
+    /// A container (running or not) was created from it.
+    pub in_use: bool,
+    /// Why nothing will use it again, when that is so.
+    pub orphaned: Option<String>,
+}
+
+impl OwnedImage {
+    /// `in use`, `orphaned (<why>)` or `current`.
+    pub fn state(&self) -> String {
+        match (&self.orphaned, self.in_use) {
+            (_, true) => "in use".to_owned(),
+            (Some(why), false) => format!("orphaned ({why})"),
+            (None, false) => "current".to_owned(),
+        }
+    }
+
+    /// The name to remove it by: each tag (removing by ID fails while several tags point at
+    /// it), or the ID when it has none.
+    pub fn removal_names(&self) -> Vec<String> {
+        if self.tags.is_empty() {
+            vec![self.id.clone()]
+        } else {
+            self.tags.clone()
+        }
+    }
+}
+
+pub async fn images(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+) -> Result<Vec<OwnedImage>, CliError> {
+    let ns = &ctx.namespace;
+    let listed = engine.list_images(&[labels::TIER.to_owned()]).await?;
+    let used: HashSet<String> = engine
+        .list_containers(&[])
+        .await?
+        .into_iter()
+        .map(|c| c.image_id)
+        .collect();
+    let base_id = engine.inspect_image(&ns.base_image()).await?.map(|i| i.id);
+    let configured_layer = config
+        .image
+        .base
+        .as_deref()
+        .map(|name| ns.custom_base_image(name, labels::STOCKADE_VERSION));
+
+    let mut owned: Vec<OwnedImage> = listed
+        .into_iter()
+        .filter(|image| {
+            image.labels.get(labels::NAMESPACE).map(String::as_str) == Some(ns.as_str())
+                && image.tags.iter().all(|tag| {
+                    let repo = tag.rsplit_once(':').map_or(tag.as_str(), |(repo, _)| repo);
+                    ns.owns_repository(repo)
+                })
+        })
+        .map(|image| {
+            let tier = image.labels.get(labels::TIER).cloned().unwrap_or_default();
+            let project = (tier == "project")
+                .then(|| image.labels.get(labels::PROJECT).map(PathBuf::from))
+                .flatten();
+            let orphaned = if image.tags.is_empty() {
+                Some("superseded by a rebuild".to_owned())
+            } else if project.as_ref().is_some_and(|dir| !dir.is_dir()) {
+                Some("its project directory is gone".to_owned())
+            } else if image.labels.contains_key(labels::CUSTOM_BASE)
+                && base_id.as_deref() != Some(image.id.as_str())
+                && !image
+                    .tags
+                    .iter()
+                    .any(|t| Some(t) == configured_layer.as_ref())
+            {
+                Some("custom base no longer configured".to_owned())
+            } else {
+                None
+            };
+            OwnedImage {
+                in_use: used.contains(&image.id),
+                id: image.id,
+                tags: image.tags,
+                tier,
+                project,
+                size: image.size,
+                created: image.created,
+                orphaned,
+            }
+        })
+        .collect();
+    owned.sort_by(|a, b| {
+        tier_rank(&a.tier)
+            .cmp(&tier_rank(&b.tier))
+            .then(b.created.cmp(&a.created))
+    });
+    Ok(owned)
+}
+
+fn tier_rank(tier: &str) -> u8 {
+    match tier {
+        "foundation" => 0,
+        "base" => 1,
+        "project" => 2,
+        _ => 3,
+    }
+}
+
+/// `1.2 GB`, `640 MB`, `12 kB` (decimal units, as the engine's CLI prints).
+pub fn human_size(bytes: i64) -> String {
+    let bytes = bytes.max(0) as f64;
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", units[unit])
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// `3 days ago`, from Unix seconds.
+pub fn human_age(created: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(created);
+    let seconds = (now - created).max(0);
+    let (value, unit) = match seconds {
+        s if s < 60 => return "just now".to_owned(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{value} {unit}{} ago", if value == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_the_engine_cli() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(12_345), "12.3 kB");
+        assert_eq!(human_size(704_000_000), "704.0 MB");
+        assert_eq!(human_size(-1), "0 B");
+    }
+}

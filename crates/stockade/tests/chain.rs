@@ -1,0 +1,514 @@
+//! The image chain against the real engine: global Dockerfile, project Dockerfile, custom base
+//! images, lazy cascade rebuilds, concurrency, failures, `check`, `images` and `prune`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{Env, HostUser, base_image, busybox_image, docker, docker_stdout};
+
+fn ids(env: &Env) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        env.image_id(&env.foundation_tag()),
+        env.image_id(&env.base_tag()),
+        env.image_id(&env.project_tag()),
+    )
+}
+
+#[test]
+fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
+    let env = Env::layered("global");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo project > /etc/tier-project\n",
+            env.base_tag()
+        ),
+    );
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+    let (foundation, base, project_before) = ids(&env);
+    assert_eq!(
+        base, foundation,
+        "without a global Dockerfile, base aliases the foundation"
+    );
+    assert!(project_before.is_some());
+
+    // Adding a global Dockerfile: the base is built and the project image rebuilt on top.
+    let global = env.config_dir().join("Dockerfile");
+    std::fs::write(
+        &global,
+        format!(
+            "FROM {}\nRUN echo global > /etc/tier-global\n",
+            env.foundation_tag()
+        ),
+    )
+    .unwrap();
+    let run = env.run(&[
+        "exec",
+        "--trust",
+        "--",
+        "cat",
+        "/etc/tier-global",
+        "/etc/tier-project",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "global\nproject\n");
+    let stderr = run.stderr();
+    assert!(stderr.contains("Building global base image"), "{stderr}");
+    assert!(stderr.contains("✓ Global base image built ("), "{stderr}");
+    assert!(stderr.contains("Building project image"), "{stderr}");
+    assert!(!stderr.contains("Building foundation"), "{stderr}");
+    let (_, custom_base, project_custom) = ids(&env);
+    assert_ne!(custom_base, foundation);
+    assert_ne!(project_custom, project_before);
+    let labels = docker_stdout(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        &env.base_tag(),
+    ]);
+    assert!(labels.contains("\"io.stockade.tier\":\"base\""), "{labels}");
+    assert!(
+        labels.contains(&format!(
+            "\"io.stockade.parent\":\"{}\"",
+            foundation.as_deref().unwrap()
+        )),
+        "{labels}"
+    );
+
+    let check = env.run(&["check"]);
+    check.expect_code(0);
+    assert!(
+        check
+            .stdout()
+            .contains("Base image: custom (~/.config/stockade/Dockerfile), up to date"),
+        "{}",
+        check.stdout()
+    );
+    assert!(
+        check.stdout().contains("Project image: up to date"),
+        "{}",
+        check.stdout()
+    );
+
+    // Removing it: base re-pointed at the foundation, the old base image removed.
+    std::fs::remove_file(&global).unwrap();
+    let check = env.run(&["check"]);
+    assert!(
+        check
+            .stdout()
+            .contains("Base image: default (foundation alias), stale"),
+        "{}",
+        check.stdout()
+    );
+    let run = env.run(&[
+        "exec",
+        "--trust",
+        "--",
+        "sh",
+        "-c",
+        "test ! -e /etc/tier-global && cat /etc/tier-project",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "project\n");
+    let (_, base_after, _) = ids(&env);
+    assert_eq!(base_after, foundation);
+    let old = custom_base.unwrap();
+    assert!(
+        !docker(&["image", "inspect", &old]).status.success(),
+        "the old base image {old} is still there"
+    );
+    let check = env.run(&["check"]);
+    assert!(
+        check
+            .stdout()
+            .contains("Base image: default (foundation alias), up to date"),
+        "{}",
+        check.stdout()
+    );
+}
+
+#[test]
+fn editing_a_copied_file_rebuilds_only_the_project_tier() {
+    let env = Env::layered("copy");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nCOPY data.txt /data.txt\n", env.base_tag()),
+    );
+    env.write(".stockade/data.txt", "one\n");
+    env.write(".stockade/.dockerignore", "scratch\n");
+    env.write(".stockade/config.toml", "");
+    let first = env.run(&["exec", "--trust", "--", "cat", "/data.txt"]);
+    first.expect_code(0);
+    assert_eq!(first.stdout(), "one\n");
+    let before = ids(&env);
+
+    // Nothing changed; an ignored file and the project config do not count.
+    env.write(".stockade/scratch", "ignored");
+    env.write(".stockade/config.toml", "# edited\n");
+    let unchanged = env.run(&["exec", "--trust", "--", "true"]);
+    unchanged.expect_code(0);
+    assert!(
+        !unchanged.stderr().contains("Building"),
+        "{}",
+        unchanged.stderr()
+    );
+    assert_eq!(ids(&env), before);
+    let built = env.run(&["build"]);
+    built.expect_code(0);
+    assert!(
+        built.stderr().contains("Images up to date"),
+        "{}",
+        built.stderr()
+    );
+
+    env.write(".stockade/data.txt", "two\n");
+    let changed = env.run(&["exec", "--trust", "--", "cat", "/data.txt"]);
+    changed.expect_code(0);
+    assert_eq!(changed.stdout(), "two\n");
+    let stderr = changed.stderr();
+    assert_eq!(stderr.matches("Building").count(), 1, "{stderr}");
+    assert!(stderr.contains("Building project image"), "{stderr}");
+    let after = ids(&env);
+    assert_eq!((&after.0, &after.1), (&before.0, &before.1));
+    assert_ne!(after.2, before.2);
+    // The superseded project image is gone.
+    assert!(
+        !docker(&["image", "inspect", before.2.as_deref().unwrap()])
+            .status
+            .success()
+    );
+}
+
+/// Configure `base` as the custom base; the sandbox runs as the host user (uid 1234).
+fn custom_base_runs_as_the_host_user(env: &Env, base: &str) {
+    env.write_global_config(&format!(
+        "{}base = \"{base}\"\n",
+        common::default_config(&base_image())
+    ));
+    let run = env.run(&["exec", "--trust", "--", "id", "-u"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout().trim(), "1234");
+}
+
+#[test]
+fn debian_custom_base_works() {
+    let user = HostUser::ensure(1234, "stockade-t1234");
+    let env = Env::layered("debian").run_as(user);
+    custom_base_runs_as_the_host_user(&env, &base_image());
+    let check = env.run(&["check"]);
+    assert!(
+        check.stdout().contains(&format!(
+            "Base image: custom image {}, up to date",
+            base_image()
+        )),
+        "{}",
+        check.stdout()
+    );
+}
+
+#[test]
+fn busybox_only_custom_base_works() {
+    let user = HostUser::ensure(1234, "stockade-t1234");
+    let env = Env::layered("busybox").run_as(user);
+    let image = busybox_image();
+    custom_base_runs_as_the_host_user(&env, &image);
+    // No bash, no useradd in there: the runtime layer needs neither.
+    let run = env.run(&[
+        "exec",
+        "--trust",
+        "--",
+        "sh",
+        "-c",
+        "command -v bash useradd || echo none; echo $HOME; id -un",
+    ]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout(),
+        format!("none\n{}\nstockade-t1234\n", env.home.display())
+    );
+    let tag = format!(
+        "{}-stockade-{}:",
+        env.namespace,
+        image.replace(['/', ':'], "-")
+    );
+    assert!(
+        docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains(&tag),
+        "runtime layer tagged {tag}…"
+    );
+}
+
+#[test]
+fn missing_custom_base_without_a_dockerfile_fails_with_both_ways_to_provide_it() {
+    let env = Env::layered("missing");
+    let name = "127.0.0.1:9/stockade-missing/base:1";
+    env.write_global_config(&format!(
+        "{}base = \"{name}\"\n",
+        common::default_config(&base_image())
+    ));
+    let run = env.run(&["exec", "--trust", "--", "true"]);
+    run.expect_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "custom base image {name} is not on the engine and could not be pulled"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("docker pull {name}")), "{stderr}");
+    assert!(stderr.contains("[image] base_dockerfile"), "{stderr}");
+    assert!(env.containers().is_empty());
+}
+
+fn custom_base_built_from(env: &Env, dockerfile_dir: &std::path::Path, marker: &str) {
+    let name = format!("127.0.0.1:9/{}/custom:1", env.namespace);
+    std::fs::create_dir_all(dockerfile_dir).unwrap();
+    std::fs::write(
+        dockerfile_dir.join("Dockerfile.base"),
+        format!("FROM {}\nCOPY marker /marker\n", base_image()),
+    )
+    .unwrap();
+    std::fs::write(dockerfile_dir.join("marker"), marker).unwrap();
+    env.write_global_config(&format!(
+        "{}base = \"{name}\"\nbase_dockerfile = \"images/Dockerfile.base\"\n",
+        common::default_config(&base_image())
+    ));
+    let run = env.run(&["exec", "--trust", "--", "cat", "/marker"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), marker);
+    assert!(run.stderr().contains("Could not pull"), "{}", run.stderr());
+    assert!(
+        env.image_id(&name).is_some(),
+        "the custom image is tagged {name}"
+    );
+    // Built once: the next run uses it as it is.
+    let again = env.run(&["exec", "--trust", "--", "cat", "/marker"]);
+    again.expect_code(0);
+    assert!(!again.stderr().contains("Building"), "{}", again.stderr());
+    let _ = docker(&["rmi", &name]);
+}
+
+#[test]
+fn missing_custom_base_is_built_from_base_dockerfile_in_the_project() {
+    let env = Env::layered("bdf-project");
+    // The same relative path under the global dir loses against the project's.
+    std::fs::create_dir_all(env.config_dir().join("images")).unwrap();
+    std::fs::write(
+        env.config_dir().join("images/Dockerfile.base"),
+        "FROM stockade-no-such-image\n",
+    )
+    .unwrap();
+    custom_base_built_from(&env, &env.project.join("images"), "project\n");
+}
+
+#[test]
+fn missing_custom_base_is_built_from_base_dockerfile_under_the_global_dir() {
+    let env = Env::layered("bdf-global");
+    custom_base_built_from(&env, &env.config_dir().join("images"), "global\n");
+}
+
+#[test]
+fn concurrent_runs_build_a_cold_project_image_once() {
+    let env = Env::layered("concurrent");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!(
+            "FROM {}\nRUN sleep 2 && echo built > /built\n",
+            env.base_tag()
+        ),
+    );
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.command(&["exec", "--trust", "--", "cat", "/built"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut builds = 0;
+    for out in &outputs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "built\n");
+        builds += stderr.matches("Building project image").count();
+    }
+    assert_eq!(builds, 1, "exactly one build among the four runs");
+    let waited = outputs
+        .iter()
+        .filter(|o| {
+            String::from_utf8_lossy(&o.stderr).contains("Waiting for another stockade process")
+        })
+        .count();
+    assert!(waited >= 1, "the others said they were waiting");
+}
+
+#[test]
+fn failed_project_build_stops_and_keeps_the_previous_image() {
+    let env = Env::layered("fail");
+    let good = format!("FROM {}\nRUN echo v1 > /v\n", env.base_tag());
+    env.write(".stockade/Dockerfile", &good);
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+    let id = env.image_id(&env.project_tag()).unwrap();
+
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN echo about to fail && false\n", env.base_tag()),
+    );
+    let failed = env.run(&["exec", "--trust", "--", "true"]);
+    failed.expect_code(1);
+    let stderr = failed.stderr();
+    assert!(
+        stderr.contains("failed at Step 2/")
+            && stderr.contains(" : RUN echo about to fail && false"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("about to fail"),
+        "the build output's tail: {stderr}"
+    );
+    assert!(env.containers().is_empty());
+    assert_eq!(
+        env.image_id(&env.project_tag()).as_deref(),
+        Some(id.as_str())
+    );
+
+    env.write(".stockade/Dockerfile", &good);
+    let fixed = env.run(&["exec", "--trust", "--", "cat", "/v"]);
+    fixed.expect_code(0);
+    assert_eq!(fixed.stdout(), "v1\n");
+    assert!(!fixed.stderr().contains("Building"), "{}", fixed.stderr());
+    assert_eq!(
+        env.image_id(&env.project_tag()).as_deref(),
+        Some(id.as_str())
+    );
+}
+
+#[test]
+fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
+    let env = Env::layered("prune");
+    let dockerfile = format!("FROM {}\nRUN true\n", env.base_tag());
+    env.write(".stockade/Dockerfile", &dockerfile);
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+
+    // Two more projects with images, then their directories are deleted; a container still
+    // uses the second one's image.
+    let gone = env.root.join("gone");
+    let used = env.root.join("used");
+    let mut tags = Vec::new();
+    for dir in [&gone, &used] {
+        std::fs::create_dir_all(dir.join(".stockade")).unwrap();
+        std::fs::write(dir.join(".stockade/Dockerfile"), &dockerfile).unwrap();
+        let mut cmd = env.command(&["build"]);
+        cmd.current_dir(dir);
+        assert!(cmd.status().unwrap().success());
+        let list = env.run(&["images", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&list.stdout()).unwrap();
+        let tag = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["project"] == dir.to_str().unwrap())
+            .and_then(|i| i["tags"][0].as_str())
+            .unwrap()
+            .to_owned();
+        tags.push(tag);
+    }
+    let container = docker_stdout(&[
+        "create",
+        "--label",
+        &format!("io.stockade.project={}", env.project.display()),
+        &tags[1],
+        "true",
+    ]);
+    std::fs::remove_dir_all(&gone).unwrap();
+    std::fs::remove_dir_all(&used).unwrap();
+
+    let list = env.run(&["images"]);
+    list.expect_code(0);
+    let table = list.stdout();
+    assert!(table.starts_with("IMAGE"), "{table}");
+    assert!(table.contains(&env.project_tag()), "{table}");
+    assert!(
+        table.contains("orphaned (its project directory is gone)"),
+        "{table}"
+    );
+    assert!(table.contains("in use"), "{table}");
+
+    let dry = env.run(&["prune", "--dry-run"]);
+    dry.expect_code(0);
+    assert!(
+        dry.stdout().contains(&format!("would remove {}", tags[0])),
+        "{}",
+        dry.stdout()
+    );
+    assert!(env.image_id(&tags[0]).is_some(), "dry run removed nothing");
+
+    let refused = env.run(&["prune"]);
+    refused.expect_code(1);
+    assert!(refused.stderr().contains("pass -y"), "{}", refused.stderr());
+
+    let pruned = env.run(&["prune", "-y"]);
+    pruned.expect_code(0);
+    assert!(env.image_id(&tags[0]).is_none(), "orphan removed");
+    assert!(env.image_id(&tags[1]).is_some(), "image in use kept");
+    assert!(
+        pruned.stderr().contains("a container uses it"),
+        "{}",
+        pruned.stderr()
+    );
+    assert!(
+        env.image_id(&env.project_tag()).is_some(),
+        "a live project's image kept"
+    );
+    assert!(env.image_id(&env.foundation_tag()).is_some());
+    docker_stdout(&["rm", &container]);
+}
+
+#[test]
+fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::layered("interrupt");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN sleep 60\n", env.base_tag()),
+    );
+    let mut child = env
+        .command(&["exec", "--trust", "--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Building project image") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no build started");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        env.image_id(&env.project_tag()).is_none(),
+        "no half-made tag"
+    );
+
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN echo fine > /fine\n", env.base_tag()),
+    );
+    let run = env.run(&["exec", "--trust", "--", "cat", "/fine"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "fine\n");
+}
