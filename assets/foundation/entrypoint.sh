@@ -89,11 +89,16 @@ enable_sudo() {
     chmod 0440 /etc/sudoers.d/stockade
 }
 
+# util-linux's setpriv (busybox's applet has neither --reuid nor --bounding-set).
 setpriv_tool() {
     for candidate in "$runtime/setpriv" /usr/bin/setpriv /bin/setpriv; do
         if [ -x "$candidate" ]; then
-            echo "$candidate"
-            return
+            case "$("$candidate" --help 2>&1)" in
+                *--bounding-set*)
+                    echo "$candidate"
+                    return
+                    ;;
+            esac
         fi
     done
 }

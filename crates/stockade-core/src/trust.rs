@@ -170,6 +170,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_what_widens_the_sandbox_is_a_concern() {
+        use crate::config::{Places, Scope, parse_file};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project");
+        let outside = dir.path().join("data");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let text = format!(
+            "[sandbox]\nmounts = [\"src:/src\", \"{}:/data:ro\"]\nenv = [\"TOKEN\", \"MODE=dev\"]\n\
+             memory = \"1g\"\nnetwork = \"none\"\nports = [\"3000:3000\"]\nsudo = true\n",
+            outside.display()
+        );
+        let mut errors = Vec::new();
+        let layer = parse_file(
+            &root.join(".stockade/config.toml"),
+            &text,
+            Scope::Project,
+            Places {
+                project_root: &root,
+                home: dir.path(),
+            },
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let what: Vec<String> = concerns(&layer.settings, &root)
+            .into_iter()
+            .map(|c| c.what)
+            .collect();
+        assert_eq!(what.len(), 4, "{what:?}");
+        assert!(what[0].starts_with(&format!("mounts {}", outside.display())));
+        assert_eq!(what[1], "passes your environment variable TOKEN through");
+        assert_eq!(what[2], "publishes port 127.0.0.1:3000:3000/tcp");
+        assert!(what[3].starts_with("enables sudo"));
+    }
+
+    #[test]
     fn approvals_follow_the_content() {
         let project = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
