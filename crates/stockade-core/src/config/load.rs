@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, InvalidConfig};
 use super::keys::{self, Key, SECTIONS, Shape, TOP_LEVEL};
+use super::sections::{RawSection, SERDE_SECTIONS};
 use super::source::{Origin, Scope, Setting};
 use super::value::{ParseContext, Raw, did_you_mean};
 
@@ -22,6 +23,8 @@ pub struct Layer {
     pub settings: Vec<Setting>,
     /// `extends = …`, when the file sets it.
     pub extends: Option<bool>,
+    /// Sections with a serde schema of their own ([`super::SERDE_SECTIONS`]), as written.
+    pub sections: Vec<RawSection>,
 }
 
 /// Paths that parsers need besides the file's own directory.
@@ -128,8 +131,18 @@ fn parse_table(
             }
             continue;
         }
+        if SERDE_SECTIONS.contains(&name) {
+            layer.sections.push(RawSection {
+                name: name.to_owned(),
+                scope,
+                path: path.to_path_buf(),
+                text: shared.clone(),
+            });
+            continue;
+        }
         if !SECTIONS.contains(&name) {
             let mut candidates: Vec<&str> = SECTIONS.to_vec();
+            candidates.extend_from_slice(SERDE_SECTIONS);
             candidates.extend_from_slice(TOP_LEVEL);
             walker.errors.push(origin(key_span).error(
                 format!("unknown section `{name}`"),

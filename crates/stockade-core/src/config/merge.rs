@@ -6,6 +6,7 @@ use super::Config;
 use super::error::{ConfigError, InvalidConfig};
 use super::keys::{KEYS, Key, Shape};
 use super::load::{FlagValue, Layer, Places, load_file, parse_env, parse_flags};
+use super::sections::RawSection;
 use super::source::{Scope, Setting, Source};
 use super::value::{Value, sensitive_mount};
 
@@ -39,6 +40,9 @@ pub struct Resolved {
     /// Whether the project file set `extends = false`.
     pub global_ignored: bool,
     pub warnings: Vec<Warning>,
+    /// Sections with a serde schema of their own, global first (maps merge by key: the owner
+    /// applies them in this order).
+    pub sections: Vec<RawSection>,
 }
 
 impl Resolved {
@@ -87,7 +91,9 @@ fn merge(
 ) -> Resolved {
     let mut files = Vec::new();
     let mut winners: Vec<Setting> = Vec::new();
-    for layer in layers {
+    let mut sections = Vec::new();
+    for mut layer in layers {
+        sections.append(&mut layer.sections);
         if let Some(path) = layer.path
             && (!layer.settings.is_empty() || path.exists())
         {
@@ -124,6 +130,7 @@ fn merge(
         project_settings,
         global_ignored,
         warnings,
+        sections,
     }
 }
 

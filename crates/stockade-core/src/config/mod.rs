@@ -10,6 +10,7 @@ mod error;
 pub mod keys;
 mod load;
 mod merge;
+mod sections;
 mod source;
 mod starter;
 pub mod value;
@@ -19,6 +20,7 @@ pub use load::{
     FlagValue, Layer, Places, is_config_var, load_file, parse_env, parse_file, parse_flags,
 };
 pub use merge::{Loader, Resolved, Warning};
+pub use sections::{RawSection, SERDE_SECTIONS, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
