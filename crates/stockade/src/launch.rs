@@ -98,15 +98,16 @@ pub fn pending_trust(
     Ok(Some((fingerprint, concerns)))
 }
 
-pub fn print_concerns(ui: &Ui, project: &Project, concerns: &[Concern]) {
-    ui.info(&format!(
+/// What the project configuration adds. Shown even with --quiet: it is what approval is for.
+pub fn print_concerns(project: &Project, concerns: &[Concern]) {
+    eprintln!(
         "The project configuration of {} adds to the sandbox:",
         project.root.display()
-    ));
+    );
     for c in concerns {
         match &c.source {
-            Some(source) => ui.info(&format!("  - {} ({source})", c.what)),
-            None => ui.info(&format!("  - {}", c.what)),
+            Some(source) => eprintln!("  - {} ({source})", c.what),
+            None => eprintln!("  - {}", c.what),
         }
     }
 }
@@ -126,24 +127,13 @@ fn check_trust(
         return Ok(());
     }
     let message = "this project's .stockade configuration is new or changed and not approved";
+    print_concerns(project, &concerns);
     if !interactive() {
-        // Shown even when quiet: the user must see what is being asked.
-        eprintln!(
-            "The project configuration of {} adds to the sandbox:",
-            project.root.display()
-        );
-        for c in &concerns {
-            match &c.source {
-                Some(source) => eprintln!("  - {} ({source})", c.what),
-                None => eprintln!("  - {}", c.what),
-            }
-        }
         return Err(CliError::other(
             message,
             Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
         ));
     }
-    print_concerns(&ctx.ui, project, &concerns);
     if !confirm("Trust this project configuration?") {
         return Err(CliError::other(
             format!("{message}; nothing was run"),

@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<u8, CliError> {
         ctx.ui
             .info("The project configuration adds nothing beyond the project itself.");
     } else {
-        print_concerns(&ctx.ui, &project, &concerns);
+        print_concerns(&project, &concerns);
     }
     store.approve(&project.root, &fingerprint).map_err(io)?;
     ctx.ui.success(&format!(
