@@ -6,7 +6,12 @@
 # Contract (set by stockade): STOCKADE_UID, STOCKADE_GID, STOCKADE_USER, STOCKADE_HOME; optional
 # STOCKADE_PATH (prepended to PATH: agent tools), STOCKADE_HOME_DIRS (colon-separated directories
 # under HOME to create and give to the user: parents of mounts inside a home volume),
-# STOCKADE_NEEDS (a runtime the command needs, e.g. node), and the secrets file.
+# STOCKADE_NEEDS (a runtime the command needs, e.g. node), the secrets file,
+# STOCKADE_SUDO=1 (passwordless sudo) and STOCKADE_GROUPS (extra gids, space-separated).
+#
+# The command runs with no capabilities: setpriv empties the bounding and inheritable sets
+# (the bounding set is kept only with sudo, which needs it), so even a root host user's command
+# has CapEff 0.
 set -eu
 
 if [ -n "${STOCKADE_PATH:-}" ]; then
@@ -21,7 +26,9 @@ uid="${STOCKADE_UID:-0}"
 gid="${STOCKADE_GID:-0}"
 name="${STOCKADE_USER:-root}"
 home="${STOCKADE_HOME:-/root}"
-unset STOCKADE_UID STOCKADE_GID STOCKADE_USER STOCKADE_HOME
+sudo_wanted="${STOCKADE_SUDO:-}"
+extra_groups="${STOCKADE_GROUPS:-}"
+unset STOCKADE_UID STOCKADE_GID STOCKADE_USER STOCKADE_HOME STOCKADE_SUDO STOCKADE_GROUPS
 
 runtime=/opt/stockade/bin
 
@@ -44,12 +51,14 @@ login_shell() {
 
 # Secrets (API keys, `[sandbox] env`) arrive in a root-only file uploaded before start, never in
 # the container's configuration: read it, then delete it before anything else runs.
-secrets=/.stockade-secrets
-if [ -f "$secrets" ]; then
-    [ -r "$secrets" ] || fail 126 "cannot read the secrets file $secrets (the entrypoint must start as root)"
-    . "$secrets"
-    rm -f "$secrets" || echo "stockade: warning: could not delete $secrets" >&2
-fi
+# (With a read-only root it sits in a small volume of its own.)
+for secrets in /.stockade-secrets /.stockade-secrets.d/env; do
+    if [ -f "$secrets" ]; then
+        [ -r "$secrets" ] || fail 126 "cannot read the secrets file $secrets (the entrypoint must start as root)"
+        . "$secrets"
+        rm -f "$secrets" || echo "stockade: warning: could not delete $secrets" >&2
+    fi
+done
 
 # Give the image's user with the host uid the host's name, group and HOME (or add one). An image
 # user that already has the host's name under another uid is renamed out of the way.
@@ -72,6 +81,48 @@ map_user() {
     ' /etc/passwd >"$scratch"
     cat "$scratch" >/etc/passwd
     rm -f "$scratch"
+}
+
+# Add the user to the groups with the given gids (e.g. the engine socket's), creating them.
+add_groups() {
+    for g in $extra_groups; do
+        scratch="/etc/.group.stockade.$$"
+        awk -F: -v OFS=: -v g="$g" -v name="$name" '
+            $3 == g { found = 1; if ($4 == "") $4 = name; else if (("," $4 ",") !~ ("," name ",")) $4 = $4 "," name }
+            { print }
+            END { if (!found) print "stockade-" g, "x", g, name }
+        ' /etc/group >"$scratch"
+        cat "$scratch" >/etc/group
+        rm -f "$scratch"
+    done
+}
+
+enable_sudo() {
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "stockade: warning: sudo = true, but this image has no sudo" >&2
+        return
+    fi
+    # PAM's account check wants a shadow entry: a locked password, never expiring.
+    if [ -f /etc/shadow ] && ! awk -F: -v n="$name" '$1 == n { found = 1 } END { exit !found }' /etc/shadow; then
+        echo "$name:*:19000:0:99999:7:::" >>/etc/shadow
+    fi
+    mkdir -p /etc/sudoers.d
+    echo "$name ALL=(ALL:ALL) NOPASSWD: ALL" >/etc/sudoers.d/stockade
+    chmod 0440 /etc/sudoers.d/stockade
+}
+
+# util-linux's setpriv (busybox's applet has neither --reuid nor --bounding-set).
+setpriv_tool() {
+    for candidate in "$runtime/setpriv" /usr/bin/setpriv /bin/setpriv; do
+        if [ -x "$candidate" ]; then
+            case "$("$candidate" --help 2>&1)" in
+                *--bounding-set*)
+                    echo "$candidate"
+                    return
+                    ;;
+            esac
+        fi
+    done
 }
 
 # 126/127 like a shell when the command cannot run.
@@ -104,12 +155,33 @@ fi
 
 export HOME="$home" USER="$name" LOGNAME="$name"
 mkdir -p "$home"
+setpriv="$(setpriv_tool)"
+if [ -n "$sudo_wanted" ]; then
+    caps="--inh-caps=-all"
+else
+    caps="--inh-caps=-all --bounding-set=-all"
+fi
 
 if [ "$uid" = 0 ]; then
+    # Root on the host is root here, but without capabilities (unless sudo was asked for).
+    if [ -n "$sudo_wanted" ]; then
+        exec "$@"
+    elif [ -n "$setpriv" ]; then
+        # shellcheck disable=SC2086
+        exec "$setpriv" $caps -- "$@"
+    fi
+    echo "stockade: warning: no setpriv in this image: the command keeps the entrypoint's capabilities" >&2
     exec "$@"
 fi
 
-map_user "$shell"
+# A read-only root (read_only_root = true) leaves /etc alone: the uid runs without a name.
+mapped=""
+if [ -w /etc/passwd ] && [ -w /etc/group ]; then
+    map_user "$shell"
+    add_groups
+    mapped=1
+    [ -z "$sudo_wanted" ] || enable_sudo
+fi
 chown "$uid:$gid" "$home" 2>/dev/null || true
 if [ -n "$home_dirs" ]; then
     old_ifs="$IFS"
@@ -120,9 +192,21 @@ if [ -n "$home_dirs" ]; then
     IFS="$old_ifs"
 fi
 
-if [ -x "$runtime/gosu" ]; then
-    exec "$runtime/gosu" "$name" "$@"
-elif command -v setpriv >/dev/null 2>&1; then
-    exec setpriv --reuid "$uid" --regid "$gid" --init-groups --inh-caps=-all -- "$@"
+if [ -n "$setpriv" ]; then
+    if [ -n "$mapped" ]; then
+        groups="--init-groups"
+    elif [ -n "$extra_groups" ]; then
+        groups="--groups=$(echo $extra_groups | tr ' ' ',')"
+    else
+        groups="--clear-groups"
+    fi
+    # shellcheck disable=SC2086
+    exec "$setpriv" --reuid "$uid" --regid "$gid" "$groups" $caps -- "$@"
+elif [ -x "$runtime/gosu" ]; then
+    # gosu clears the capabilities on the switch to a non-zero uid (the bounding set stays).
+    if [ -n "$mapped" ]; then
+        exec "$runtime/gosu" "$name" "$@"
+    fi
+    exec "$runtime/gosu" "$uid:$gid" "$@"
 fi
-fail 126 "no privilege-drop tool ($runtime/gosu or setpriv) in this image"
+fail 126 "no privilege-drop tool (setpriv or $runtime/gosu) in this image"

@@ -15,3 +15,5 @@ pub mod names;
 pub mod project;
 pub mod sandbox;
 pub mod secret_file;
+pub mod secrets;
+pub mod trust;

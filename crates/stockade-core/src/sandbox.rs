@@ -6,19 +6,41 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, EngineOption, Network, PortSetting};
 use crate::foundation::PROXY_VARS;
 use crate::identity::Identity;
 use crate::labels;
 use crate::names::{Namespace, sanitize};
 use crate::project::Project;
 
-/// Capabilities the entrypoint needs while it maps the user as root. A command that runs as the
-/// (non-root) host user has none of them: dropping to a non-zero uid clears every capability.
-pub const ENTRYPOINT_CAPS: &[&str] = &["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"];
+/// Capabilities the entrypoint needs while it maps the user as root (SETPCAP to empty the
+/// bounding set). The command runs with none of them: the entrypoint drops to the host user with
+/// an empty bounding and inheritable set, so not even a root host user keeps one.
+pub const ENTRYPOINT_CAPS: &[&str] = &["CHOWN", "DAC_OVERRIDE", "SETGID", "SETPCAP", "SETUID"];
 
-/// Default limit on processes in a sandbox.
-pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
+/// With `sudo = true`: the engine's usual default set, so `sudo` (which needs AUDIT_WRITE) and
+/// what people run with it (package managers) work. The bounding set keeps them for sudo.
+pub const SUDO_CAPS: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+pub use crate::config::DEFAULT_PIDS_LIMIT;
+
+/// Mount options of the sandbox's `/tmp` (and, with a read-only root, its other writable places).
+pub const TMPFS_OPTIONS: &str = "rw,nosuid,nodev,exec,mode=1777";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SandboxSpec {
@@ -42,6 +64,29 @@ pub struct SandboxSpec {
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub security: Security,
+    pub limits: Limits,
+    /// `bridge` or `none`.
+    pub network: Network,
+    pub ports: Vec<PortSetting>,
+    /// tmpfs mounts: path → mount options.
+    pub tmpfs: BTreeMap<PathBuf, String>,
+    /// Extra supplementary groups (by gid) for the user, e.g. the engine socket's group.
+    pub groups: Vec<u32>,
+    /// Expert options from `[sandbox] engine_options`, already validated.
+    pub engine_options: Vec<EngineOption>,
+    /// Replaces the image's entrypoint (stockade's helper containers skip the user mapping);
+    /// `None` for sandboxes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub pids: i64,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Billionths of a CPU.
+    pub nano_cpus: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,8 +110,12 @@ pub struct Security {
     pub cap_drop: Vec<String>,
     pub cap_add: Vec<String>,
     pub no_new_privileges: bool,
-    pub pids_limit: i64,
     pub privileged: bool,
+    pub read_only_root: bool,
+    /// Passwordless sudo inside (no-new-privileges lifted).
+    pub sudo: bool,
+    /// The engine socket is mounted (`docker_socket = true`).
+    pub engine_socket: bool,
 }
 
 impl Default for Security {
@@ -75,9 +124,34 @@ impl Default for Security {
             cap_drop: vec!["ALL".to_owned()],
             cap_add: ENTRYPOINT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
             no_new_privileges: true,
-            pids_limit: DEFAULT_PIDS_LIMIT,
             privileged: false,
+            read_only_root: false,
+            sudo: false,
+            engine_socket: false,
         }
+    }
+}
+
+impl Security {
+    fn from_config(config: &Config) -> Self {
+        let sandbox = &config.sandbox;
+        let mut security = Self {
+            read_only_root: sandbox.read_only_root,
+            ..Self::default()
+        };
+        if sandbox.sudo {
+            security.sudo = true;
+            security.no_new_privileges = false;
+            security.cap_add = SUDO_CAPS.iter().map(|c| (*c).to_owned()).collect();
+        }
+        for option in &sandbox.engine_options {
+            if let EngineOption::CapAdd(cap) = option
+                && !security.cap_add.contains(cap)
+            {
+                security.cap_add.push(cap.clone());
+            }
+        }
+        security
     }
 }
 
@@ -131,14 +205,23 @@ impl SandboxSpec {
         for name in PROXY_VARS {
             pass(name);
         }
-        // `[sandbox] env` values may be secrets: they go through the secrets file, not the env.
-        let secrets = config
+        // `[sandbox] env` values may be secrets: pass-through and literal values both go through
+        // the secrets file, never the container's configuration. A literal value wins.
+        let mut secrets: Vec<(String, String)> = config
             .sandbox
             .env
             .iter()
             .filter(|name| !env.iter().any(|(existing, _)| existing == *name))
             .filter_map(|name| host_env(name).map(|value| (name.clone(), value)))
             .collect();
+        for (name, value) in &config.sandbox.set_env {
+            env.retain(|(existing, _)| existing != name);
+            secrets.retain(|(existing, _)| existing != name);
+            secrets.push((name.clone(), value.clone()));
+        }
+        if config.sandbox.sudo {
+            env.push(("STOCKADE_SUDO".into(), "1".into()));
+        }
 
         let labels = BTreeMap::from([
             (labels::KIND.to_owned(), "sandbox".to_owned()),
@@ -160,18 +243,77 @@ impl SandboxSpec {
             workdir: project.cwd.clone(),
             user: user.clone(),
             env,
-            mounts: vec![Mount {
+            mounts: std::iter::once(Mount {
                 source: project.root.clone(),
                 target: project.root.clone(),
                 read_only: false,
-            }],
+            })
+            .chain(config.sandbox.mounts.iter().map(|m| Mount {
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            }))
+            .collect(),
             volumes: Vec::new(),
             secrets,
             labels,
             tty,
-            security: Security::default(),
+            security: Security::from_config(config),
+            limits: Limits {
+                pids: config.sandbox.pids_limit,
+                memory: config.sandbox.memory.and_then(|b| i64::try_from(b).ok()),
+                nano_cpus: config.sandbox.cpus.map(|m| i64::from(m) * 1_000_000),
+            },
+            network: config.sandbox.network,
+            ports: config.sandbox.ports.clone(),
+            tmpfs: tmpfs(config, user),
+            groups: Vec::new(),
+            engine_options: config
+                .sandbox
+                .engine_options
+                .iter()
+                .filter(|o| !matches!(o, EngineOption::CapAdd(_)))
+                .cloned()
+                .collect(),
+            entrypoint: None,
         }
     }
+
+    /// Mount the engine's unix socket (`docker_socket = true`) at the usual path, with its group
+    /// added to the user's so the user can reach it.
+    pub fn mount_engine_socket(&mut self, socket: PathBuf, gid: Option<u32>) {
+        self.mounts.push(Mount {
+            source: socket,
+            target: PathBuf::from("/var/run/docker.sock"),
+            read_only: false,
+        });
+        if let Some(gid) = gid.filter(|g| *g != 0) {
+            self.groups.push(gid);
+            self.env.push(("STOCKADE_GROUPS".into(), gid.to_string()));
+        }
+        self.security.engine_socket = true;
+    }
+}
+
+/// `/tmp` always; with a read-only root also the other places programs write to.
+fn tmpfs(config: &Config, user: &Identity) -> BTreeMap<PathBuf, String> {
+    let mut tmpfs = BTreeMap::from([(PathBuf::from("/tmp"), TMPFS_OPTIONS.to_owned())]);
+    if config.sandbox.read_only_root {
+        for dir in ["/run", "/var/tmp"] {
+            tmpfs.insert(PathBuf::from(dir), TMPFS_OPTIONS.to_owned());
+        }
+        tmpfs.insert(
+            user.home.clone(),
+            "rw,nosuid,nodev,exec,mode=0755".to_owned(),
+        );
+    }
+    for option in &config.sandbox.engine_options {
+        if let EngineOption::Tmpfs(spec) = option {
+            let (path, options) = spec.split_once(':').unwrap_or((spec, "rw,nosuid,nodev"));
+            tmpfs.insert(PathBuf::from(path), options.to_owned());
+        }
+    }
+    tmpfs
 }
 
 fn names_only<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -270,7 +412,51 @@ mod tests {
         assert_eq!(s.security.cap_drop, vec!["ALL"]);
         assert!(s.security.no_new_privileges);
         assert!(!s.security.privileged);
-        assert_eq!(s.security.pids_limit, DEFAULT_PIDS_LIMIT);
+        assert!(!s.security.sudo);
+        assert_eq!(s.limits.pids, DEFAULT_PIDS_LIMIT);
+        assert_eq!(s.tmpfs[Path::new("/tmp")], TMPFS_OPTIONS);
+        assert!(!s.security.engine_socket);
+        assert!(!s.mounts.iter().any(|m| m.source.ends_with("docker.sock")));
+    }
+
+    #[test]
+    fn sudo_lifts_no_new_privileges_only_when_asked() {
+        let project = Project {
+            root: "/p".into(),
+            cwd: "/p".into(),
+            is_git: false,
+        };
+        let user = Identity {
+            uid: 1000,
+            gid: 1000,
+            name: "u".into(),
+            home: "/home/u".into(),
+        };
+        let mut config = Config::default();
+        config.sandbox.sudo = true;
+        config.sandbox.set_env = vec![("TOKEN".into(), "s3cret".into())];
+        let ns = Namespace::default();
+        let s = SandboxSpec::new(
+            SandboxRequest {
+                namespace: &ns,
+                project: &project,
+                user: &user,
+                config: &config,
+                image: "i".into(),
+                command: vec![],
+                tty: false,
+                suffix: "x".into(),
+            },
+            |_| None,
+        );
+        assert!(!s.security.no_new_privileges);
+        assert!(s.security.cap_add.contains(&"AUDIT_WRITE".to_owned()));
+        assert!(s.env.contains(&("STOCKADE_SUDO".into(), "1".into())));
+        // A literal `[sandbox] env` value travels as a secret, never in the container's env.
+        assert!(s.secrets.contains(&("TOKEN".into(), "s3cret".into())));
+        assert!(!s.env.iter().any(|(name, _)| name == "TOKEN"));
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("s3cret"));
     }
 
     #[test]

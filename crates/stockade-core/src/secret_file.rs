@@ -6,6 +6,20 @@
 /// Where the file lands in the container (the root file system, so it exists on every base).
 pub const SECRETS_PATH: &str = "/.stockade-secrets";
 
+/// With a read-only root file system nothing can be uploaded to `/`: the file goes into a small
+/// anonymous volume mounted here instead (removed with the container). An upload cannot reach a
+/// tmpfs, which exists only once the container runs.
+pub const SECRETS_VOLUME_DIR: &str = "/.stockade-secrets.d";
+
+/// The directory to upload into and the file's name there.
+pub fn location(read_only_root: bool) -> (&'static str, &'static str) {
+    if read_only_root {
+        (SECRETS_VOLUME_DIR, "env")
+    } else {
+        ("/", ".stockade-secrets")
+    }
+}
+
 /// `export NAME='value'` lines, single-quoted so any value survives `.` in sh.
 pub fn render(secrets: &[(String, String)]) -> String {
     secrets
@@ -14,8 +28,9 @@ pub fn render(secrets: &[(String, String)]) -> String {
         .collect()
 }
 
-/// A tar archive holding the secrets file (root-owned, mode 0600), to extract at `/`.
-pub fn archive(secrets: &[(String, String)]) -> std::io::Result<Vec<u8>> {
+/// A tar archive holding the secrets file `name` (root-owned, mode 0600), to extract in the
+/// directory [`location`] names.
+pub fn archive(secrets: &[(String, String)], name: &str) -> std::io::Result<Vec<u8>> {
     let text = render(secrets);
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
@@ -25,11 +40,7 @@ pub fn archive(secrets: &[(String, String)]) -> std::io::Result<Vec<u8>> {
     header.set_gid(0);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(
-        &mut header,
-        SECRETS_PATH.trim_start_matches('/'),
-        text.as_bytes(),
-    )?;
+    builder.append_data(&mut header, name, text.as_bytes())?;
     builder.into_inner()
 }
 

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType, MountVolumeOptions,
+    PortBinding, ResourcesUlimits,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder,
@@ -12,6 +15,7 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use stockade_core::config::{EngineOption, Network};
 use stockade_core::sandbox::SandboxSpec;
 use tokio::io::AsyncWrite;
 use tracing::debug;
@@ -51,7 +55,7 @@ impl Engine {
             spec.name, spec.image
         );
         debug!(target: "engine", "{operation}");
-        let host_config = HostConfig {
+        let mut host_config = HostConfig {
             mounts: Some(
                 spec.mounts
                     .iter()
@@ -64,7 +68,8 @@ impl Engine {
                     })
                     .chain(spec.volumes.iter().map(|v| Mount {
                         target: Some(v.target.to_string_lossy().into_owned()),
-                        source: Some(v.volume.clone()),
+                        // An empty name: an anonymous volume, removed with the container.
+                        source: (!v.volume.is_empty()).then(|| v.volume.clone()),
                         typ: Some(MountType::VOLUME),
                         read_only: Some(v.read_only),
                         volume_options: Some(MountVolumeOptions {
@@ -81,13 +86,92 @@ impl Engine {
                 .security
                 .no_new_privileges
                 .then(|| vec!["no-new-privileges".to_owned()]),
-            pids_limit: Some(spec.security.pids_limit),
+            pids_limit: Some(spec.limits.pids),
+            memory: spec.limits.memory,
+            nano_cpus: spec.limits.nano_cpus,
             privileged: Some(spec.security.privileged),
+            readonly_rootfs: Some(spec.security.read_only_root),
+            tmpfs: Some(
+                spec.tmpfs
+                    .iter()
+                    .map(|(path, options)| (path.to_string_lossy().into_owned(), options.clone()))
+                    .collect(),
+            ),
+            network_mode: match spec.network {
+                Network::Bridge => None,
+                Network::None => Some("none".to_owned()),
+            },
+            port_bindings: (!spec.ports.is_empty()).then(|| {
+                let mut map: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+                for p in &spec.ports {
+                    map.entry(format!("{}/{}", p.container_port, p.protocol))
+                        .or_insert_with(|| Some(Vec::new()))
+                        .get_or_insert_with(Vec::new)
+                        .push(PortBinding {
+                            host_ip: Some(p.host_ip.clone()),
+                            host_port: Some(p.host_port.to_string()),
+                        });
+                }
+                map
+            }),
+            group_add: (!spec.groups.is_empty())
+                .then(|| spec.groups.iter().map(u32::to_string).collect()),
             ..Default::default()
         };
+        let mut hostname = None;
+        for option in &spec.engine_options {
+            match option {
+                EngineOption::ShmSize(bytes) => host_config.shm_size = i64::try_from(*bytes).ok(),
+                EngineOption::Ulimit { name, soft, hard } => host_config
+                    .ulimits
+                    .get_or_insert_with(Vec::new)
+                    .push(ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*soft),
+                        hard: Some(*hard),
+                    }),
+                EngineOption::AddHost { host, ip } => host_config
+                    .extra_hosts
+                    .get_or_insert_with(Vec::new)
+                    .push(format!("{host}:{ip}")),
+                EngineOption::Dns(ip) => host_config
+                    .dns
+                    .get_or_insert_with(Vec::new)
+                    .push(ip.clone()),
+                EngineOption::Device(device) => {
+                    let mut parts = device.splitn(3, ':');
+                    let on_host = parts.next().unwrap_or_default().to_owned();
+                    let in_container = parts.next().map_or_else(|| on_host.clone(), str::to_owned);
+                    let permissions = parts.next().unwrap_or("rwm").to_owned();
+                    host_config
+                        .devices
+                        .get_or_insert_with(Vec::new)
+                        .push(DeviceMapping {
+                            path_on_host: Some(on_host),
+                            path_in_container: Some(in_container),
+                            cgroup_permissions: Some(permissions),
+                        });
+                }
+                EngineOption::Hostname(name) => hostname = Some(name.clone()),
+                // Folded into the spec's capabilities and tmpfs mounts by the core.
+                EngineOption::CapAdd(_) | EngineOption::Tmpfs(_) => {}
+            }
+        }
         let body = ContainerCreateBody {
+            hostname,
+            exposed_ports: (!spec.ports.is_empty()).then(|| {
+                let mut ports: Vec<String> = spec
+                    .ports
+                    .iter()
+                    .map(|p| format!("{}/{}", p.container_port, p.protocol))
+                    .collect();
+                ports.sort();
+                ports.dedup();
+                ports
+            }),
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            entrypoint: spec.entrypoint.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: Some(spec.workdir.to_string_lossy().into_owned()),
             labels: Some(spec.labels.clone().into_iter().collect()),

@@ -1,60 +1,50 @@
-//! `stockade <agent> [ARGS…]`: the agent's tools volume, its config and state dirs, its API keys
-//! (as secrets), on the sandbox every command gets.
+//! `stockade <agent> [ARGS…]` (launched by `commands::exec`): the agent's tools volume, its
+//! config and state dirs, its API keys (as secrets), on the sandbox every command gets.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use stockade_core::agents::{self, Agent, AgentError, mount_path};
 use stockade_core::config::Config;
 use stockade_core::identity::Identity;
 use stockade_core::project::Project;
-use stockade_core::sandbox::{Mount, SandboxRequest, SandboxSpec};
+use stockade_core::sandbox::{Mount, SandboxSpec};
+use stockade_engine::Engine;
 
-use crate::commands::exec::random_suffix;
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_chain};
 use crate::tools::ToolsCtx;
-use crate::{extras, session};
 
-pub async fn run(ctx: &Context, name: &str, args: Vec<String>) -> Result<u8, CliError> {
-    let project = ctx.project()?;
-    let config = ctx.config(&project)?;
-    let agent = resolve(name, &config)?;
-    let engine = ctx.connect().await?;
-    let chain = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale).await?;
-    // Agents run on the chain's last tier; installs run in helpers from the foundation (npm, pip).
-    let image = chain.image().to_owned();
-    let tools = ToolsCtx {
-        engine: &engine,
-        ctx,
-        config: &config,
-        image: &chain.foundation.tag,
-    }
-    .ensure_for_launch(&agent)
-    .await?;
-
+/// The agent's command line: its command, its default arguments, then the user's, untouched.
+pub fn command_line(agent: &Agent, args: Vec<String>) -> Vec<String> {
     let mut command = vec![agent.command.clone()];
     command.extend(agent.args.iter().cloned());
     command.extend(args);
-    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut spec = SandboxSpec::new(
-        SandboxRequest {
-            namespace: &ctx.namespace,
-            project: &project,
-            user: &ctx.identity,
-            config: &config,
-            image,
-            command,
-            tty,
-            suffix: random_suffix(),
-        },
-        env,
-    );
+    command
+}
+
+/// Give a sandbox what the agent needs: its tools volume (installed first when missing, in a
+/// helper from `foundation`) on PATH, its fixed env, its API keys (as secrets) and its config
+/// and state dirs.
+pub async fn equip(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    agent: &Agent,
+    foundation: &str,
+    spec: &mut SandboxSpec,
+) -> Result<(), CliError> {
+    let tools = ToolsCtx {
+        engine,
+        ctx,
+        config,
+        image: foundation,
+    }
+    .ensure_for_launch(agent)
+    .await?;
     spec.labels
         .insert(stockade_core::labels::AGENT.to_owned(), agent.name.clone());
-    spec.volumes.push(tools.mount(&agent));
-    extras::apply(&mut spec, ctx, &project, &config);
+    spec.volumes.push(tools.mount(agent));
     spec.env.push((
         "STOCKADE_PATH".into(),
         format!("{}/bin", mount_path(&agent.name)),
@@ -73,17 +63,14 @@ pub async fn run(ctx: &Context, name: &str, args: Vec<String>) -> Result<u8, Cli
             spec.secrets.push((key.clone(), value));
         }
     }
-    for mount in config_mounts(ctx, &project, &agent)? {
-        spec.mounts.push(mount);
-    }
-    extras::finish(&mut spec, &ctx.identity.home);
+    spec.mounts.extend(config_mounts(ctx, project, agent)?);
     tracing::debug!(
         "agent {} {} from volume {}",
         agent.name,
         tools.version,
         tools.volume
     );
-    session::run(&engine, &spec, &ctx.ui).await
+    Ok(())
 }
 
 pub fn resolve(name: &str, config: &Config) -> Result<Agent, CliError> {

@@ -8,7 +8,7 @@ use miette::Diagnostic;
 use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags};
 use crate::commands;
 use crate::context::Context;
 use crate::exit::{self, CliError};
@@ -36,7 +36,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let outcome = runtime.block_on(dispatch(cli.command, ui, cli.global.ssh_agent));
+    let outcome = runtime.block_on(dispatch(
+        cli.command,
+        ui,
+        cli.global.ssh_agent,
+        cli.agent_launch,
+    ));
     // A blocking read of stdin may still be pending; do not wait for it.
     runtime.shutdown_background();
     match outcome {
@@ -49,12 +54,34 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, ui: Ui, ssh_agent: bool) -> Result<u8, CliError> {
+async fn dispatch(
+    command: Command,
+    ui: Ui,
+    ssh_agent: bool,
+    agent_launch: AgentLaunchArgs,
+) -> Result<u8, CliError> {
     let mut ctx = Context::from_env(ui)?;
     ctx.ssh_agent = ssh_agent;
     match command {
-        Command::Exec(args) => commands::exec::run(&ctx, args.command).await,
-        Command::Shell => commands::exec::run(&ctx, Vec::new()).await,
+        Command::Exec(args) => {
+            let request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
+            commands::exec::run(&ctx, request).await
+        }
+        Command::Shell(args) => {
+            let request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
+            commands::exec::run(&ctx, request).await
+        }
+        Command::Config(args) => match args.command {
+            ConfigCommand::Show {
+                json,
+                sources,
+                sandbox,
+            } => commands::config::show(&ctx, sandbox.to_config(), json, sources),
+            ConfigCommand::Init { global, force } => commands::config::init(&ctx, global, force),
+            ConfigCommand::Path => commands::config::path(&ctx),
+        },
+        Command::Trust(args) => commands::trust::run(&ctx, args.revoke),
+        Command::Scan(args) => commands::scan::run(&ctx, args.json),
         Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
         Command::Images(args) => commands::images::run(&ctx, args.json).await,
@@ -68,8 +95,29 @@ async fn dispatch(command: Command, ui: Ui, ssh_agent: bool) -> Result<u8, CliEr
                 return Err(CliError::other("no agent named", None));
             }
             let name = args.remove(0);
-            crate::agent::run(&ctx, &name, args).await
+            let mut request =
+                exec_request(args, &agent_launch.sandbox, &agent_launch.launch, false);
+            request.agent = Some(name);
+            commands::exec::run(&ctx, request).await
         }
+    }
+}
+
+fn exec_request(
+    command: Vec<String>,
+    sandbox: &SandboxFlags,
+    launch: &LaunchArgs,
+    dry_run: bool,
+) -> commands::exec::ExecRequest {
+    commands::exec::ExecRequest {
+        command,
+        flags: sandbox.to_config(),
+        agent: None,
+        allow: crate::launch::Allowances {
+            trust: launch.trust,
+            secrets: launch.allow_secrets,
+        },
+        dry_run,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+use stockade_core::config::FlagValue;
 
 /// Run AI coding agents in hardened, reproducible containers.
 #[derive(Debug, Parser)]
@@ -15,8 +16,20 @@ use clap_complete::Shell;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Sandbox and launch flags for an agent: they go before its name
+    /// (`stockade --trust -e FOO claude …`), since everything after it is the agent's.
+    #[command(flatten)]
+    pub agent_launch: AgentLaunchArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct AgentLaunchArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxFlags,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -50,11 +63,17 @@ pub enum Command {
     )]
     Exec(ExecArgs),
     /// Start an interactive login shell in a fresh sandbox for the current project.
-    Shell,
-    /// Build the image chain (foundation, base, project) now; it is otherwise built on first use.
+    Shell(ShellArgs),
+    /// Build the sandbox image now (it is otherwise built on first use).
     Build(BuildArgs),
     /// Check the engine, identity, configuration and images.
     Check(CheckArgs),
+    /// Show, create or locate configuration files.
+    Config(ConfigArgs),
+    /// Approve this project's .stockade/config.toml and .stockade/Dockerfile (or revoke).
+    Trust(TrustArgs),
+    /// Scan the project for likely secrets, as done before every launch.
+    Scan(ScanArgs),
     /// List stockade's images: tier, project, size, and whether they are in use or orphaned.
     Images(ImagesArgs),
     /// Remove orphaned stockade images (never one a container uses).
@@ -102,8 +121,126 @@ pub enum VolumesAction {
     Prune,
 }
 
+/// Sandbox settings from the command line: the last configuration layer.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SandboxFlags {
+    /// Extra bind mount, SRC[:DST][:ro] (repeatable).
+    #[arg(
+        long = "mount",
+        value_name = "SRC[:DST][:ro]",
+        help_heading = "Sandbox"
+    )]
+    pub mounts: Vec<String>,
+    /// Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).
+    #[arg(
+        short = 'e',
+        long = "env",
+        value_name = "NAME[=VALUE]",
+        help_heading = "Sandbox"
+    )]
+    pub env: Vec<String>,
+    /// Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT",
+        help_heading = "Sandbox"
+    )]
+    pub ports: Vec<String>,
+    /// Memory limit, e.g. 4g.
+    #[arg(long, value_name = "SIZE", help_heading = "Sandbox")]
+    pub memory: Option<String>,
+    /// CPU limit, e.g. 2 or 1.5.
+    #[arg(long, value_name = "N", help_heading = "Sandbox")]
+    pub cpus: Option<String>,
+    /// Process limit.
+    #[arg(long, value_name = "N", help_heading = "Sandbox")]
+    pub pids_limit: Option<String>,
+    /// Network: bridge or none.
+    #[arg(long, value_name = "NETWORK", help_heading = "Sandbox")]
+    pub network: Option<String>,
+    /// Mount the image read-only.
+    #[arg(long, help_heading = "Sandbox")]
+    pub read_only_root: bool,
+    /// Passwordless sudo inside (lifts no-new-privileges for this sandbox).
+    #[arg(long, help_heading = "Sandbox")]
+    pub sudo: bool,
+}
+
+/// What a launch may go ahead despite.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LaunchArgs {
+    /// Run with this project's unapproved .stockade configuration, this time only.
+    #[arg(long)]
+    pub trust: bool,
+    /// Go ahead even when the secret scan finds high-severity files.
+    #[arg(long)]
+    pub allow_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxFlags,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved settings (defaults, files, STOCKADE_* variables and these flags).
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Name the file and line, variable or flag each value came from.
+        #[arg(long)]
+        sources: bool,
+        #[command(flatten)]
+        sandbox: SandboxFlags,
+    },
+    /// Write a commented starter file (the project's .stockade/config.toml unless --global).
+    Init {
+        /// Write ~/.config/stockade/config.toml instead.
+        #[arg(long)]
+        global: bool,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the configuration file paths (global, then project) and whether they exist.
+    Path,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Withdraw the approval instead.
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Print the container specification as JSON instead of running it (env values hidden).
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxFlags,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
     /// The command and its arguments (put `--` before a command that starts with `-`).
     #[arg(
         required = true,
@@ -155,6 +292,46 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+impl SandboxFlags {
+    /// The flags as configuration values (the last layer).
+    pub fn to_config(&self) -> Vec<FlagValue> {
+        let mut out = Vec::new();
+        let mut add = |flag: &str, key: &str, value: &str| {
+            out.push(FlagValue {
+                flag: flag.to_owned(),
+                key: key.to_owned(),
+                value: value.to_owned(),
+            });
+        };
+        for m in &self.mounts {
+            add("--mount", "sandbox.mounts", m);
+        }
+        for e in &self.env {
+            add("--env", "sandbox.env", e);
+        }
+        for p in &self.ports {
+            add("--port", "sandbox.ports", p);
+        }
+        for (flag, key, value) in [
+            ("--memory", "sandbox.memory", &self.memory),
+            ("--cpus", "sandbox.cpus", &self.cpus),
+            ("--pids-limit", "sandbox.pids_limit", &self.pids_limit),
+            ("--network", "sandbox.network", &self.network),
+        ] {
+            if let Some(value) = value {
+                add(flag, key, value);
+            }
+        }
+        if self.read_only_root {
+            add("--read-only-root", "sandbox.read_only_root", "true");
+        }
+        if self.sudo {
+            add("--sudo", "sandbox.sudo", "true");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +352,25 @@ mod tests {
         let cli = Cli::parse_from(["stockade", "exec", "sh", "-c", "exit 7"]);
         match cli.command {
             Command::Exec(args) => assert_eq!(args.command, ["sh", "-c", "exit 7"]),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::parse_from([
+            "stockade",
+            "exec",
+            "--memory",
+            "1g",
+            "-p",
+            "80:80",
+            "--dry-run",
+            "ls",
+            "--memory",
+        ]);
+        match cli.command {
+            Command::Exec(args) => {
+                assert_eq!(args.command, ["ls", "--memory"]);
+                assert_eq!(args.sandbox.memory.as_deref(), Some("1g"));
+                assert!(args.dry_run);
+            }
             other => panic!("{other:?}"),
         }
     }

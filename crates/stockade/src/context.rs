@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use stockade_core::config::Config;
+use stockade_core::config::{Config, FlagValue, Loader, Resolved, is_config_var};
 use stockade_core::dirs::Dirs;
 use stockade_core::identity::Identity;
 use stockade_core::names::Namespace;
@@ -59,9 +59,23 @@ impl Context {
         [self.dirs.global_config(), project.config_file()]
     }
 
+    /// The configuration without flags: files and `STOCKADE_<SECTION>_<KEY>` variables.
     pub fn config(&self, project: &Project) -> Result<Config, CliError> {
+        Ok(self.resolve(project, Vec::new())?.config)
+    }
+
+    /// Every layer, flags last, with the source of each value.
+    pub fn resolve(&self, project: &Project, flags: Vec<FlagValue>) -> Result<Resolved, CliError> {
         let [global, local] = self.config_files(project);
-        Ok(Config::load(&global, &local, &self.identity.home)?)
+        let loader = Loader {
+            global,
+            project: local,
+            project_root: project.root.clone(),
+            home: self.identity.home.clone(),
+            env: std::env::vars().filter(|(k, _)| is_config_var(k)).collect(),
+            flags,
+        };
+        Ok(loader.load()?)
     }
 
     pub async fn connect(&self) -> Result<Engine, CliError> {

@@ -34,6 +34,14 @@ pub fn apply(spec: &mut SandboxSpec, ctx: &Context, project: &Project, config: &
 /// Call after every mount is added: parents of mounts inside the home volume are created by the
 /// engine as root; the entrypoint gives them to the user.
 pub fn finish(spec: &mut SandboxSpec, home: &Path) {
+    if spec.security.read_only_root && !spec.secrets.is_empty() {
+        spec.volumes.push(VolumeMount {
+            volume: String::new(),
+            target: PathBuf::from(stockade_core::secret_file::SECRETS_VOLUME_DIR),
+            read_only: false,
+            labels: BTreeMap::new(),
+        });
+    }
     let targets: Vec<PathBuf> = spec.mounts.iter().map(|m| m.target.clone()).collect();
     let mut dirs: Vec<PathBuf> = Vec::new();
     for target in &targets {
@@ -61,6 +69,8 @@ pub fn finish(spec: &mut SandboxSpec, home: &Path) {
 }
 
 fn home_volume(spec: &mut SandboxSpec, ctx: &Context, project: &Project) {
+    // The volume is HOME, writable even with a read-only root (no tmpfs there then).
+    spec.tmpfs.remove(&ctx.identity.home);
     spec.volumes.push(VolumeMount {
         volume: ctx.namespace.home_volume(&project.id()),
         target: ctx.identity.home.clone(),

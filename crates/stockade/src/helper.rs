@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
+use stockade_core::config::Network;
 use stockade_core::identity::Identity;
 use stockade_core::labels;
 use stockade_core::names::Namespace;
-use stockade_core::sandbox::{SandboxSpec, Security, VolumeMount};
+use stockade_core::sandbox::{DEFAULT_PIDS_LIMIT, Limits, SandboxSpec, Security, VolumeMount};
 use stockade_engine::{Engine, OutputChunk};
 
 use crate::context::env;
@@ -87,6 +88,19 @@ pub async fn run(
                 .collect(),
             ..Security::default()
         },
+        limits: Limits {
+            pids: DEFAULT_PIDS_LIMIT,
+            memory: None,
+            nano_cpus: None,
+        },
+        network: Network::Bridge,
+        ports: Vec::new(),
+        tmpfs: BTreeMap::new(),
+        groups: Vec::new(),
+        engine_options: Vec::new(),
+        // stockade's own install scripts, as root with the capabilities above: no user mapping
+        // and no privilege drop, only the init.
+        entrypoint: Some(vec!["/opt/stockade/bin/tini".into(), "--".into()]),
     };
     let id = engine.create_sandbox(&spec).await?;
     let result = collect(engine, &id, verbose).await;

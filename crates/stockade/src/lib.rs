@@ -10,6 +10,7 @@ mod extras;
 mod helper;
 mod image;
 mod inventory;
+mod launch;
 mod session;
 mod tools;
 mod ui;

@@ -40,9 +40,10 @@ async fn hand_over_secrets(engine: &Engine, id: &str, spec: &SandboxSpec) -> Res
     if spec.secrets.is_empty() {
         return Ok(());
     }
-    let archive = stockade_core::secret_file::archive(&spec.secrets)
+    let (dir, name) = stockade_core::secret_file::location(spec.security.read_only_root);
+    let archive = stockade_core::secret_file::archive(&spec.secrets, name)
         .map_err(|e| CliError::other(format!("cannot pack the secrets file: {e}"), None))?;
-    engine.upload(id, "/", archive).await?;
+    engine.upload(id, dir, archive).await?;
     Ok(())
 }
 

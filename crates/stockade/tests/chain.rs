@@ -27,7 +27,7 @@ fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
             env.base_tag()
         ),
     );
-    env.run(&["exec", "--", "true"]).expect_code(0);
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
     let (foundation, base, project_before) = ids(&env);
     assert_eq!(
         base, foundation,
@@ -45,7 +45,14 @@ fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
         ),
     )
     .unwrap();
-    let run = env.run(&["exec", "--", "cat", "/etc/tier-global", "/etc/tier-project"]);
+    let run = env.run(&[
+        "exec",
+        "--trust",
+        "--",
+        "cat",
+        "/etc/tier-global",
+        "/etc/tier-project",
+    ]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "global\nproject\n");
     let stderr = run.stderr();
@@ -99,6 +106,7 @@ fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
     );
     let run = env.run(&[
         "exec",
+        "--trust",
         "--",
         "sh",
         "-c",
@@ -133,7 +141,7 @@ fn editing_a_copied_file_rebuilds_only_the_project_tier() {
     env.write(".stockade/data.txt", "one\n");
     env.write(".stockade/.dockerignore", "scratch\n");
     env.write(".stockade/config.toml", "");
-    let first = env.run(&["exec", "--", "cat", "/data.txt"]);
+    let first = env.run(&["exec", "--trust", "--", "cat", "/data.txt"]);
     first.expect_code(0);
     assert_eq!(first.stdout(), "one\n");
     let before = ids(&env);
@@ -141,7 +149,7 @@ fn editing_a_copied_file_rebuilds_only_the_project_tier() {
     // Nothing changed; an ignored file and the project config do not count.
     env.write(".stockade/scratch", "ignored");
     env.write(".stockade/config.toml", "# edited\n");
-    let unchanged = env.run(&["exec", "--", "true"]);
+    let unchanged = env.run(&["exec", "--trust", "--", "true"]);
     unchanged.expect_code(0);
     assert!(
         !unchanged.stderr().contains("Building"),
@@ -158,7 +166,7 @@ fn editing_a_copied_file_rebuilds_only_the_project_tier() {
     );
 
     env.write(".stockade/data.txt", "two\n");
-    let changed = env.run(&["exec", "--", "cat", "/data.txt"]);
+    let changed = env.run(&["exec", "--trust", "--", "cat", "/data.txt"]);
     changed.expect_code(0);
     assert_eq!(changed.stdout(), "two\n");
     let stderr = changed.stderr();
@@ -181,7 +189,7 @@ fn custom_base_runs_as_the_host_user(env: &Env, base: &str) {
         "{}base = \"{base}\"\n",
         common::default_config(&base_image())
     ));
-    let run = env.run(&["exec", "--", "id", "-u"]);
+    let run = env.run(&["exec", "--trust", "--", "id", "-u"]);
     run.expect_code(0);
     assert_eq!(run.stdout().trim(), "1234");
 }
@@ -211,6 +219,7 @@ fn busybox_only_custom_base_works() {
     // No bash, no useradd in there: the runtime layer needs neither.
     let run = env.run(&[
         "exec",
+        "--trust",
         "--",
         "sh",
         "-c",
@@ -240,7 +249,7 @@ fn missing_custom_base_without_a_dockerfile_fails_with_both_ways_to_provide_it()
         "{}base = \"{name}\"\n",
         common::default_config(&base_image())
     ));
-    let run = env.run(&["exec", "--", "true"]);
+    let run = env.run(&["exec", "--trust", "--", "true"]);
     run.expect_code(1);
     let stderr = run.stderr();
     assert!(
@@ -267,7 +276,7 @@ fn custom_base_built_from(env: &Env, dockerfile_dir: &std::path::Path, marker: &
         "{}base = \"{name}\"\nbase_dockerfile = \"images/Dockerfile.base\"\n",
         common::default_config(&base_image())
     ));
-    let run = env.run(&["exec", "--", "cat", "/marker"]);
+    let run = env.run(&["exec", "--trust", "--", "cat", "/marker"]);
     run.expect_code(0);
     assert_eq!(run.stdout(), marker);
     assert!(run.stderr().contains("Could not pull"), "{}", run.stderr());
@@ -276,7 +285,7 @@ fn custom_base_built_from(env: &Env, dockerfile_dir: &std::path::Path, marker: &
         "the custom image is tagged {name}"
     );
     // Built once: the next run uses it as it is.
-    let again = env.run(&["exec", "--", "cat", "/marker"]);
+    let again = env.run(&["exec", "--trust", "--", "cat", "/marker"]);
     again.expect_code(0);
     assert!(!again.stderr().contains("Building"), "{}", again.stderr());
     let _ = docker(&["rmi", &name]);
@@ -313,7 +322,7 @@ fn concurrent_runs_build_a_cold_project_image_once() {
     );
     let children: Vec<_> = (0..4)
         .map(|_| {
-            env.command(&["exec", "--", "cat", "/built"])
+            env.command(&["exec", "--trust", "--", "cat", "/built"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -347,14 +356,14 @@ fn failed_project_build_stops_and_keeps_the_previous_image() {
     let env = Env::layered("fail");
     let good = format!("FROM {}\nRUN echo v1 > /v\n", env.base_tag());
     env.write(".stockade/Dockerfile", &good);
-    env.run(&["exec", "--", "true"]).expect_code(0);
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
     let id = env.image_id(&env.project_tag()).unwrap();
 
     env.write(
         ".stockade/Dockerfile",
         &format!("FROM {}\nRUN echo about to fail && false\n", env.base_tag()),
     );
-    let failed = env.run(&["exec", "--", "true"]);
+    let failed = env.run(&["exec", "--trust", "--", "true"]);
     failed.expect_code(1);
     let stderr = failed.stderr();
     assert!(
@@ -373,7 +382,7 @@ fn failed_project_build_stops_and_keeps_the_previous_image() {
     );
 
     env.write(".stockade/Dockerfile", &good);
-    let fixed = env.run(&["exec", "--", "cat", "/v"]);
+    let fixed = env.run(&["exec", "--trust", "--", "cat", "/v"]);
     fixed.expect_code(0);
     assert_eq!(fixed.stdout(), "v1\n");
     assert!(!fixed.stderr().contains("Building"), "{}", fixed.stderr());
@@ -388,7 +397,7 @@ fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
     let env = Env::layered("prune");
     let dockerfile = format!("FROM {}\nRUN true\n", env.base_tag());
     env.write(".stockade/Dockerfile", &dockerfile);
-    env.run(&["exec", "--", "true"]).expect_code(0);
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
 
     // Two more projects with images, then their directories are deleted; a container still
     // uses the second one's image.
@@ -473,7 +482,7 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
         &format!("FROM {}\nRUN sleep 60\n", env.base_tag()),
     );
     let mut child = env
-        .command(&["exec", "--", "true"])
+        .command(&["exec", "--trust", "--", "true"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -499,7 +508,7 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
         ".stockade/Dockerfile",
         &format!("FROM {}\nRUN echo fine > /fine\n", env.base_tag()),
     );
-    let run = env.run(&["exec", "--", "cat", "/fine"]);
+    let run = env.run(&["exec", "--trust", "--", "cat", "/fine"]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "fine\n");
 }

@@ -28,6 +28,9 @@ fn help_lists_the_commands() {
         "volumes",
         "stockade claude|opencode|codex|gemini",
         "--ssh-agent",
+        "config",
+        "trust",
+        "scan",
         "--verbose",
         "--quiet",
         "--color",
@@ -89,7 +92,8 @@ fn unknown_key_names_file_line_and_column() {
     let (code, stderr) = config_error("[image]\nfrom = \"x\"\nform = \"y\"\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:3:1"), "{stderr}");
-    assert!(stderr.contains("unknown field `form`"), "{stderr}");
+    assert!(stderr.contains("unknown key `form`"), "{stderr}");
+    assert!(stderr.contains("did you mean `from`?"), "{stderr}");
     assert!(
         !stderr.contains("engine"),
         "config must fail first: {stderr}"
@@ -98,7 +102,7 @@ fn unknown_key_names_file_line_and_column() {
 
 #[test]
 fn bad_value_names_file_line_and_column() {
-    let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"BAD=1\"]\n");
+    let (code, stderr) = config_error("[sandbox]\nenv = [\"GOOD\", \"1BAD\"]\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("config.toml:2:16"), "{stderr}");
     assert!(

@@ -11,8 +11,12 @@ use common::bare_command;
 
 fn run_against(docker_host: &str, args: &[&str]) -> (Option<i32>, String, Duration) {
     let home = tempfile::tempdir().unwrap();
+    // A project of its own: stockade refuses HOME itself as the project.
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
     let started = Instant::now();
     let out = bare_command(home.path(), args)
+        .current_dir(&project)
         .env("DOCKER_HOST", docker_host)
         .output()
         .unwrap();

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::load::Validator;
+use super::error::{ConfigError, InvalidConfig};
+use super::sections::{RawSection, Validator};
+use super::value::is_env_name;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,10 +90,57 @@ impl AgentConfig {
     }
 }
 
+/// `[agents.<name>]` and `[tools]` from every layer's raw sections, global first: agents merge
+/// by name and field by field, a later `version_cache_hours` wins. Every problem at once.
+pub(super) fn from_sections(
+    sections: &[RawSection],
+) -> Result<(BTreeMap<String, AgentConfig>, Option<u64>), ConfigError> {
+    let mut errors: Vec<InvalidConfig> = Vec::new();
+    let mut agents: BTreeMap<String, AgentConfig> = BTreeMap::new();
+    let mut hours = None;
+    let mut collect = |result: Result<(), ConfigError>| -> Result<(), ConfigError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(ConfigError::Invalid { errors: mut found }) => {
+                errors.append(&mut found);
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    };
+    for section in sections {
+        let mut v = section.validator();
+        let parsed = match section.name.as_str() {
+            "agents" => section
+                .deserialize::<BTreeMap<Spanned<String>, AgentSection>>()
+                .map(|raw| {
+                    for (name, agent) in validate_agents(&mut v, Some(raw)) {
+                        agents.entry(name).or_default().merge(agent);
+                    }
+                }),
+            "tools" => section.deserialize::<ToolsSection>().map(|raw| {
+                if let Some(h) = validate_tools(&mut v, Some(raw)) {
+                    hours = Some(h);
+                }
+            }),
+            _ => Ok(()),
+        };
+        collect(parsed)?;
+        if !v.errors.is_empty() {
+            collect(Err(ConfigError::Invalid { errors: v.errors }))?;
+        }
+    }
+    if errors.is_empty() {
+        Ok((agents, hours))
+    } else {
+        Err(ConfigError::Invalid { errors })
+    }
+}
+
 /// Default `[tools] version_cache_hours`.
 pub const DEFAULT_VERSION_CACHE_HOURS: u64 = 24;
 
-pub(super) fn validate_tools(v: &mut Validator<'_>, section: Option<ToolsSection>) -> Option<u64> {
+pub(super) fn validate_tools(v: &mut Validator, section: Option<ToolsSection>) -> Option<u64> {
     let hours = section?.version_cache_hours?;
     match u64::try_from(*hours.get_ref()) {
         Ok(h) => Some(h),
@@ -108,7 +157,7 @@ pub(super) fn validate_tools(v: &mut Validator<'_>, section: Option<ToolsSection
 }
 
 pub(super) fn validate_agents(
-    v: &mut Validator<'_>,
+    v: &mut Validator,
     sections: Option<BTreeMap<Spanned<String>, AgentSection>>,
 ) -> BTreeMap<String, AgentConfig> {
     let mut out = BTreeMap::new();
@@ -168,7 +217,7 @@ pub(super) fn validate_agents(
         config.api_keys = section.api_keys.map(|list| {
             list.into_iter()
                 .filter_map(|name| {
-                    if super::load::is_env_name(name.get_ref()) {
+                    if is_env_name(name.get_ref()) {
                         Some(name.into_inner())
                     } else {
                         v.error(
@@ -191,7 +240,7 @@ pub(super) fn validate_agents(
     out
 }
 
-fn non_empty(v: &mut Validator<'_>, value: Option<Spanned<String>>, key: &str) -> Option<String> {
+fn non_empty(v: &mut Validator, value: Option<Spanned<String>>, key: &str) -> Option<String> {
     let value = value?;
     if value.get_ref().trim().is_empty() || value.get_ref().chars().any(char::is_whitespace) {
         v.error(
@@ -207,7 +256,7 @@ fn non_empty(v: &mut Validator<'_>, value: Option<Spanned<String>>, key: &str) -
 }
 
 /// Paths relative to HOME, without `..`.
-fn home_paths(v: &mut Validator<'_>, list: Vec<Spanned<String>>) -> Vec<String> {
+fn home_paths(v: &mut Validator, list: Vec<Spanned<String>>) -> Vec<String> {
     list.into_iter()
         .filter_map(|entry| {
             let text = entry.get_ref().trim_start_matches("~/");

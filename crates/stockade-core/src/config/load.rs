@@ -1,33 +1,49 @@
-//! Reading one configuration file: parse, validate, resolve paths.
+//! Reading one layer — a file, the `STOCKADE_*` variables, or flags — into settings. The file
+//! is parsed into spanned TOML and checked by hand against the key table, so every problem in
+//! it (syntax errors, unknown keys, wrong types, bad values) is reported at once.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, InvalidConfig};
-use super::schema::ConfigFile;
+use super::keys::{self, Key, SECTIONS, Shape, TOP_LEVEL};
+use super::sections::{RawSection, SERDE_SECTIONS};
+use super::source::{Origin, Scope, Setting};
+use super::value::{ParseContext, Raw, did_you_mean};
 
-/// One configuration file, validated, with paths made absolute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadedFile {
-    pub path: PathBuf,
-    pub from: Option<String>,
-    pub ca_certificates: Vec<PathBuf>,
-    pub base: Option<String>,
-    /// As written, with `~/` expanded: resolved against the project root, then the global
-    /// config directory, when the base is built.
-    pub base_dockerfile: Option<PathBuf>,
-    pub env: Vec<String>,
-    pub ssh_agent: Option<bool>,
-    pub agents: std::collections::BTreeMap<String, super::agents::AgentConfig>,
-    pub version_cache_hours: Option<u64>,
+/// One layer, read and validated.
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    /// The file read, if this layer is a file that exists.
+    pub path: Option<PathBuf>,
+    pub settings: Vec<Setting>,
+    /// `extends = …`, when the file sets it.
+    pub extends: Option<bool>,
+    /// Sections with a serde schema of their own ([`super::SERDE_SECTIONS`]), as written.
+    pub sections: Vec<RawSection>,
 }
 
-/// Load `path` if it exists. Every problem in the file is reported, each with its line and column.
-pub fn load_file(path: &Path, home: &Path) -> Result<Option<LoadedFile>, ConfigError> {
+/// Paths that parsers need besides the file's own directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Places<'a> {
+    pub project_root: &'a Path,
+    pub home: &'a Path,
+}
+
+/// Read `path` if it exists. Problems are added to `errors`.
+pub fn load_file(
+    path: &Path,
+    scope: Scope,
+    places: Places<'_>,
+    errors: &mut Vec<InvalidConfig>,
+) -> Result<Layer, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Layer::default()),
         Err(source) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),
@@ -35,195 +51,374 @@ pub fn load_file(path: &Path, home: &Path) -> Result<Option<LoadedFile>, ConfigE
             });
         }
     };
-    parse(path, &text, home).map(Some)
+    Ok(parse_file(path, &text, scope, places, errors))
 }
 
-/// Parse and validate configuration text that came from `path`.
-pub fn parse(path: &Path, text: &str, home: &Path) -> Result<LoadedFile, ConfigError> {
-    let raw: ConfigFile = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let (message, help) = explain_toml_error(e.message());
-        ConfigError::Invalid {
-            errors: vec![InvalidConfig::new(
+/// Parse configuration text that came from `path`. Never panics, whatever the text.
+pub fn parse_file(
+    path: &Path,
+    text: &str,
+    scope: Scope,
+    places: Places<'_>,
+    errors: &mut Vec<InvalidConfig>,
+) -> Layer {
+    let first = errors.len();
+    let mut layer = parse_table(path, text, scope, places, errors);
+    // Keys are visited in sorted order: report in text order.
+    errors[first..].sort_by_key(|e| (e.line, e.column));
+    // The same goes for the settings (list elements keep their order).
+    layer.settings.sort_by_key(|s| s.origin.span.start);
+    layer
+}
+
+fn parse_table(
+    path: &Path,
+    text: &str,
+    scope: Scope,
+    places: Places<'_>,
+    errors: &mut Vec<InvalidConfig>,
+) -> Layer {
+    let shared: Arc<str> = Arc::from(text);
+    let mut layer = Layer {
+        path: Some(path.to_path_buf()),
+        ..Layer::default()
+    };
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What follows a syntax error is guesswork: report the syntax errors only.
+        for e in syntax {
+            let span = e.span().unwrap_or(0..0);
+            errors.push(InvalidConfig::new(
                 path.to_path_buf(),
                 text,
                 span,
-                message,
+                e.message().trim().to_owned(),
                 "here",
-                help,
-            )],
+                Some("see https://toml.io for the syntax".to_owned()),
+            ));
         }
-    })?;
-    let mut v = Validator {
-        path,
-        text,
-        errors: Vec::new(),
+        return layer;
+    }
+    let file_dir = path.parent().unwrap_or(Path::new("/"));
+    let cx = ParseContext {
+        file_dir,
+        project_root: places.project_root,
+        home: places.home,
     };
-    let base_dir = path.parent().unwrap_or(Path::new("/"));
+    let origin = |span: Range<usize>| Origin::file(scope, path.to_path_buf(), shared.clone(), span);
+    let mut walker = Walker {
+        cx,
+        errors,
+        settings: &mut layer.settings,
+    };
 
-    let image = raw.image.unwrap_or_default();
-    let from = image
-        .from
-        .and_then(|from| v.image_reference(&from, "image.from"));
-    let base = image
-        .base
-        .and_then(|base| v.image_reference(&base, "image.base"));
-    let base_dockerfile = image.base_dockerfile.and_then(|entry| {
-        if entry.get_ref().trim().is_empty() {
-            v.error(
-                &entry,
-                "`image.base_dockerfile` must be a path to a Dockerfile",
-                "empty path",
-                None,
-            );
-            None
-        } else {
-            Some(expand_home(entry.get_ref(), home))
+    for (name, item) in root.get_ref().iter() {
+        let key_span = name.span();
+        let name = name.get_ref().as_ref();
+        if TOP_LEVEL.contains(&name) {
+            match item.get_ref() {
+                DeValue::Boolean(b) if scope == Scope::Project => layer.extends = Some(*b),
+                DeValue::Boolean(_) => walker.errors.push(origin(key_span).error(
+                    "`extends` only applies to a project configuration",
+                    "not here",
+                    Some("remove it; `extends = false` in .stockade/config.toml ignores the global file".into()),
+                )),
+                other => walker.errors.push(origin(item.span()).error(
+                    format!("`extends` must be a boolean, found {}", other.type_str()),
+                    "wrong type",
+                    Some("write `extends = false` or `extends = true`".into()),
+                )),
+            }
+            continue;
         }
-    });
-    let ca_certificates = image
-        .ca_certificates
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|entry| {
-            let resolved = resolve_path(entry.get_ref(), base_dir, home);
-            match std::fs::metadata(&resolved) {
-                Ok(meta) if meta.is_file() => Some(resolved),
-                Ok(_) => {
-                    v.error(
-                        &entry,
-                        format!("CA certificate {} is not a file", resolved.display()),
-                        "not a file",
-                        Some("name a PEM file with one or more certificates".into()),
-                    );
-                    None
-                }
-                Err(e) => {
-                    v.error(
-                        &entry,
-                        format!("cannot read CA certificate {}: {e}", resolved.display()),
-                        "this file",
-                        Some("fix the path (relative paths start at this file's directory) or remove the entry".into()),
-                    );
-                    None
+        if SERDE_SECTIONS.contains(&name) {
+            layer.sections.push(RawSection {
+                name: name.to_owned(),
+                scope,
+                path: path.to_path_buf(),
+                text: shared.clone(),
+            });
+            continue;
+        }
+        if !SECTIONS.contains(&name) {
+            let mut candidates: Vec<&str> = SECTIONS.to_vec();
+            candidates.extend_from_slice(SERDE_SECTIONS);
+            candidates.extend_from_slice(TOP_LEVEL);
+            walker.errors.push(origin(key_span).error(
+                format!("unknown section `{name}`"),
+                "unknown",
+                Some(match did_you_mean(name, &candidates) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!(
+                        "stockade knows the sections {}; see docs/configuration.md",
+                        SECTIONS.iter().map(|s| format!("[{s}]")).collect::<Vec<_>>().join(", ")
+                    ),
+                }),
+            ));
+            continue;
+        }
+        let DeValue::Table(table) = item.get_ref() else {
+            walker.errors.push(origin(item.span()).error(
+                format!(
+                    "`{name}` must be a table, found {}",
+                    item.get_ref().type_str()
+                ),
+                "wrong type",
+                Some(format!("write a [{name}] section")),
+            ));
+            continue;
+        };
+        for (key_name, value) in table.iter() {
+            let key_name_str = key_name.get_ref().as_ref();
+            match keys::find(name, key_name_str) {
+                Some(key) => walker.key(key, value, &origin),
+                None => {
+                    let known = keys::names_in(name);
+                    walker.errors.push(origin(key_name.span()).error(
+                        format!("unknown key `{key_name_str}` in [{name}]"),
+                        "unknown key",
+                        Some(match did_you_mean(key_name_str, &known) {
+                            Some(near) => format!("did you mean `{near}`?"),
+                            None => format!("[{name}] knows: {}", known.join(", ")),
+                        }),
+                    ));
                 }
             }
-        })
-        .collect();
-
-    let sandbox = raw.sandbox.unwrap_or_default();
-    let env = sandbox
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|name| {
-            if is_env_name(name.get_ref()) {
-                Some(name.into_inner())
-            } else {
-                v.error(
-                    &name,
-                    format!("{:?} is not an environment variable name", name.get_ref()),
-                    "invalid name",
-                    Some("names are letters, digits and '_', not starting with a digit; list names only, no values".into()),
-                );
-                None
-            }
-        })
-        .collect();
-
-    let ssh_agent = sandbox.ssh_agent;
-    let agents = super::agents::validate_agents(&mut v, raw.agents);
-    let version_cache_hours = super::agents::validate_tools(&mut v, raw.tools);
-
-    if v.errors.is_empty() {
-        Ok(LoadedFile {
-            path: path.to_path_buf(),
-            from,
-            ca_certificates,
-            base,
-            base_dockerfile,
-            env,
-            ssh_agent,
-            agents,
-            version_cache_hours,
-        })
-    } else {
-        Err(ConfigError::Invalid { errors: v.errors })
-    }
-}
-
-pub(super) struct Validator<'a> {
-    path: &'a Path,
-    text: &'a str,
-    errors: Vec<InvalidConfig>,
-}
-
-impl Validator<'_> {
-    /// A non-empty image reference without white space, e.g. `debian:bookworm-slim`.
-    fn image_reference(&mut self, at: &Spanned<String>, key: &str) -> Option<String> {
-        let value = at.get_ref().trim();
-        if value.is_empty() || value.chars().any(char::is_whitespace) {
-            self.error(
-                at,
-                format!("`{key}` must be an image reference such as \"debian:bookworm-slim\""),
-                "not an image reference",
-                None,
-            );
-            None
-        } else {
-            Some(value.to_owned())
         }
     }
+    layer
+}
 
-    pub(super) fn error<T>(
+struct Walker<'a, 'e> {
+    cx: ParseContext<'a>,
+    errors: &'e mut Vec<InvalidConfig>,
+    settings: &'e mut Vec<Setting>,
+}
+
+impl Walker<'_, '_> {
+    fn key(
         &mut self,
-        at: &Spanned<T>,
-        message: impl Into<String>,
-        label: &str,
-        help: Option<String>,
+        key: &'static Key,
+        value: &Spanned<DeValue<'_>>,
+        origin: &dyn Fn(Range<usize>) -> Origin,
     ) {
-        self.errors.push(InvalidConfig::new(
-            self.path.to_path_buf(),
-            self.text,
-            at.span(),
-            message,
-            label,
-            help,
-        ));
+        match (key.shape, value.get_ref()) {
+            (Shape::List, DeValue::Array(items)) => {
+                for item in items.iter() {
+                    self.element(key, item, origin);
+                }
+            }
+            (Shape::List, other) => self.errors.push(origin(value.span()).error(
+                format!(
+                    "`{}` must be {}, found {}",
+                    key.path(),
+                    key.expects,
+                    other.type_str()
+                ),
+                "wrong type",
+                Some("write a list: [\"…\", \"…\"]".to_owned()),
+            )),
+            (Shape::Scalar, _) => self.element(key, value, origin),
+        }
+    }
+
+    fn element(
+        &mut self,
+        key: &'static Key,
+        item: &Spanned<DeValue<'_>>,
+        origin: &dyn Fn(Range<usize>) -> Origin,
+    ) {
+        let at = origin(item.span());
+        let raw = match item.get_ref() {
+            DeValue::String(s) => Raw::Str(s.to_string()),
+            DeValue::Boolean(b) => Raw::Bool(*b),
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(i) => Raw::Int(i),
+                    Err(_) => {
+                        self.errors.push(at.error(
+                            format!("`{}`: integer out of range", key.path()),
+                            "out of range",
+                            None,
+                        ));
+                        return;
+                    }
+                }
+            }
+            DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+                Ok(f) => Raw::Float(f),
+                Err(_) => {
+                    self.errors.push(at.error(
+                        format!("`{}`: not a number", key.path()),
+                        "not a number",
+                        None,
+                    ));
+                    return;
+                }
+            },
+            other => {
+                self.errors.push(at.error(
+                    format!(
+                        "`{}` must be {}, found {}",
+                        key.path(),
+                        key.expects,
+                        other.type_str()
+                    ),
+                    "wrong type",
+                    None,
+                ));
+                return;
+            }
+        };
+        match (key.parse)(&raw, &self.cx) {
+            Ok(value) => self.settings.push(Setting {
+                key,
+                value,
+                origin: at,
+            }),
+            Err(bad) => self.errors.push(at.error(
+                format!("`{}`: {}", key.path(), bad.message),
+                bad.label,
+                bad.help,
+            )),
+        }
     }
 }
 
-/// Make toml's messages read as one sentence and add a fix where we know one.
-fn explain_toml_error(message: &str) -> (String, Option<String>) {
-    let message = message.trim().to_owned();
-    let help = if message.starts_with("unknown field") {
-        Some("see docs/configuration.md for the keys stockade knows".to_owned())
-    } else if message.starts_with("invalid type") {
-        Some("check the value's type against docs/configuration.md".to_owned())
-    } else {
-        None
+/// The sections `STOCKADE_<SECTION>_<KEY>` variables may name; other `STOCKADE_*` variables
+/// (like `STOCKADE_NAMESPACE`) are not configuration keys.
+pub fn is_config_var(name: &str) -> bool {
+    name.strip_prefix("STOCKADE_").is_some_and(|rest| {
+        SECTIONS
+            .iter()
+            .any(|s| rest.starts_with(&format!("{}_", s.to_ascii_uppercase())))
+    })
+}
+
+/// The `STOCKADE_<SECTION>_<KEY>` layer. Lists are comma-separated.
+pub fn parse_env(
+    vars: &[(String, String)],
+    places: Places<'_>,
+    errors: &mut Vec<InvalidConfig>,
+) -> Layer {
+    let mut layer = Layer::default();
+    let cx = ParseContext {
+        file_dir: places.project_root,
+        project_root: places.project_root,
+        home: places.home,
     };
-    (message, help)
-}
-
-pub(super) fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `~/x` → home/x; relative → against `base`; absolute as is.
-pub fn resolve_path(value: &str, base: &Path, home: &Path) -> PathBuf {
-    base.join(expand_home(value, home))
-}
-
-/// `~` and `~/x` → under `home`; anything else unchanged.
-pub fn expand_home(value: &str, home: &Path) -> PathBuf {
-    if value == "~" {
-        home.to_path_buf()
-    } else if let Some(rest) = value.strip_prefix("~/") {
-        home.join(rest)
-    } else {
-        PathBuf::from(value)
+    let mut vars: Vec<&(String, String)> = vars.iter().filter(|(k, _)| is_config_var(k)).collect();
+    vars.sort();
+    for (var, text) in vars {
+        let shared: Arc<str> = Arc::from(text.as_str());
+        let key = keys::KEYS.iter().find(|k| k.env_var() == *var);
+        let Some(key) = key else {
+            let known: Vec<String> = keys::KEYS.iter().map(Key::env_var).collect();
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            errors.push(
+                Origin::env(var, shared.clone(), 0..text.len()).error(
+                    format!("unknown configuration variable {var}"),
+                    "unknown",
+                    Some(match did_you_mean(var, &known) {
+                        Some(near) => format!("did you mean {near}?"),
+                        None => {
+                            "STOCKADE_<SECTION>_<KEY> variables name keys of docs/configuration.md"
+                                .to_owned()
+                        }
+                    }),
+                ),
+            );
+            continue;
+        };
+        let pieces: Vec<Range<usize>> = match key.shape {
+            Shape::Scalar => std::iter::once(0..text.len()).collect(),
+            Shape::List => split_commas(text),
+        };
+        for span in pieces {
+            let origin = Origin::env(var, shared.clone(), span.clone());
+            let raw = Raw::Str(text[span].to_owned());
+            push_parsed(key, &raw, &cx, origin, &mut layer.settings, errors);
+        }
     }
+    layer
+}
+
+/// A command-line flag that sets a key: the flag as typed, the key's `section.name`, the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagValue {
+    pub flag: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// The flag layer. One flag, one value (lists repeat the flag).
+pub fn parse_flags(
+    flags: &[FlagValue],
+    places: Places<'_>,
+    errors: &mut Vec<InvalidConfig>,
+) -> Layer {
+    let mut layer = Layer::default();
+    let cx = ParseContext {
+        file_dir: places.project_root,
+        project_root: places.project_root,
+        home: places.home,
+    };
+    for flag in flags {
+        let shared: Arc<str> = Arc::from(flag.value.as_str());
+        let origin = Origin::flag(&flag.flag, shared);
+        let Some(key) = flag
+            .key
+            .split_once('.')
+            .and_then(|(section, name)| keys::find(section, name))
+        else {
+            errors.push(origin.error(
+                format!("{} maps to no configuration key ({})", flag.flag, flag.key),
+                "unknown",
+                None,
+            ));
+            continue;
+        };
+        let raw = Raw::Str(flag.value.clone());
+        push_parsed(key, &raw, &cx, origin, &mut layer.settings, errors);
+    }
+    layer
+}
+
+fn push_parsed(
+    key: &'static Key,
+    raw: &Raw,
+    cx: &ParseContext<'_>,
+    origin: Origin,
+    settings: &mut Vec<Setting>,
+    errors: &mut Vec<InvalidConfig>,
+) {
+    match (key.parse)(raw, cx) {
+        Ok(value) => settings.push(Setting { key, value, origin }),
+        Err(bad) => errors.push(origin.error(
+            format!("`{}`: {}", key.path(), bad.message),
+            bad.label,
+            bad.help,
+        )),
+    }
+}
+
+/// Byte ranges of the comma-separated, trimmed, non-empty pieces of `text`.
+fn split_commas(text: &str) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ',')))
+    {
+        if c == ',' {
+            let piece = &text[start..i];
+            let lead = piece.len() - piece.trim_start().len();
+            let trimmed = piece.trim();
+            if !trimmed.is_empty() {
+                pieces.push(start + lead..start + lead + trimmed.len());
+            }
+            start = i + 1;
+        }
+    }
+    pieces
 }

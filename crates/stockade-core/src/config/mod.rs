@@ -1,30 +1,52 @@
-//! Configuration: the TOML schema, loading with file:line:column errors, and merging of the
-//! global and project layers into plain settings.
+//! Configuration: the key table, loading of each layer with file:line:column errors (all at
+//! once), the merge into plain settings, and where every value came from.
 //!
-//! Merge rules: scalars — the later layer wins; lists — concatenated, duplicates dropped.
+//! Layers, later wins: defaults ← global file ← project file ← `STOCKADE_<SECTION>_<KEY>`
+//! variables ← command-line flags. Scalars: the later layer wins. Lists: concatenated, duplicates
+//! dropped (entries with the same identity — an env name, a mount target, a host port — are
+//! replaced by the later one). `extends = false` in the project file ignores the global file.
 
 mod agents;
 mod error;
+pub mod keys;
 mod load;
-mod schema;
+mod merge;
+mod sections;
+mod source;
+mod starter;
+pub mod value;
 
 pub use agents::{
     AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, is_agent_name, is_version,
 };
 pub use error::{ConfigError, InvalidConfig};
-pub use load::{LoadedFile, expand_home, load_file, parse, resolve_path};
-pub use schema::{ConfigFile, ImageSection, SandboxSection};
+pub use load::{
+    FlagValue, Layer, Places, is_config_var, load_file, parse_env, parse_file, parse_flags,
+};
+pub use merge::{Loader, Resolved, Warning};
+pub use sections::{RawSection, SERDE_SECTIONS, Validator};
+pub use source::{Origin, Scope, Setting, Source};
+pub use starter::starter_file;
+pub use value::{
+    EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home, resolve_path,
+};
 
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 /// The default `[image] from`.
 pub const DEFAULT_FROM: &str = "debian:bookworm-slim";
 
+/// Default limit on processes in a sandbox.
+pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
+
 /// Resolved configuration: what commands use.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub image: ImageConfig,
     pub sandbox: SandboxConfig,
+    pub secrets: SecretsConfig,
     /// `[agents.<name>]`: custom agents and overrides of built-in ones, merged field by field.
     pub agents: std::collections::BTreeMap<String, AgentConfig>,
     /// `[tools] version_cache_hours`.
@@ -33,7 +55,7 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageConfig {
     /// The image the foundation is built `FROM`.
     pub from: String,
@@ -46,12 +68,63 @@ pub struct ImageConfig {
     pub base_dockerfile: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SandboxConfig {
     /// Host variables passed through to sandboxes when set.
     pub env: Vec<String>,
+    /// Variables set to literal values (`NAME=value` entries). Values are never printed.
+    #[serde(serialize_with = "names_only")]
+    pub set_env: Vec<(String, String)>,
+    pub mounts: Vec<MountSetting>,
+    pub ports: Vec<PortSetting>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit in thousandths of a CPU.
+    pub cpus: Option<u32>,
+    pub pids_limit: i64,
+    pub network: Network,
+    pub read_only_root: bool,
+    pub sudo: bool,
     /// Forward the host's SSH agent.
     pub ssh_agent: bool,
+    pub docker_socket: bool,
+    pub engine_options: Vec<EngineOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretsConfig {
+    pub scan: bool,
+    /// Globs relative to the project root.
+    pub allowlist: Vec<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            set_env: Vec::new(),
+            mounts: Vec::new(),
+            ports: Vec::new(),
+            memory: None,
+            cpus: None,
+            pids_limit: DEFAULT_PIDS_LIMIT,
+            network: Network::Bridge,
+            read_only_root: false,
+            sudo: false,
+            ssh_agent: false,
+            docker_socket: false,
+            engine_options: Vec::new(),
+        }
+    }
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            scan: true,
+            allowlist: Vec::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -64,6 +137,7 @@ impl Default for Config {
                 base_dockerfile: None,
             },
             sandbox: SandboxConfig::default(),
+            secrets: SecretsConfig::default(),
             agents: std::collections::BTreeMap::new(),
             version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
             files: Vec::new(),
@@ -72,51 +146,65 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Load the global file and then the project file (each optional), merged over the defaults.
-    /// `home` expands `~/` in paths.
+    /// Load the global file and then the project file (each optional), merged over the defaults,
+    /// without variables or flags. `home` expands `~/` in paths; the project root is the
+    /// directory holding `.stockade/`.
     pub fn load(global: &Path, project: &Path, home: &Path) -> Result<Self, ConfigError> {
-        let mut config = Self::default();
-        for path in [global, project] {
-            if let Some(file) = load_file(path, home)? {
-                config.apply(file);
-            }
+        let root = project
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        Loader {
+            global: global.to_path_buf(),
+            project: project.to_path_buf(),
+            project_root: root.to_path_buf(),
+            home: home.to_path_buf(),
+            env: Vec::new(),
+            flags: Vec::new(),
         }
-        Ok(config)
+        .load()
+        .map(|resolved| resolved.config)
     }
 
-    fn apply(&mut self, file: LoadedFile) {
-        if let Some(from) = file.from {
-            self.image.from = from;
+    /// Apply one setting (the merge has decided it wins or adds).
+    fn apply(&mut self, setting: &Setting) {
+        let s = &mut self.sandbox;
+        match (setting.key.section, setting.key.name, &setting.value) {
+            ("image", "from", Value::Str(v)) => self.image.from = v.clone(),
+            ("image", "base", Value::Str(v)) => self.image.base = Some(v.clone()),
+            ("image", "base_dockerfile", Value::Path(p)) => {
+                self.image.base_dockerfile = Some(p.clone());
+            }
+            ("image", "ca_certificates", Value::Path(p)) => {
+                self.image.ca_certificates.push(p.clone())
+            }
+            ("sandbox", "env", Value::Env(EnvSetting::Pass { name })) => s.env.push(name.clone()),
+            ("sandbox", "env", Value::Env(EnvSetting::Set { name, value })) => {
+                s.set_env.push((name.clone(), value.clone()));
+            }
+            ("sandbox", "mounts", Value::Mount(m)) => s.mounts.push(m.clone()),
+            ("sandbox", "ports", Value::Port(p)) => s.ports.push(p.clone()),
+            ("sandbox", "memory", Value::Bytes(b)) => s.memory = Some(*b),
+            ("sandbox", "cpus", Value::Cpus(c)) => s.cpus = Some(*c),
+            ("sandbox", "pids_limit", Value::Int(i)) => s.pids_limit = *i,
+            ("sandbox", "network", Value::Network(n)) => s.network = *n,
+            ("sandbox", "read_only_root", Value::Bool(b)) => s.read_only_root = *b,
+            ("sandbox", "sudo", Value::Bool(b)) => s.sudo = *b,
+            ("sandbox", "ssh_agent", Value::Bool(b)) => s.ssh_agent = *b,
+            ("sandbox", "docker_socket", Value::Bool(b)) => s.docker_socket = *b,
+            ("sandbox", "engine_options", Value::EngineOption(o)) => {
+                s.engine_options.push(o.clone());
+            }
+            ("secrets", "scan", Value::Bool(b)) => self.secrets.scan = *b,
+            ("secrets", "allowlist", Value::Str(g)) => self.secrets.allowlist.push(g.clone()),
+            // The key table and the parsers agree on types; nothing else reaches here.
+            _ => {}
         }
-        if let Some(base) = file.base {
-            self.image.base = Some(base);
-        }
-        if let Some(dockerfile) = file.base_dockerfile {
-            self.image.base_dockerfile = Some(dockerfile);
-        }
-        for ca in file.ca_certificates {
-            push_unique(&mut self.image.ca_certificates, ca);
-        }
-        for name in file.env {
-            push_unique(&mut self.sandbox.env, name);
-        }
-        if let Some(ssh_agent) = file.ssh_agent {
-            self.sandbox.ssh_agent = ssh_agent;
-        }
-        for (name, agent) in file.agents {
-            self.agents.entry(name).or_default().merge(agent);
-        }
-        if let Some(hours) = file.version_cache_hours {
-            self.version_cache_hours = hours;
-        }
-        self.files.push(file.path);
     }
 }
 
-fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
+fn names_only<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.iter().map(|(name, _)| name))
 }
 
 #[cfg(test)]

@@ -1,73 +1,199 @@
 use std::path::Path;
 
+use proptest::prelude::*;
+
 use super::*;
 
-fn parse_str(text: &str) -> Result<LoadedFile, ConfigError> {
-    parse(Path::new("/cfg/config.toml"), text, Path::new("/home/ada"))
+fn places() -> Places<'static> {
+    Places {
+        project_root: Path::new("/work/app"),
+        home: Path::new("/home/ada"),
+    }
+}
+
+fn parse_str(text: &str) -> Result<Layer, Vec<InvalidConfig>> {
+    let mut errors = Vec::new();
+    let layer = parse_file(
+        Path::new("/cfg/config.toml"),
+        text,
+        Scope::Global,
+        places(),
+        &mut errors,
+    );
+    if errors.is_empty() {
+        Ok(layer)
+    } else {
+        Err(errors)
+    }
+}
+
+fn errors(text: &str) -> Vec<InvalidConfig> {
+    match parse_str(text) {
+        Err(errors) => errors,
+        Ok(layer) => panic!("expected an invalid config, got {layer:?}"),
+    }
 }
 
 fn first_error(text: &str) -> InvalidConfig {
-    match parse_str(text) {
-        Err(ConfigError::Invalid { mut errors }) => errors.remove(0),
-        other => panic!("expected an invalid config, got {other:?}"),
-    }
+    errors(text).remove(0)
+}
+
+fn values(layer: &Layer, key: &str) -> Vec<String> {
+    layer
+        .settings
+        .iter()
+        .filter(|s| s.key.path() == key)
+        .map(|s| s.value.to_string())
+        .collect()
 }
 
 #[test]
 fn empty_file_is_valid() {
-    let file = parse_str("").unwrap();
-    assert_eq!(file.from, None);
-    assert!(file.env.is_empty());
+    let layer = parse_str("").unwrap();
+    assert!(layer.settings.is_empty());
 }
 
 #[test]
 fn reads_known_keys() {
-    let file =
-        parse_str("[image]\nfrom = \"mirror/debian:12\"\n[sandbox]\nenv = [\"FOO\", \"_BAR2\"]\n")
-            .unwrap();
-    assert_eq!(file.from.as_deref(), Some("mirror/debian:12"));
-    assert_eq!(file.env, ["FOO", "_BAR2"]);
+    let layer = parse_str(
+        "[image]\nfrom = \"mirror/debian:12\"\n[sandbox]\nenv = [\"FOO\", \"_BAR2\", \"X=1=2\"]\nmemory = \"2g\"\ncpus = 1.5\npids_limit = 256\nnetwork = \"none\"\nports = [\"8080:80\", \"0.0.0.0:53:53/udp\", \"[::1]:9000:9000\"]\nsudo = true\n",
+    )
+    .unwrap();
+    assert_eq!(values(&layer, "image.from"), ["\"mirror/debian:12\""]);
+    assert_eq!(
+        values(&layer, "sandbox.env"),
+        ["\"FOO\"", "\"_BAR2\"", "\"X=…\""]
+    );
+    assert_eq!(values(&layer, "sandbox.memory"), ["\"2g\""]);
+    assert_eq!(values(&layer, "sandbox.cpus"), ["1.5"]);
+    assert_eq!(values(&layer, "sandbox.pids_limit"), ["256"]);
+    assert_eq!(values(&layer, "sandbox.network"), ["\"none\""]);
+    assert_eq!(
+        values(&layer, "sandbox.ports"),
+        [
+            "\"127.0.0.1:8080:80/tcp\"",
+            "\"0.0.0.0:53:53/udp\"",
+            "\"[::1]:9000:9000/tcp\""
+        ]
+    );
 }
 
 #[test]
-fn unknown_key_points_at_line_and_column() {
-    let err = first_error("[image]\nfrom = \"x\"\n  colour = 1\n");
+fn unknown_key_points_at_line_and_column_and_suggests() {
+    let err = first_error("[image]\nfrom = \"x\"\n  form = 1\n");
     assert_eq!((err.line, err.column), (3, 3));
-    assert!(err.message.contains("unknown field"), "{}", err.message);
+    assert!(
+        err.message.contains("unknown key `form`"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.help.as_deref(), Some("did you mean `from`?"));
     assert!(err.to_string().starts_with("/cfg/config.toml:3:3: "));
 }
 
 #[test]
-fn unknown_section_is_an_error() {
-    let err = first_error("[imag]\nfrom = \"x\"\n");
-    assert_eq!(err.line, 1);
-    assert!(err.message.contains("imag"), "{}", err.message);
+fn unknown_section_suggests() {
+    let err = first_error("[sandbx]\nsudo = true\n");
+    assert_eq!((err.line, err.column), (1, 2));
+    assert_eq!(err.help.as_deref(), Some("did you mean `sandbox`?"));
 }
 
 #[test]
-fn wrong_type_is_an_error() {
-    let err = first_error("[sandbox]\nenv = \"FOO\"\n");
-    assert_eq!(err.line, 2);
-    assert!(err.message.contains("invalid type"), "{}", err.message);
+fn wrong_types_are_errors() {
+    let errs = errors("[sandbox]\nenv = \"FOO\"\nsudo = \"maybe\"\nmemory = true\n");
+    let at: Vec<_> = errs.iter().map(|e| (e.line, e.column)).collect();
+    assert_eq!(at, vec![(2, 7), (3, 8), (4, 10)]);
+    assert!(
+        errs[0]
+            .message
+            .contains("must be a list of strings, found string")
+    );
 }
 
 #[test]
-fn syntax_error_is_an_error() {
-    let err = first_error("[image\n");
-    assert_eq!(err.line, 1);
+fn syntax_errors_are_all_reported() {
+    let errs = errors("[image\nfrom = \"x\"\n[sandbox]\nenv = [\n");
+    assert!(errs.len() >= 2, "{errs:?}");
+    assert_eq!(errs[0].line, 1);
 }
 
 #[test]
-fn all_bad_values_are_reported() {
-    match parse_str(
-        "[image]\nfrom = \"a b\"\nca_certificates = [\"/nonexistent/ca.pem\"]\n[sandbox]\nenv = [\"OK\", \"NOT-OK\", \"A=1\"]\n",
-    ) {
-        Err(ConfigError::Invalid { errors }) => {
-            let at: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
-            assert_eq!(at, vec![(2, 8), (3, 20), (5, 14), (5, 24)]);
-        }
-        other => panic!("{other:?}"),
+fn all_problems_of_a_file_are_reported_at_once() {
+    let errs = errors(
+        "[image]\nfrom = \"a b\"\nca_certificates = [\"/nonexistent/ca.pem\"]\ncolour = 1\n[sandbox]\nenv = [\"OK\", \"NOT-OK\", \"1X\"]\nports = [\"80\"]\nmounts = [\"/nonexistent/dir\"]\nnetwork = \"host\"\n",
+    );
+    let mut at: Vec<_> = errs.iter().map(|e| (e.line, e.column)).collect();
+    at.sort();
+    assert_eq!(
+        at,
+        vec![
+            (2, 8),
+            (3, 20),
+            (4, 1),
+            (6, 14),
+            (6, 24),
+            (7, 10),
+            (8, 11),
+            (9, 11)
+        ]
+    );
+}
+
+#[test]
+fn refused_mounts() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().canonicalize().unwrap();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::create_dir_all(home.join("src")).unwrap();
+    let places = Places {
+        project_root: &home,
+        home: &home,
+    };
+    let check = |text: &str| {
+        let mut errors = Vec::new();
+        let layer = parse_file(
+            Path::new("/c.toml"),
+            text,
+            Scope::Global,
+            places,
+            &mut errors,
+        );
+        (layer, errors)
+    };
+    for bad in ["~", "/", "~/..", "/var/run/docker.sock"] {
+        let (_, errs) = check(&format!("[sandbox]\nmounts = [\"{bad}\"]\n"));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
     }
+    let (_, errs) = check("[sandbox]\nmounts = [\"~\"]\n");
+    assert!(
+        errs[0].message.contains("home directory"),
+        "{}",
+        errs[0].message
+    );
+    let (layer, errs) = check("[sandbox]\nmounts = [\"~/src:/src:ro\", \"src\"]\n");
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(
+        values(&layer, "sandbox.mounts"),
+        [
+            format!("\"{}:/src:ro\"", home.join("src").display()),
+            format!("\"{0}:{0}\"", home.join("src").display()),
+        ]
+    );
+}
+
+#[test]
+fn engine_options_are_validated() {
+    let errs = errors(
+        "[sandbox]\nengine_options = [\"--shm-size=1g\", \"--privileged\", \"--cap-add=ALL\", \"--shm-szie=1g\", \"--ulimit=nofile=1024:4096\"]\n",
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[2]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("did you mean --shm-size")
+    );
 }
 
 #[test]
@@ -77,37 +203,127 @@ fn ca_paths_resolve_against_the_file_and_home() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("home.pem"), "PEM").unwrap();
     let path = dir.path().join("config.toml");
-    let file = parse(
+    std::fs::write(
         &path,
         "[image]\nca_certificates = [\"corp.pem\", \"~/home.pem\"]\n",
+    )
+    .unwrap();
+    let config = Config::load(
+        &path,
+        Path::new("/nonexistent/.stockade/c.toml"),
         home.path(),
     )
     .unwrap();
     assert_eq!(
-        file.ca_certificates,
+        config.image.ca_certificates,
         vec![dir.path().join("corp.pem"), home.path().join("home.pem")]
     );
 }
 
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(global: &str, project: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("project/.stockade")).unwrap();
+        std::fs::write(dir.path().join("global.toml"), global).unwrap();
+        std::fs::write(dir.path().join("project/.stockade/config.toml"), project).unwrap();
+        Self { dir }
+    }
+
+    fn loader(&self, env: &[(&str, &str)], flags: &[(&str, &str, &str)]) -> Loader {
+        Loader {
+            global: self.dir.path().join("global.toml"),
+            project: self.dir.path().join("project/.stockade/config.toml"),
+            project_root: self.dir.path().join("project"),
+            home: self.dir.path().to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(f, k, v)| FlagValue {
+                    flag: f.to_string(),
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[test]
 fn layers_merge_scalars_last_wins_lists_concatenate() {
-    let dir = tempfile::tempdir().unwrap();
-    let global = dir.path().join("global.toml");
-    let project = dir.path().join("project.toml");
-    std::fs::write(
-        &global,
-        "[image]\nfrom = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        &project,
+    let f = Fixture::new(
+        "[image]\nfrom = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\nmemory = \"1g\"\n",
         "[image]\nfrom = \"b\"\n[sandbox]\nenv = [\"Y\", \"Z\"]\n",
-    )
-    .unwrap();
-    let config = Config::load(&global, &project, dir.path()).unwrap();
+    );
+    let resolved = f
+        .loader(
+            &[
+                ("STOCKADE_SANDBOX_ENV", "W, Y"),
+                ("STOCKADE_SANDBOX_MEMORY", "2g"),
+                ("STOCKADE_NAMESPACE", "x"),
+            ],
+            &[("--memory", "sandbox.memory", "3g")],
+        )
+        .load()
+        .unwrap();
+    let config = &resolved.config;
     assert_eq!(config.image.from, "b");
-    assert_eq!(config.sandbox.env, ["X", "Y", "Z"]);
-    assert_eq!(config.files, vec![global, project]);
+    assert_eq!(config.sandbox.env, ["X", "Z", "W", "Y"]);
+    assert_eq!(config.sandbox.memory, Some(3 << 30));
+    let from = keys::find("image", "from").unwrap();
+    assert!(matches!(
+        resolved.sources_of(from).as_slice(),
+        [Source::File {
+            scope: Scope::Project,
+            line: 2,
+            column: 8,
+            ..
+        }]
+    ));
+    let memory = keys::find("sandbox", "memory").unwrap();
+    assert_eq!(resolved.sources_of(memory)[0].to_string(), "flag --memory");
+}
+
+#[test]
+fn extends_false_ignores_the_global_file() {
+    let f = Fixture::new("[image]\nfrom = \"a\"\n", "extends = false\n");
+    let resolved = f.loader(&[], &[]).load().unwrap();
+    assert_eq!(resolved.config.image.from, DEFAULT_FROM);
+    assert!(resolved.global_ignored);
+}
+
+#[test]
+fn errors_of_every_layer_come_together() {
+    let f = Fixture::new("[sandbox]\nsudo = 3\n", "[sandbox]\ncpus = -1\n");
+    let err = f
+        .loader(
+            &[("STOCKADE_SANDBOX_MEMROY", "1g")],
+            &[("--network", "sandbox.network", "host")],
+        )
+        .load()
+        .unwrap_err();
+    match err {
+        ConfigError::Invalid { errors } => {
+            assert_eq!(errors.len(), 4, "{errors:?}");
+            assert!(
+                errors[2]
+                    .to_string()
+                    .starts_with("$STOCKADE_SANDBOX_MEMROY:1:1")
+            );
+            assert_eq!(
+                errors[2].help.as_deref(),
+                Some("did you mean STOCKADE_SANDBOX_MEMORY?")
+            );
+            assert!(errors[3].to_string().starts_with("--network:1:1"));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -120,28 +336,149 @@ fn missing_files_mean_defaults() {
     .unwrap();
     assert_eq!(config, Config::default());
     assert_eq!(config.image.from, DEFAULT_FROM);
+    assert_eq!(config.sandbox.pids_limit, DEFAULT_PIDS_LIMIT);
+}
+
+#[test]
+fn starter_files_are_valid_and_empty() {
+    for global in [true, false] {
+        let layer = parse_str(&starter_file(global)).unwrap();
+        assert!(layer.settings.is_empty());
+        // Uncommenting every line gives a valid file too (paths aside).
+        let uncommented: String = starter_file(global)
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| {
+                        l.contains(" = ")
+                            && !l.starts_with("extends")
+                            && !l.starts_with("ca_")
+                            && !l.starts_with("mounts")
+                    })
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(parse_str(&uncommented).is_ok(), "{uncommented}");
+    }
+}
+
+/// Every key set (paths aside: they are checked against the disk).
+const FULL: &str = "extends = true\n[image]\nfrom = \"debian:12\"\nbase = \"ruby:3\"\nbase_dockerfile = \"~/Dockerfile\"\n\
+[sandbox]\nenv = [\"A\", \"B=1\"]\nports = [\"8080:80\", \"[::1]:53:53/udp\"]\nmemory = \"2g\"\ncpus = 1.5\npids_limit = 100\n\
+network = \"none\"\nread_only_root = true\nsudo = false\ndocker_socket = false\n\
+engine_options = [\"--shm-size=1g\", \"--ulimit=nofile=10:20\", \"--add-host=a:1.2.3.4\"]\n\
+[secrets]\nscan = true\nallowlist = [\"*.pem\"]\n";
+
+#[test]
+fn the_full_example_is_valid() {
+    let mut errors = Vec::new();
+    let layer = parse_file(
+        Path::new("/cfg/c.toml"),
+        FULL,
+        Scope::Project,
+        places(),
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(layer.extends, Some(true));
+    assert_eq!(layer.settings.len(), 19);
+}
+
+/// Fragments a mutated file is made of: real keys, real sections, broken syntax.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("[image]\n".to_owned()),
+        Just("[sandbox]\n".to_owned()),
+        Just("[secrets]\n".to_owned()),
+        Just("[sandbox.x]\n".to_owned()),
+        Just("extends = false\n".to_owned()),
+        Just("[[sandbox]]\n".to_owned()),
+        proptest::sample::select(keys::KEYS.iter().map(|k| k.name).collect::<Vec<_>>())
+            .prop_map(|k| format!("{k} = ")),
+        "\"[^\"\\\\\n]{0,12}\"\n",
+        "-?[0-9]{1,20}\n",
+        Just("[\"a:b:ro\", \"8080:80\", \"X=1\"]\n".to_owned()),
+        Just("{ a = 1 }\n".to_owned()),
+        Just("1.5e308\n".to_owned()),
+        Just("true\n".to_owned()),
+        ".{0,8}",
+        "[\\[\\]=\"'{},.\n ]{1,4}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    /// Random and mutated TOML never panics the loader, and every error points inside the text.
+    #[test]
+    fn loader_never_panics(parts in proptest::collection::vec(fragment(), 0..24)) {
+        let text: String = parts.concat();
+        let mut errors = Vec::new();
+        let _ = parse_file(Path::new("/cfg/c.toml"), &text, Scope::Project, places(), &mut errors);
+        for e in &errors {
+            prop_assert!(e.line >= 1 && e.column >= 1);
+            prop_assert!(e.line <= text.lines().count().max(1) + 1);
+        }
+    }
+
+    /// A valid, full configuration with random edits: characters inserted, deleted, replaced.
+    #[test]
+    fn mutated_valid_file_never_panics(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<char>()), 1..12)) {
+        let mut text: Vec<char> = FULL.chars().collect();
+        for (at, op, c) in edits {
+            let at = at % (text.len() + 1);
+            match op {
+                0 => text.insert(at, c),
+                1 if at < text.len() => { text.remove(at); }
+                _ if at < text.len() => text[at] = c,
+                _ => text.push(c),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let mut errors = Vec::new();
+        let _ = parse_file(Path::new("/cfg/c.toml"), &text, Scope::Project, places(), &mut errors);
+        for e in &errors {
+            prop_assert!(e.line >= 1 && e.column >= 1);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let mut errors = Vec::new();
+        let _ = parse_file(Path::new("/cfg/c.toml"), &text, Scope::Global, places(), &mut errors);
+        let _ = parse_env(&[("STOCKADE_SANDBOX_PORTS".into(), text.clone()), ("STOCKADE_SANDBOX_MEMORY".into(), text.clone())], places(), &mut errors);
+    }
+}
+
+/// The whole pipeline (serde sections included) over one global file.
+fn load_global(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let global = dir.path().join("config.toml");
+    std::fs::write(&global, text).unwrap();
+    Config::load(&global, &dir.path().join("none/.stockade/config.toml"), dir.path())
 }
 
 #[test]
 fn agents_and_tools_sections() {
-    let file = parse_str(
+    let config = load_global(
         "[tools]\nversion_cache_hours = 2\n[sandbox]\nssh_agent = true\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\nversion = \"1.6.0\"\nconfig_dirs = [\"~/.moo\", \".config/moo/\"]\napi_keys = [\"MOO_KEY\"]\nenv = { MOO_UPDATE = \"0\" }\n[agents.claude]\nskip_permissions = false\n",
     )
     .unwrap();
-    assert_eq!(file.version_cache_hours, Some(2));
-    assert_eq!(file.ssh_agent, Some(true));
-    let moo = &file.agents["moo"];
+    assert_eq!(config.version_cache_hours, 2);
+    assert!(config.sandbox.ssh_agent);
+    let moo = &config.agents["moo"];
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
     assert_eq!(
         moo.config_dirs.as_deref(),
         Some(&[".moo".to_owned(), ".config/moo".to_owned()][..])
     );
-    assert_eq!(file.agents["claude"].skip_permissions, Some(false));
+    assert_eq!(config.agents["claude"].skip_permissions, Some(false));
 }
 
 #[test]
 fn bad_agent_values_point_at_them() {
-    match parse_str(
+    match load_global(
         "[agents.Bad]\ninstall = \"npm\"\n[agents.x]\ninstall = \"cargo\"\nversion = \"1 2\"\nconfig_dirs = [\"/etc\", \"../up\"]\n",
     ) {
         Err(ConfigError::Invalid { errors }) => {
@@ -154,6 +491,17 @@ fn bad_agent_values_point_at_them() {
                     .unwrap_or("")
                     .contains("npm, pypi")
             );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unknown_agent_fields_point_at_their_line() {
+    match load_global("[sandbox]\nenv = [\"A\"]\n[agents.moo]\ninstall = \"npm\"\npackge = \"x\"\n") {
+        Err(ConfigError::Invalid { errors }) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].line, 5, "{errors:?}");
         }
         other => panic!("{other:?}"),
     }

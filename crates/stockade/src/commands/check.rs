@@ -26,6 +26,8 @@ struct Report {
     project: ProjectCheck,
     images: ImagesCheck,
     agents: Vec<super::agents::AgentCheck>,
+    /// Allowed but risky settings (mounts of ~/.ssh and the like, the engine socket).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,7 +85,16 @@ struct ImageCheck {
 pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let [global, local] = ctx.config_files(&project);
-    let config_result = ctx.config(&project);
+    let resolved = ctx.resolve(&project, Vec::new());
+    let warnings: Vec<String> = match &resolved {
+        Ok(r) => r
+            .warnings
+            .iter()
+            .map(|w| format!("{} (from {})", w.message, w.source))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let config_result = resolved.map(|r| r.config);
     let config_check = ConfigCheck {
         ok: config_result.is_ok(),
         files: vec![
@@ -158,6 +169,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         },
         images,
         agents,
+        warnings,
     };
 
     if json {
@@ -354,6 +366,9 @@ fn print_human(ctx: &Context, report: &Report) {
         println!("{} Images: {error}", mark(false));
     }
     super::agents::print_check(ui, &report.agents);
+    for warning in &report.warnings {
+        println!("{} {warning}", ui.paint("33", "warn"));
+    }
 }
 
 fn tier_words(tier: &TierStatus) -> String {

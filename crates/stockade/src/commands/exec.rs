@@ -1,40 +1,123 @@
-//! `stockade exec [--] CMD…` and `stockade shell` (an empty command: the login shell).
+//! `stockade exec [--] CMD…`, `stockade shell` (an empty command: the login shell) and
+//! `stockade <agent> [ARGS…]`: one launch path for every sandbox.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
 
+use stockade_core::agents::Agent;
+use stockade_core::config::FlagValue;
 use stockade_core::sandbox::{SandboxRequest, SandboxSpec};
+use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ensure_chain};
-use crate::session;
+use crate::launch::{self, Allowances};
+use crate::{agent, extras, session};
 
-pub async fn run(ctx: &Context, command: Vec<String>) -> Result<u8, CliError> {
+/// What to run and how.
+pub struct ExecRequest {
+    /// The command (empty: a login shell), or the agent's arguments when `agent` is set.
+    pub command: Vec<String>,
+    /// Run this agent (`stockade <agent> ARGS…`).
+    pub agent: Option<String>,
+    /// The sandbox flags, as the last configuration layer.
+    pub flags: Vec<FlagValue>,
+    pub allow: Allowances,
+    /// Print the container specification instead of creating it.
+    pub dry_run: bool,
+}
+
+pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     let project = ctx.project()?;
-    let config = ctx.config(&project)?;
-    let engine = ctx.connect().await?;
-    let image = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale)
-        .await?
-        .image()
-        .to_owned();
+    let resolved = ctx.resolve(&project, request.flags)?;
+    let config = &resolved.config;
+    let agent: Option<Agent> = request
+        .agent
+        .as_deref()
+        .map(|name| agent::resolve(name, config))
+        .transpose()?;
+    let command = match &agent {
+        Some(agent) => agent::command_line(agent, request.command),
+        None => request.command,
+    };
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut spec = SandboxSpec::new(
-        SandboxRequest {
-            namespace: &ctx.namespace,
-            project: &project,
-            user: &ctx.identity,
-            config: &config,
-            image,
-            command,
-            tty,
-            suffix: random_suffix(),
-        },
-        env,
-    );
-    crate::extras::apply(&mut spec, ctx, &project, &config);
-    crate::extras::finish(&mut spec, &ctx.identity.home);
+    let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
+        let mut spec = SandboxSpec::new(
+            SandboxRequest {
+                namespace: &ctx.namespace,
+                project: &project,
+                user: &ctx.identity,
+                config,
+                image,
+                command: command.clone(),
+                tty,
+                suffix: random_suffix(),
+            },
+            env,
+        );
+        extras::apply(&mut spec, ctx, &project, config);
+        if config.sandbox.docker_socket {
+            mount_engine_socket(ctx, &mut spec)?;
+        }
+        Ok(spec)
+    };
+
+    if request.dry_run {
+        // Nothing starts: no approval or scan needed, but the refusals still apply.
+        launch::refuse_broad_root(&project, &ctx.identity.home)?;
+        // The image as the chain names it; it is built (or found current) at launch.
+        let image = match stockade_core::chain::project_dockerfile(&project) {
+            Some(_) => ctx.namespace.project_image(&project.id()),
+            None => ctx.namespace.base_image(),
+        };
+        let mut spec = sandbox(image)?;
+        extras::finish(&mut spec, &ctx.identity.home);
+        let text = serde_json::to_string_pretty(&spec)
+            .map_err(|e| CliError::other(format!("cannot encode the spec: {e}"), None))?;
+        println!("{text}");
+        return Ok(0);
+    }
+
+    launch::check(ctx, &project, &resolved, request.allow)?;
+    let engine = ctx.connect().await?;
+    let chain = ensure_chain(&engine, ctx, config, &project, BuildMode::IfStale).await?;
+    let mut spec = sandbox(chain.image().to_owned())?;
+    if let Some(agent) = &agent {
+        // Installs run in helper containers from the foundation (npm, pip); the agent runs on the
+        // chain's last tier.
+        agent::equip(
+            &engine,
+            ctx,
+            config,
+            &project,
+            agent,
+            &chain.foundation.tag,
+            &mut spec,
+        )
+        .await?;
+    }
+    extras::finish(&mut spec, &ctx.identity.home);
     session::run(&engine, &spec, &ctx.ui).await
+}
+
+/// `docker_socket = true`: the local engine's socket, with its group.
+fn mount_engine_socket(ctx: &Context, spec: &mut SandboxSpec) -> Result<(), CliError> {
+    let resolved =
+        resolve_endpoint(env, &ctx.identity.home).map_err(stockade_engine::EngineError::from)?;
+    let Endpoint::Unix(path) = resolved.endpoint else {
+        return Err(CliError::other(
+            format!(
+                "docker_socket = true needs a local unix socket, but the engine is at {}",
+                resolved.endpoint
+            ),
+            Some("unset docker_socket, or use a local engine"),
+        ));
+    };
+    let gid = std::fs::metadata(&path).ok().map(|m| m.gid());
+    spec.mount_engine_socket(path, gid);
+    Ok(())
 }
 
 /// Six hex characters that make a container name unique.

@@ -1,0 +1,218 @@
+//! Every configuration key stockade knows: its section, shape, parser and one line of help.
+//! Files, `STOCKADE_<SECTION>_<KEY>` variables and flags are all checked against this table.
+
+use super::value::{self, Bad, ParseContext, Raw, Value};
+
+/// How a key is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One value; the later layer wins.
+    Scalar,
+    /// A list; layers are concatenated, duplicates dropped.
+    List,
+}
+
+/// One key of the schema.
+pub struct Key {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub shape: Shape,
+    /// Parses one value (one element of a list).
+    pub parse: fn(&Raw, &ParseContext<'_>) -> Result<Value, Bad>,
+    /// What the value looks like, for messages (`a string`, `a list of strings`…).
+    pub expects: &'static str,
+    pub help: &'static str,
+}
+
+impl Key {
+    /// `section.name`, as `config show` prints it.
+    pub fn path(&self) -> String {
+        format!("{}.{}", self.section, self.name)
+    }
+
+    /// `STOCKADE_SECTION_NAME`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "STOCKADE_{}_{}",
+            self.section.to_ascii_uppercase(),
+            self.name.to_ascii_uppercase()
+        )
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({}.{})", self.section, self.name)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.section == other.section && self.name == other.name
+    }
+}
+impl Eq for Key {}
+
+/// The sections, in the order `config show` prints them.
+pub const SECTIONS: &[&str] = &["image", "sandbox", "secrets"];
+
+/// Top-level keys that are not sections.
+pub const TOP_LEVEL: &[&str] = &["extends"];
+
+pub static KEYS: &[Key] = &[
+    Key {
+        section: "image",
+        name: "from",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::image_reference(raw),
+        expects: "a string",
+        help: "image the foundation is built FROM (a mirror, or a local image when offline)",
+    },
+    Key {
+        section: "image",
+        name: "ca_certificates",
+        shape: Shape::List,
+        parse: value::ca_file,
+        expects: "a list of paths",
+        help: "PEM files of extra CA certificates trusted inside every image",
+    },
+    Key {
+        section: "image",
+        name: "base",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::image_reference(raw),
+        expects: "a string",
+        help: "a custom base image by name, extended with stockade's runtime layer",
+    },
+    Key {
+        section: "image",
+        name: "base_dockerfile",
+        shape: Shape::Scalar,
+        parse: value::dockerfile_path,
+        expects: "a path",
+        help: "a Dockerfile that builds the custom base when it is missing",
+    },
+    Key {
+        section: "sandbox",
+        name: "env",
+        shape: Shape::List,
+        parse: |raw, _| value::env_entry(raw),
+        expects: "a list of strings",
+        help: "NAME passes a host variable through when set; NAME=value sets one",
+    },
+    Key {
+        section: "sandbox",
+        name: "mounts",
+        shape: Shape::List,
+        parse: value::mount,
+        expects: "a list of strings",
+        help: "extra bind mounts, \"src[:dst][:ro]\"",
+    },
+    Key {
+        section: "sandbox",
+        name: "ports",
+        shape: Shape::List,
+        parse: |raw, _| value::port(raw),
+        expects: "a list of strings",
+        help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
+    },
+    Key {
+        section: "sandbox",
+        name: "memory",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::memory(raw),
+        expects: "a size",
+        help: "memory limit, e.g. \"4g\"",
+    },
+    Key {
+        section: "sandbox",
+        name: "cpus",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::cpus(raw),
+        expects: "a number",
+        help: "CPU limit, e.g. 2 or 1.5",
+    },
+    Key {
+        section: "sandbox",
+        name: "pids_limit",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::pids_limit(raw),
+        expects: "an integer",
+        help: "maximum number of processes",
+    },
+    Key {
+        section: "sandbox",
+        name: "network",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::network(raw),
+        expects: "a string",
+        help: "\"bridge\" or \"none\"",
+    },
+    Key {
+        section: "sandbox",
+        name: "read_only_root",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::boolean(raw),
+        expects: "a boolean",
+        help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
+    },
+    Key {
+        section: "sandbox",
+        name: "sudo",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::boolean(raw),
+        expects: "a boolean",
+        help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
+    },
+    Key {
+        section: "sandbox",
+        name: "ssh_agent",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::boolean(raw),
+        expects: "a boolean",
+        help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
+    },
+    Key {
+        section: "sandbox",
+        name: "docker_socket",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::boolean(raw),
+        expects: "a boolean",
+        help: "mount the engine socket: gives the sandbox control of the host",
+    },
+    Key {
+        section: "sandbox",
+        name: "engine_options",
+        shape: Shape::List,
+        parse: |raw, _| value::engine_option(raw),
+        expects: "a list of strings",
+        help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
+    },
+    Key {
+        section: "secrets",
+        name: "scan",
+        shape: Shape::Scalar,
+        parse: |raw, _| value::boolean(raw),
+        expects: "a boolean",
+        help: "scan the project for likely secrets before each launch",
+    },
+    Key {
+        section: "secrets",
+        name: "allowlist",
+        shape: Shape::List,
+        parse: |raw, _| value::glob(raw),
+        expects: "a list of strings",
+        help: "globs (relative to the project root) the secret scan accepts",
+    },
+];
+
+pub fn find(section: &str, name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.section == section && k.name == name)
+}
+
+pub fn names_in(section: &str) -> Vec<&'static str> {
+    KEYS.iter()
+        .filter(|k| k.section == section)
+        .map(|k| k.name)
+        .collect()
+}

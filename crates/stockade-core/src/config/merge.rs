@@ -1,0 +1,187 @@
+//! Loading every layer and merging them, remembering where each value came from.
+
+use std::path::{Path, PathBuf};
+
+use super::Config;
+use super::error::{ConfigError, InvalidConfig};
+use super::keys::{KEYS, Key, Shape};
+use super::load::{FlagValue, Layer, Places, load_file, parse_env, parse_flags};
+use super::sections::RawSection;
+use super::source::{Scope, Setting, Source};
+use super::value::{Value, sensitive_mount};
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    pub global: PathBuf,
+    pub project: PathBuf,
+    pub project_root: PathBuf,
+    pub home: PathBuf,
+    /// The process environment (only `STOCKADE_<SECTION>_<KEY>` variables are read).
+    pub env: Vec<(String, String)>,
+    pub flags: Vec<FlagValue>,
+}
+
+/// Something allowed but worth a warning (a mount of ~/.ssh, the engine socket…).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    pub message: String,
+    pub source: Source,
+}
+
+/// The merged configuration with the settings that produced it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: Config,
+    /// The winning settings, in key-table order (list elements in merge order).
+    pub settings: Vec<Setting>,
+    /// The settings of the project file alone (what trust reviews).
+    pub project_settings: Vec<Setting>,
+    /// Whether the project file set `extends = false`.
+    pub global_ignored: bool,
+    pub warnings: Vec<Warning>,
+    /// Sections with a serde schema of their own, global first (maps merge by key: the owner
+    /// applies them in this order).
+    pub sections: Vec<RawSection>,
+}
+
+impl Resolved {
+    /// The sources of one key: the default when nothing set it.
+    pub fn sources_of(&self, key: &Key) -> Vec<&Source> {
+        self.settings
+            .iter()
+            .filter(|s| s.key == key)
+            .map(|s| &s.origin.source)
+            .collect()
+    }
+}
+
+impl Loader {
+    /// Load and merge every layer; all problems in all layers are reported together.
+    pub fn load(&self) -> Result<Resolved, ConfigError> {
+        let places = Places {
+            project_root: &self.project_root,
+            home: &self.home,
+        };
+        let mut errors: Vec<InvalidConfig> = Vec::new();
+        let global = load_file(&self.global, Scope::Global, places, &mut errors)?;
+        let project = load_file(&self.project, Scope::Project, places, &mut errors)?;
+        let env = parse_env(&self.env, places, &mut errors);
+        let flags = parse_flags(&self.flags, places, &mut errors);
+        if !errors.is_empty() {
+            // Files first, then variables and flags; each in text order.
+            return Err(ConfigError::Invalid { errors });
+        }
+        let global_ignored = project.extends == Some(false);
+        let project_settings = project.settings.clone();
+        let mut layers: Vec<Layer> = Vec::new();
+        if !global_ignored {
+            layers.push(global);
+        }
+        layers.extend([project, env, flags]);
+        let mut resolved = merge(layers, project_settings, global_ignored, &self.home);
+        let (agents, hours) = super::agents::from_sections(&resolved.sections)?;
+        resolved.config.agents = agents;
+        if let Some(hours) = hours {
+            resolved.config.version_cache_hours = hours;
+        }
+        Ok(resolved)
+    }
+}
+
+fn merge(
+    layers: Vec<Layer>,
+    project_settings: Vec<Setting>,
+    global_ignored: bool,
+    home: &Path,
+) -> Resolved {
+    let mut files = Vec::new();
+    let mut winners: Vec<Setting> = Vec::new();
+    let mut sections = Vec::new();
+    for mut layer in layers {
+        sections.append(&mut layer.sections);
+        if let Some(path) = layer.path
+            && (!layer.settings.is_empty() || path.exists())
+        {
+            files.push(path);
+        }
+        for setting in layer.settings {
+            match setting.key.shape {
+                Shape::Scalar => {
+                    winners.retain(|w| w.key != setting.key);
+                    winners.push(setting);
+                }
+                Shape::List => {
+                    winners
+                        .retain(|w| w.key != setting.key || !same_entry(&w.value, &setting.value));
+                    winners.push(setting);
+                }
+            }
+        }
+    }
+    // Key-table order, merge order within a key.
+    let mut settings = Vec::with_capacity(winners.len());
+    for key in KEYS {
+        settings.extend(winners.iter().filter(|w| w.key == key).cloned());
+    }
+    let mut config = Config::default();
+    for setting in &settings {
+        config.apply(setting);
+    }
+    config.files = files;
+    let warnings = warnings(&settings, &config, home);
+    Resolved {
+        config,
+        settings,
+        project_settings,
+        global_ignored,
+        warnings,
+        sections,
+    }
+}
+
+/// Two list entries that are "the same" for de-duplication: the later replaces the earlier.
+fn same_entry(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Env(a), Value::Env(b)) => a.name() == b.name(),
+        (Value::Mount(a), Value::Mount(b)) => a.target == b.target,
+        (Value::Port(a), Value::Port(b)) => {
+            (a.host_ip.as_str(), a.host_port, a.protocol.as_str())
+                == (b.host_ip.as_str(), b.host_port, b.protocol.as_str())
+        }
+        (a, b) => a == b,
+    }
+}
+
+fn warnings(settings: &[Setting], config: &Config, home: &Path) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for setting in settings {
+        match &setting.value {
+            Value::Mount(m) => {
+                if let Some(dir) = sensitive_mount(&m.source, home) {
+                    out.push(Warning {
+                        message: format!(
+                            "mount of {} exposes credentials ({}) to the sandbox{}",
+                            m.source.display(),
+                            dir.display(),
+                            if m.read_only { "" } else { ", read-write" }
+                        ),
+                        source: setting.origin.source.clone(),
+                    });
+                }
+            }
+            Value::Bool(true)
+                if setting.key.name == "docker_socket" && config.sandbox.docker_socket =>
+            {
+                out.push(Warning {
+                    message: "docker_socket = true: the sandbox can control the container engine, \
+                              which is root on this host in all but name"
+                        .to_owned(),
+                    source: setting.origin.source.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! `stockade config show [--json] [--sources]`, `config init [--global]`, `config path`.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use stockade_core::config::keys::{KEYS, Key, SECTIONS, Shape};
+use stockade_core::config::{
+    DEFAULT_FROM, DEFAULT_PIDS_LIMIT, FlagValue, Resolved, Source, starter_file,
+};
+
+use crate::context::Context;
+use crate::exit::CliError;
+
+pub fn show(
+    ctx: &Context,
+    flags: Vec<FlagValue>,
+    json: bool,
+    sources: bool,
+) -> Result<u8, CliError> {
+    let project = ctx.project()?;
+    let resolved = ctx.resolve(&project, flags)?;
+    if json {
+        let text = if sources {
+            #[derive(Serialize)]
+            struct WithSources<'a> {
+                config: &'a stockade_core::config::Config,
+                sources: std::collections::BTreeMap<String, Vec<&'a Source>>,
+            }
+            let sources = KEYS
+                .iter()
+                .map(|k| (k.path(), resolved.sources_of(k)))
+                .filter(|(_, s)| !s.is_empty())
+                .collect();
+            serde_json::to_string_pretty(&WithSources {
+                config: &resolved.config,
+                sources,
+            })
+        } else {
+            serde_json::to_string_pretty(&resolved.config)
+        }
+        .map_err(|e| CliError::other(format!("cannot encode the configuration: {e}"), None))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&resolved, sources));
+    }
+    Ok(0)
+}
+
+/// TOML with, optionally, each value's source as a comment.
+fn render(resolved: &Resolved, sources: bool) -> String {
+    let mut out = String::new();
+    if sources && resolved.global_ignored {
+        out.push_str("# the global file is ignored (extends = false in the project file)\n");
+    }
+    for (i, section) in SECTIONS.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("[{section}]\n"));
+        for key in KEYS.iter().filter(|k| k.section == *section) {
+            let set: Vec<_> = resolved.settings.iter().filter(|s| s.key == key).collect();
+            match key.shape {
+                Shape::Scalar => match set.last() {
+                    Some(s) => line(
+                        &mut out,
+                        &format!("{} = {}", key.name, s.value),
+                        sources.then(|| describe(&s.origin.source)),
+                    ),
+                    None => match default_of(key) {
+                        Some(value) => line(
+                            &mut out,
+                            &format!("{} = {value}", key.name),
+                            sources.then(|| "default".to_owned()),
+                        ),
+                        None => line(&mut out, &format!("# {} is not set", key.name), None),
+                    },
+                },
+                Shape::List if set.is_empty() => {
+                    line(
+                        &mut out,
+                        &format!("{} = []", key.name),
+                        sources.then(|| "default".to_owned()),
+                    );
+                }
+                Shape::List if !sources => {
+                    let items: Vec<String> = set.iter().map(|s| s.value.to_string()).collect();
+                    line(
+                        &mut out,
+                        &format!("{} = [{}]", key.name, items.join(", ")),
+                        None,
+                    );
+                }
+                Shape::List => {
+                    out.push_str(&format!("{} = [\n", key.name));
+                    for s in set {
+                        line(
+                            &mut out,
+                            &format!("    {},", s.value),
+                            Some(describe(&s.origin.source)),
+                        );
+                    }
+                    out.push_str("]\n");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn line(out: &mut String, text: &str, comment: Option<String>) {
+    match comment {
+        Some(comment) => out.push_str(&format!("{text:<44} # {comment}\n")),
+        None => out.push_str(&format!("{text}\n")),
+    }
+}
+
+fn describe(source: &Source) -> String {
+    match source {
+        Source::File { scope, .. } => format!(
+            "{} {source}",
+            serde_json::to_value(scope)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn default_of(key: &Key) -> Option<String> {
+    Some(match (key.section, key.name) {
+        ("image", "from") => format!("{DEFAULT_FROM:?}"),
+        ("sandbox", "pids_limit") => DEFAULT_PIDS_LIMIT.to_string(),
+        ("sandbox", "network") => "\"bridge\"".to_owned(),
+        ("secrets", "scan") => "true".to_owned(),
+        ("sandbox", "read_only_root" | "sudo" | "docker_socket") => "false".to_owned(),
+        _ => return None,
+    })
+}
+
+pub fn init(ctx: &Context, global: bool, force: bool) -> Result<u8, CliError> {
+    let path: PathBuf = if global {
+        ctx.dirs.global_config()
+    } else {
+        ctx.project()?.config_file()
+    };
+    if path.exists() && !force {
+        return Err(CliError::other(
+            format!("{} already exists", path.display()),
+            Some("edit it, or pass --force to replace it with the starter file"),
+        ));
+    }
+    let io =
+        |e: std::io::Error| CliError::other(format!("cannot write {}: {e}", path.display()), None);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(&path, starter_file(global)).map_err(io)?;
+    ctx.ui.success(&format!("Wrote {}", path.display()));
+    println!("{}", path.display());
+    Ok(0)
+}
+
+pub fn path(ctx: &Context) -> Result<u8, CliError> {
+    let project = ctx.project()?;
+    let [global, local] = ctx.config_files(&project);
+    for (scope, path) in [("global", global), ("project", local)] {
+        let state = if path.is_file() { "found" } else { "not found" };
+        println!("{scope:<8} {} ({state})", path.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,179 @@
+//! `stockade config` without an engine: show (snapshots of the merged layers and their
+//! sources), init, path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::bare_command;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    project: PathBuf,
+}
+
+fn setup(global: &str, project: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let home = root.join("home");
+    let project_dir = root.join("project");
+    std::fs::create_dir_all(home.join(".config/stockade")).unwrap();
+    std::fs::create_dir_all(project_dir.join(".stockade")).unwrap();
+    std::fs::create_dir_all(project_dir.join(".git")).unwrap();
+    std::fs::create_dir_all(home.join("src/lib")).unwrap();
+    std::fs::write(home.join(".config/stockade/config.toml"), global).unwrap();
+    std::fs::write(project_dir.join(".stockade/config.toml"), project).unwrap();
+    Setup {
+        _dir: dir,
+        root,
+        home,
+        project: project_dir,
+    }
+}
+
+fn stockade(s: &Setup, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = bare_command(&s.home, args);
+    cmd.current_dir(&s.project);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn snapshot_settings(root: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&root.display().to_string()), "[ROOT]");
+    // Alignment depends on the temporary path's length.
+    settings.add_filter(r" +#", " #");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+const GLOBAL: &str = "[image]\nfrom = \"mirror/debian:12\"\n\n[sandbox]\nenv = [\"GITHUB_TOKEN\", \"EDITOR\"]\nmemory = \"2g\"\nmounts = [\"~/src/lib:/lib-src:ro\"]\n";
+const PROJECT: &str = "[sandbox]\nenv = [\"EDITOR\", \"RUST_LOG=debug\"]\ncpus = 2\nnetwork = \"none\"\n\n[secrets]\nallowlist = [\"fixtures/*.pem\"]\n";
+
+#[test]
+fn show_sources_over_global_project_env_and_flags() {
+    let s = setup(GLOBAL, PROJECT);
+    let (code, stdout, stderr) = stockade(
+        &s,
+        &[
+            "config",
+            "show",
+            "--sources",
+            "--memory",
+            "3g",
+            "-p",
+            "8080:80",
+            "-e",
+            "TERM_PROGRAM",
+        ],
+        &[
+            ("STOCKADE_SANDBOX_PIDS_LIMIT", "512"),
+            ("STOCKADE_SANDBOX_ENV", "LANG,EDITOR"),
+            ("STOCKADE_NAMESPACE", "ignored"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stdout));
+}
+
+#[test]
+fn show_without_sources_and_extends_false() {
+    let s = setup(GLOBAL, &format!("extends = false\n{PROJECT}"));
+    let (code, stdout, stderr) = stockade(&s, &["config", "show"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stdout));
+}
+
+#[test]
+fn show_json_with_sources() {
+    let s = setup(GLOBAL, PROJECT);
+    let (code, stdout, stderr) = stockade(
+        &s,
+        &["config", "show", "--json", "--sources", "--sudo"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["config"]["sandbox"]["memory"], 2u64 << 30);
+    assert_eq!(json["config"]["sandbox"]["sudo"], true);
+    assert_eq!(
+        json["sources"]["sandbox.sudo"][0],
+        serde_json::json!({"kind": "flag", "flag": "--sudo"})
+    );
+    assert_eq!(json["sources"]["sandbox.cpus"][0]["line"], 3);
+    assert!(
+        !stdout.contains("debug"),
+        "literal values are not printed: {stdout}"
+    );
+}
+
+#[test]
+fn show_reports_every_error_at_once() {
+    let s = setup(
+        "[sandbox]\nmemroy = \"2g\"\n",
+        "[sandbox]\ncpus = \"lots\"\n",
+    );
+    let (code, _, stderr) = stockade(
+        &s,
+        &["config", "show"],
+        &[("STOCKADE_SANDBOX_NETWORK", "host")],
+    );
+    assert_eq!(code, 1);
+    for expected in [
+        "home/.config/stockade/config.toml:2:1",
+        "did you mean `memory`?",
+        "project/.stockade/config.toml:2:8",
+        "$STOCKADE_SANDBOX_NETWORK:1:1",
+        "3 errors in configuration",
+    ] {
+        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
+    }
+}
+
+#[test]
+fn init_writes_a_valid_commented_file_and_path_finds_it() {
+    let s = setup("", "");
+    std::fs::remove_file(s.project.join(".stockade/config.toml")).unwrap();
+    let (code, stdout, stderr) = stockade(&s, &["config", "init"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        s.project
+            .join(".stockade/config.toml")
+            .display()
+            .to_string()
+    );
+    let (code, _, stderr) = stockade(&s, &["config", "init"], &[]);
+    assert_eq!(code, 1, "refuses to overwrite");
+    assert!(stderr.contains("--force"));
+    let (code, _, _) = stockade(&s, &["config", "init", "--global", "--force"], &[]);
+    assert_eq!(code, 0);
+    let (code, stdout, _) = stockade(&s, &["config", "path"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("(found)"), "{stdout}");
+    // The starter files are valid as written.
+    let (code, _, stderr) = stockade(&s, &["config", "show"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+}
