@@ -389,4 +389,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn launch_flags_for_an_agent_go_before_its_name() {
+        let cli = Cli::parse_from([
+            "stockade",
+            "--trust",
+            "--allow-secrets",
+            "-e",
+            "FOO",
+            "--memory",
+            "2g",
+            "opencode",
+            "--trust",
+        ]);
+        assert!(cli.agent_launch.launch.trust);
+        assert!(cli.agent_launch.launch.allow_secrets);
+        assert_eq!(cli.agent_launch.sandbox.env, ["FOO"]);
+        assert_eq!(cli.agent_launch.sandbox.memory.as_deref(), Some("2g"));
+        match cli.command {
+            Command::Agent(args) => assert_eq!(args, ["opencode", "--trust"]),
+            other => panic!("{other:?}"),
+        }
+    }
 }

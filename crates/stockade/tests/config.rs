@@ -69,8 +69,8 @@ fn regex_escape(text: &str) -> String {
         .collect()
 }
 
-const GLOBAL: &str = "[image]\nfrom = \"mirror/debian:12\"\n\n[sandbox]\nenv = [\"GITHUB_TOKEN\", \"EDITOR\"]\nmemory = \"2g\"\nmounts = [\"~/src/lib:/lib-src:ro\"]\n";
-const PROJECT: &str = "[sandbox]\nenv = [\"EDITOR\", \"RUST_LOG=debug\"]\ncpus = 2\nnetwork = \"none\"\n\n[secrets]\nallowlist = [\"fixtures/*.pem\"]\n";
+const GLOBAL: &str = "[image]\nfrom = \"mirror/debian:12\"\n\n[sandbox]\nenv = [\"GITHUB_TOKEN\", \"EDITOR\"]\nmemory = \"2g\"\nmounts = [\"~/src/lib:/lib-src:ro\"]\n\n[tools]\nversion_cache_hours = 6\n\n[agents.aider]\ninstall = \"pypi\"\npackage = \"aider-chat\"\n";
+const PROJECT: &str = "[sandbox]\nenv = [\"EDITOR\", \"RUST_LOG=debug\"]\ncpus = 2\nnetwork = \"none\"\n\n[secrets]\nallowlist = [\"fixtures/*.pem\"]\n\n[agents.aider]\nversion = \"0.86.1\"\n";
 
 #[test]
 fn show_sources_over_global_project_env_and_flags() {

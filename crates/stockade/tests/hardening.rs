@@ -81,7 +81,17 @@ fn default_sandbox_is_hardened_as_docker_inspect_shows() {
     assert_eq!(host["ReadonlyRootfs"], false);
     assert!(host["Tmpfs"]["/tmp"].as_str().unwrap().contains("nosuid"));
     let mounts = info["Mounts"].as_array().unwrap();
-    assert_eq!(mounts.len(), 1, "only the project is mounted: {mounts:?}");
+    let binds: Vec<_> = mounts.iter().filter(|m| m["Type"] == "bind").collect();
+    assert_eq!(
+        binds.len(),
+        1,
+        "only the project is bind-mounted: {mounts:?}"
+    );
+    assert_eq!(binds[0]["Destination"], env.project.to_str().unwrap());
+    // Besides it, only the per-project home volume (at HOME).
+    let volumes: Vec<_> = mounts.iter().filter(|m| m["Type"] == "volume").collect();
+    assert_eq!(volumes.len(), 1, "{mounts:?}");
+    assert_eq!(volumes[0]["Destination"], env.home.to_str().unwrap());
     assert!(!info.to_string().contains("docker.sock"));
 }
 
@@ -335,9 +345,10 @@ fn dry_run_prints_the_spec_without_values() {
     assert_eq!(spec["limits"]["pids"], 1024);
     assert_eq!(spec["limits"]["memory"], 1 << 30);
     assert_eq!(spec["network"], "bridge");
-    let env_names = spec["env"].as_array().unwrap();
-    assert!(env_names.iter().any(|n| n == "STOCKADE_T_SECRET"));
-    assert!(env_names.iter().any(|n| n == "LITERAL"));
+    // `-e` values travel as secrets: their names are listed there, never their values.
+    let secret_names = spec["secrets"].as_array().unwrap();
+    assert!(secret_names.iter().any(|n| n == "STOCKADE_T_SECRET"));
+    assert!(secret_names.iter().any(|n| n == "LITERAL"));
     assert!(!run.stdout().contains("hunter2") && !run.stdout().contains("s3cret"));
     assert!(env.containers().is_empty());
 }
@@ -419,6 +430,28 @@ fn read_only_root_keeps_the_usual_places_writable() {
     let run = env.run(&["exec", "--read-only-root", "--", "sh", "-c", script]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "writable\nread-only\n");
+}
+
+#[test]
+fn secrets_reach_a_read_only_root_sandbox_and_are_gone_after_start() {
+    let env = Env::new().env("STOCKADE_T_TOKEN", "hunter2");
+    let script = "echo \"$STOCKADE_T_TOKEN $LITERAL\"; ls -A /.stockade-secrets.d; test -e /.stockade-secrets || echo none-in-root";
+    let run = env.run(&[
+        "exec",
+        "--read-only-root",
+        "-e",
+        "STOCKADE_T_TOKEN",
+        "-e",
+        "LITERAL=s3cret",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    run.expect_code(0);
+    // The values arrived; the file was deleted (the volume is empty) before the command ran.
+    assert_eq!(run.stdout(), "hunter2 s3cret\nnone-in-root\n");
+    assert!(env.containers().is_empty());
 }
 
 #[test]

@@ -456,7 +456,11 @@ fn load_global(text: &str) -> Result<Config, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let global = dir.path().join("config.toml");
     std::fs::write(&global, text).unwrap();
-    Config::load(&global, &dir.path().join("none/.stockade/config.toml"), dir.path())
+    Config::load(
+        &global,
+        &dir.path().join("none/.stockade/config.toml"),
+        dir.path(),
+    )
 }
 
 #[test]
@@ -498,7 +502,8 @@ fn bad_agent_values_point_at_them() {
 
 #[test]
 fn unknown_agent_fields_point_at_their_line() {
-    match load_global("[sandbox]\nenv = [\"A\"]\n[agents.moo]\ninstall = \"npm\"\npackge = \"x\"\n") {
+    match load_global("[sandbox]\nenv = [\"A\"]\n[agents.moo]\ninstall = \"npm\"\npackge = \"x\"\n")
+    {
         Err(ConfigError::Invalid { errors }) => {
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert_eq!(errors[0].line, 5, "{errors:?}");

@@ -104,7 +104,53 @@ fn render(resolved: &Resolved, sources: bool) -> String {
             }
         }
     }
+    render_serde_sections(resolved, sources, &mut out);
     out
+}
+
+/// `[tools]` and the `[agents.<name>]` tables, merged (they have no per-key sources: a comment
+/// names the files that set them).
+fn render_serde_sections(resolved: &Resolved, sources: bool, out: &mut String) {
+    let from = |name: &str| -> Option<String> {
+        let files: Vec<String> = resolved
+            .sections
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.path.display().to_string())
+            .collect();
+        sources.then(|| {
+            if files.is_empty() {
+                "default".to_owned()
+            } else {
+                files.join(", ")
+            }
+        })
+    };
+    out.push_str("\n[tools]\n");
+    line(
+        out,
+        &format!(
+            "version_cache_hours = {}",
+            resolved.config.version_cache_hours
+        ),
+        from("tools"),
+    );
+    if resolved.config.agents.is_empty() {
+        return;
+    }
+    #[derive(Serialize)]
+    struct Agents<'a> {
+        agents: &'a std::collections::BTreeMap<String, stockade_core::config::AgentConfig>,
+    }
+    if let Ok(text) = toml::to_string(&Agents {
+        agents: &resolved.config.agents,
+    }) {
+        out.push('\n');
+        if let Some(files) = from("agents") {
+            out.push_str(&format!("# [agents] from {files}\n"));
+        }
+        out.push_str(&text);
+    }
 }
 
 fn line(out: &mut String, text: &str, comment: Option<String>) {
@@ -133,7 +179,9 @@ fn default_of(key: &Key) -> Option<String> {
         ("sandbox", "pids_limit") => DEFAULT_PIDS_LIMIT.to_string(),
         ("sandbox", "network") => "\"bridge\"".to_owned(),
         ("secrets", "scan") => "true".to_owned(),
-        ("sandbox", "read_only_root" | "sudo" | "docker_socket") => "false".to_owned(),
+        ("sandbox", "read_only_root" | "sudo" | "ssh_agent" | "docker_socket") => {
+            "false".to_owned()
+        }
         _ => return None,
     })
 }
