@@ -11,6 +11,7 @@ mod helper;
 mod image;
 mod inventory;
 mod launch;
+mod lock;
 mod session;
 mod tools;
 mod ui;

@@ -4,8 +4,7 @@
 //! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use stockade_core::agents::{
     self, Agent, Installed, State, VersionCache, install_script, mount_path, now, parse_version,
@@ -13,13 +12,13 @@ use stockade_core::agents::{
 };
 use stockade_core::config::Config;
 use stockade_core::labels;
-use stockade_core::names::sanitize;
 use stockade_core::sandbox::VolumeMount;
 use stockade_engine::Engine;
 
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::helper;
+use crate::lock::FileLock;
 use crate::ui::seconds;
 
 /// The tools volume an agent runs from.
@@ -135,7 +134,7 @@ impl ToolsCtx<'_> {
                 installed: false,
             });
         }
-        let _lock = Lock::acquire(self.ctx, &volume)?;
+        let _lock = FileLock::acquire(self.ctx, &volume, &format!("install {volume}"))?;
         let exists = exists || self.engine.inspect_volume(&volume).await?.is_some();
         let complete = exists && self.is_complete(agent, &volume).await?;
         if !complete {
@@ -345,31 +344,4 @@ fn query_on_host(agent: &Agent) -> Option<String> {
         .success()
         .then(|| parse_version(&String::from_utf8_lossy(&out.stdout)))
         .flatten()
-}
-
-/// One install of a volume at a time across stockade processes.
-struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    fn acquire(ctx: &Context, volume: &str) -> Result<Self, CliError> {
-        let dir: &Path = &ctx.dirs.state.join("locks");
-        let path = dir.join(format!("{}.lock", sanitize(volume, 100)));
-        let io_error = |e: std::io::Error| {
-            CliError::other(
-                format!("cannot create the install lock {}: {e}", path.display()),
-                Some("check the permissions of stockade's state directory"),
-            )
-        };
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error)?;
-        file.lock().map_err(io_error)?;
-        Ok(Self { _file: file })
-    }
 }

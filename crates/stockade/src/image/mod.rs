@@ -7,16 +7,15 @@ mod custom;
 mod plan;
 
 use std::collections::HashMap;
-use std::fs::{File, TryLockError};
 
 use stockade_core::chain::Freshness;
 use stockade_core::foundation::PROXY_VARS;
 use stockade_core::labels;
-use stockade_core::names::sanitize;
 use stockade_engine::{BuildEvent, BuildRequest, Engine, ImageInfo, Removal};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
+use crate::lock::FileLock;
 use crate::ui::seconds;
 
 pub use chain::ensure_chain;
@@ -106,7 +105,7 @@ pub async fn ensure_built(
     if let Some(ready) = fresh(&info) {
         return Ok(ready);
     }
-    let _lock = BuildLock::acquire(ctx, &build.tag)?;
+    let _lock = FileLock::acquire(ctx, &build.tag, &format!("build {}", build.tag))?;
     // Another process may have built it while we waited for the lock.
     let info = engine.inspect_image(&build.tag).await?;
     if let Some(ready) = fresh(&info) {
@@ -188,7 +187,7 @@ pub async fn alias(
     if points_at_target(&info) {
         return Ok(false);
     }
-    let _lock = BuildLock::acquire(ctx, tag)?;
+    let _lock = FileLock::acquire(ctx, tag, &format!("build {tag}"))?;
     let info = engine.inspect_image(tag).await?;
     if points_at_target(&info) {
         return Ok(false);
@@ -204,42 +203,5 @@ fn capitalise(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-/// An exclusive lock per image tag under the state directory, so concurrent stockade processes
-/// build an image once. Released when dropped (or when the process dies).
-struct BuildLock {
-    _file: File,
-}
-
-impl BuildLock {
-    fn acquire(ctx: &Context, tag: &str) -> Result<Self, CliError> {
-        let dir = ctx.dirs.state.join("locks");
-        let path = dir.join(format!("{}.lock", sanitize(tag, 100)));
-        let io_error = |e: std::io::Error| {
-            CliError::other(
-                format!("cannot create the build lock {}: {e}", path.display()),
-                Some("check the permissions of stockade's state directory"),
-            )
-        };
-        std::fs::create_dir_all(&dir).map_err(io_error)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                ctx.ui.info(&format!(
-                    "Waiting for another stockade process to build {tag}…"
-                ));
-                file.lock().map_err(io_error)?;
-            }
-            Err(TryLockError::Error(e)) => return Err(io_error(e)),
-        }
-        Ok(Self { _file: file })
     }
 }

@@ -10,6 +10,8 @@
 // A harness failure is a test failure: panicking with a message is the point here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod tmux;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
