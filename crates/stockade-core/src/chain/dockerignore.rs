@@ -75,6 +75,10 @@ impl DockerIgnore {
 
     /// Whether the file or directory at `path` (relative, `/`-separated) is left out.
     pub fn is_excluded(&self, path: &str) -> bool {
+        // Nothing is left out without an exclusion rule (the common case: no .dockerignore).
+        if self.rules.iter().all(|rule| rule.exception) {
+            return false;
+        }
         let mut excluded = false;
         for rule in &self.rules {
             if rule.exception == excluded && matches_self_or_parent(&rule.matcher, path) {

@@ -12,7 +12,7 @@ use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ensure_chain};
+use crate::image::{BuildMode, ChainPlan, ensure_planned};
 use crate::launch::{self, Allowances};
 use crate::{agent, extras, session};
 
@@ -80,9 +80,14 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         return Ok(0);
     }
 
+    // The build contexts are scanned and hashed on another thread meanwhile.
+    let plan = ChainPlan::spawn(ctx, config, &project);
     launch::check(ctx, &project, &resolved, request.allow)?;
     let engine = ctx.connect().await?;
-    let chain = ensure_chain(&engine, ctx, config, &project, BuildMode::IfStale).await?;
+    let plan = plan
+        .await
+        .map_err(|e| CliError::other(format!("planning the image chain failed: {e}"), None))??;
+    let chain = ensure_planned(&engine, ctx, config, &project, plan, BuildMode::IfStale).await?;
     let mut spec = sandbox(chain.image().to_owned())?;
     if let Some(agent) = &agent {
         // Installs run in helper containers from the foundation (npm, pip); the agent runs on the

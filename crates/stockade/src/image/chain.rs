@@ -9,8 +9,8 @@ use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_engine::Engine;
 
-use super::plan::{BasePlan, ProjectPlan, base_plan, foundation_plan, project_plan};
-use super::{BuildMode, Ready, Superseded, TierBuild, alias, ensure_built};
+use super::plan::{BasePlan, ChainPlan, ProjectPlan, foundation_plan};
+use super::{BuildMode, ChainRun, Ready, TierBuild, alias, ensure_built};
 use crate::context::Context;
 use crate::exit::CliError;
 
@@ -42,10 +42,28 @@ pub async fn ensure_chain(
     project: &Project,
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
-    // Plans first: a bad context fails before anything is built.
-    let base_plan = base_plan(ctx, config)?;
-    let project_plan = project_plan(ctx, project)?;
-    let mut superseded = Superseded::default();
+    let plan = ChainPlan::new(&ctx.dirs, &ctx.namespace, config, project)?;
+    ensure_planned(engine, ctx, config, project, plan, mode).await
+}
+
+/// `ensure_chain` with the plan made already (a launch makes it while it connects).
+pub async fn ensure_planned(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    project: &Project,
+    plan: ChainPlan,
+    mode: BuildMode,
+) -> Result<Chain, CliError> {
+    let ChainPlan {
+        base: base_plan,
+        project: project_plan,
+    } = plan;
+    let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
+    if project_plan.is_some() {
+        tags.push(ctx.namespace.project_image(&project.id()));
+    }
+    let mut run = ChainRun::prefetch(engine, &tags).await?;
     let result = ensure_tiers(
         engine,
         ctx,
@@ -54,10 +72,10 @@ pub async fn ensure_chain(
         base_plan,
         project_plan,
         mode,
-        &mut superseded,
+        &mut run,
     )
     .await;
-    superseded.remove(engine).await;
+    run.remove(engine).await;
     result
 }
 
@@ -70,9 +88,9 @@ async fn ensure_tiers(
     base_plan: BasePlan,
     project_plan: Option<ProjectPlan>,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<Chain, CliError> {
-    let foundation = ensure_foundation(engine, ctx, config, mode, superseded).await?;
+    let foundation = ensure_foundation(engine, ctx, config, mode, run).await?;
     let base = ensure_base(
         engine,
         ctx,
@@ -81,7 +99,7 @@ async fn ensure_tiers(
         base_plan,
         &foundation,
         mode,
-        superseded,
+        run,
     )
     .await?;
     let project = match project_plan {
@@ -106,7 +124,7 @@ async fn ensure_tiers(
             };
             let context = plan.context;
             Some(
-                ensure_built(engine, ctx, build, mode, superseded, || {
+                ensure_built(engine, ctx, build, mode, run, || {
                     context.to_tar().map_err(context_error)
                 })
                 .await?,
@@ -126,7 +144,7 @@ async fn ensure_foundation(
     ctx: &Context,
     config: &Config,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
     let plan = foundation_plan(config)?;
     let build = TierBuild {
@@ -160,7 +178,7 @@ async fn ensure_foundation(
             ),
         ]),
     };
-    ensure_built(engine, ctx, build, mode, superseded, || {
+    ensure_built(engine, ctx, build, mode, run, || {
         plan.context.to_tar().map_err(|e| {
             CliError::other(
                 format!("cannot pack the foundation build context: {e}"),
@@ -180,12 +198,12 @@ async fn ensure_base(
     plan: BasePlan,
     foundation: &Ready,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
     let base_tag = ctx.namespace.base_image();
     match plan {
         BasePlan::Foundation => {
-            let moved = alias(engine, ctx, "base", &base_tag, foundation, superseded).await?;
+            let moved = alias(engine, ctx, "base", &base_tag, foundation, run).await?;
             Ok(Ready {
                 tag: base_tag,
                 id: foundation.id.clone(),
@@ -203,14 +221,14 @@ async fn ensure_base(
                 build_args: HashMap::new(),
                 labels: HashMap::new(),
             };
-            ensure_built(engine, ctx, build, mode, superseded, || {
+            ensure_built(engine, ctx, build, mode, run, || {
                 context.to_tar().map_err(context_error)
             })
             .await
         }
         BasePlan::Image { name, dockerfile } => {
             let custom_id = super::custom::ensure_custom_image(
-                engine, ctx, project, &name, dockerfile, mode, superseded,
+                engine, ctx, project, &name, dockerfile, mode, run,
             )
             .await?;
             let layer = RuntimeLayer::new(
@@ -232,7 +250,7 @@ async fn ensure_base(
                 labels: HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]),
             };
             let dockerfile = layer.dockerfile;
-            let layered = ensure_built(engine, ctx, build, mode, superseded, || {
+            let layered = ensure_built(engine, ctx, build, mode, run, || {
                 BuildContext::new(vec![ContextFile::new(
                     chain::DOCKERFILE,
                     dockerfile.into_bytes(),
@@ -243,7 +261,7 @@ async fn ensure_base(
             })
             .await?;
             // The custom image takes the place of `stockade:base` (project Dockerfiles build on it).
-            let moved = alias(engine, ctx, "base", &base_tag, &layered, superseded).await?;
+            let moved = alias(engine, ctx, "base", &base_tag, &layered, run).await?;
             Ok(Ready {
                 tag: base_tag,
                 id: layered.id,

@@ -9,7 +9,7 @@ use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_engine::Engine;
 
-use super::{BuildMode, Superseded, TierBuild, ensure_built};
+use super::{BuildMode, ChainRun, TierBuild, ensure_built};
 use crate::context::Context;
 use crate::exit::CliError;
 
@@ -25,7 +25,7 @@ pub async fn ensure_custom_image(
     name: &str,
     dockerfile: Option<PathBuf>,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<String, CliError> {
     let info = engine.inspect_image(name).await?;
     let built_by_stockade = info
@@ -33,7 +33,7 @@ pub async fn ensure_custom_image(
         .is_some_and(|i| i.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER));
     match (info, dockerfile) {
         (Some(_), Some(dockerfile)) if built_by_stockade => {
-            build(engine, ctx, project, name, &dockerfile, mode, superseded).await
+            build(engine, ctx, project, name, &dockerfile, mode, run).await
         }
         (Some(info), _) => Ok(info.id),
         (None, dockerfile) => {
@@ -59,7 +59,7 @@ pub async fn ensure_custom_image(
                         "Could not pull {name}; building it from {}",
                         dockerfile.display()
                     ));
-                    build(engine, ctx, project, name, &dockerfile, mode, superseded).await
+                    build(engine, ctx, project, name, &dockerfile, mode, run).await
                 }
                 (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
             }
@@ -74,7 +74,7 @@ async fn build(
     name: &str,
     configured: &std::path::Path,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<String, CliError> {
     let path = chain::find_base_dockerfile(configured, &project.root, &ctx.dirs.config).map_err(
         |looked| {
@@ -113,7 +113,7 @@ async fn build(
         build_args: HashMap::new(),
         labels: HashMap::new(),
     };
-    let ready = ensure_built(engine, ctx, build, mode, superseded, || {
+    let ready = ensure_built(engine, ctx, build, mode, run, || {
         context.to_tar().map_err(fail)
     })
     .await?;

@@ -18,8 +18,8 @@ use crate::exit::CliError;
 use crate::lock::FileLock;
 use crate::ui::seconds;
 
-pub use chain::ensure_chain;
-pub use plan::{TierStatus, chain_status};
+pub use chain::{ensure_chain, ensure_planned};
+pub use plan::{ChainPlan, TierStatus, chain_status};
 
 /// Build now (even when current) or only when stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,41 @@ pub struct TierBuild {
     pub labels: HashMap<String, String>,
 }
 
-/// Images that a rebuild replaced; removed at the end of the run, children first.
+/// One pass over the chain: what the engine said about each tag at the start (asked all at
+/// once), and the images a rebuild replaced (removed at the end, children first).
 #[derive(Debug, Default)]
-pub struct Superseded(Vec<String>);
+pub struct ChainRun {
+    seen: HashMap<String, Option<ImageInfo>>,
+    replaced: Vec<String>,
+}
 
-impl Superseded {
+impl ChainRun {
+    /// Inspect `tags` concurrently: the first look at each tier costs one round trip in all.
+    pub async fn prefetch(engine: &Engine, tags: &[String]) -> Result<Self, CliError> {
+        let answers =
+            futures_util::future::join_all(tags.iter().map(|tag| engine.inspect_image(tag))).await;
+        let mut seen = HashMap::new();
+        for (tag, answer) in tags.iter().zip(answers) {
+            seen.insert(tag.clone(), answer?);
+        }
+        Ok(Self {
+            seen,
+            replaced: Vec::new(),
+        })
+    }
+
+    /// The image under `tag`: the prefetched answer the first time, the engine's afterwards.
+    async fn first_look(
+        &mut self,
+        engine: &Engine,
+        tag: &str,
+    ) -> Result<Option<ImageInfo>, CliError> {
+        match self.seen.remove(tag) {
+            Some(info) => Ok(info),
+            None => Ok(engine.inspect_image(tag).await?),
+        }
+    }
+
     /// Remember `old` when it is an image of this tier and namespace that `new_id` replaced.
     fn note(&mut self, ctx: &Context, tier: &str, old: Option<&ImageInfo>, new_id: &str) {
         if let Some(old) = old
@@ -66,18 +96,18 @@ impl Superseded {
             && old.labels.get(labels::TIER).map(String::as_str) == Some(tier)
             && old.labels.get(labels::NAMESPACE).map(String::as_str) == Some(ctx.namespace.as_str())
         {
-            self.0.push(old.id.clone());
+            self.replaced.push(old.id.clone());
         }
     }
 
     /// Remove what was replaced, newest first (a project image before the base it was built
     /// on). An image still used by a container or another image stays for `stockade prune`.
     pub async fn remove(self, engine: &Engine) {
-        for id in self.0.iter().rev() {
+        for id in self.replaced.iter().rev() {
             match engine.remove_image(id).await {
-                Ok(Removal::InUse(why)) => tracing::debug!("kept superseded image {id}: {why}"),
+                Ok(Removal::InUse(why)) => tracing::debug!("kept run image {id}: {why}"),
                 Ok(_) => {}
-                Err(e) => tracing::debug!("removing superseded image {id}: {e}"),
+                Err(e) => tracing::debug!("removing run image {id}: {e}"),
             }
         }
     }
@@ -89,7 +119,7 @@ pub async fn ensure_built(
     ctx: &Context,
     build: TierBuild,
     mode: BuildMode,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
     context: impl FnOnce() -> Result<Vec<u8>, CliError>,
 ) -> Result<Ready, CliError> {
     let fresh = |info: &Option<ImageInfo>| -> Option<Ready> {
@@ -101,7 +131,7 @@ pub async fn ensure_built(
             built: false,
         })
     };
-    let info = engine.inspect_image(&build.tag).await?;
+    let info = run.first_look(engine, &build.tag).await?;
     if let Some(ready) = fresh(&info) {
         return Ok(ready);
     }
@@ -163,7 +193,7 @@ pub async fn ensure_built(
         capitalise(&build.title),
         seconds(elapsed)
     ));
-    superseded.note(ctx, build.tier, info.as_ref(), &id);
+    run.note(ctx, build.tier, info.as_ref(), &id);
     Ok(Ready {
         tag: build.tag,
         id,
@@ -179,11 +209,11 @@ pub async fn alias(
     tier: &str,
     tag: &str,
     target: &Ready,
-    superseded: &mut Superseded,
+    run: &mut ChainRun,
 ) -> Result<bool, CliError> {
     let points_at_target =
         |info: &Option<ImageInfo>| info.as_ref().is_some_and(|info| info.id == target.id);
-    let info = engine.inspect_image(tag).await?;
+    let info = run.first_look(engine, tag).await?;
     if points_at_target(&info) {
         return Ok(false);
     }
@@ -194,7 +224,7 @@ pub async fn alias(
     }
     let (repo, name) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
     engine.tag_image(&target.id, repo, name).await?;
-    superseded.note(ctx, tier, info.as_ref(), &target.id);
+    run.note(ctx, tier, info.as_ref(), &target.id);
     Ok(true)
 }
 

@@ -8,8 +8,10 @@ use stockade_core::chain::{
     self, BaseSource, DirContext, Freshness, GLOBAL_CONTEXT_EXCLUDED, ProjectParent, RuntimeLayer,
 };
 use stockade_core::config::Config;
+use stockade_core::dirs::Dirs;
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::labels;
+use stockade_core::names::Namespace;
 use stockade_core::project::Project;
 use stockade_engine::{Engine, ImageInfo};
 
@@ -50,12 +52,44 @@ pub fn foundation_plan(config: &Config) -> Result<FoundationPlan, CliError> {
     })
 }
 
-pub fn base_plan(ctx: &Context, config: &Config) -> Result<BasePlan, CliError> {
-    Ok(match BaseSource::resolve(&config.image, &ctx.dirs.config) {
+/// What the base and project tiers would be built from now: their contexts scanned and hashed.
+/// Pure file work (no engine), so a launch can do it while it talks to the engine.
+pub struct ChainPlan {
+    pub base: BasePlan,
+    pub project: Option<ProjectPlan>,
+}
+
+impl ChainPlan {
+    pub fn new(
+        dirs: &Dirs,
+        namespace: &Namespace,
+        config: &Config,
+        project: &Project,
+    ) -> Result<Self, CliError> {
+        Ok(Self {
+            base: base_plan(dirs, config)?,
+            project: project_plan(dirs, namespace, project)?,
+        })
+    }
+
+    /// The plan on a blocking thread, started now, awaited when the chain is ensured.
+    pub fn spawn(
+        ctx: &Context,
+        config: &Config,
+        project: &Project,
+    ) -> tokio::task::JoinHandle<Result<Self, CliError>> {
+        let (dirs, namespace) = (ctx.dirs.clone(), ctx.namespace.clone());
+        let (config, project) = (config.clone(), project.clone());
+        tokio::task::spawn_blocking(move || Self::new(&dirs, &namespace, &config, &project))
+    }
+}
+
+pub fn base_plan(dirs: &Dirs, config: &Config) -> Result<BasePlan, CliError> {
+    Ok(match BaseSource::resolve(&config.image, &dirs.config) {
         BaseSource::Foundation => BasePlan::Foundation,
         BaseSource::Image { name, dockerfile } => BasePlan::Image { name, dockerfile },
         BaseSource::Dockerfile { path } => {
-            let (context, hash) = hashed_context(ctx, &ctx.dirs.config, "base")?;
+            let (context, hash) = hashed_context(dirs, &dirs.config, "base")?;
             BasePlan::Dockerfile {
                 path,
                 context,
@@ -65,14 +99,18 @@ pub fn base_plan(ctx: &Context, config: &Config) -> Result<BasePlan, CliError> {
     })
 }
 
-pub fn project_plan(ctx: &Context, project: &Project) -> Result<Option<ProjectPlan>, CliError> {
+pub fn project_plan(
+    dirs: &Dirs,
+    namespace: &Namespace,
+    project: &Project,
+) -> Result<Option<ProjectPlan>, CliError> {
     let Some(dockerfile) = chain::project_dockerfile(project) else {
         return Ok(None);
     };
     let dir = project.root.join(".stockade");
-    let (context, hash) = hashed_context(ctx, &dir, "project")?;
+    let (context, hash) = hashed_context(dirs, &dir, "project")?;
     let text = context.read(chain::DOCKERFILE).unwrap_or_default();
-    let parent = ProjectParent::of(&String::from_utf8_lossy(&text), &ctx.namespace);
+    let parent = ProjectParent::of(&String::from_utf8_lossy(&text), namespace);
     Ok(Some(ProjectPlan {
         dockerfile,
         context,
@@ -84,7 +122,7 @@ pub fn project_plan(ctx: &Context, project: &Project) -> Result<Option<ProjectPl
 /// Scan a context directory (its `config.toml` is never part of it) and hash it through the
 /// per-directory cache.
 fn hashed_context(
-    ctx: &Context,
+    dirs: &Dirs,
     dir: &std::path::Path,
     tier: &str,
 ) -> Result<(DirContext, String), CliError> {
@@ -95,7 +133,7 @@ fn hashed_context(
         )
     };
     let context = DirContext::scan(dir, GLOBAL_CONTEXT_EXCLUDED).map_err(fail)?;
-    let cache = chain::context_cache_file(&ctx.dirs.cache, dir);
+    let cache = chain::context_cache_file(&dirs.cache, dir);
     let content = context.content_hash(&cache).map_err(fail)?;
     Ok((context, chain::context_tier_hash(tier, &content)))
 }
@@ -134,7 +172,7 @@ pub async fn chain_status(
     let base_info = engine.inspect_image(&base_tag).await?;
     let foundation_id = foundation.map(|f| f.id.as_str());
 
-    let base = match base_plan(ctx, config)? {
+    let base = match base_plan(&ctx.dirs, config)? {
         BasePlan::Foundation => {
             let aliased = base_info.as_ref().map(|b| b.id.as_str()) == foundation_id
                 && foundation_id.is_some();
@@ -198,7 +236,7 @@ pub async fn chain_status(
     };
 
     let project_tag = ns.project_image(&project.id());
-    let project = match project_plan(ctx, project)? {
+    let project = match project_plan(&ctx.dirs, ns, project)? {
         None => TierStatus {
             tag: project_tag,
             source: "none",
