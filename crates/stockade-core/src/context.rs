@@ -59,6 +59,14 @@ impl BuildContext {
         }
     }
 
+    /// Add `text` to the end of the file at `path` (stockade's `LABEL` instruction on the
+    /// Dockerfile).
+    pub fn append_to(&mut self, path: &str, text: &str) {
+        if let Some(file) = self.files.iter_mut().find(|f| f.path == path && !f.is_dir) {
+            file.bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+
     /// The context as an uncompressed tar archive, with fixed owners and times.
     pub fn to_tar(&self) -> std::io::Result<Vec<u8>> {
         let mut builder = tar::Builder::new(Vec::new());

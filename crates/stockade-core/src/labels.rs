@@ -16,3 +16,51 @@ pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// On tools volumes: the agent and its version.
 pub const AGENT: &str = "io.stockade.agent";
 pub const AGENT_VERSION: &str = "io.stockade.agent-version";
+
+/// A `LABEL` instruction setting `labels` (sorted by key), to append to a Dockerfile: one
+/// instruction, so the engine's classic builder adds one step rather than one per label. Values
+/// are quoted and `"`, `\\` and `$` escaped, so nothing in them is substituted.
+pub fn dockerfile_instruction<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> String {
+    let quote = |text: &str| {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' | '\\' | '$' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let mut pairs: Vec<(&String, &String)> = labels.into_iter().collect();
+    pairs.sort();
+    let body: Vec<String> = pairs
+        .into_iter()
+        .map(|(key, value)| format!("{}={}", quote(key), quote(value)))
+        .collect();
+    format!("\nLABEL {}\n", body.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_instruction_quotes_and_sorts() {
+        let labels = std::collections::BTreeMap::from([
+            ("b".to_owned(), "/work/My $HOME \"app\"".to_owned()),
+            ("a".to_owned(), "x".to_owned()),
+        ]);
+        assert_eq!(
+            dockerfile_instruction(&labels),
+            "\nLABEL \"a\"=\"x\" \"b\"=\"/work/My \\$HOME \\\"app\\\"\"\n"
+        );
+    }
+}

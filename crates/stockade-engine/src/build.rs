@@ -23,7 +23,6 @@ pub struct BuildRequest {
     /// An uncompressed tar of the build context, holding the Dockerfile.
     pub context: Vec<u8>,
     pub build_args: HashMap<String, String>,
-    pub labels: HashMap<String, String>,
     pub no_cache: bool,
 }
 
@@ -52,7 +51,6 @@ impl Engine {
             .forcerm(true)
             .nocache(request.no_cache)
             .buildargs(&request.build_args)
-            .labels(&request.labels)
             .build();
         let mut stream = self.docker.build_image(
             options,

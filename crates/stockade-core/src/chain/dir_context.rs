@@ -227,15 +227,30 @@ impl DirContext {
         Ok(hash)
     }
 
-    /// The context as an uncompressed tar, read from disk.
-    pub fn to_tar(&self) -> Result<Vec<u8>, ContextError> {
+    /// The context as an uncompressed tar, read from disk, with `append` added to the end of
+    /// the file `dockerfile` (stockade's `LABEL` instruction).
+    pub fn to_tar(&self, dockerfile: &str, append: &str) -> Result<Vec<u8>, ContextError> {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         for e in &self.entries {
             let path = self.root.join(&e.path);
-            builder
-                .append_path_with_name(&path, &e.path)
-                .map_err(|source| ContextError::Io { path, source })?;
+            let io = |source| ContextError::Io {
+                path: path.clone(),
+                source,
+            };
+            if e.kind == Kind::File && e.path == dockerfile {
+                let mut bytes = fs::read(&path).map_err(io)?;
+                bytes.extend_from_slice(append.as_bytes());
+                let mut header = tar::Header::new_gnu();
+                header.set_mode(e.mode);
+                header.set_size(bytes.len() as u64);
+                header.set_entry_type(tar::EntryType::Regular);
+                builder
+                    .append_data(&mut header, &e.path, bytes.as_slice())
+                    .map_err(io)?;
+            } else {
+                builder.append_path_with_name(&path, &e.path).map_err(io)?;
+            }
         }
         builder.into_inner().map_err(|source| ContextError::Io {
             path: self.root.clone(),
@@ -542,13 +557,22 @@ mod tests {
         write(dir.path(), "Dockerfile", "FROM x\n");
         write(dir.path(), "sub/f", "data");
         std::os::unix::fs::symlink("sub/f", dir.path().join("link")).unwrap();
-        let bytes = DirContext::scan(dir.path(), &[]).unwrap().to_tar().unwrap();
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut names: Vec<String> = archive
-            .entries()
+        let bytes = DirContext::scan(dir.path(), &[])
             .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
+            .to_tar("Dockerfile", "\nLABEL a=b\n")
+            .unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "Dockerfile" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                assert_eq!(text, "FROM x\n\nLABEL a=b\n");
+            }
+            names.push(name);
+        }
         names.sort();
         assert_eq!(names, vec!["Dockerfile", "link", "sub", "sub/f"]);
     }

@@ -124,8 +124,10 @@ async fn ensure_tiers(
             };
             let context = plan.context;
             Some(
-                ensure_built(engine, ctx, build, mode, run, || {
-                    context.to_tar().map_err(context_error)
+                ensure_built(engine, ctx, build, mode, run, |labels| {
+                    context
+                        .to_tar(chain::DOCKERFILE, labels)
+                        .map_err(context_error)
                 })
                 .await?,
             )
@@ -178,8 +180,10 @@ async fn ensure_foundation(
             ),
         ]),
     };
-    ensure_built(engine, ctx, build, mode, run, || {
-        plan.context.to_tar().map_err(|e| {
+    let mut context = plan.context;
+    ensure_built(engine, ctx, build, mode, run, |labels| {
+        context.append_to(chain::DOCKERFILE, labels);
+        context.to_tar().map_err(|e| {
             CliError::other(
                 format!("cannot pack the foundation build context: {e}"),
                 None,
@@ -221,8 +225,10 @@ async fn ensure_base(
                 build_args: HashMap::new(),
                 labels: HashMap::new(),
             };
-            ensure_built(engine, ctx, build, mode, run, || {
-                context.to_tar().map_err(context_error)
+            ensure_built(engine, ctx, build, mode, run, |labels| {
+                context
+                    .to_tar(chain::DOCKERFILE, labels)
+                    .map_err(context_error)
             })
             .await
         }
@@ -250,10 +256,10 @@ async fn ensure_base(
                 labels: HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]),
             };
             let dockerfile = layer.dockerfile;
-            let layered = ensure_built(engine, ctx, build, mode, run, || {
+            let layered = ensure_built(engine, ctx, build, mode, run, |labels| {
                 BuildContext::new(vec![ContextFile::new(
                     chain::DOCKERFILE,
-                    dockerfile.into_bytes(),
+                    format!("{dockerfile}{labels}").into_bytes(),
                     0o644,
                 )])
                 .to_tar()

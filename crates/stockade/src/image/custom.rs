@@ -113,8 +113,8 @@ async fn build(
         build_args: HashMap::new(),
         labels: HashMap::new(),
     };
-    let ready = ensure_built(engine, ctx, build, mode, run, || {
-        context.to_tar().map_err(fail)
+    let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
+        context.to_tar(&file_name, labels).map_err(fail)
     })
     .await?;
     Ok(ready.id)

@@ -113,14 +113,15 @@ impl ChainRun {
     }
 }
 
-/// Make sure `build`'s image is current, building it from `context` when it is not.
+/// Make sure `build`'s image is current, building it from `context` when it is not. `context`
+/// gets a `LABEL` instruction to append to the Dockerfile.
 pub async fn ensure_built(
     engine: &Engine,
     ctx: &Context,
     build: TierBuild,
     mode: BuildMode,
     run: &mut ChainRun,
-    context: impl FnOnce() -> Result<Vec<u8>, CliError>,
+    context: impl FnOnce(&str) -> Result<Vec<u8>, CliError>,
 ) -> Result<Ready, CliError> {
     let fresh = |info: &Option<ImageInfo>| -> Option<Ready> {
         let info = info.as_ref()?;
@@ -164,7 +165,9 @@ pub async fn ensure_built(
     if let Some(parent) = &build.parent {
         image_labels.insert(labels::PARENT.to_owned(), parent.clone());
     }
-    let context = context()?;
+    // The labels go into the Dockerfile as one LABEL instruction: the classic builder would make
+    // a step of each label passed as a build parameter.
+    let context = context(&labels::dockerfile_instruction(&image_labels))?;
 
     let ui = &ctx.ui;
     let task = ui.task(&format!("Building {}…", build.title));
@@ -176,7 +179,6 @@ pub async fn ensure_built(
                 dockerfile: build.dockerfile.clone(),
                 context,
                 build_args,
-                labels: image_labels,
                 no_cache,
             },
             |event| match event {
