@@ -12,7 +12,7 @@ use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
 use crate::exit::CliError;
-use crate::image::{BuildMode, ChainPlan, ensure_planned};
+use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
 use crate::{agent, extras, session};
 
@@ -68,11 +68,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         // Nothing starts: no approval or scan needed, but the refusals still apply.
         launch::refuse_broad_root(&project, &ctx.identity.home)?;
         // The image as the chain names it; it is built (or found current) at launch.
-        let image = match stockade_core::chain::project_dockerfile(&project) {
-            Some(_) => ctx.namespace.project_image(&project.id()),
-            None => ctx.namespace.base_image(),
-        };
-        let mut spec = sandbox(image)?;
+        let mut spec = sandbox(chain_image(ctx, &project))?;
         extras::finish(&mut spec, &ctx.identity.home);
         let text = serde_json::to_string_pretty(&spec)
             .map_err(|e| CliError::other(format!("cannot encode the spec: {e}"), None))?;
@@ -80,15 +76,27 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         return Ok(0);
     }
 
-    // The build contexts are scanned and hashed on another thread meanwhile.
+    // The build contexts are scanned and hashed on another thread while the launch checks, the
+    // spec is made, the engine is reached and the tiers are looked up.
     let plan = ChainPlan::spawn(ctx, config, &project);
     launch::check(ctx, &project, &resolved, request.allow)?;
+    let mut spec = sandbox(chain_image(ctx, &project))?;
     let engine = ctx.connect().await?;
+    let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &project)).await?;
     let plan = plan
         .await
         .map_err(|e| CliError::other(format!("planning the image chain failed: {e}"), None))??;
-    let chain = ensure_planned(&engine, ctx, config, &project, plan, BuildMode::IfStale).await?;
-    let mut spec = sandbox(chain.image().to_owned())?;
+    let chain = ensure_planned(
+        &engine,
+        ctx,
+        config,
+        &project,
+        plan,
+        run,
+        BuildMode::IfStale,
+    )
+    .await?;
+    spec.image = chain.image().to_owned();
     if let Some(agent) = &agent {
         // Installs run in helper containers from the foundation (npm, pip); the agent runs on the
         // chain's last tier.

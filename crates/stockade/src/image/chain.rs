@@ -43,27 +43,40 @@ pub async fn ensure_chain(
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
     let plan = ChainPlan::new(&ctx.dirs, &ctx.namespace, config, project)?;
-    ensure_planned(engine, ctx, config, project, plan, mode).await
+    let run = ChainRun::prefetch(engine, &chain_tags(ctx, project)).await?;
+    ensure_planned(engine, ctx, config, project, plan, run, mode).await
 }
 
-/// `ensure_chain` with the plan made already (a launch makes it while it connects).
+/// The tags of the tiers a project's chain has: foundation, base, and its project image when it
+/// has a Dockerfile.
+pub fn chain_tags(ctx: &Context, project: &Project) -> Vec<String> {
+    let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
+    if chain::project_dockerfile(project).is_some() {
+        tags.push(ctx.namespace.project_image(&project.id()));
+    }
+    tags
+}
+
+/// The tag of the image a project's sandboxes run (the chain's last tier).
+pub fn chain_image(ctx: &Context, project: &Project) -> String {
+    chain_tags(ctx, project).pop().unwrap_or_default()
+}
+
+/// `ensure_chain` with the plan made and the tiers looked up already (a launch does both while
+/// it does other work).
 pub async fn ensure_planned(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
     project: &Project,
     plan: ChainPlan,
+    mut run: ChainRun,
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
     let ChainPlan {
         base: base_plan,
         project: project_plan,
     } = plan;
-    let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
-    if project_plan.is_some() {
-        tags.push(ctx.namespace.project_image(&project.id()));
-    }
-    let mut run = ChainRun::prefetch(engine, &tags).await?;
     let result = ensure_tiers(
         engine,
         ctx,

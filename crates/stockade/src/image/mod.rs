@@ -18,7 +18,7 @@ use crate::exit::CliError;
 use crate::lock::FileLock;
 use crate::ui::seconds;
 
-pub use chain::{ensure_chain, ensure_planned};
+pub use chain::{chain_image, chain_tags, ensure_chain, ensure_planned};
 pub use plan::{ChainPlan, TierStatus, chain_status};
 
 /// Build now (even when current) or only when stale.
