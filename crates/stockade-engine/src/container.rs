@@ -44,6 +44,8 @@ pub struct ContainerSummary {
     pub state: String,
     /// The ID of the image it was created from.
     pub image_id: String,
+    /// The named volumes it mounts.
+    pub volumes: Vec<String>,
     pub labels: HashMap<String, String>,
 }
 
@@ -327,6 +329,12 @@ impl Engine {
                     .unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 image_id: c.image_id.unwrap_or_default(),
+                volumes: c
+                    .mounts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|m| m.name)
+                    .collect(),
                 labels: c.labels.unwrap_or_default(),
             })
             .collect())

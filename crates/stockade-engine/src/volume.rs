@@ -4,8 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use tracing::debug;
@@ -93,18 +92,11 @@ impl Engine {
 
     /// Names of the volumes mounted by any container (running or not): those are in use.
     pub async fn volumes_in_use(&self) -> Result<BTreeSet<String>, EngineError> {
-        let operation = "GET /containers/json all=true (mounts)".to_owned();
-        debug!(target: "engine", "{operation}");
-        let options = ListContainersOptionsBuilder::default().all(true).build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
-        Ok(list
+        Ok(self
+            .list_containers(&[])
+            .await?
             .into_iter()
-            .flat_map(|c| c.mounts.unwrap_or_default())
-            .filter_map(|m| m.name)
+            .flat_map(|c| c.volumes)
             .collect())
     }
 
