@@ -138,27 +138,21 @@ fn stdin_and_stdout_are_passed_through() {
 
 #[test]
 fn sigint_is_forwarded_and_the_container_removed() {
+    use std::io::{BufRead, BufReader};
     let env = Env::new();
+    // The command says when it runs: a SIGINT sent before the sandbox's init is up would reach
+    // a PID 1 that ignores it (what is tested is Ctrl-C while a command runs).
     let mut child = env
-        .command(&["exec", "--", "sleep", "60"])
+        .command(&["exec", "--", "sh", "-c", "echo ready; exec sleep 60"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let running = poll(Duration::from_secs(60), || {
-        let filter = format!("label=io.stockade.project={}", env.project.display());
-        let out = common::docker_stdout(&[
-            "ps",
-            "-q",
-            "--filter",
-            &filter,
-            "--filter",
-            "status=running",
-        ]);
-        (!out.is_empty()).then_some(())
-    });
-    assert!(running.is_some(), "the sandbox never ran");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n", "the sandbox never ran");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
