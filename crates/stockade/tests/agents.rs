@@ -1,6 +1,8 @@
 //! Agents on the real engine with real packages from the npm registry: install into tools
 //! volumes, versions and updates, secrets, config dirs, git worktrees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 mod common;
 
 use std::path::Path;
@@ -134,14 +136,7 @@ fn custom_agent_from_config_installs_and_runs() {
     // check: the agent needs node, and the image has it.
     let check = env.run(&["check", "--json"]);
     check.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&check.stdout()).unwrap();
-    let moo = report["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "moo")
-        .unwrap()
-        .clone();
+    let moo = agent_in_check(&check.stdout(), "moo");
     assert_eq!(moo["runtime"], "node");
     assert_eq!(moo["runtime_present"], true);
 
@@ -524,18 +519,23 @@ fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
         check.stdout()
     );
     let json = env.run(&["check", "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
-    let moo = report["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "moo")
-        .unwrap()
-        .clone();
+    let moo = agent_in_check(&json.stdout(), "moo");
     assert_eq!(moo["runtime_present"], false);
 
     // This namespace's tools volumes go with it.
     for volume in tools_volumes(&env, "moo") {
         let _ = docker(&["volume", "rm", &volume]);
     }
+}
+
+/// The entry for `name` in the agents section of `stockade check --json` output.
+fn agent_in_check(json: &str, name: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(json).unwrap();
+    report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no agent {name} in {report}"))
+        .clone()
 }

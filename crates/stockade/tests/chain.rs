@@ -9,6 +9,16 @@ use std::process::Stdio;
 
 use common::{Env, HostUser, base_image, busybox_image, docker, docker_stdout};
 
+/// `stockade check` succeeds and its report contains every one of `texts`.
+#[track_caller]
+fn check_says(env: &Env, texts: &[&str]) {
+    let check = env.run(&["check"]);
+    check.expect_code(0);
+    for text in texts {
+        assert!(check.stdout().contains(text), "{text}:\n{}", check.stdout());
+    }
+}
+
 fn ids(env: &Env) -> (Option<String>, Option<String>, Option<String>) {
     (
         env.image_id(&env.foundation_tag()),
@@ -79,31 +89,17 @@ fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
         "{labels}"
     );
 
-    let check = env.run(&["check"]);
-    check.expect_code(0);
-    assert!(
-        check
-            .stdout()
-            .contains("Base image: custom (~/.config/stockade/Dockerfile), up to date"),
-        "{}",
-        check.stdout()
-    );
-    assert!(
-        check.stdout().contains("Project image: up to date"),
-        "{}",
-        check.stdout()
+    check_says(
+        &env,
+        &[
+            "Base image: custom (~/.config/stockade/Dockerfile), up to date",
+            "Project image: up to date",
+        ],
     );
 
     // Removing it: base re-pointed at the foundation, the old base image removed.
     std::fs::remove_file(&global).unwrap();
-    let check = env.run(&["check"]);
-    assert!(
-        check
-            .stdout()
-            .contains("Base image: default (foundation alias), stale"),
-        "{}",
-        check.stdout()
-    );
+    check_says(&env, &["Base image: default (foundation alias), stale"]);
     let run = env.run(&[
         "exec",
         "--trust",
@@ -121,13 +117,9 @@ fn global_dockerfile_is_picked_up_and_removing_it_re_points_the_base() {
         !docker(&["image", "inspect", &old]).status.success(),
         "the old base image {old} is still there"
     );
-    let check = env.run(&["check"]);
-    assert!(
-        check
-            .stdout()
-            .contains("Base image: default (foundation alias), up to date"),
-        "{}",
-        check.stdout()
+    check_says(
+        &env,
+        &["Base image: default (foundation alias), up to date"],
     );
 }
 
@@ -199,14 +191,12 @@ fn debian_custom_base_works() {
     let user = HostUser::ensure(1234, "stockade-t1234");
     let env = Env::layered("debian").run_as(user);
     custom_base_runs_as_the_host_user(&env, &base_image());
-    let check = env.run(&["check"]);
-    assert!(
-        check.stdout().contains(&format!(
+    check_says(
+        &env,
+        &[&format!(
             "Base image: custom image {}, up to date",
             base_image()
-        )),
-        "{}",
-        check.stdout()
+        )],
     );
 }
 
