@@ -1,8 +1,9 @@
-//! What stockade hands a created container before it starts, through the engine's archive API:
-//! the identity files (`/etc/passwd` and `/etc/group` with the host user in them), the secrets
-//! file, and the directories under HOME that mounts need. The container then starts as the host
-//! uid:gid with no capabilities: nothing inside runs as root to prepare it, so nothing the image
-//! holds (its `sh`, `setpriv`, setuid binaries) can turn that preparation against the sandbox.
+//! What a sandbox gets from stockade instead of a root step inside: the identity files
+//! (`/etc/passwd` and `/etc/group` with the host user in them, made here from the image's own),
+//! the secrets file and the directories under HOME that mounts need, handed to the created
+//! container through the engine's archive API. The container then starts as the host uid:gid with
+//! no capabilities: nothing inside runs as root to prepare it, so nothing the image holds (its
+//! `sh`, `setpriv`, setuid binaries) can turn that preparation against the sandbox.
 //!
 //! An upload works on remote engines too (nothing is bind-mounted from the host), and the engine
 //! unpacks it inside the container's own root, so a hostile image's symlinks resolve there.
@@ -22,41 +23,37 @@ pub struct Upload {
     pub tar: Vec<u8>,
 }
 
-/// Everything a sandbox is handed before start.
-#[derive(Debug, Clone, Default)]
+/// What a sandbox is handed before start, besides its identity files (bind-mounted read-only:
+/// see the binary's `user_files`).
+#[derive(Debug, Clone)]
 pub struct Handover<'a> {
-    pub user: Option<&'a Identity>,
-    /// The image's own `/etc/passwd` and `/etc/group` (empty when it has none).
-    pub image_passwd: &'a str,
-    pub image_group: &'a str,
-    /// Supplementary gids the user is added to (e.g. the engine socket's group).
-    pub groups: &'a [u32],
+    pub user: &'a Identity,
     /// Directories under HOME to create, owned by the user (parents of mounts inside HOME).
     pub home_dirs: &'a [PathBuf],
     /// Secret environment, rendered as the secrets file.
     pub secrets: &'a [(String, String)],
-    /// With a read-only root only volumes can be written: HOME (a volume) and the secrets
-    /// volume; `/etc` is left as the image has it (the uid then runs without a name).
+    /// With a read-only root only volumes can be written: HOME (a volume) and the secrets volume.
     pub read_only_root: bool,
 }
 
 impl Handover<'_> {
     /// The archives to upload, in order; empty when there is nothing to hand over.
     pub fn uploads(&self) -> std::io::Result<Vec<Upload>> {
-        let Some(user) = self.user else {
-            return Ok(Vec::new());
-        };
-        let home = user.home.to_string_lossy();
-        let home_rel = home.trim_start_matches('/');
+        let user = self.user;
+        let dirs: Vec<String> = self
+            .home_dirs
+            .iter()
+            .filter(|dir| dir.starts_with(&user.home) && **dir != user.home)
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .collect();
         let mut uploads = Vec::new();
         if self.read_only_root {
-            // HOME is a volume: its own directory cannot be given to the user from in here (the
-            // caller prepares the volume), the directories below it can.
+            // Only volumes: the directories go into HOME (the home volume), the secrets into the
+            // secrets volume.
+            let home = user.home.to_string_lossy();
             let mut tar = Tar::new();
-            for dir in self.home_dirs {
-                if let Ok(rel) = dir.strip_prefix(&user.home) {
-                    tar.dir(&rel.to_string_lossy(), user, 0o755)?;
-                }
+            for dir in &dirs {
+                tar.dir(dir.strip_prefix(home.as_ref()).unwrap_or(dir), user, 0o755)?;
             }
             if !tar.is_empty() {
                 uploads.push(Upload {
@@ -67,41 +64,21 @@ impl Handover<'_> {
             uploads.extend(secrets_upload(self.secrets, user, true)?);
             return Ok(uploads);
         }
-        let root = Identity {
-            uid: 0,
-            gid: 0,
-            name: "root".into(),
-            home: "/root".into(),
-        };
         let mut tar = Tar::new();
-        if let Some((passwd, group)) =
-            identity_files(self.image_passwd, self.image_group, user, self.groups)
-        {
-            tar.file("etc/passwd", passwd.as_bytes(), &root, 0o644)?;
-            tar.file("etc/group", group.as_bytes(), &root, 0o644)?;
-        }
-        if !home_rel.is_empty() {
-            // HOME itself: the volume's root is created by the engine as root.
-            tar.dir(home_rel, user, 0o755)?;
-        }
-        for dir in self.home_dirs {
-            if dir.starts_with(&user.home) && dir != &user.home {
-                tar.dir(dir.to_string_lossy().trim_start_matches('/'), user, 0o755)?;
-            }
+        for dir in &dirs {
+            tar.dir(dir, user, 0o755)?;
         }
         if !self.secrets.is_empty() {
             let (_, name) = secret_file::location(false);
-            tar.file(
-                name,
-                secret_file::render(self.secrets).as_bytes(),
-                user,
-                SECRETS_MODE,
-            )?;
+            let text = secret_file::render(self.secrets);
+            tar.file(name, text.as_bytes(), user, SECRETS_MODE)?;
         }
-        uploads.push(Upload {
-            dir: "/".to_owned(),
-            tar: tar.finish()?,
-        });
+        if !tar.is_empty() {
+            uploads.push(Upload {
+                dir: "/".to_owned(),
+                tar: tar.finish()?,
+            });
+        }
         Ok(uploads)
     }
 }
@@ -391,12 +368,10 @@ mod tests {
         let dirs = [PathBuf::from("/home/ada/.config")];
         let secrets = [("TOKEN".to_owned(), "s3cret".to_owned())];
         let handover = Handover {
-            user: Some(&user),
-            image_passwd: PASSWD,
-            image_group: GROUP,
+            user: &user,
             home_dirs: &dirs,
             secrets: &secrets,
-            ..Handover::default()
+            read_only_root: false,
         };
         let uploads = handover.uploads().unwrap();
         assert_eq!(uploads.len(), 1);
@@ -418,13 +393,17 @@ mod tests {
         assert_eq!(
             entries,
             [
-                ("etc/passwd".to_owned(), 0, 0o644),
-                ("etc/group".to_owned(), 0, 0o644),
-                ("home/ada/".to_owned(), 1000, 0o755),
                 ("home/ada/.config/".to_owned(), 1000, 0o755),
                 (".stockade-secrets".to_owned(), 1000, 0o400),
             ]
         );
+        let nothing = Handover {
+            user: &user,
+            home_dirs: &[],
+            secrets: &[],
+            read_only_root: false,
+        };
+        assert!(nothing.uploads().unwrap().is_empty());
     }
 
     #[test]
@@ -433,11 +412,10 @@ mod tests {
         let dirs = [PathBuf::from("/home/ada/.config")];
         let secrets = [("TOKEN".to_owned(), "s3cret".to_owned())];
         let handover = Handover {
-            user: Some(&user),
+            user: &user,
             home_dirs: &dirs,
             secrets: &secrets,
             read_only_root: true,
-            ..Handover::default()
         };
         let dirs: Vec<String> = handover
             .uploads()

@@ -180,6 +180,28 @@ pub async fn give_volume(
     Ok(result?)
 }
 
+/// Files of an image, read without running anything: a container is created, never started, and
+/// each path is downloaded through the archive API (at most `limit` bytes each; `None` for one
+/// that is missing or not a regular file).
+pub async fn read_image_files(
+    engine: &Engine,
+    namespace: &Namespace,
+    image: &str,
+    paths: &[&str],
+    limit: u64,
+) -> Result<Vec<Option<Vec<u8>>>, CliError> {
+    let spec = helper_spec(namespace, image, "true", Vec::new(), Vec::new());
+    let id = engine.create_sandbox(&spec).await?;
+    let reads = paths
+        .iter()
+        .map(|path| engine.download_file(&id, path, limit));
+    let result = futures_util::future::try_join_all(reads).await;
+    if let Err(e) = engine.remove(&id).await {
+        tracing::debug!("removing helper {}: {e}", spec.name);
+    }
+    Ok(result?)
+}
+
 async fn collect(engine: &Engine, id: &str, verbose: bool) -> Result<HelperOutput, CliError> {
     let mut attached = engine.attach(id).await?;
     engine.start(id).await?;

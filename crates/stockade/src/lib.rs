@@ -15,5 +15,6 @@ mod lock;
 mod session;
 mod tools;
 mod ui;
+mod user_files;
 
 pub use app::main;

@@ -81,13 +81,35 @@ fn default_sandbox_is_hardened_as_docker_inspect_shows() {
     assert_eq!(host["ReadonlyRootfs"], false);
     assert!(host["Tmpfs"]["/tmp"].as_str().unwrap().contains("nosuid"));
     let mounts = info["Mounts"].as_array().unwrap();
-    let binds: Vec<_> = mounts.iter().filter(|m| m["Type"] == "bind").collect();
+    // Bind-mounted: the project, read-write, and the identity files stockade made, read-only.
+    let mut binds: Vec<(String, bool)> = mounts
+        .iter()
+        .filter(|m| m["Type"] == "bind")
+        .map(|m| {
+            (
+                m["Destination"].as_str().unwrap().to_owned(),
+                m["RW"] == true,
+            )
+        })
+        .collect();
+    binds.sort();
     assert_eq!(
-        binds.len(),
-        1,
-        "only the project is bind-mounted: {mounts:?}"
+        binds,
+        [
+            ("/etc/group".to_owned(), false),
+            ("/etc/passwd".to_owned(), false),
+            (env.project.display().to_string(), true),
+        ],
+        "{mounts:?}"
     );
-    assert_eq!(binds[0]["Destination"], env.project.to_str().unwrap());
+    let cache = env.home.join(".cache/stockade/identity");
+    assert!(
+        mounts
+            .iter()
+            .filter(|m| m["Type"] == "bind" && m["RW"] == false)
+            .all(|m| std::path::Path::new(m["Source"].as_str().unwrap()).starts_with(&cache)),
+        "{mounts:?}"
+    );
     // Besides it, only the per-project home volume (at HOME).
     let volumes: Vec<_> = mounts.iter().filter(|m| m["Type"] == "volume").collect();
     assert_eq!(volumes.len(), 1, "{mounts:?}");

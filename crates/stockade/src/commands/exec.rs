@@ -14,7 +14,7 @@ use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
-use crate::{agent, extras, session};
+use crate::{agent, extras, session, user_files};
 
 /// What to run and how.
 pub struct ExecRequest {
@@ -115,7 +115,15 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         .await?;
     }
     extras::finish(&mut spec, &ctx.identity.home);
-    session::run(&engine, &ctx.namespace, &spec, &ctx.ui).await
+    user_files::prepare(
+        &engine,
+        ctx,
+        &mut spec,
+        chain.image_id(),
+        &chain.foundation.tag,
+    )
+    .await?;
+    session::run(&engine, &spec, &ctx.ui).await
 }
 
 /// `docker_socket = true`: the local engine's socket, with its group.

@@ -28,6 +28,11 @@ impl Chain {
         self.project.as_ref().unwrap_or(&self.base).tag.as_str()
     }
 
+    /// The ID of the image sandboxes run on.
+    pub fn image_id(&self) -> &str {
+        self.project.as_ref().unwrap_or(&self.base).id.as_str()
+    }
+
     /// Whether this run built (or re-pointed) any tier.
     pub fn built_any(&self) -> bool {
         self.foundation.built || self.base.built || self.project.as_ref().is_some_and(|p| p.built)
