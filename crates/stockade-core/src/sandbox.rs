@@ -13,13 +13,13 @@ use crate::labels;
 use crate::names::{Namespace, sanitize};
 use crate::project::Project;
 
-/// Capabilities the entrypoint needs while it maps the user as root (SETPCAP to empty the
-/// bounding set). The command runs with none of them: the entrypoint drops to the host user with
-/// an empty bounding and inheritable set, so not even a root host user keeps one.
-pub const ENTRYPOINT_CAPS: &[&str] = &["CHOWN", "DAC_OVERRIDE", "SETGID", "SETPCAP", "SETUID"];
+/// The uid:gid stockade's helper containers run as: unprivileged, and the owner of the tools
+/// volumes they install into.
+pub const HELPER_UID: u32 = 65532;
 
-/// With `sudo = true`: the engine's usual default set, so `sudo` (which needs AUDIT_WRITE) and
-/// what people run with it (package managers) work. The bounding set keeps them for sudo.
+/// With `sudo = true` (the one opt-in that starts as root): the engine's usual default set, so
+/// the entrypoint can add the user to sudoers and `sudo` (which needs AUDIT_WRITE) and what people
+/// run with it (package managers) work. The bounding set keeps them for sudo.
 pub const SUDO_CAPS: &[&str] = &[
     "AUDIT_WRITE",
     "CHOWN",
@@ -50,6 +50,12 @@ pub struct SandboxSpec {
     pub command: Vec<String>,
     pub workdir: PathBuf,
     pub user: Identity,
+    /// `uid:gid` the container's first process starts as: the host user's, so nothing in the
+    /// sandbox is ever root with capabilities; `0:0` only with `sudo = true`.
+    pub start_as: String,
+    /// Directories under HOME created for the user before start (parents of mounts there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub home_dirs: Vec<PathBuf>,
     /// Environment set in the container. Values here are not secret (ids, proxies, TERM, and
     /// variables the user listed for pass-through).
     #[serde(serialize_with = "names_only")]
@@ -57,8 +63,9 @@ pub struct SandboxSpec {
     pub mounts: Vec<Mount>,
     /// Named volumes (agent tools, the per-project home).
     pub volumes: Vec<VolumeMount>,
-    /// Secret environment (API keys, `[sandbox] env`): never in the container's configuration;
-    /// handed over in a root-only file the entrypoint reads and deletes before dropping privileges.
+    /// Secret environment (API keys, `[sandbox] env`, proxy URLs with credentials): never in the
+    /// container's configuration; handed over in a file only the sandbox user can read, which
+    /// the entrypoint sources as its last step (see `handover`).
     #[serde(serialize_with = "names_only")]
     pub secrets: Vec<(String, String)>,
     pub labels: BTreeMap<String, String>,
@@ -122,7 +129,7 @@ impl Default for Security {
     fn default() -> Self {
         Self {
             cap_drop: vec!["ALL".to_owned()],
-            cap_add: ENTRYPOINT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
+            cap_add: Vec::new(),
             no_new_privileges: true,
             privileged: false,
             read_only_root: false,
@@ -143,16 +150,38 @@ impl Security {
             security.sudo = true;
             security.no_new_privileges = false;
             security.cap_add = SUDO_CAPS.iter().map(|c| (*c).to_owned()).collect();
-        }
-        for option in &sandbox.engine_options {
-            if let EngineOption::CapAdd(cap) = option
-                && !security.cap_add.contains(cap)
-            {
-                security.cap_add.push(cap.clone());
+            // Extra capabilities are reachable only through sudo, so only then are they added.
+            for cap in added_capabilities(config) {
+                if !security.cap_add.contains(cap) {
+                    security.cap_add.push(cap.clone());
+                }
             }
         }
         security
     }
+}
+
+/// The capabilities `engine_options` asks for (`--cap-add`).
+fn added_capabilities(config: &Config) -> impl Iterator<Item = &String> {
+    config
+        .sandbox
+        .engine_options
+        .iter()
+        .filter_map(|o| match o {
+            EngineOption::CapAdd(cap) => Some(cap),
+            _ => None,
+        })
+}
+
+/// What the configuration asks for that a sandbox without sudo does not do: `--cap-add` (the
+/// sandbox runs as the user, so a capability could only be used through sudo). For a warning.
+pub fn unapplied_options(config: &Config) -> Vec<String> {
+    if config.sandbox.sudo {
+        return Vec::new();
+    }
+    added_capabilities(config)
+        .map(|cap| format!("engine option --cap-add={cap} has no effect without sudo = true: the sandbox holds no capabilities"))
+        .collect()
 }
 
 /// Inputs of a sandbox that come from the host at run time.
@@ -182,45 +211,51 @@ impl SandboxSpec {
             suffix,
         } = request;
 
+        let home = user.home.to_string_lossy().into_owned();
         let mut env: Vec<(String, String)> = vec![
-            ("STOCKADE_UID".into(), user.uid.to_string()),
-            ("STOCKADE_GID".into(), user.gid.to_string()),
-            ("STOCKADE_USER".into(), user.name.clone()),
-            (
-                "STOCKADE_HOME".into(),
-                user.home.to_string_lossy().into_owned(),
-            ),
+            ("HOME".into(), home.clone()),
+            ("USER".into(), user.name.clone()),
+            ("LOGNAME".into(), user.name.clone()),
         ];
-        let mut pass = |name: &str| {
-            if env.iter().any(|(existing, _)| existing == name) {
-                return;
-            }
-            if let Some(value) = host_env(name) {
-                env.push((name.to_owned(), value));
-            }
-        };
-        if tty {
-            pass("TERM");
+        if config.sandbox.sudo {
+            // Read by the entrypoint's root stage, the only one there is, and only with sudo.
+            env.extend([
+                ("STOCKADE_SUDO".into(), "1".into()),
+                ("STOCKADE_UID".into(), user.uid.to_string()),
+                ("STOCKADE_GID".into(), user.gid.to_string()),
+                ("STOCKADE_USER".into(), user.name.clone()),
+            ]);
         }
+        if tty && let Some(term) = host_env("TERM") {
+            env.push(("TERM".into(), term));
+        }
+        // Proxy settings pass through; one that carries credentials (`http://user:pass@host`)
+        // travels as a secret, never in the container's configuration.
+        let mut secrets: Vec<(String, String)> = Vec::new();
         for name in PROXY_VARS {
-            pass(name);
+            if let Some(value) = host_env(name) {
+                if has_credentials(&value) {
+                    secrets.push(((*name).to_owned(), value));
+                } else {
+                    env.push(((*name).to_owned(), value));
+                }
+            }
         }
         // `[sandbox] env` values may be secrets: pass-through and literal values both go through
         // the secrets file, never the container's configuration. A literal value wins.
-        let mut secrets: Vec<(String, String)> = config
-            .sandbox
-            .env
-            .iter()
-            .filter(|name| !env.iter().any(|(existing, _)| existing == *name))
-            .filter_map(|name| host_env(name).map(|value| (name.clone(), value)))
-            .collect();
+        for name in &config.sandbox.env {
+            let taken = env
+                .iter()
+                .chain(&secrets)
+                .any(|(existing, _)| existing == name);
+            if !taken && let Some(value) = host_env(name) {
+                secrets.push((name.clone(), value));
+            }
+        }
         for (name, value) in &config.sandbox.set_env {
             env.retain(|(existing, _)| existing != name);
             secrets.retain(|(existing, _)| existing != name);
             secrets.push((name.clone(), value.clone()));
-        }
-        if config.sandbox.sudo {
-            env.push(("STOCKADE_SUDO".into(), "1".into()));
         }
 
         let labels = BTreeMap::from([
@@ -242,6 +277,12 @@ impl SandboxSpec {
             command,
             workdir: project.cwd.clone(),
             user: user.clone(),
+            start_as: if config.sandbox.sudo {
+                "0:0".to_owned()
+            } else {
+                format!("{}:{}", user.uid, user.gid)
+            },
+            home_dirs: Vec::new(),
             env,
             mounts: std::iter::once(Mount {
                 source: project.root.clone(),
@@ -289,7 +330,6 @@ impl SandboxSpec {
         });
         if let Some(gid) = gid.filter(|g| *g != 0) {
             self.groups.push(gid);
-            self.env.push(("STOCKADE_GROUPS".into(), gid.to_string()));
         }
         self.security.engine_socket = true;
     }
@@ -314,6 +354,13 @@ fn tmpfs(config: &Config, user: &Identity) -> BTreeMap<PathBuf, String> {
         }
     }
     tmpfs
+}
+
+/// Whether a proxy URL carries a user name or password (`scheme://user:pass@host…`).
+pub fn has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
 }
 
 fn names_only<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -376,13 +423,40 @@ mod tests {
     }
 
     #[test]
-    fn user_mapping_goes_to_the_entrypoint() {
+    fn the_container_starts_as_the_host_user() {
         let s = spec(false, &[], &[]);
+        assert_eq!(s.start_as, "1234:1235");
         let env: BTreeMap<_, _> = s.env.iter().cloned().collect();
-        assert_eq!(env["STOCKADE_UID"], "1234");
-        assert_eq!(env["STOCKADE_GID"], "1235");
-        assert_eq!(env["STOCKADE_USER"], "ada");
-        assert_eq!(env["STOCKADE_HOME"], "/home/ada");
+        assert_eq!(env["HOME"], "/home/ada");
+        assert_eq!(env["USER"], "ada");
+        assert!(
+            !env.keys().any(|k| k.starts_with("STOCKADE_")),
+            "no entrypoint contract without sudo: {env:?}"
+        );
+        assert!(s.security.cap_add.is_empty());
+    }
+
+    #[test]
+    fn proxy_credentials_travel_as_secrets() {
+        let s = spec(
+            false,
+            &[
+                ("HTTPS_PROXY", "http://user:pa55@proxy:3128"),
+                ("HTTP_PROXY", "http://proxy:3128"),
+            ],
+            &[],
+        );
+        assert!(
+            s.secrets
+                .contains(&("HTTPS_PROXY".into(), "http://user:pa55@proxy:3128".into()))
+        );
+        assert!(
+            s.env
+                .contains(&("HTTP_PROXY".into(), "http://proxy:3128".into()))
+        );
+        assert!(!serde_json::to_string(&s).unwrap().contains("pa55"));
+        assert!(has_credentials("socks5://u@h:1080"));
+        assert!(!has_credentials("http://proxy:3128/path@x"));
     }
 
     #[test]
@@ -452,6 +526,10 @@ mod tests {
         assert!(!s.security.no_new_privileges);
         assert!(s.security.cap_add.contains(&"AUDIT_WRITE".to_owned()));
         assert!(s.env.contains(&("STOCKADE_SUDO".into(), "1".into())));
+        assert_eq!(
+            s.start_as, "0:0",
+            "sudo is the one opt-in that starts as root"
+        );
         // A literal `[sandbox] env` value travels as a secret, never in the container's env.
         assert!(s.secrets.contains(&("TOKEN".into(), "s3cret".into())));
         assert!(!s.env.iter().any(|(name, _)| name == "TOKEN"));

@@ -1,7 +1,9 @@
 //! The secrets file: how secret environment reaches a sandbox without appearing in the
 //! container's configuration (`docker inspect`). stockade uploads it into the created container
-//! (archive upload, before start) as a root-only file; the entrypoint sources it as root, deletes
-//! it and only then drops privileges. See docs/security.md.
+//! (archive upload, before start, see `handover`) owned by the sandbox user, mode 0400; the
+//! entrypoint, already running as that user, sources it as its last step before the command.
+//! It stays for the container's life, so a restarted container and `exec --in` read it again.
+//! See docs/security.md.
 
 /// Where the file lands in the container (the root file system, so it exists on every base).
 pub const SECRETS_PATH: &str = "/.stockade-secrets";
@@ -20,28 +22,24 @@ pub fn location(read_only_root: bool) -> (&'static str, &'static str) {
     }
 }
 
-/// `export NAME='value'` lines, single-quoted so any value survives `.` in sh.
+/// `export NAME='value'` lines, single-quoted so any value survives `.` in sh. Only
+/// environment-style names are written (configuration refuses others before this): a name is
+/// never interpreted by the shell.
 pub fn render(secrets: &[(String, String)]) -> String {
     secrets
         .iter()
+        .filter(|(name, _)| is_env_name(name))
         .map(|(name, value)| format!("export {name}='{}'\n", value.replace('\'', r"'\''")))
         .collect()
 }
 
-/// A tar archive holding the secrets file `name` (root-owned, mode 0600), to extract in the
-/// directory [`location`] names.
-pub fn archive(secrets: &[(String, String)], name: &str) -> std::io::Result<Vec<u8>> {
-    let text = render(secrets);
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(text.len() as u64);
-    header.set_mode(0o600);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, name, text.as_bytes())?;
-    builder.into_inner()
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -53,6 +51,7 @@ mod tests {
         let text = render(&[
             ("A".into(), "plain".into()),
             ("B".into(), "it's $HOME `x`\nline2".into()),
+            ("C;rm -rf /".into(), "x".into()),
         ]);
         assert_eq!(
             text,

@@ -5,8 +5,8 @@ use std::pin::Pin;
 
 use bollard::container::LogOutput;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType, MountVolumeOptions,
-    PortBinding, ResourcesUlimits,
+    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, Mount, MountType,
+    MountVolumeOptions, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
@@ -22,6 +22,10 @@ use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+
+/// Each sandbox's log (json-file) is capped at `LOG_MAX_FILES` files of `LOG_MAX_SIZE`.
+pub const LOG_MAX_SIZE: &str = "10m";
+pub const LOG_MAX_FILES: &str = "3";
 
 /// A chunk of a container's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +122,14 @@ impl Engine {
             }),
             group_add: (!spec.groups.is_empty())
                 .then(|| spec.groups.iter().map(u32::to_string).collect()),
+            // What a sandbox prints is kept, but not without bound (docs/security.md).
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_owned()),
+                config: Some(HashMap::from([
+                    ("max-size".to_owned(), LOG_MAX_SIZE.to_owned()),
+                    ("max-file".to_owned(), LOG_MAX_FILES.to_owned()),
+                ])),
+            }),
             ..Default::default()
         };
         let mut hostname = None;
@@ -172,6 +184,7 @@ impl Engine {
                 ports
             }),
             image: Some(spec.image.clone()),
+            user: Some(spec.start_as.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
             entrypoint: spec.entrypoint.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),

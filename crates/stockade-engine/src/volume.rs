@@ -4,9 +4,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
-    ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tracing::debug;
 
 use crate::connect::Engine;
@@ -98,6 +100,43 @@ impl Engine {
             .into_iter()
             .flat_map(|c| c.volumes)
             .collect())
+    }
+
+    /// One file of a created container's file system (`GET /containers/{id}/archive`), at most
+    /// `limit` bytes; `None` when it is missing, not a regular file, or larger.
+    pub async fn download_file(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let operation = format!(
+            "GET /containers/{}/archive path={path}",
+            id.get(..12).unwrap_or(id)
+        );
+        debug!(target: "engine", "{operation}");
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    tar.extend_from_slice(&bytes);
+                    // The tar of one file: its size, a header and padding.
+                    if tar.len() as u64 > limit + 64 * 1024 {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => {
+                    // 404: no such file in the image.
+                    EngineError::tolerate::<()>(Err(self.err(&operation, e)), &[404])?;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(stockade_core::handover::first_file(&tar, limit))
     }
 
     /// Upload a tar archive into a created (not yet started) container, extracted at `path`.

@@ -46,8 +46,8 @@ pub fn apply(
     Ok(())
 }
 
-/// Call after every mount is added: parents of mounts inside the home volume are created by the
-/// engine as root; the entrypoint gives them to the user.
+/// Call after every mount is added: parents of mounts inside the home volume would be created by
+/// the engine as root; stockade hands them over owned by the user before start (`handover`).
 pub fn finish(spec: &mut SandboxSpec, home: &Path) {
     if spec.security.read_only_root && !spec.secrets.is_empty() {
         spec.volumes.push(VolumeMount {
@@ -72,15 +72,7 @@ pub fn finish(spec: &mut SandboxSpec, home: &Path) {
             }
         }
     }
-    if !dirs.is_empty() {
-        let joined: Vec<String> = dirs
-            .iter()
-            .map(|d| d.to_string_lossy().into_owned())
-            .filter(|d| !d.contains(':'))
-            .collect();
-        spec.env
-            .push(("STOCKADE_HOME_DIRS".into(), joined.join(":")));
-    }
+    spec.home_dirs = dirs;
 }
 
 fn home_volume(spec: &mut SandboxSpec, ctx: &Context, project: &Project) {

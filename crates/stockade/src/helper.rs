@@ -1,5 +1,7 @@
-//! Throwaway helper containers (as root, from the foundation image): install an agent into its
-//! tools volume, ask a registry for versions. Output is captured, not shown (at `-v` it is).
+//! Throwaway helper containers from the foundation image: install an agent into its tools
+//! volume, ask a registry for versions. They run as an unprivileged uid ([`HELPER_UID`], the
+//! owner of the tools volumes) with no capabilities: npm and pip install scripts run in them.
+//! Output is captured, not shown (at `-v` it is).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,9 @@ use stockade_core::config::Network;
 use stockade_core::identity::Identity;
 use stockade_core::labels;
 use stockade_core::names::Namespace;
-use stockade_core::sandbox::{DEFAULT_PIDS_LIMIT, Limits, SandboxSpec, Security, VolumeMount};
+use stockade_core::sandbox::{
+    DEFAULT_PIDS_LIMIT, HELPER_UID, Limits, SandboxSpec, Security, VolumeMount,
+};
 use stockade_engine::{Engine, OutputChunk};
 
 use crate::context::env;
@@ -53,7 +57,26 @@ pub async fn run(
             env_vars.push(((*name).to_owned(), value));
         }
     }
-    let spec = SandboxSpec {
+    let spec = helper_spec(namespace, image, script, volumes, env_vars);
+    let id = engine.create_sandbox(&spec).await?;
+    let result = collect(engine, &id, verbose).await;
+    if let Err(e) = engine.remove(&id).await {
+        tracing::debug!("removing helper {}: {e}", spec.name);
+    }
+    result
+}
+
+/// A helper's container: the foundation's init and `sh -c script`, as [`HELPER_UID`], no
+/// capabilities, no-new-privileges, HOME in /tmp.
+fn helper_spec(
+    namespace: &Namespace,
+    image: &str,
+    script: &str,
+    volumes: Vec<VolumeMount>,
+    mut env_vars: Vec<(String, String)>,
+) -> SandboxSpec {
+    env_vars.push(("HOME".into(), "/tmp".into()));
+    SandboxSpec {
         name: namespace.container_name(&format!(
             "helper-{}",
             crate::commands::exec::random_suffix()
@@ -62,11 +85,13 @@ pub async fn run(
         command: vec!["sh".into(), "-c".into(), script.to_owned()],
         workdir: "/tmp".into(),
         user: Identity {
-            uid: 0,
-            gid: 0,
-            name: "root".into(),
-            home: "/root".into(),
+            uid: HELPER_UID,
+            gid: HELPER_UID,
+            name: "stockade-helper".into(),
+            home: "/tmp".into(),
         },
+        start_as: format!("{HELPER_UID}:{HELPER_UID}"),
+        home_dirs: Vec::new(),
         env: env_vars,
         mounts: Vec::new(),
         volumes,
@@ -80,14 +105,7 @@ pub async fn run(
             ),
         ]),
         tty: false,
-        security: Security {
-            // npm and pip run as root in here and may change file owners and modes.
-            cap_add: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            ..Security::default()
-        },
+        security: Security::default(),
         limits: Limits {
             pids: DEFAULT_PIDS_LIMIT,
             memory: None,
@@ -98,16 +116,41 @@ pub async fn run(
         tmpfs: BTreeMap::new(),
         groups: Vec::new(),
         engine_options: Vec::new(),
-        // stockade's own install scripts, as root with the capabilities above: no user mapping
-        // and no privilege drop, only the init.
+        // stockade's own scripts: only the init, not the sandbox entrypoint.
         entrypoint: Some(vec!["/opt/stockade/bin/tini".into(), "--".into()]),
-    };
+    }
+}
+
+/// Give a volume's root directory to `uid:gid` without running anything: a container that
+/// mounts it is created, never started, and handed a directory entry through the archive API.
+pub async fn give_volume(
+    engine: &Engine,
+    namespace: &Namespace,
+    image: &str,
+    volume: &VolumeMount,
+    uid: u32,
+    gid: u32,
+) -> Result<(), CliError> {
+    let mount = "stockade-volume";
+    let spec = helper_spec(
+        namespace,
+        image,
+        "true",
+        vec![VolumeMount {
+            target: format!("/{mount}").into(),
+            read_only: false,
+            ..volume.clone()
+        }],
+        Vec::new(),
+    );
+    let archive = stockade_core::handover::directory_archive(mount, uid, gid)
+        .map_err(|e| CliError::other(format!("cannot pack a volume's owner: {e}"), None))?;
     let id = engine.create_sandbox(&spec).await?;
-    let result = collect(engine, &id, verbose).await;
+    let result = engine.upload(&id, "/", archive).await;
     if let Err(e) = engine.remove(&id).await {
         tracing::debug!("removing helper {}: {e}", spec.name);
     }
-    result
+    Ok(result?)
 }
 
 async fn collect(engine: &Engine, id: &str, verbose: bool) -> Result<HelperOutput, CliError> {

@@ -7,24 +7,32 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use stockade_core::handover::Handover;
+use stockade_core::names::Namespace;
 use stockade_core::sandbox::SandboxSpec;
 use stockade_engine::{Attached, Engine, EngineError, OutputChunk};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit::CliError;
+use crate::helper;
 use crate::ui::Ui;
 
 /// How long to let output drain after the container exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Run the sandbox to completion; returns the command's exit code.
-pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, CliError> {
+pub async fn run(
+    engine: &Engine,
+    namespace: &Namespace,
+    spec: &SandboxSpec,
+    ui: &Ui,
+) -> Result<u8, CliError> {
     // Handle signals from before the container exists, so none can kill us between create and
     // remove; one that arrives early is forwarded once the container has started.
     let signals = Signals::new()?;
     let id = engine.create_sandbox(spec).await?;
-    let outcome = match hand_over_secrets(engine, &id, spec).await {
+    let outcome = match hand_over(engine, namespace, &id, spec).await {
         Ok(()) => drive(engine, &id, spec.tty, signals, ui).await,
         Err(e) => Err(e),
     };
@@ -34,16 +42,54 @@ pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, Cli
     outcome
 }
 
-/// Upload the secrets file before start (docs/security.md): values never enter the container's
-/// configuration, and the entrypoint deletes the file before the command runs.
-async fn hand_over_secrets(engine: &Engine, id: &str, spec: &SandboxSpec) -> Result<(), CliError> {
-    if spec.secrets.is_empty() {
-        return Ok(());
+/// The largest `/etc/passwd` or `/etc/group` of an image that stockade reads.
+const IDENTITY_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// Hand the created container what it needs before start (`handover`): the identity files with
+/// the host user in them, the directories under HOME, the secrets file. The container then
+/// starts as the user: nothing in it prepares anything as root.
+pub async fn hand_over(
+    engine: &Engine,
+    namespace: &Namespace,
+    id: &str,
+    spec: &SandboxSpec,
+) -> Result<(), CliError> {
+    let read_only_root = spec.security.read_only_root;
+    let (passwd, group) = if read_only_root {
+        // Nothing outside volumes can be written before start, HOME's own directory included
+        // (the volume's root): it is given to the user by a container that never starts.
+        if let Some(home) = spec
+            .volumes
+            .iter()
+            .find(|v| v.target == spec.user.home && !v.volume.is_empty())
+        {
+            let user = &spec.user;
+            helper::give_volume(engine, namespace, &spec.image, home, user.uid, user.gid).await?;
+        }
+        (None, None)
+    } else {
+        tokio::try_join!(
+            engine.download_file(id, "/etc/passwd", IDENTITY_FILE_LIMIT),
+            engine.download_file(id, "/etc/group", IDENTITY_FILE_LIMIT),
+        )?
+    };
+    let text =
+        |bytes: Option<Vec<u8>>| String::from_utf8(bytes.unwrap_or_default()).unwrap_or_default();
+    let (passwd, group) = (text(passwd), text(group));
+    let uploads = Handover {
+        user: Some(&spec.user),
+        image_passwd: &passwd,
+        image_group: &group,
+        groups: &spec.groups,
+        home_dirs: &spec.home_dirs,
+        secrets: &spec.secrets,
+        read_only_root,
     }
-    let (dir, name) = stockade_core::secret_file::location(spec.security.read_only_root);
-    let archive = stockade_core::secret_file::archive(&spec.secrets, name)
-        .map_err(|e| CliError::other(format!("cannot pack the secrets file: {e}"), None))?;
-    engine.upload(id, dir, archive).await?;
+    .uploads()
+    .map_err(|e| CliError::other(format!("cannot pack the files for the sandbox: {e}"), None))?;
+    for upload in uploads {
+        engine.upload(id, &upload.dir, upload.tar).await?;
+    }
     Ok(())
 }
 

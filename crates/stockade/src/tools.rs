@@ -13,7 +13,7 @@ use stockade_core::agents::{
 };
 use stockade_core::config::Config;
 use stockade_core::labels;
-use stockade_core::sandbox::VolumeMount;
+use stockade_core::sandbox::{HELPER_UID, VolumeMount};
 use stockade_engine::Engine;
 
 use crate::context::Context;
@@ -192,6 +192,16 @@ impl ToolsCtx<'_> {
             ),
         ]);
         self.engine.create_volume(volume, volume_labels).await?;
+        // The helper installs as an unprivileged uid that owns the volume.
+        helper::give_volume(
+            self.engine,
+            &self.ctx.namespace,
+            self.image,
+            &self.rw_mount(agent, volume),
+            HELPER_UID,
+            HELPER_UID,
+        )
+        .await?;
         let result = helper::run(
             self.engine,
             &self.ctx.namespace,

@@ -80,6 +80,9 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     // spec is made, the engine is reached and the tiers are looked up.
     let plan = ChainPlan::spawn(ctx, config, &project);
     launch::check(ctx, &project, &resolved, request.allow)?;
+    for warning in stockade_core::sandbox::unapplied_options(config) {
+        ctx.ui.warn(&warning);
+    }
     let mut spec = sandbox(chain_image(ctx, &project))?;
     let engine = ctx.connect().await?;
     let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &project)).await?;
@@ -112,7 +115,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         .await?;
     }
     extras::finish(&mut spec, &ctx.identity.home);
-    session::run(&engine, &spec, &ctx.ui).await
+    session::run(&engine, &ctx.namespace, &spec, &ctx.ui).await
 }
 
 /// `docker_socket = true`: the local engine's socket, with its group.

@@ -534,3 +534,171 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// What a security test watches on the host: every file under the user's HOME (stockade's own
+/// state, cache and config dirs aside), a canary directory planted outside the project, and the
+/// entries of `/tmp` owned by the sandbox's user. `assert_unchanged` fails with what changed.
+pub struct HostWatch {
+    roots: Vec<PathBuf>,
+    skip: Vec<PathBuf>,
+    uid: u32,
+    before: std::collections::BTreeMap<PathBuf, String>,
+    tmp_before: std::collections::BTreeSet<PathBuf>,
+    pub canary: PathBuf,
+}
+
+impl HostWatch {
+    pub fn new(env: &Env) -> Self {
+        let canary = env.root.join("canary");
+        fs::create_dir_all(canary.join("sub")).expect("canary dir");
+        fs::write(canary.join("secret.txt"), "canary\n").expect("canary file");
+        fs::write(canary.join("sub/keep"), "keep\n").expect("canary file");
+        let uid = env.user.as_ref().map_or(0, |u| u.uid);
+        if let Some(user) = &env.user {
+            chown_recursive(&canary, user.uid, user.gid);
+        }
+        let mut watch = Self {
+            roots: vec![env.home.clone(), canary.clone()],
+            skip: vec![
+                env.home.join(".cache/stockade"),
+                env.home.join(".local/state/stockade"),
+                env.home.join(".config/stockade"),
+            ],
+            uid,
+            before: Default::default(),
+            tmp_before: Default::default(),
+            canary,
+        };
+        watch.before = watch.snapshot();
+        watch.tmp_before = watch.tmp_entries();
+        watch
+    }
+
+    fn snapshot(&self) -> std::collections::BTreeMap<PathBuf, String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = self.roots.clone();
+        while let Some(path) = stack.pop() {
+            if self.skip.iter().any(|s| path.starts_with(s)) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            // The parents of stockade's own dirs (~/.cache, ~/.local/state) appear with them.
+            if meta.is_dir() && self.skip.iter().any(|s| s.starts_with(&path) && path != *s) {
+                if let Ok(entries) = fs::read_dir(&path) {
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+                continue;
+            }
+            let content = if meta.is_file() {
+                fs::read(&path)
+                    .map(|b| format!("{:x?}", &b[..b.len().min(64)]))
+                    .unwrap_or_default()
+            } else if meta.file_type().is_symlink() {
+                fs::read_link(&path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            out.insert(
+                path.clone(),
+                format!(
+                    "{:o} {}:{} {} {}",
+                    meta.mode(),
+                    meta.uid(),
+                    meta.gid(),
+                    meta.len(),
+                    content
+                ),
+            );
+            if meta.is_dir() {
+                if let Ok(entries) = fs::read_dir(&path) {
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+            }
+        }
+        out
+    }
+
+    fn tmp_entries(&self) -> std::collections::BTreeSet<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        fs::read_dir("/tmp")
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        e.metadata()
+                            .is_ok_and(|m| m.uid() == self.uid && self.uid != 0)
+                    })
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert_unchanged(&self) {
+        let after = self.snapshot();
+        let mut changes = Vec::new();
+        for (path, state) in &after {
+            match self.before.get(path) {
+                None => changes.push(format!("new: {} ({state})", path.display())),
+                Some(old) if old != state => {
+                    changes.push(format!("changed: {} ({old} -> {state})", path.display()))
+                }
+                Some(_) => {}
+            }
+        }
+        for path in self.before.keys().filter(|p| !after.contains_key(*p)) {
+            changes.push(format!("removed: {}", path.display()));
+        }
+        for path in self.tmp_entries().difference(&self.tmp_before) {
+            changes.push(format!("new in /tmp: {}", path.display()));
+        }
+        assert!(
+            changes.is_empty(),
+            "the host changed outside the project:\n{}",
+            changes.join("\n")
+        );
+    }
+}
+
+/// The capability and privilege lines of `/proc/self/status` that a sandboxed command must show:
+/// printed by [`PRIVILEGES`], checked by [`assert_unprivileged`].
+pub const PRIVILEGES: &str =
+    "grep -E '^(Uid|Gid|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status";
+
+/// `output` (of [`PRIVILEGES`]) shows uid `uid` everywhere, no capability at all, and
+/// no-new-privileges.
+#[track_caller]
+pub fn assert_unprivileged(output: &str, uid: u32) {
+    let field = |name: &str| {
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{output}"))
+    };
+    let uids: Vec<String> = field("Uid:")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        uids.iter().all(|u| *u == uid.to_string()),
+        "Uid is not {uid} throughout:\n{output}"
+    );
+    for cap in ["CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(
+            field(cap),
+            "0000000000000000",
+            "{cap} is not empty:\n{output}"
+        );
+    }
+    assert_eq!(
+        field("NoNewPrivs:"),
+        "1",
+        "no-new-privileges is off:\n{output}"
+    );
+}
