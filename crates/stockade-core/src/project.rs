@@ -26,11 +26,23 @@ pub enum ProjectError {
         source: std::io::Error,
     },
     #[error(
-        "refusing to read {path}: it is owned by uid {owner}, not by you (uid {uid}); stockade reads \
-         project configuration only from directories you own (as git's safe.directory). \
-         Work in a copy of the project that you own, or ask its owner to remove it"
+        "refusing to launch: the project configuration {path} is owned by uid {owner}, not by you \
+         (uid {uid}); stockade reads project configuration only from directories you own, as git's \
+         safe.directory does"
     )]
     ForeignConfig { path: PathBuf, owner: u32, uid: u32 },
+}
+
+impl ProjectError {
+    /// How to fix it.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            Self::Cwd { .. } => None,
+            Self::ForeignConfig { .. } => Some(
+                "work in a copy of the project that you own, or ask the directory's owner to remove it",
+            ),
+        }
+    }
 }
 
 impl Project {

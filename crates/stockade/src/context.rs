@@ -54,7 +54,7 @@ impl Context {
     /// adopted (with a warning saying so).
     pub fn project(&self) -> Result<Project, CliError> {
         let (project, notes) = Project::discover_as(&self.cwd, self.identity.uid)
-            .map_err(|e| CliError::other(e.to_string(), None))?;
+            .map_err(|e| CliError::other(e.to_string(), e.help()))?;
         for note in notes {
             self.ui.warn(&note);
         }

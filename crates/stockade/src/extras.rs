@@ -212,9 +212,11 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
             "it is a file but not a `gitdir: PATH` line, as git writes for worktrees and submodules",
         ));
     };
+    // Refusals from here on name the `gitdir:` line.
+    let at = PathBuf::from(format!("{}:1", dot_git.display()));
     let git_dir = root.join(target).canonicalize().map_err(|e| {
         refuse(
-            &dot_git,
+            &at,
             &format!("its `gitdir: {target}` cannot be resolved: {e}"),
         )
     })?;
@@ -223,9 +225,9 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
         return Ok(GitDir::Inside);
     }
     let dir = if std::fs::symlink_metadata(&commondir).is_ok() {
-        worktree_common_dir(&dot_git, &git_dir)?
+        worktree_common_dir(&dot_git, &at, &git_dir)?
     } else {
-        submodule_git_dir(root, &dot_git, &git_dir)?
+        submodule_git_dir(root, &at, &git_dir)?
     };
     if dir.starts_with(root) {
         return Ok(GitDir::Inside);
@@ -237,7 +239,7 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
         .or_else(|| lib_dir(&dir))
     {
         return Err(refuse(
-            &dot_git,
+            &at,
             &format!(
                 "it leads to {}, under {}, which is never mounted into a sandbox",
                 dir.display(),
@@ -251,7 +253,7 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
         .unwrap_or_else(|_| user.home.clone());
     if home.starts_with(&dir) {
         return Err(refuse(
-            &dot_git,
+            &at,
             &format!(
                 "it leads to {}, which holds your home directory",
                 dir.display()
@@ -260,10 +262,10 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
     }
     let owner = std::fs::symlink_metadata(&dir)
         .map(|m| m.uid())
-        .map_err(|e| refuse(&dot_git, &format!("{} cannot be read: {e}", dir.display())))?;
+        .map_err(|e| refuse(&at, &format!("{} cannot be read: {e}", dir.display())))?;
     if owner != user.uid {
         return Err(refuse(
-            &dot_git,
+            &at,
             &format!(
                 "it leads to {}, which is owned by uid {owner}, not by you (uid {}); git refuses such \
                  repositories too (safe.directory)",
@@ -287,18 +289,18 @@ fn lib_dir(dir: &Path) -> Option<&'static Path> {
 
 /// A linked worktree: `git_dir` is `<common>/worktrees/<name>`, its `commondir` leads to
 /// `<common>`, and its `gitdir` file names this worktree's `.git`.
-fn worktree_common_dir(dot_git: &Path, git_dir: &Path) -> Result<PathBuf, CliError> {
+fn worktree_common_dir(dot_git: &Path, at: &Path, git_dir: &Path) -> Result<PathBuf, CliError> {
     let commondir = git_dir.join("commondir");
     let text = read_small(&commondir)?;
     let common = git_dir.join(text.trim()).canonicalize().map_err(|e| {
         refuse(
-            dot_git,
+            at,
             &format!("{} cannot be resolved: {e}", commondir.display()),
         )
     })?;
     if git_dir.parent() != Some(common.join("worktrees").as_path()) {
         return Err(refuse(
-            dot_git,
+            at,
             &format!(
                 "{} is not a worktree's dir of the repository {} (git keeps those in its `worktrees/`)",
                 git_dir.display(),
@@ -312,7 +314,7 @@ fn worktree_common_dir(dot_git: &Path, git_dir: &Path) -> Result<PathBuf, CliErr
     let points_back = back.canonicalize().is_ok_and(|b| b == dot_git);
     if !points_back {
         return Err(refuse(
-            dot_git,
+            at,
             &format!(
                 "the worktree entry {} belongs to {}, not to this worktree",
                 back_file.display(),
