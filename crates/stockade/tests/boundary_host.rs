@@ -429,8 +429,15 @@ fn project_b(env: &Env, user: &HostUser) -> PathBuf {
     b
 }
 
+/// Run `script` through the agent (`cross-env sh FILE`: cross-env joins its arguments into one
+/// shell line, so the script goes in a file of the project).
 fn agent(env: &Env, dir: &Path, script: &str) -> String {
-    let out = run_in(env, dir, &["envy", "sh", "-c", script], LONG);
+    let file = dir.join(".agent-script.sh");
+    std::fs::write(&file, script).unwrap();
+    if let Some(user) = &env.user {
+        chown(&file, user);
+    }
+    let out = run_in(env, dir, &["envy", "sh", ".agent-script.sh"], LONG);
     assert_eq!(
         out.status.code(),
         Some(0),
