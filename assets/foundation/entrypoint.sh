@@ -42,9 +42,9 @@ setpriv_tool() {
 
 # Root stage: only with `sudo = true`, the only case in which the container starts as root.
 if [ "${STOCKADE_SUDO:-}" = 1 ] && [ "$(id -u)" = 0 ]; then
-    uid="${STOCKADE_UID:-0}"
-    gid="${STOCKADE_GID:-0}"
-    name="${STOCKADE_USER:-root}"
+    uid="${STOCKADE_UID:?stockade: STOCKADE_UID is missing}"
+    gid="${STOCKADE_GID:?stockade: STOCKADE_GID is missing}"
+    name="${STOCKADE_USER:?stockade: STOCKADE_USER is missing}"
     unset STOCKADE_SUDO STOCKADE_UID STOCKADE_GID STOCKADE_USER
     if command -v sudo >/dev/null 2>&1 && [ -w /etc ]; then
         # PAM's account check wants a shadow entry: a locked password, never expiring.

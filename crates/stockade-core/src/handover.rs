@@ -44,7 +44,7 @@ impl Handover<'_> {
     /// The archives to upload, in order; empty when there is nothing to hand over.
     pub fn uploads(&self) -> std::io::Result<Vec<Upload>> {
         let Some(user) = self.user else {
-            return self.secrets_only();
+            return Ok(Vec::new());
         };
         let home = user.home.to_string_lossy();
         let home_rel = home.trim_start_matches('/');
@@ -64,20 +64,7 @@ impl Handover<'_> {
                     tar: tar.finish()?,
                 });
             }
-            if !self.secrets.is_empty() {
-                let mut tar = Tar::new();
-                let (_, name) = secret_file::location(true);
-                tar.file(
-                    name,
-                    secret_file::render(self.secrets).as_bytes(),
-                    user,
-                    SECRETS_MODE,
-                )?;
-                uploads.push(Upload {
-                    dir: secret_file::SECRETS_VOLUME_DIR.to_owned(),
-                    tar: tar.finish()?,
-                });
-            }
+            uploads.extend(secrets_upload(self.secrets, user, true)?);
             return Ok(uploads);
         }
         let root = Identity {
@@ -117,31 +104,30 @@ impl Handover<'_> {
         });
         Ok(uploads)
     }
+}
 
-    /// Helpers (no user to map): only the secrets, if any.
-    fn secrets_only(&self) -> std::io::Result<Vec<Upload>> {
-        if self.secrets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (dir, name) = secret_file::location(self.read_only_root);
-        let root = Identity {
-            uid: 0,
-            gid: 0,
-            name: "root".into(),
-            home: "/root".into(),
-        };
-        let mut tar = Tar::new();
-        tar.file(
-            name,
-            secret_file::render(self.secrets).as_bytes(),
-            &root,
-            SECRETS_MODE,
-        )?;
-        Ok(vec![Upload {
-            dir: dir.to_owned(),
-            tar: tar.finish()?,
-        }])
+/// The secrets file alone, owned by `owner` (mode 0400), for a container that gets nothing else
+/// (helpers, or a read-only root where `/` cannot be written); `None` without secrets.
+pub fn secrets_upload(
+    secrets: &[(String, String)],
+    owner: &Identity,
+    read_only_root: bool,
+) -> std::io::Result<Option<Upload>> {
+    if secrets.is_empty() {
+        return Ok(None);
     }
+    let (dir, name) = secret_file::location(read_only_root);
+    let mut tar = Tar::new();
+    tar.file(
+        name,
+        secret_file::render(secrets).as_bytes(),
+        owner,
+        SECRETS_MODE,
+    )?;
+    Ok(Some(Upload {
+        dir: dir.to_owned(),
+        tar: tar.finish()?,
+    }))
 }
 
 /// The login shell written into the user's passwd entry: the image root's shell when it is a

@@ -253,7 +253,8 @@ impl SandboxSpec {
             }
         }
         for (name, value) in &config.sandbox.set_env {
-            env.retain(|(existing, _)| existing != name);
+            // stockade's own contract variables stay; the value reaches only the command.
+            env.retain(|(existing, _)| existing != name || existing.starts_with("STOCKADE_"));
             secrets.retain(|(existing, _)| existing != name);
             secrets.push((name.clone(), value.clone()));
         }
@@ -434,6 +435,45 @@ mod tests {
             "no entrypoint contract without sudo: {env:?}"
         );
         assert!(s.security.cap_add.is_empty());
+    }
+
+    #[test]
+    fn configured_values_never_replace_the_entrypoint_contract() {
+        let mut config = Config::default();
+        config.sandbox.sudo = true;
+        config.sandbox.set_env = vec![
+            ("STOCKADE_UID".into(), "0".into()),
+            ("STOCKADE_SUDO".into(), "".into()),
+        ];
+        let project = Project {
+            root: "/p".into(),
+            cwd: "/p".into(),
+            is_git: false,
+        };
+        let user = Identity {
+            uid: 1000,
+            gid: 1000,
+            name: "u".into(),
+            home: "/home/u".into(),
+        };
+        let ns = Namespace::default();
+        let s = SandboxSpec::new(
+            SandboxRequest {
+                namespace: &ns,
+                project: &project,
+                user: &user,
+                config: &config,
+                image: "i".into(),
+                command: vec![],
+                tty: false,
+                suffix: "x".into(),
+            },
+            |_| None,
+        );
+        assert!(s.env.contains(&("STOCKADE_UID".into(), "1000".into())));
+        assert!(s.env.contains(&("STOCKADE_SUDO".into(), "1".into())));
+        // The values still reach the command, through the secrets file sourced last.
+        assert!(s.secrets.contains(&("STOCKADE_UID".into(), "0".into())));
     }
 
     #[test]

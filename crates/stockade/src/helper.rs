@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 use stockade_core::config::Network;
+use stockade_core::handover::secrets_upload;
 use stockade_core::identity::Identity;
 use stockade_core::labels;
 use stockade_core::names::Namespace;
 use stockade_core::sandbox::{
-    DEFAULT_PIDS_LIMIT, HELPER_UID, Limits, SandboxSpec, Security, VolumeMount,
+    DEFAULT_PIDS_LIMIT, HELPER_UID, Limits, SandboxSpec, Security, VolumeMount, has_credentials,
 };
+use stockade_core::secret_file::SECRETS_PATH;
 use stockade_engine::{Engine, OutputChunk};
 
 use crate::context::env;
@@ -51,15 +53,40 @@ pub async fn run(
     volumes: Vec<VolumeMount>,
     verbose: bool,
 ) -> Result<HelperOutput, CliError> {
+    // Proxy settings pass through; one with credentials travels as a secret (docs/security.md),
+    // sourced by the script before anything else.
     let mut env_vars: Vec<(String, String)> = Vec::new();
+    let mut secrets: Vec<(String, String)> = Vec::new();
     for name in stockade_core::foundation::PROXY_VARS {
         if let Some(value) = env(name) {
-            env_vars.push(((*name).to_owned(), value));
+            let list = if has_credentials(&value) {
+                &mut secrets
+            } else {
+                &mut env_vars
+            };
+            list.push(((*name).to_owned(), value));
         }
     }
-    let spec = helper_spec(namespace, image, script, volumes, env_vars);
+    let script = if secrets.is_empty() {
+        script.to_owned()
+    } else {
+        format!(". {SECRETS_PATH}\n{script}")
+    };
+    let spec = helper_spec(namespace, image, &script, volumes, env_vars);
+    let upload = secrets_upload(&secrets, &spec.user, false)
+        .map_err(|e| CliError::other(format!("cannot pack the helper's secrets: {e}"), None))?;
     let id = engine.create_sandbox(&spec).await?;
-    let result = collect(engine, &id, verbose).await;
+    let result = match upload {
+        Some(upload) => engine
+            .upload(&id, &upload.dir, upload.tar)
+            .await
+            .map_err(CliError::from),
+        None => Ok(()),
+    };
+    let result = match result {
+        Ok(()) => collect(engine, &id, verbose).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = engine.remove(&id).await {
         tracing::debug!("removing helper {}: {e}", spec.name);
     }

@@ -134,3 +134,25 @@ fn a_hostile_entrypoint_and_passwd_do_not_change_who_runs() {
     );
     watch.assert_unchanged();
 }
+
+#[test]
+fn no_configuration_value_reaches_a_privileged_step() {
+    // Class 2: the issue's `env = ["uid=0", "sudo_wanted=1"]` and its variants naming stockade's
+    // own contract variables, from the user's own global file (a project file is refused before
+    // this, see boundary_config.rs). Nothing in the sandbox is privileged to begin with; the values
+    // reach the command's environment, and nothing else.
+    let user = HostUser::ensure(1234, "stockade-t1234");
+    let env = Env::new().run_as(user.clone());
+    env.write_global_config(&format!(
+        "{}[sandbox]\nenv = [\"uid=0\", \"sudo_wanted=1\", \"STOCKADE_SUDO=1\", \"STOCKADE_UID=0\", \
+         \"STOCKADE_PATH=/nowhere\"]\n",
+        common::default_config(&common::base_image())
+    ));
+    let watch = HostWatch::new(&env);
+    let script = format!("{PRIVILEGES}; echo \"$uid $sudo_wanted $STOCKADE_SUDO $STOCKADE_UID\"");
+    let run = env.run(&["exec", "--", "sh", "-c", &script]);
+    run.expect_code(0);
+    assert_unprivileged(&run.stdout(), user.uid);
+    assert!(run.stdout().ends_with("0 1 1 0\n"), "{}", run.stdout());
+    watch.assert_unchanged();
+}

@@ -614,10 +614,10 @@ impl HostWatch {
                     content
                 ),
             );
-            if meta.is_dir() {
-                if let Ok(entries) = fs::read_dir(&path) {
-                    stack.extend(entries.flatten().map(|e| e.path()));
-                }
+            if meta.is_dir()
+                && let Ok(entries) = fs::read_dir(&path)
+            {
+                stack.extend(entries.flatten().map(|e| e.path()));
             }
         }
         out
