@@ -555,3 +555,86 @@ fn class6_variant_a_project_cannot_share_files_or_the_hosts_config() {
     assert_refused(&env, &watch, &out);
     assert_error_snapshot(&env, "class6_project_login_files", &text(&out.stderr));
 }
+
+/// A PATH the test user can use (the test process's may start with root-only dirs).
+const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+#[test]
+fn class12_the_host_version_query_never_reads_the_projects_npmrc() {
+    let user = user();
+    let env = Env::new().run_as(user.clone()).env("PATH", USER_PATH);
+    // An agent whose latest version nobody can find: the helper fails, the host's npm is asked.
+    env.write_global_config(&format!(
+        "{}\n[agents.ghost]\ninstall = \"npm\"\npackage = \"stockade-test-no-such-package-9f3a\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let watch = HostWatch::new(&env);
+    let canary = watch.canary.display().to_string();
+    // The project's npm config would send npm's cache and logs into the canary, and its
+    // registry nowhere (a blackhole address: the old fallback took minutes).
+    env.write(
+        ".npmrc",
+        &format!(
+            "cache={canary}/npm-cache\nlogs-dir={canary}/npm-logs\nregistry=http://10.255.255.1/\n"
+        ),
+    );
+    env.write(
+        "package.json",
+        "{\"name\": \"victim\", \"version\": \"1.0.0\"}\n",
+    );
+    let started = Instant::now();
+    let out = run_in(&env, &env.project, &["ghost", "--version"], LONG);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("asking the host's npm (at most 15 s)"),
+        "the fallback is announced: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot find out the latest version of ghost"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(240),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(env.containers().is_empty());
+    // npm's own cache and logs (the user's tool cache) are the one thing allowed in HOME.
+    let _ = std::fs::remove_dir_all(env.home.join(".npm"));
+    watch.assert_unchanged();
+}
+
+#[test]
+fn class12_variant_the_host_python_never_imports_the_projects_modules() {
+    let user = user();
+    let env = Env::new().run_as(user.clone()).env("PATH", USER_PATH);
+    env.write_global_config(&format!(
+        "{}\n[agents.pyghost]\ninstall = \"pypi\"\npackage = \"stockade-test-no-such-package-9f3a\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let watch = HostWatch::new(&env);
+    // `python3 -c 'import json…'` run in the project would import this module.
+    env.write(
+        "json.py",
+        &format!(
+            "open({:?}, 'w').write('ran')\n",
+            watch.canary.join("python-ran").display().to_string()
+        ),
+    );
+    env.write(
+        "urllib/__init__.py",
+        "raise SystemExit('project code ran')\n",
+    );
+    let out = run_in(&env, &env.project, &["pyghost", "--version"], LONG);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("asking the host's python3 (at most 15 s)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("project code ran"), "{stderr}");
+    assert!(!watch.canary.join("python-ran").exists());
+    assert!(env.containers().is_empty());
+    watch.assert_unchanged();
+}
