@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, InvalidConfig};
 use super::sections::{RawSection, Validator};
+use super::source::Scope;
 use super::value::is_env_name;
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,8 +125,7 @@ pub(super) fn from_sections(
             "agents" => section
                 .deserialize::<BTreeMap<Spanned<String>, AgentSection>>()
                 .map(|raw| {
-                    let project = section.scope == super::source::Scope::Project;
-                    for (name, agent) in validate_agents(&mut v, Some(raw), project) {
+                    for (name, agent) in validate_agents(&mut v, Some(raw), section.scope) {
                         agents.entry(name).or_default().merge(agent);
                     }
                 }),
@@ -170,7 +170,7 @@ pub(super) fn validate_tools(v: &mut Validator, section: Option<ToolsSection>) -
 pub(super) fn validate_agents(
     v: &mut Validator,
     sections: Option<BTreeMap<Spanned<String>, AgentSection>>,
-    project: bool,
+    scope: Scope,
 ) -> BTreeMap<String, AgentConfig> {
     let mut out = BTreeMap::new();
     for (name, section) in sections.unwrap_or_default() {
@@ -261,7 +261,7 @@ pub(super) fn validate_agents(
             );
         };
         if let Some(list) = section.login_files {
-            if project {
+            if scope == Scope::Project {
                 let span = list.first().map_or(name.span(), |l| l.span());
                 global_only(v, span, "login_files");
             } else {
@@ -269,7 +269,7 @@ pub(super) fn validate_agents(
             }
         }
         if let Some(share) = section.share_config {
-            if project {
+            if scope == Scope::Project {
                 global_only(v, share.span(), "share_config");
             } else {
                 config.share_config = Some(share.into_inner());
