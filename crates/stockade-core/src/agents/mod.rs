@@ -177,6 +177,18 @@ mod tests {
             assert!(agent.builtin);
             assert!(agent.is_latest());
             assert!(!agent.config_dirs.is_empty(), "{name}");
+            // Each built-in lists its login files, inside one of its config dirs.
+            assert!(!agent.login_files.is_empty(), "{name}");
+            for file in &agent.login_files {
+                assert!(
+                    agent
+                        .config_dirs
+                        .iter()
+                        .any(|d| file.starts_with(&format!("{d}/"))),
+                    "{name}: {file}"
+                );
+            }
+            assert!(!agent.share_config, "{name}");
         }
         assert_eq!(names(&config), ["claude", "codex", "gemini", "opencode"]);
     }
