@@ -133,6 +133,23 @@ fn shared_logins(ctx: &Context, agent: &Agent, spec: &mut SandboxSpec) -> Result
             Some("remove it; stockade makes it again (you log in to the agent once more)"),
         ));
     }
+    // Whatever else an agent left in the store goes (links and directories are not followed).
+    let names: Vec<String> = files.iter().map(|f| store_name(f)).collect();
+    if let Ok(entries) = std::fs::read_dir(&store) {
+        for entry in entries.flatten() {
+            if names.iter().any(|n| entry.file_name() == n.as_str()) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            if let Err(e) = removed {
+                tracing::debug!("logins store: removing {}: {e}", path.display());
+            }
+        }
+    }
     let home = &ctx.identity.home;
     let mut pairs = Vec::new();
     for file in files {

@@ -538,6 +538,12 @@ fn class6_variant_a_token_saved_by_rename_and_a_poisoned_store() {
     let store = env.home.join(".local/state/stockade/logins/envy");
     let meta = std::fs::symlink_metadata(store.join(".envy%2Ftoken")).unwrap();
     assert!(meta.is_file(), "the store holds a regular file again");
+    let left: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [".envy%2Ftoken"], "nothing else stays in the store");
     watch.assert_unchanged();
 }
 
