@@ -234,6 +234,52 @@ fn class1_a_real_worktree_still_works_unprivileged() {
     watch.assert_unchanged();
 }
 
+#[test]
+fn class1_a_submodule_opened_on_its_own_still_works_unprivileged() {
+    let user = user();
+    let env = Env::new().run_as(user.clone());
+    let git = |dir: &Path, args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(["-c", "protocol.file.allow=always", "-c", "safe.directory=*"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    let origin = env.root.join("lib-origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(origin.join("lib.txt"), "lib\n").unwrap();
+    git(&origin, &["add", "lib.txt"]);
+    git(&origin, &["commit", "-q", "-m", "lib"]);
+    git(&env.project, &["init", "-q", "-b", "main"]);
+    git(
+        &env.project,
+        &[
+            "submodule",
+            "add",
+            "-q",
+            origin.to_str().unwrap(),
+            "libs/lib",
+        ],
+    );
+    chown(&env.project, &user);
+    let sub = env.project.join("libs/lib");
+    assert!(sub.join(".git").is_file(), "the submodule's .git is a file");
+    let watch = HostWatch::new(&env);
+    let script = format!("git log --oneline | head -1; {PRIVILEGES}");
+    // The submodule is its own project: its git dir in the superproject is mounted.
+    let out = run_in(&env, &sub, &["exec", "--", "sh", "-c", &script], LONG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(" lib"), "{}", text(&out.stdout));
+    assert_unprivileged(&text(&out.stdout), user.uid);
+    watch.assert_unchanged();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Class 9: a project root in a directory of another user is never adopted.
 
