@@ -109,6 +109,44 @@ for tool in $needs; do
         fail 127 "$1 needs $tool, which this image does not have: install $tool in the base image (see docs/agents.md)"
 done
 
+# Agent logins (docs/agents.md): STOCKADE_LOGINS holds newline-separated SHARED:TARGET pairs, a
+# file in the logins store mounted at /run/stockade/logins and a login file in the per-project
+# HOME. Each TARGET becomes a link to its SHARED file, so a login (or a refreshed token) reaches
+# every project while nothing else of the agent's config dir does. A token the agent saved by
+# rename (a regular file in place of the link) moves into the store first unless the store's
+# copy is newer.
+# Runs as the user, before the secrets are read: only stockade's own variable counts.
+link_logins() {
+    logins="${STOCKADE_LOGINS:-}"
+    unset STOCKADE_LOGINS
+    [ -n "$logins" ] && [ -n "${HOME:-}" ] || return 0
+    saved_ifs="$IFS"
+    IFS='
+'
+    for pair in $logins; do
+        shared="${pair%%:*}"
+        target="${pair#*:}"
+        case "$shared" in /run/stockade/logins/*) ;; *) continue ;; esac
+        case "$target" in "$HOME"/*) ;; *) continue ;; esac
+        if [ -f "$target" ] && [ ! -L "$target" ]; then
+            if [ ! -f "$shared" ] || [ -L "$shared" ] || [ ! "$shared" -nt "$target" ]; then
+                rm -f "$shared"
+                cp "$target" "$shared" && chmod 600 "$shared" && rm -f "$target"
+            else
+                rm -f "$target"
+            fi
+        fi
+        if [ -d "$target" ] && [ ! -L "$target" ]; then
+            echo "stockade: warning: $target is a directory; the shared login is not linked there" >&2
+            continue
+        fi
+        mkdir -p "${target%/*}" && ln -sfn "$shared" "$target" ||
+            echo "stockade: warning: cannot link $target to the shared login" >&2
+    done
+    IFS="$saved_ifs"
+}
+link_logins
+
 # Secrets (API keys, `[sandbox] env`, proxy URLs with credentials) arrive in a file only the user
 # can read, written by stockade as `export NAME='value'` lines, never in the container's
 # configuration. It is kept for the container's life and sourced last: the values reach the

@@ -1,6 +1,8 @@
 //! `stockade <agent> [ARGS…]` (launched by `commands::exec`): the agent's tools volume, its
 //! config and state dirs, its API keys (as secrets), on the sandbox every command gets.
 
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use stockade_core::agents::{self, Agent, AgentError, mount_path};
@@ -29,7 +31,7 @@ pub async fn equip(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
-    project: &Project,
+    _project: &Project,
     agent: &Agent,
     foundation: &str,
     spec: &mut SandboxSpec,
@@ -63,7 +65,11 @@ pub async fn equip(
             spec.secrets.push((key.clone(), value));
         }
     }
-    spec.mounts.extend(config_mounts(ctx, project, agent)?);
+    if agent.share_config {
+        spec.mounts.extend(shared_config_mounts(ctx, agent)?);
+    } else {
+        shared_logins(ctx, agent, spec)?;
+    }
     tracing::debug!(
         "agent {} {} from volume {}",
         agent.name,
@@ -89,27 +95,137 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, CliError> {
     })
 }
 
-/// The agent's config/state dirs and files: the host's own (created, files seeded, first), or
-/// with `isolate = true` a per-project copy under the state dir. Mounted at the same paths.
-fn config_mounts(ctx: &Context, project: &Project, agent: &Agent) -> Result<Vec<Mount>, CliError> {
+/// Where the agent's logins store appears in the sandbox.
+pub const LOGINS_DIR: &str = "/run/stockade/logins";
+
+/// The most stockade copies of a host login file into the store.
+const LOGIN_FILE_CAP: u64 = 1 << 20;
+
+/// By default an agent's config dirs live in the per-project home volume: nothing the agent
+/// writes there (settings, hooks, plugins, MCP servers, shell init) reaches another project or
+/// the host. Only its login files are shared, through a logins store of the agent's own on the
+/// host (`$XDG_STATE_HOME/stockade/logins/<agent>/`, seeded from the host's own login file when
+/// the store has none), mounted at [`LOGINS_DIR`]; the entrypoint links each login file in
+/// HOME to it (`STOCKADE_LOGINS`). The store is flat (no directories the agent could replace
+/// by a link) and anything in it that is not a regular file is removed before each launch.
+fn shared_logins(ctx: &Context, agent: &Agent, spec: &mut SandboxSpec) -> Result<(), CliError> {
+    let files: Vec<&String> = agent
+        .login_files
+        .iter()
+        .filter(|f| !f.contains([':', '\n']))
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let store = ctx.dirs.state.join("logins").join(&agent.name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&store)
+        .map_err(|e| io_error(&store, e))?;
+    let meta = std::fs::symlink_metadata(&store).map_err(|e| io_error(&store, e))?;
+    if !meta.is_dir() || meta.uid() != ctx.identity.uid {
+        return Err(CliError::other(
+            format!(
+                "the logins store {} is not a directory of yours",
+                store.display()
+            ),
+            Some("remove it; stockade makes it again (you log in to the agent once more)"),
+        ));
+    }
+    // Whatever else an agent left in the store goes (links and directories are not followed).
+    let names: Vec<String> = files.iter().map(|f| store_name(f)).collect();
+    if let Ok(entries) = std::fs::read_dir(&store) {
+        for entry in entries.flatten() {
+            if names.iter().any(|n| entry.file_name() == n.as_str()) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            if let Err(e) = removed {
+                tracing::debug!("logins store: removing {}: {e}", path.display());
+            }
+        }
+    }
     let home = &ctx.identity.home;
-    let source_root = if agent.isolate {
-        ctx.dirs
-            .state
-            .join("projects")
-            .join(project.id())
-            .join(&agent.name)
-    } else {
-        home.clone()
+    let mut pairs = Vec::new();
+    for file in files {
+        let name = store_name(file);
+        let shared = store.join(&name);
+        match std::fs::symlink_metadata(&shared) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) => {
+                // Only regular files belong here: a link or directory is the agent's doing.
+                let removed = if m.is_dir() {
+                    std::fs::remove_dir_all(&shared)
+                } else {
+                    std::fs::remove_file(&shared)
+                };
+                removed.map_err(|e| io_error(&shared, e))?;
+                seed_login(&home.join(file), &shared)?;
+            }
+            Err(_) => seed_login(&home.join(file), &shared)?,
+        }
+        pairs.push(format!("{LOGINS_DIR}/{name}:{}", home.join(file).display()));
+    }
+    spec.mounts.push(Mount {
+        source: store,
+        target: LOGINS_DIR.into(),
+        read_only: false,
+    });
+    spec.env.push(("STOCKADE_LOGINS".into(), pairs.join("\n")));
+    Ok(())
+}
+
+/// `.claude/.credentials.json` → `.claude%2F.credentials.json`: one flat name per login file.
+fn store_name(file: &str) -> String {
+    file.replace('%', "%25").replace('/', "%2F")
+}
+
+/// Copy the host's own login file (a regular file, not followed if a link) into the store, so
+/// the user who logged in on the host is logged in in every sandbox.
+fn seed_login(host: &Path, shared: &Path) -> Result<(), CliError> {
+    let Ok(meta) = std::fs::symlink_metadata(host) else {
+        return Ok(());
     };
+    if !meta.is_file() || meta.len() > LOGIN_FILE_CAP {
+        return Ok(());
+    }
+    let Ok(bytes) = std::fs::read(host) else {
+        return Ok(());
+    };
+    let scratch = shared.with_extension(format!("seed.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&scratch)?;
+        file.write_all(&bytes)?;
+        std::fs::rename(&scratch, shared)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&scratch);
+        io_error(shared, e)
+    })
+}
+
+/// `share_config = true` (global configuration only): the host's own config dirs and files
+/// (created, files seeded), mounted read-write at the same paths. Whatever the agent writes
+/// there reaches every project and the host.
+fn shared_config_mounts(ctx: &Context, agent: &Agent) -> Result<Vec<Mount>, CliError> {
+    let home = &ctx.identity.home;
     let mut mounts = Vec::new();
     for dir in &agent.config_dirs {
-        let source = source_root.join(dir);
+        let source = home.join(dir);
         std::fs::create_dir_all(&source).map_err(|e| io_error(&source, e))?;
         mounts.push(mount(&ctx.identity, &source, dir));
     }
     for file in &agent.config_files {
-        let source = source_root.join(file);
+        let source = home.join(file);
         if !source.exists() {
             if let Some(parent) = source.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;

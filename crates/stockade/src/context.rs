@@ -50,8 +50,15 @@ impl Context {
         })
     }
 
+    /// The project for the current directory; directories of other users above it are not
+    /// adopted (with a warning saying so).
     pub fn project(&self) -> Result<Project, CliError> {
-        Project::discover(&self.cwd).map_err(|e| CliError::other(e.to_string(), None))
+        let (project, notes) = Project::discover_as(&self.cwd, self.identity.uid)
+            .map_err(|e| CliError::other(e.to_string(), e.help()))?;
+        for note in notes {
+            self.ui.warn(&note);
+        }
+        Ok(project)
     }
 
     /// The global configuration file and the project's (each may be missing).

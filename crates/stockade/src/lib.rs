@@ -8,6 +8,7 @@ mod context;
 mod exit;
 mod extras;
 mod helper;
+mod host_command;
 mod image;
 mod inventory;
 mod launch;

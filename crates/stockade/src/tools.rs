@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use stockade_core::agents::{
     self, Agent, Installed, State, VersionCache, install_script, mount_path, now, parse_version,
@@ -18,6 +19,7 @@ use stockade_engine::Engine;
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::helper;
+use crate::host_command;
 use crate::lock::FileLock;
 use crate::ui::seconds;
 
@@ -294,7 +296,7 @@ impl ToolsCtx<'_> {
         };
         let version = match version {
             Some(v) => v,
-            None => match query_on_host(agent) {
+            None => match query_on_host(self.ctx, agent) {
                 Some(v) => v,
                 None => {
                     return Err(CliError::Other {
@@ -339,17 +341,42 @@ fn registry(agent: &Agent) -> &'static str {
     }
 }
 
+/// How long the host's npm or python3 may take to answer a version query.
+const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The version query run on the host, when the helper could not answer (and the host has npm
-/// or python3).
-fn query_on_host(agent: &Agent) -> Option<String> {
+/// or python3). It runs in an empty directory of stockade's own (never the project: npm would
+/// read the project's `.npmrc`, python3 import the project's modules), with the user's own
+/// configuration and a deadline, and says so first.
+fn query_on_host(ctx: &Context, agent: &Agent) -> Option<String> {
     let argv = query_command(agent);
     let (program, args) = argv.split_first()?;
-    tracing::debug!("host: {program} (version query)");
-    let out = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
+    ctx.ui.warn(&format!(
+        "the helper container could not look up the latest version of {}; asking the host's {program} \
+         (at most {} s)",
+        agent.name,
+        HOST_QUERY_TIMEOUT.as_secs()
+    ));
+    let neutral = ctx
+        .dirs
+        .cache
+        .join(format!("version-query-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&neutral) {
+        tracing::debug!("host version query: no neutral directory: {e}");
+        return None;
+    }
+    tracing::debug!("host: {program} (version query) in {}", neutral.display());
+    let mut command = std::process::Command::new(program);
+    command.args(args).current_dir(&neutral);
+    let result = host_command::output(command, HOST_QUERY_TIMEOUT);
+    let _ = std::fs::remove_dir_all(&neutral);
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            ctx.ui.warn(&format!("the host's {program} {e}"));
+            return None;
+        }
+    };
     out.status
         .success()
         .then(|| parse_version(&String::from_utf8_lossy(&out.stdout)))

@@ -213,10 +213,11 @@ fn secrets_reach_the_agent_but_not_the_container_configuration() {
 }
 
 #[test]
-fn files_the_agent_writes_in_its_config_dir_belong_to_the_host_user() {
+fn with_share_config_files_the_agent_writes_in_its_config_dir_belong_to_the_host_user() {
     let user = HostUser::ensure(1234, "stockade-t1234");
     let env = Env::new().run_as(user.clone());
-    env.write_global_config(&envy_config(""));
+    // The host's own config dir is mounted only with `share_config` (global configuration).
+    env.write_global_config(&envy_config("share_config = true\n"));
     let run = env.run(&[
         "envy",
         "sh",

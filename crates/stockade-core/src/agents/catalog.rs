@@ -12,6 +12,9 @@ pub struct Builtin {
     pub node: Option<&'static str>,
     pub config_dirs: &'static [&'static str],
     pub config_files: &'static [&'static str],
+    /// The files that hold the agent's login (tokens), relative to HOME: shared by every project
+    /// through stockade's logins store, while the rest of the config dirs stays per project.
+    pub login_files: &'static [&'static str],
     pub api_keys: &'static [&'static str],
     pub env: &'static [(&'static str, &'static str)],
     /// The flag that skips the agent's own permission prompts (the sandbox is the boundary); on by
@@ -28,6 +31,7 @@ pub const BUILTIN: &[Builtin] = &[
         node: None,
         config_dirs: &[".claude"],
         config_files: &[".claude.json"],
+        login_files: &[".claude/.credentials.json"],
         api_keys: &["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
         env: &[("DISABLE_AUTOUPDATER", "1")],
         skip_permissions_arg: Some("--dangerously-skip-permissions"),
@@ -40,6 +44,7 @@ pub const BUILTIN: &[Builtin] = &[
         node: None,
         config_dirs: &[".config/opencode", ".local/share/opencode"],
         config_files: &[],
+        login_files: &[".local/share/opencode/auth.json"],
         api_keys: &[
             "ANTHROPIC_API_KEY",
             "OPENAI_API_KEY",
@@ -57,6 +62,7 @@ pub const BUILTIN: &[Builtin] = &[
         node: None,
         config_dirs: &[".codex"],
         config_files: &[],
+        login_files: &[".codex/auth.json"],
         api_keys: &["OPENAI_API_KEY", "CODEX_API_KEY"],
         env: &[],
         skip_permissions_arg: None,
@@ -70,6 +76,7 @@ pub const BUILTIN: &[Builtin] = &[
         node: Some("22"),
         config_dirs: &[".gemini"],
         config_files: &[],
+        login_files: &[".gemini/oauth_creds.json", ".gemini/google_accounts.json"],
         api_keys: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
         env: &[],
         skip_permissions_arg: None,
@@ -96,6 +103,8 @@ impl Builtin {
                     .collect::<BTreeMap<_, _>>(),
             ),
             isolate: None,
+            login_files: strings(self.login_files),
+            share_config: None,
             skip_permissions: None,
         }
     }

@@ -92,8 +92,10 @@ pub fn query_command(agent: &Agent) -> Vec<String> {
                     agent.version
                 )
             };
+            // `-I`: neither the working directory nor PYTHON* variables reach `sys.path`.
             vec![
                 "python3".into(),
+                "-I".into(),
                 "-c".into(),
                 format!(
                     "import json, urllib.request\nd = json.load(urllib.request.urlopen({url:?}, timeout=30))\n{pick}"

@@ -64,7 +64,10 @@ pub struct Agent {
     /// Default arguments put before the user's.
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
-    pub isolate: bool,
+    /// Files holding the agent's login, relative to HOME, shared by every project.
+    pub login_files: Vec<String>,
+    /// `share_config = true` (global only): the host's config dirs and files are mounted.
+    pub share_config: bool,
 }
 
 impl Agent {
@@ -149,7 +152,8 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
         api_keys: merged.api_keys.unwrap_or_default(),
         args,
         env: merged.env.unwrap_or_default(),
-        isolate: merged.isolate.unwrap_or(false),
+        login_files: merged.login_files.unwrap_or_default(),
+        share_config: merged.share_config.unwrap_or(false),
     })
 }
 
@@ -173,6 +177,18 @@ mod tests {
             assert!(agent.builtin);
             assert!(agent.is_latest());
             assert!(!agent.config_dirs.is_empty(), "{name}");
+            // Each built-in lists its login files, inside one of its config dirs.
+            assert!(!agent.login_files.is_empty(), "{name}");
+            for file in &agent.login_files {
+                assert!(
+                    agent
+                        .config_dirs
+                        .iter()
+                        .any(|d| file.starts_with(&format!("{d}/"))),
+                    "{name}: {file}"
+                );
+            }
+            assert!(!agent.share_config, "{name}");
         }
         assert_eq!(names(&config), ["claude", "codex", "gemini", "opencode"]);
     }
@@ -197,13 +213,14 @@ mod tests {
             "opencode",
             AgentConfig {
                 version: Some("1.2.3".into()),
-                isolate: Some(true),
+                share_config: Some(true),
                 ..Default::default()
             },
         )]);
         let agent = resolve("opencode", &c).unwrap();
         assert_eq!(agent.version, "1.2.3");
-        assert!(agent.isolate);
+        assert!(agent.share_config);
+        assert_eq!(agent.login_files, [".local/share/opencode/auth.json"]);
         assert_eq!(agent.package, "opencode-ai");
     }
 

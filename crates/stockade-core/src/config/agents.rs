@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, InvalidConfig};
 use super::sections::{RawSection, Validator};
+use super::source::Scope;
 use super::value::is_env_name;
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,8 +35,14 @@ pub struct AgentSection {
     pub args: Option<Vec<String>>,
     /// Fixed environment (e.g. the variable that turns off a self-updater).
     pub env: Option<BTreeMap<String, String>>,
-    /// `true`: config/state dirs are a per-project copy under the XDG state dir, not the host's.
+    /// Kept for older configurations: config/state dirs are per project by default now.
     pub isolate: Option<bool>,
+    /// Login files, relative to HOME (e.g. `.claude/.credentials.json`), shared by every project
+    /// through stockade's logins store. Global-only.
+    pub login_files: Option<Vec<Spanned<String>>>,
+    /// `true`: the host's own config dirs and files are mounted read-write (shared with every
+    /// project and the host). Global-only.
+    pub share_config: Option<Spanned<bool>>,
     /// `false` drops the agent's permission-skipping default argument (Claude's).
     pub skip_permissions: Option<bool>,
 }
@@ -64,6 +71,8 @@ pub struct AgentConfig {
     pub args: Option<Vec<String>>,
     pub env: Option<BTreeMap<String, String>>,
     pub isolate: Option<bool>,
+    pub login_files: Option<Vec<String>>,
+    pub share_config: Option<bool>,
     pub skip_permissions: Option<bool>,
 }
 
@@ -85,6 +94,8 @@ impl AgentConfig {
             args,
             env,
             isolate,
+            login_files,
+            share_config,
             skip_permissions
         );
     }
@@ -114,7 +125,7 @@ pub(super) fn from_sections(
             "agents" => section
                 .deserialize::<BTreeMap<Spanned<String>, AgentSection>>()
                 .map(|raw| {
-                    for (name, agent) in validate_agents(&mut v, Some(raw)) {
+                    for (name, agent) in validate_agents(&mut v, Some(raw), section.scope) {
                         agents.entry(name).or_default().merge(agent);
                     }
                 }),
@@ -159,6 +170,7 @@ pub(super) fn validate_tools(v: &mut Validator, section: Option<ToolsSection>) -
 pub(super) fn validate_agents(
     v: &mut Validator,
     sections: Option<BTreeMap<Spanned<String>, AgentSection>>,
+    scope: Scope,
 ) -> BTreeMap<String, AgentConfig> {
     let mut out = BTreeMap::new();
     for (name, section) in sections.unwrap_or_default() {
@@ -234,6 +246,35 @@ pub(super) fn validate_agents(
         config.args = section.args;
         config.env = section.env;
         config.isolate = section.isolate;
+        // What is shared between projects (logins) and the host's own config dirs are the user's
+        // call: a project file may not widen them.
+        let global_only = |v: &mut Validator, at: std::ops::Range<usize>, key: &str| {
+            v.error(
+                &Spanned::new(at, ()),
+                format!("`{key}` may only be set in your global configuration"),
+                "global-only",
+                Some(format!(
+                    "a project could use it to share files between projects or with your host; \
+                     move `[agents.{}] {key}` to ~/.config/stockade/config.toml if you want it",
+                    name.get_ref()
+                )),
+            );
+        };
+        if let Some(list) = section.login_files {
+            if scope == Scope::Project {
+                let span = list.first().map_or(name.span(), |l| l.span());
+                global_only(v, span, "login_files");
+            } else {
+                config.login_files = Some(home_paths(v, list));
+            }
+        }
+        if let Some(share) = section.share_config {
+            if scope == Scope::Project {
+                global_only(v, share.span(), "share_config");
+            } else {
+                config.share_config = Some(share.into_inner());
+            }
+        }
         config.skip_permissions = section.skip_permissions;
         out.insert(name.into_inner(), config);
     }

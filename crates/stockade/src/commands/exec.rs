@@ -57,7 +57,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
             },
             env,
         );
-        extras::apply(&mut spec, ctx, &project, config);
+        extras::apply(&mut spec, ctx, &project, config)?;
         if config.sandbox.docker_socket {
             mount_engine_socket(ctx, &mut spec)?;
         }
