@@ -621,12 +621,12 @@ engine_options = [\"--cap-add=SYS_PTRACE\", \"--device=/dev/fuse\"]\n\
     // Variables and flags: the same rule for /opt/stockade.
     let f = Fixture::new("", "");
     let err = f
-        .loader(&[("STOCKADE_SANDBOX_MOUNTS", "/tmp:/opt/stockade")], &[])
+        .loader(&[("STOCKADE_SANDBOX_MOUNTS", ".stockade:/opt/stockade")], &[])
         .load()
         .unwrap_err();
     assert!(err.to_string().contains("/opt/stockade"), "{err}");
     let err = f
-        .loader(&[], &[("--mount", "sandbox.mounts", "/tmp:/")])
+        .loader(&[], &[("--mount", "sandbox.mounts", ".stockade:/")])
         .load()
         .unwrap_err();
     assert!(err.to_string().contains("/opt/stockade"), "{err}");
