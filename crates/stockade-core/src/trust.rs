@@ -88,10 +88,22 @@ fn widens(s: &Setting, root: &Path) -> Option<String> {
             Some(format!(
                 "mounts {}{} at {}{}{}",
                 m.source.display(),
-                if m.source.starts_with(root) { "" } else { " (outside the project)" },
+                if m.source.starts_with(root) {
+                    ""
+                } else {
+                    " (outside the project)"
+                },
                 m.target.display(),
-                if m.target.starts_with(root) { "" } else { " (outside the project)" },
-                if m.read_only { ", read-only" } else { ", read-write" }
+                if m.target.starts_with(root) {
+                    ""
+                } else {
+                    " (outside the project)"
+                },
+                if m.read_only {
+                    ", read-only"
+                } else {
+                    ", read-write"
+                }
             ))
         }
         Value::Mount(_) => None,
@@ -294,7 +306,11 @@ mod tests {
             .into_iter()
             .map(|c| c.what)
             .collect();
-        out.extend(section_concerns(&resolved.sections).into_iter().map(|c| c.what));
+        out.extend(
+            section_concerns(&resolved.sections)
+                .into_iter()
+                .map(|c| c.what),
+        );
         out
     }
 
@@ -336,7 +352,10 @@ mod tests {
         // Keys carry their class by construction; top-level entries and serde sections are
         // looked up by name, so a new one without an entry fails here.
         for name in TOP_LEVEL.iter().chain(SERDE_SECTIONS) {
-            assert!(entry(name).is_some(), "top-level `{name}` has no class in ENTRIES");
+            assert!(
+                entry(name).is_some(),
+                "top-level `{name}` has no class in ENTRIES"
+            );
         }
         for e in ENTRIES {
             assert!(
@@ -369,10 +388,16 @@ mod tests {
             if key.name == "base_dockerfile" {
                 continue;
             }
-            assert_eq!(concerns_of(&toml_line(key, sample), ""), Vec::<String>::new());
+            assert_eq!(
+                concerns_of(&toml_line(key, sample), ""),
+                Vec::<String>::new()
+            );
         }
         let what = concerns_of("", "[sandbox]\nssh_agent = true\n");
-        assert_eq!(what, ["forwards your SSH agent (it can sign with your keys)"]);
+        assert_eq!(
+            what,
+            ["forwards your SSH agent (it can sign with your keys)"]
+        );
         for entry in ENTRIES.iter().filter(|e| e.class == Class::Widens) {
             let text = format!("[{0}.x]\ninstall = \"npm\"\npackage = \"x\"\n", entry.name);
             assert_eq!(concerns_of("", &text).len(), 1, "{}", entry.name);
@@ -388,12 +413,22 @@ mod tests {
             let global = toml_line(key, global);
             let what = concerns_of(&global, &toml_line(key, looser));
             assert_eq!(what.len(), 1, "{key:?}: {what:?}");
-            assert!(what[0].starts_with(&format!("loosens {}", key.path())), "{what:?}");
+            assert!(
+                what[0].starts_with(&format!("loosens {}", key.path())),
+                "{what:?}"
+            );
             if let Some(tighter) = tighter {
-                assert_eq!(concerns_of(&global, &toml_line(key, tighter)), Vec::<String>::new());
+                assert_eq!(
+                    concerns_of(&global, &toml_line(key, tighter)),
+                    Vec::<String>::new()
+                );
             }
             // The same value as the layers below is no loosening.
-            assert_eq!(concerns_of(&global, &global), Vec::<String>::new(), "{key:?}");
+            assert_eq!(
+                concerns_of(&global, &global),
+                Vec::<String>::new(),
+                "{key:?}"
+            );
         }
         // Against the defaults too: more memory or /tmp than the default is a loosening.
         assert_eq!(concerns_of("", "[sandbox]\nmemory = \"64g\"\n").len(), 1);
@@ -407,8 +442,10 @@ mod tests {
         let what = concerns_of(global, "extends = false\n");
         assert_eq!(
             what,
-            ["ignores your global configuration (extends = false), dropping sandbox.network, \
-              sandbox.memory"]
+            [
+                "ignores your global configuration (extends = false), dropping sandbox.network, \
+              sandbox.memory"
+            ]
         );
         assert_eq!(concerns_of("", "extends = false\n").len(), 1);
         assert!(concerns_of(global, "extends = true\n").is_empty());
@@ -416,7 +453,10 @@ mod tests {
 
     #[test]
     fn every_global_only_key_set_in_a_project_is_refused() {
-        let keys: Vec<&Key> = KEYS.iter().filter(|k| k.class == Class::GlobalOnly).collect();
+        let keys: Vec<&Key> = KEYS
+            .iter()
+            .filter(|k| k.class == Class::GlobalOnly)
+            .collect();
         assert!(keys.len() >= 2, "{keys:?}");
         for key in keys {
             let value = if key.shape == crate::config::keys::Shape::List {
@@ -435,7 +475,10 @@ mod tests {
             }
             // From the global file it is accepted (a CA file must exist there).
             if key.name != "ca_certificates" {
-                assert!(setup(&toml_line(key, value), "").loader.load().is_ok(), "{key:?}");
+                assert!(
+                    setup(&toml_line(key, value), "").loader.load().is_ok(),
+                    "{key:?}"
+                );
             }
         }
     }
@@ -450,7 +493,10 @@ mod tests {
         );
         std::fs::write(&s.loader.project, text).unwrap();
         let resolved = s.loader.load().unwrap();
-        let what: Vec<String> = concerns(&resolved, &s.root).into_iter().map(|c| c.what).collect();
+        let what: Vec<String> = concerns(&resolved, &s.root)
+            .into_iter()
+            .map(|c| c.what)
+            .collect();
         assert_eq!(what.len(), 1, "{what:?}");
         assert!(what[0].contains("(outside the project) at /data (outside the project)"));
     }

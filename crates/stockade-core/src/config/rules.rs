@@ -70,8 +70,8 @@ pub fn check(key: &Key, value: &Value, scope: Scope, project_root: &Path) -> Res
 
 /// Whether a project file may use `name` in `[sandbox] env`.
 pub fn env_name(name: &str) -> Result<(), Bad> {
-    let reserved = RESERVED_ENV.contains(&name)
-        || RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p));
+    let reserved =
+        RESERVED_ENV.contains(&name) || RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p));
     if !reserved {
         return Ok(());
     }
@@ -100,11 +100,7 @@ pub fn target(path: &Path, project: bool, what: &str) -> Result<(), Bad> {
             help: Some("write the target as a plain absolute path".to_owned()),
         });
     }
-    let protected: &[&str] = if project {
-        SYSTEM_DIRS
-    } else {
-        &[RUNTIME_DIR]
-    };
+    let protected: &[&str] = if project { SYSTEM_DIRS } else { &[RUNTIME_DIR] };
     let Some(dir) = protected.iter().find(|dir| covers(path, dir)) else {
         return Ok(());
     };
@@ -140,12 +136,13 @@ fn covers(target: &Path, dir: &str) -> bool {
         })
         .collect();
     let dir_names: Vec<&str> = dir.split('/').filter(|n| !n.is_empty()).collect();
-    names.iter().zip(&dir_names).all(|(name, pattern)| {
-        match pattern.strip_suffix('*') {
+    names
+        .iter()
+        .zip(&dir_names)
+        .all(|(name, pattern)| match pattern.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => name == pattern,
-        }
-    })
+        })
 }
 
 /// Project files may not grant capabilities or devices, nor put a tmpfs over the system.
@@ -172,9 +169,7 @@ fn engine_option(option: &EngineOption, project: bool) -> Result<(), Bad> {
 /// A path a project file names (`base_dockerfile`) stays inside the project, symlinks resolved.
 fn inside_project(path: &Path, root: &Path) -> Result<(), Bad> {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let resolved = path
-        .canonicalize()
-        .unwrap_or_else(|_| normalize(path));
+    let resolved = path.canonicalize().unwrap_or_else(|_| normalize(path));
     if resolved.starts_with(&root) {
         return Ok(());
     }
@@ -234,7 +229,14 @@ mod tests {
 
     #[test]
     fn reserved_env_names() {
-        for name in ["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "HOME", "STOCKADE_X", "IFS"] {
+        for name in [
+            "PATH",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "HOME",
+            "STOCKADE_X",
+            "IFS",
+        ] {
             assert!(env_name(name).is_err(), "{name}");
         }
         for name in ["PATHS", "MY_PATH", "RUST_LOG", "uid", "sudo_wanted", "LDX"] {

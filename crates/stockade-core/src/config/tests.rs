@@ -621,7 +621,10 @@ engine_options = [\"--cap-add=SYS_PTRACE\", \"--device=/dev/fuse\"]\n\
     // Variables and flags: the same rule for /opt/stockade.
     let f = Fixture::new("", "");
     let err = f
-        .loader(&[("STOCKADE_SANDBOX_MOUNTS", ".stockade:/opt/stockade")], &[])
+        .loader(
+            &[("STOCKADE_SANDBOX_MOUNTS", ".stockade:/opt/stockade")],
+            &[],
+        )
         .load()
         .unwrap_err();
     assert!(err.to_string().contains("/opt/stockade"), "{err}");
@@ -646,7 +649,10 @@ fn relative_paths_in_the_global_file_start_at_its_directory() {
         [
             format!("\"{}:/g\"", global.join("src").display()),
             format!("{:?}", global.join("ca.pem").display().to_string()),
-            format!("{:?}", global.join("images/Dockerfile").display().to_string()),
+            format!(
+                "{:?}",
+                global.join("images/Dockerfile").display().to_string()
+            ),
         ],
         "{paths:?}"
     );
@@ -677,5 +683,27 @@ fn defaults_come_from_the_key_table() {
             keys::default_value(key),
             "{key:?}: the table's default and Config::default disagree"
         );
+    }
+}
+
+#[test]
+fn the_key_reference_shows_each_key_s_class_and_default() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    for key in keys::KEYS {
+        let section = format!("## `[{}]`", key.section);
+        let start = doc
+            .find(&section)
+            .unwrap_or_else(|| panic!("no {section} in the docs"));
+        let rest = &doc[start + section.len()..];
+        let table = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", key.name)))
+            .unwrap_or_else(|| panic!("{key:?} has no row in docs/configuration.md"));
+        let cells: Vec<&str> = row.split(" | ").collect();
+        assert_eq!(cells[3], key.class.as_str(), "{key:?}: {row}");
+        if let Some(default) = keys::default_value(key) {
+            assert_eq!(cells[2], format!("`{default}`"), "{key:?}: {row}");
+        }
     }
 }

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use stockade_core::config::keys::{self, KEYS, Key, SECTIONS, Shape};
-use stockade_core::config::{
-    FlagValue, Resolved, Source, starter_file,
-};
+use stockade_core::config::{FlagValue, Resolved, Source, starter_file};
 
 use crate::context::Context;
 use crate::exit::CliError;

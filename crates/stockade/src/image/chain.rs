@@ -251,7 +251,14 @@ async fn ensure_base(
         BasePlan::Image { name, dockerfile } => {
             let tags = CustomTags::of(&ctx.namespace, &config.image, &name, &project.id());
             let (custom_tag, custom_id) = super::custom::ensure_custom_image(
-                engine, ctx, &name, &tags, dockerfile, mode, run,
+                engine,
+                ctx,
+                &name,
+                &tags,
+                &project.root,
+                dockerfile,
+                mode,
+                run,
             )
             .await?;
             let layer = RuntimeLayer::new(
@@ -268,7 +275,17 @@ async fn ensure_base(
                 hash: layer.hash,
                 parent: Some(custom_id),
                 build_args: HashMap::new(),
-                labels: HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]),
+                labels: {
+                    let mut labels =
+                        HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]);
+                    if tags.project_owned {
+                        labels.insert(
+                            labels::PROJECT.to_owned(),
+                            project.root.to_string_lossy().into_owned(),
+                        );
+                    }
+                    labels
+                },
             };
             let dockerfile = layer.dockerfile;
             let layered = ensure_built(engine, ctx, build, mode, run, |labels| {

@@ -2,7 +2,7 @@
 //! `[image] base_dockerfile`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use stockade_core::chain::{self, CustomTags, DirContext, GLOBAL_CONTEXT_EXCLUDED};
 use stockade_core::labels;
@@ -25,24 +25,26 @@ pub async fn ensure_custom_image(
     ctx: &Context,
     name: &str,
     tags: &CustomTags,
+    project: &Path,
     dockerfile: Option<PathBuf>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<(String, String), CliError> {
+    let owner = tags.project_owned.then_some(project);
     let built_here =
         |info: &ImageInfo| info.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER);
     if tags.project_owned
         && let Some(dockerfile) = &dockerfile
         && engine.inspect_image(&tags.build).await?.is_some()
     {
-        let id = build(engine, ctx, &tags.build, dockerfile, mode, run).await?;
+        let id = build(engine, ctx, owner, &tags.build, dockerfile, mode, run).await?;
         return Ok((tags.build.clone(), id));
     }
     let info = engine.inspect_image(name).await?;
     let rebuild = !tags.project_owned && info.as_ref().is_some_and(built_here);
     match (info, dockerfile) {
         (Some(_), Some(dockerfile)) if rebuild => {
-            let id = build(engine, ctx, &tags.build, &dockerfile, mode, run).await?;
+            let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
             Ok((tags.build.clone(), id))
         }
         (Some(info), _) => Ok((name.to_owned(), info.id)),
@@ -69,7 +71,7 @@ pub async fn ensure_custom_image(
                         "Could not pull {name}; building it from {}",
                         dockerfile.display()
                     ));
-                    let id = build(engine, ctx, &tags.build, &dockerfile, mode, run).await?;
+                    let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
                     Ok((tags.build.clone(), id))
                 }
                 (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
@@ -81,6 +83,7 @@ pub async fn ensure_custom_image(
 async fn build(
     engine: &Engine,
     ctx: &Context,
+    project: Option<&Path>,
     name: &str,
     configured: &std::path::Path,
     mode: BuildMode,
@@ -118,7 +121,15 @@ async fn build(
         hash: chain::context_tier_hash(&format!("custom:{file_name}"), &content),
         parent: None,
         build_args: HashMap::new(),
-        labels: HashMap::new(),
+        // A project's own custom base is listed (and pruned) with that project.
+        labels: project
+            .map(|root| {
+                HashMap::from([(
+                    labels::PROJECT.to_owned(),
+                    root.to_string_lossy().into_owned(),
+                )])
+            })
+            .unwrap_or_default(),
     };
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
         context.to_tar(&file_name, labels).map_err(fail)
