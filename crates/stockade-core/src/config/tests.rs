@@ -707,3 +707,30 @@ fn the_key_reference_shows_each_key_s_class_and_default() {
         }
     }
 }
+
+#[test]
+fn a_project_agent_may_not_set_reserved_variables_either() {
+    let agent = "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\napi_keys = [\"LD_PRELOAD\", \"MOO_KEY\"]\nenv = { PATH = \"/x\", \"bad name\" = \"1\", MOO = \"1\" }\n";
+    let f = Fixture::new("", agent);
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let at: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.label.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (4, 13, "reserved name"),
+            (5, 9, "reserved name"),
+            (5, 22, "invalid name"),
+        ],
+        "{errors:#?}"
+    );
+    // The user's global file may; a bad name is bad everywhere.
+    let f = Fixture::new(agent, "");
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    assert!(err.to_string().contains("bad name"), "{err}");
+}
