@@ -192,6 +192,18 @@ pub fn section_concerns(sections: &[RawSection]) -> Vec<Concern> {
         .collect()
 }
 
+/// What an approval pins: the project files' fingerprint and the concerns they amount to now.
+/// Concerns depend on the user's own layers too (a project's `network = "bridge"` is one only
+/// while the global file says `"none"`), so tightening the global file asks again.
+pub fn approval_fingerprint(files: &str, concerns: &[Concern]) -> String {
+    let mut hasher = ContentHasher::new("stockade-approval-v1");
+    hasher.part(files.as_bytes());
+    for c in concerns {
+        hasher.part(c.what.as_bytes());
+    }
+    hasher.finish()
+}
+
 /// The 1-based line where `needle` first starts a line (1 when it is not found).
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
@@ -499,6 +511,18 @@ mod tests {
             .collect();
         assert_eq!(what.len(), 1, "{what:?}");
         assert!(what[0].contains("(outside the project) at /data (outside the project)"));
+    }
+
+    #[test]
+    fn an_approval_pins_the_concerns_too() {
+        let c = |what: &str| Concern {
+            what: what.to_owned(),
+            source: None,
+        };
+        let one = approval_fingerprint("files", &[c("a")]);
+        assert_eq!(one, approval_fingerprint("files", &[c("a")]));
+        assert_ne!(one, approval_fingerprint("files", &[c("a"), c("b")]));
+        assert_ne!(one, approval_fingerprint("other", &[c("a")]));
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn pending_trust(
             )
         })?
         .unwrap_or_default();
+    let fingerprint = trust::approval_fingerprint(&fingerprint, &concerns);
     let store = TrustStore::new(&ctx.dirs.state);
     if store.is_trusted(&project.root, &fingerprint) {
         return Ok(None);

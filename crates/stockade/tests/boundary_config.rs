@@ -191,6 +191,20 @@ fn class7_loosening_limits_needs_approval() {
     run.expect_code(0);
 }
 
+#[test]
+fn class7_tightening_the_global_file_asks_again_for_an_approved_project() {
+    let env = attacker_env();
+    write_project_config(&env, "[sandbox]\nnetwork = \"bridge\"\npids_limit = 2048\n");
+    env.run(&["trust"]).expect_code(0);
+    env.run(&["exec", "--", "true"]).expect_code(0);
+    // The user cuts the network off: the project's "bridge" now loosens it, unapproved.
+    env.write_global_config(&format!(
+        "{}[sandbox]\nnetwork = \"none\"\n",
+        default_config(&base_image())
+    ));
+    refused(&env, 1, "tightened_global");
+}
+
 // ---- class 8: relative paths of the global file ----------------------------------------------
 
 #[test]

@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<u8, CliError> {
     } else {
         print_concerns(&project, &concerns);
     }
+    let fingerprint = trust::approval_fingerprint(&fingerprint, &concerns);
     store.approve(&project.root, &fingerprint).map_err(io)?;
     ctx.ui.success(&format!(
         "Approved {} (until its .stockade files change)",
