@@ -1,5 +1,11 @@
-//! Every configuration key stockade knows: its section, shape, parser and one line of help.
-//! Files, `STOCKADE_<SECTION>_<KEY>` variables and flags are all checked against this table.
+//! Every configuration key stockade knows, in one table: its section, how layers apply it
+//! (shape), its class (what a project file setting it does: widens, narrows, neutral,
+//! global-only), its default, its parser and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
+//! variables and flags are all checked against this table; `Config::default()`, `config show`,
+//! the approval check (`trust::concerns`) and the project-file rules (`rules.rs`) read it.
+//! Top-level entries that are not keys (`extends`, `[agents]`, `[tools]`) are classed in
+//! [`ENTRIES`]. Tests fail when an entry has no class, when a widening or narrowing key has no
+//! concern test sample, and when docs/configuration.md disagrees on a class or default.
 
 use super::value::{self, Bad, ParseContext, Raw, Value};
 
