@@ -281,6 +281,20 @@ fn class13_a_project_custom_base_is_tagged_for_that_project_only() {
     let images = common::docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let own = format!("{}-stockade-custom-", env.namespace);
     assert!(images.contains(&own), "{images}");
+    // A project Dockerfile on the shared base would not build on this project's base: refused.
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\nRUN true\n", env.base_tag()),
+    );
+    env.run(&["trust"]).expect_code(0);
+    let run = env.run(&["exec", "--", "true"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("names its own custom base"),
+        "{}",
+        run.stderr()
+    );
+    assert!(env.containers().is_empty());
     for line in images.lines().filter(|l| l.starts_with(&own)) {
         let _ = docker(&["rmi", "-f", line]);
     }
