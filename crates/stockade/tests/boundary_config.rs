@@ -132,10 +132,11 @@ fn class3_project_mounts_over_the_runtime_or_the_system_are_refused() {
         "[sandbox]\nmounts = [\"ep.sh:/opt/stockade/entrypoint.sh:ro\"]\n",
     );
     refused(&env, 1, "entrypoint");
-    // Variants: a parent of the runtime, the system's directories, a `..` detour.
+    // Variants: a parent of the runtime, the system's directories, a `..` detour, the place
+    // secrets are handed over.
     write_project_config(
         &env,
-        "[sandbox]\nmounts = [\"ep.sh:/etc/sudoers.d/x\", \"ep.sh:/lib64/ld-linux-x86-64.so.2\", \".:/opt\", \"ep.sh:/data/../usr/bin/sh\"]\n",
+        "[sandbox]\nmounts = [\"ep.sh:/etc/sudoers.d/x\", \"ep.sh:/lib64/ld-linux-x86-64.so.2\", \".:/opt\", \"ep.sh:/data/../usr/bin/sh\", \".:/.stockade-secrets.d\"]\n",
     );
     refused(&env, 1, "system");
     // The user's global file may mount a gitconfig at /etc, but never over /opt/stockade.

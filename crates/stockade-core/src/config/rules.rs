@@ -11,21 +11,18 @@ use super::keys::{Class, Key};
 use super::source::Scope;
 use super::value::{Bad, EngineOption, Value};
 
-/// Where stockade's runtime lives in every sandbox image: no layer may mount over it.
+/// Where stockade's runtime lives in every sandbox image.
 pub const RUNTIME_DIR: &str = "/opt/stockade";
+
+/// What no layer may mount over (nor over a parent of): stockade's runtime, and the places it
+/// hands files to the container through (`/.stockade-secrets`, `/.stockade-secrets.d`, and
+/// whatever else it puts at `/.stockade*`).
+pub const RUNTIME_DIRS: &[&str] = &[RUNTIME_DIR, "/.stockade*"];
 
 /// Directories of the system a project file may not mount over (nor over a parent of them).
 /// `/lib*` covers `/lib`, `/lib32`, `/lib64`, `/libx32`.
 pub const SYSTEM_DIRS: &[&str] = &[
-    RUNTIME_DIR,
-    "/proc",
-    "/sys",
-    "/dev",
-    "/etc",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib*",
+    "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib*",
 ];
 
 /// Exact variable names a project file may not set or pass through.
@@ -90,8 +87,8 @@ pub fn env_name(name: &str) -> Result<(), Bad> {
     })
 }
 
-/// A mount or tmpfs target: never with `..`, never over `/opt/stockade` (or a parent of it);
-/// from a project file never over the system directories either.
+/// A mount or tmpfs target: never with `..`, never over stockade's runtime ([`RUNTIME_DIRS`])
+/// or a parent of it; from a project file never over the system directories either.
 pub fn target(path: &Path, project: bool, what: &str) -> Result<(), Bad> {
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(Bad {
@@ -100,27 +97,33 @@ pub fn target(path: &Path, project: bool, what: &str) -> Result<(), Bad> {
             help: Some("write the target as a plain absolute path".to_owned()),
         });
     }
-    let protected: &[&str] = if project { SYSTEM_DIRS } else { &[RUNTIME_DIR] };
-    let Some(dir) = protected.iter().find(|dir| covers(path, dir)) else {
+    let system: &[&str] = if project { SYSTEM_DIRS } else { &[] };
+    let Some(dir) = RUNTIME_DIRS
+        .iter()
+        .chain(system)
+        .find(|dir| covers(path, dir))
+    else {
         return Ok(());
     };
+    let runtime = RUNTIME_DIRS.contains(dir);
     Err(Bad {
         message: format!(
             "{what} {} would cover {dir}: {}",
             path.display(),
-            if *dir == RUNTIME_DIR {
-                "stockade's runtime (init, entrypoint) lives there"
+            if runtime {
+                "stockade's runtime (init, entrypoint, secrets) lives there"
             } else {
                 "a project file may not mount over the system"
             }
         ),
         label: "protected target",
-        help: Some(if project {
+        help: Some(if runtime {
+            "mount it somewhere else: nothing may be mounted over /opt/stockade or /.stockade*"
+                .to_owned()
+        } else {
             "mount it somewhere else, e.g. under /mnt or your home directory; the user's own \
              global config may mount at /etc (e.g. a gitconfig)"
                 .to_owned()
-        } else {
-            "mount it somewhere else: nothing may be mounted over /opt/stockade".to_owned()
         }),
     })
 }
@@ -248,7 +251,14 @@ mod tests {
     fn user_layers_may_mount_at_etc_but_never_over_the_runtime() {
         assert!(target(Path::new("/etc/gitconfig"), false, "t").is_ok());
         assert!(target(Path::new("/etc/gitconfig"), true, "t").is_err());
-        for t in ["/opt/stockade", "/opt/stockade/x", "/opt", "/"] {
+        for t in [
+            "/opt/stockade",
+            "/opt/stockade/x",
+            "/opt",
+            "/",
+            "/.stockade-secrets",
+            "/.stockade-secrets.d",
+        ] {
             assert!(target(Path::new(t), false, "t").is_err(), "{t}");
         }
         assert!(target(Path::new("/data/../opt/stockade"), false, "t").is_err());
