@@ -376,6 +376,11 @@ mod tests {
                 e.name
             );
         }
+        let tools = entry("tools").map(|e| e.default).unwrap_or_default();
+        assert!(
+            tools.ends_with(&crate::config::DEFAULT_VERSION_CACHE_HOURS.to_string()),
+            "{tools}"
+        );
         for key in KEYS {
             assert!(SECTIONS.contains(&key.section), "{key:?}");
             assert!(

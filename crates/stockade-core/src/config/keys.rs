@@ -104,6 +104,10 @@ pub const TOP_LEVEL: &[&str] = &["extends"];
 pub struct Entry {
     pub name: &'static str,
     pub class: Class,
+    /// The default, as a user would write it.
+    pub default: &'static str,
+    /// How the layers apply it.
+    pub applies: &'static str,
     pub help: &'static str,
 }
 
@@ -113,16 +117,22 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "extends",
         class: Class::Narrows,
+        default: "true",
+        applies: "project file only; false drops the global file's layer",
         help: "false ignores the global file (project files only)",
     },
     Entry {
         name: "agents",
         class: Class::Widens,
+        default: "{} (the built-in catalog)",
+        applies: "a map merged by agent name, then field by field (a later layer's field wins)",
         help: "[agents.<name>]: custom agents and overrides of built-in ones",
     },
     Entry {
         name: "tools",
         class: Class::Neutral,
+        default: "version_cache_hours = 24",
+        applies: "a map merged by key (a later layer's value wins)",
         help: "[tools] version_cache_hours: how long resolved agent versions are cached",
     },
 ];
