@@ -68,6 +68,31 @@ impl Namespace {
         )
     }
 
+    /// The runtime layer over a custom base that a project names for itself (`[image] base` in
+    /// its own file): `stockade-<sanitised name>-<project id>:<version>`. It belongs to that
+    /// project, so no other project uses or rebuilds it.
+    pub fn project_custom_base_image(
+        &self,
+        project_id: &str,
+        custom: &str,
+        runtime_version: &str,
+    ) -> String {
+        format!(
+            "{}:{runtime_version}",
+            self.prefixed(&format!("stockade-{}-{project_id}", sanitize(custom, 60)))
+        )
+    }
+
+    /// The image stockade builds from a project's own `base_dockerfile`:
+    /// `stockade-custom-<project id>:<sanitised name>`, never the shared name itself.
+    pub fn project_custom_build(&self, project_id: &str, custom: &str) -> String {
+        format!(
+            "{}:{}",
+            self.prefixed(&format!("stockade-custom-{project_id}")),
+            sanitize(custom, 100)
+        )
+    }
+
     /// Whether an image repository (`name` of `name:tag`) is one stockade names in this
     /// namespace: the foundation/base repository, project images and custom-base layers.
     pub fn owns_repository(&self, repository: &str) -> bool {

@@ -338,7 +338,9 @@ impl SandboxSpec {
 
 /// `/tmp` always; with a read-only root also the other places programs write to.
 fn tmpfs(config: &Config, user: &Identity) -> BTreeMap<PathBuf, String> {
-    let mut tmpfs = BTreeMap::from([(PathBuf::from("/tmp"), TMPFS_OPTIONS.to_owned())]);
+    // `/tmp` is sized by `[sandbox] tmp_size` (a tmpfs counts against the memory limit).
+    let tmp = format!("{TMPFS_OPTIONS},size={}", config.sandbox.tmp_size);
+    let mut tmpfs = BTreeMap::from([(PathBuf::from("/tmp"), tmp)]);
     if config.sandbox.read_only_root {
         for dir in ["/run", "/var/tmp"] {
             tmpfs.insert(PathBuf::from(dir), TMPFS_OPTIONS.to_owned());
@@ -528,7 +530,10 @@ mod tests {
         assert!(!s.security.privileged);
         assert!(!s.security.sudo);
         assert_eq!(s.limits.pids, DEFAULT_PIDS_LIMIT);
-        assert_eq!(s.tmpfs[Path::new("/tmp")], TMPFS_OPTIONS);
+        assert_eq!(
+            s.tmpfs[Path::new("/tmp")],
+            format!("{TMPFS_OPTIONS},size={}", 2u64 << 30)
+        );
         assert!(!s.security.engine_socket);
         assert!(!s.mounts.iter().any(|m| m.source.ends_with("docker.sock")));
     }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvSetting, RawSection, Scope, Setting, Source, Value};
+use crate::config::keys::{self, Class};
+use crate::config::{Config, EnvSetting, RawSection, Resolved, Scope, Setting, Source, Value};
 use crate::hash::{ContentHasher, sha256_hex};
 
 /// The project files trust covers, relative to the project root.
@@ -39,54 +40,26 @@ pub fn fingerprint(root: &Path) -> std::io::Result<Option<String>> {
     Ok(any.then(|| hasher.finish()))
 }
 
-/// What the project file's settings (and its Dockerfile) add that needs approval: mounts outside
-/// the project, host variables passed through, ports, sudo, the engine
-/// socket, engine options, secret-scan exceptions, and a Dockerfile. Limits and the like
-/// (`memory`, `network = "none"`…) only narrow the sandbox and need none.
-pub fn concerns(project_settings: &[Setting], root: &Path) -> Vec<Concern> {
+/// What the project layer adds that needs approval, decided by each key's class in the key
+/// table: every widening value ([`Class::Widens`]: a mount whose source or target is outside
+/// the project, a host variable passed through, a port, sudo, the SSH agent, the engine socket,
+/// an engine option, a secret-scan exception, a custom base); every limit or protection the
+/// project loosens compared with the layers below it ([`Class::Narrows`]: defaults ← global
+/// file); `extends = false` with what it drops; and a project Dockerfile. Neutral keys and
+/// stricter limits need none; global-only keys never get here (the loader refuses them).
+pub fn concerns(resolved: &Resolved, root: &Path) -> Vec<Concern> {
     let mut out = Vec::new();
-    for s in project_settings {
-        let what = match &s.value {
-            Value::Mount(m) if !m.source.starts_with(root) => Some(format!(
-                "mounts {} (outside the project) at {}{}",
-                m.source.display(),
-                m.target.display(),
-                if m.read_only {
-                    ", read-only"
-                } else {
-                    ", read-write"
-                }
-            )),
-            Value::Env(EnvSetting::Pass { name }) => {
-                Some(format!("passes your environment variable {name} through"))
-            }
-            // A literal value reaches only the sandbox: nothing of the host.
-            Value::Env(EnvSetting::Set { .. }) => None,
-            Value::Port(p) => Some(format!("publishes port {p}")),
-            Value::Bool(true) if s.key.name == "sudo" => {
-                Some("enables sudo inside (no-new-privileges lifted)".to_owned())
-            }
-            Value::Bool(true) if s.key.name == "docker_socket" => {
-                Some("mounts the engine socket (control of the host's containers)".to_owned())
-            }
-            Value::Bool(false) if s.key.name == "scan" => {
-                Some("turns the secret scan off".to_owned())
-            }
-            Value::Bool(false) if s.key.name == "read_only_root" => None,
-            Value::EngineOption(o) => Some(format!("adds the engine option {o}")),
-            Value::Str(glob) if s.key.name == "allowlist" => {
-                Some(format!("lets the secret scan accept {glob:?}"))
-            }
-            Value::Str(image) if s.key.name == "from" || s.key.name == "base" => {
-                Some(format!("builds the sandbox from the image {image}"))
-            }
-            Value::Path(p) if s.key.name == "base_dockerfile" => {
-                Some(format!("builds the base from {}", p.display()))
-            }
-            Value::Path(p) if s.key.name == "ca_certificates" => {
-                Some(format!("trusts the CA certificates in {}", p.display()))
-            }
-            _ => None,
+    if resolved.global_ignored {
+        out.push(Concern {
+            what: extends_false(resolved),
+            source: resolved.extends_at.clone(),
+        });
+    }
+    for s in &resolved.project_settings {
+        let what = match s.key.class {
+            Class::Widens => widens(s, root),
+            Class::Narrows => loosens(s, &resolved.below_project),
+            Class::Neutral | Class::GlobalOnly => None,
         };
         if let Some(what) = what {
             out.push(Concern {
@@ -108,22 +81,127 @@ pub fn concerns(project_settings: &[Setting], root: &Path) -> Vec<Concern> {
     out
 }
 
-/// What the project file's own sections add: `[agents.<name>]` decides which packages are
-/// installed and which commands run, so a project that defines or changes agents needs approval.
+/// What a value of a widening key gives the sandbox, if anything.
+fn widens(s: &Setting, root: &Path) -> Option<String> {
+    match &s.value {
+        Value::Mount(m) if !m.source.starts_with(root) || !m.target.starts_with(root) => {
+            Some(format!(
+                "mounts {}{} at {}{}{}",
+                m.source.display(),
+                if m.source.starts_with(root) {
+                    ""
+                } else {
+                    " (outside the project)"
+                },
+                m.target.display(),
+                if m.target.starts_with(root) {
+                    ""
+                } else {
+                    " (outside the project)"
+                },
+                if m.read_only {
+                    ", read-only"
+                } else {
+                    ", read-write"
+                }
+            ))
+        }
+        Value::Mount(_) => None,
+        Value::Env(EnvSetting::Pass { name }) => {
+            Some(format!("passes your environment variable {name} through"))
+        }
+        // A literal value reaches only the sandbox (reserved names are refused by the loader).
+        Value::Env(EnvSetting::Set { .. }) => None,
+        Value::Port(p) => Some(format!("publishes port {p}")),
+        Value::Bool(true) if s.key.name == "sudo" => {
+            Some("enables sudo inside (no-new-privileges lifted)".to_owned())
+        }
+        Value::Bool(true) if s.key.name == "ssh_agent" => {
+            Some("forwards your SSH agent (it can sign with your keys)".to_owned())
+        }
+        Value::Bool(true) if s.key.name == "docker_socket" => {
+            Some("mounts the engine socket (control of the host's containers)".to_owned())
+        }
+        Value::Bool(_) => None,
+        Value::EngineOption(o) => Some(format!("adds the engine option {o}")),
+        Value::Str(glob) if s.key.name == "allowlist" => {
+            Some(format!("lets the secret scan accept {glob:?}"))
+        }
+        Value::Str(image) if s.key.name == "base" => Some(format!(
+            "builds this project's sandbox on the image {image}"
+        )),
+        Value::Path(p) if s.key.name == "base_dockerfile" => Some(format!(
+            "builds this project's custom base from {} (its commands run at build time)",
+            p.display()
+        )),
+        other => Some(format!("sets {} = {other}", s.key.path())),
+    }
+}
+
+/// A project limit or protection looser than what the layers below it give.
+fn loosens(s: &Setting, below: &Config) -> Option<String> {
+    let under = below.value_of(s.key)?;
+    keys::looser(s.key, &s.value, &under).then(|| {
+        format!(
+            "loosens {} to {} (your configuration and the defaults give {under})",
+            s.key.path(),
+            s.value
+        )
+    })
+}
+
+/// `extends = false`: what the project drops of the user's global file.
+fn extends_false(resolved: &Resolved) -> String {
+    let mut dropped: Vec<String> = resolved
+        .global_settings
+        .iter()
+        .map(|s| s.key.path())
+        .collect();
+    dropped.dedup();
+    if dropped.is_empty() {
+        "ignores your global configuration (extends = false); it sets nothing today".to_owned()
+    } else {
+        format!(
+            "ignores your global configuration (extends = false), dropping {}",
+            dropped.join(", ")
+        )
+    }
+}
+
+/// What the project file's own sections add: a section whose entry is [`Class::Widens`]
+/// (`[agents.<name>]` decides which packages are installed and which commands run).
 pub fn section_concerns(sections: &[RawSection]) -> Vec<Concern> {
     sections
         .iter()
-        .filter(|s| s.scope == Scope::Project && s.name == "agents")
+        .filter(|s| {
+            s.scope == Scope::Project
+                && keys::entry(&s.name).is_some_and(|e| e.class == Class::Widens)
+        })
         .map(|s| Concern {
-            what: "defines or changes agents in [agents] (what is installed and run)".to_owned(),
+            what: format!(
+                "defines or changes agents in [{}] (what is installed and run)",
+                s.name
+            ),
             source: Some(Source::File {
                 scope: Scope::Project,
                 path: s.path.clone(),
-                line: line_of(&s.text, "[agents"),
+                line: line_of(&s.text, &format!("[{}", s.name)),
                 column: 1,
             }),
         })
         .collect()
+}
+
+/// What an approval pins: the project files' fingerprint and the concerns they amount to now.
+/// Concerns depend on the user's own layers too (a project's `network = "bridge"` is one only
+/// while the global file says `"none"`), so tightening the global file asks again.
+pub fn approval_fingerprint(files: &str, concerns: &[Concern]) -> String {
+    let mut hasher = ContentHasher::new("stockade-approval-v1");
+    hasher.part(files.as_bytes());
+    for c in concerns {
+        hasher.part(c.what.as_bytes());
+    }
+    hasher.finish()
 }
 
 /// The 1-based line where `needle` first starts a line (1 when it is not found).
@@ -194,40 +272,262 @@ impl TrustStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_what_widens_the_sandbox_is_a_concern() {
-        use crate::config::{Places, Scope, parse_file};
+    use crate::config::keys::{ENTRIES, KEYS, Key, SECTIONS, TOP_LEVEL, entry};
+    use crate::config::{ConfigError, Loader, SERDE_SECTIONS};
+
+    /// A home with a global file and a project with a project file, both written as given.
+    struct Setup {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        loader: Loader,
+    }
+
+    fn setup(global: &str, project: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("project");
-        let outside = dir.path().join("data");
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("project");
+        let config = base.join("home/.config/stockade");
+        std::fs::create_dir_all(root.join(".stockade")).unwrap();
         std::fs::create_dir_all(root.join("src")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        let text = format!(
-            "[sandbox]\nmounts = [\"src:/src\", \"{}:/data:ro\"]\nenv = [\"TOKEN\", \"MODE=dev\"]\n\
-             memory = \"1g\"\nnetwork = \"none\"\nports = [\"3000:3000\"]\nsudo = true\n",
-            outside.display()
-        );
-        let mut errors = Vec::new();
-        let layer = parse_file(
-            &root.join(".stockade/config.toml"),
-            &text,
-            Scope::Project,
-            Places {
-                project_root: &root,
-                home: dir.path(),
-            },
-            &mut errors,
-        );
-        assert!(errors.is_empty(), "{errors:?}");
-        let what: Vec<String> = concerns(&layer.settings, &root)
+        std::fs::create_dir_all(config.join("src")).unwrap();
+        std::fs::create_dir_all(base.join("data")).unwrap();
+        std::fs::write(config.join("config.toml"), global).unwrap();
+        std::fs::write(root.join(".stockade/config.toml"), project).unwrap();
+        let loader = Loader {
+            global: config.join("config.toml"),
+            project: root.join(".stockade/config.toml"),
+            project_root: root.clone(),
+            home: base.join("home"),
+            env: Vec::new(),
+            flags: Vec::new(),
+        };
+        Setup {
+            _dir: dir,
+            root,
+            loader,
+        }
+    }
+
+    fn concerns_of(global: &str, project: &str) -> Vec<String> {
+        let s = setup(global, project);
+        let resolved = match s.loader.load() {
+            Ok(r) => r,
+            Err(e) => panic!("{project}: {e:?}"),
+        };
+        let mut out: Vec<String> = concerns(&resolved, &s.root)
             .into_iter()
             .map(|c| c.what)
             .collect();
-        assert_eq!(what.len(), 4, "{what:?}");
-        assert!(what[0].starts_with(&format!("mounts {}", outside.display())));
-        assert_eq!(what[1], "passes your environment variable TOKEN through");
-        assert_eq!(what[2], "publishes port 127.0.0.1:3000:3000/tcp");
-        assert!(what[3].starts_with("enables sudo"));
+        out.extend(
+            section_concerns(&resolved.sections)
+                .into_iter()
+                .map(|c| c.what),
+        );
+        out
+    }
+
+    fn toml_line(key: &Key, value: &str) -> String {
+        format!("[{}]\n{} = {value}\n", key.section, key.name)
+    }
+
+    /// A value of each widening key that widens the sandbox.
+    fn widening_sample(key: &Key) -> Option<&'static str> {
+        Some(match (key.section, key.name) {
+            ("image", "base") => "\"ruby:3.3\"",
+            ("image", "base_dockerfile") => "\"base.Dockerfile\"",
+            ("sandbox", "env") => "[\"TOKEN\"]",
+            ("sandbox", "mounts") => "[\"src:/src\"]",
+            ("sandbox", "ports") => "[\"3000:3000\"]",
+            ("sandbox", "sudo" | "ssh_agent" | "docker_socket") => "true",
+            ("sandbox", "engine_options") => "[\"--shm-size=1g\"]",
+            ("secrets", "allowlist") => "[\"*.pem\"]",
+            _ => return None,
+        })
+    }
+
+    /// For each limit: (the global value, a looser project value, a stricter one if any).
+    fn narrowing_sample(key: &Key) -> Option<(&'static str, &'static str, Option<&'static str>)> {
+        Some(match (key.section, key.name) {
+            ("sandbox", "memory") => ("\"2g\"", "\"4g\"", Some("\"1g\"")),
+            ("sandbox", "cpus") => ("2", "4", Some("1")),
+            ("sandbox", "pids_limit") => ("256", "512", Some("128")),
+            ("sandbox", "tmp_size") => ("\"1g\"", "\"2g\"", Some("\"512m\"")),
+            ("sandbox", "network") => ("\"none\"", "\"bridge\"", None),
+            ("sandbox", "read_only_root") => ("true", "false", None),
+            ("secrets", "scan") => ("true", "false", None),
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn every_key_and_entry_has_a_class() {
+        // Keys carry their class by construction; top-level entries and serde sections are
+        // looked up by name, so a new one without an entry fails here.
+        for name in TOP_LEVEL.iter().chain(SERDE_SECTIONS) {
+            assert!(
+                entry(name).is_some(),
+                "top-level `{name}` has no class in ENTRIES"
+            );
+        }
+        for e in ENTRIES {
+            assert!(
+                TOP_LEVEL.contains(&e.name) || SERDE_SECTIONS.contains(&e.name),
+                "ENTRIES names `{}`, which the loader does not know",
+                e.name
+            );
+        }
+        let tools = entry("tools").map(|e| e.default).unwrap_or_default();
+        assert!(
+            tools.ends_with(&crate::config::DEFAULT_VERSION_CACHE_HOURS.to_string()),
+            "{tools}"
+        );
+        for key in KEYS {
+            assert!(SECTIONS.contains(&key.section), "{key:?}");
+            assert!(
+                key.default.is_none() || crate::config::keys::default_value(key).is_some(),
+                "the default of {key:?} does not parse"
+            );
+        }
+    }
+
+    #[test]
+    fn every_widening_key_set_in_a_project_is_a_concern() {
+        for key in KEYS.iter().filter(|k| k.class == Class::Widens) {
+            let Some(sample) = widening_sample(key) else {
+                panic!("no widening sample for {key:?}: add one");
+            };
+            let what = concerns_of("", &toml_line(key, sample));
+            assert_eq!(what.len(), 1, "{key:?}: {what:?}");
+        }
+        // And the same value from the user's own global file needs no approval.
+        for key in KEYS.iter().filter(|k| k.class == Class::Widens) {
+            let sample = widening_sample(key).unwrap_or_default();
+            if key.name == "base_dockerfile" {
+                continue;
+            }
+            assert_eq!(
+                concerns_of(&toml_line(key, sample), ""),
+                Vec::<String>::new()
+            );
+        }
+        let what = concerns_of("", "[sandbox]\nssh_agent = true\n");
+        assert_eq!(
+            what,
+            ["forwards your SSH agent (it can sign with your keys)"]
+        );
+        for entry in ENTRIES.iter().filter(|e| e.class == Class::Widens) {
+            let text = format!("[{0}.x]\ninstall = \"npm\"\npackage = \"x\"\n", entry.name);
+            assert_eq!(concerns_of("", &text).len(), 1, "{}", entry.name);
+        }
+    }
+
+    #[test]
+    fn every_limit_a_project_loosens_is_a_concern_and_tightening_is_not() {
+        for key in KEYS.iter().filter(|k| k.class == Class::Narrows) {
+            let Some((global, looser, tighter)) = narrowing_sample(key) else {
+                panic!("no limit sample for {key:?}: add one");
+            };
+            let global = toml_line(key, global);
+            let what = concerns_of(&global, &toml_line(key, looser));
+            assert_eq!(what.len(), 1, "{key:?}: {what:?}");
+            assert!(
+                what[0].starts_with(&format!("loosens {}", key.path())),
+                "{what:?}"
+            );
+            if let Some(tighter) = tighter {
+                assert_eq!(
+                    concerns_of(&global, &toml_line(key, tighter)),
+                    Vec::<String>::new()
+                );
+            }
+            // The same value as the layers below is no loosening.
+            assert_eq!(
+                concerns_of(&global, &global),
+                Vec::<String>::new(),
+                "{key:?}"
+            );
+        }
+        // Against the defaults too: more memory or /tmp than the default is a loosening.
+        assert_eq!(concerns_of("", "[sandbox]\nmemory = \"64g\"\n").len(), 1);
+        assert_eq!(concerns_of("", "[sandbox]\npids_limit = 4096\n").len(), 1);
+        assert!(concerns_of("", "[sandbox]\nmemory = \"1g\"\n").is_empty());
+    }
+
+    #[test]
+    fn extends_false_is_a_concern_naming_what_it_drops() {
+        let global = "[sandbox]\nnetwork = \"none\"\nmemory = \"2g\"\n";
+        let what = concerns_of(global, "extends = false\n");
+        assert_eq!(
+            what,
+            [
+                "ignores your global configuration (extends = false), dropping sandbox.network, \
+              sandbox.memory"
+            ]
+        );
+        assert_eq!(concerns_of("", "extends = false\n").len(), 1);
+        assert!(concerns_of(global, "extends = true\n").is_empty());
+    }
+
+    #[test]
+    fn every_global_only_key_set_in_a_project_is_refused() {
+        let keys: Vec<&Key> = KEYS
+            .iter()
+            .filter(|k| k.class == Class::GlobalOnly)
+            .collect();
+        assert!(keys.len() >= 2, "{keys:?}");
+        for key in keys {
+            let value = if key.shape == crate::config::keys::Shape::List {
+                "[\"ca.pem\"]"
+            } else {
+                "\"x\""
+            };
+            let s = setup("", &toml_line(key, value));
+            match s.loader.load() {
+                Err(ConfigError::Invalid { errors }) => {
+                    assert_eq!(errors.len(), 1, "{errors:?}");
+                    assert_eq!((errors[0].line, errors[0].column), (2, 1), "{key:?}");
+                    assert!(errors[0].message.contains("global configuration"));
+                }
+                other => panic!("{key:?}: {other:?}"),
+            }
+            // From the global file it is accepted (a CA file must exist there).
+            if key.name != "ca_certificates" {
+                assert!(
+                    setup(&toml_line(key, value), "").loader.load().is_ok(),
+                    "{key:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn project_mounts_inside_the_project_need_no_approval() {
+        let s = setup("", "");
+        let text = format!(
+            "[sandbox]\nmounts = [\"src:{0}/src2\", \"src\", \"{1}/data:/data:ro\"]\nenv = [\"MODE=dev\"]\n",
+            s.root.display(),
+            s.root.parent().unwrap().display()
+        );
+        std::fs::write(&s.loader.project, text).unwrap();
+        let resolved = s.loader.load().unwrap();
+        let what: Vec<String> = concerns(&resolved, &s.root)
+            .into_iter()
+            .map(|c| c.what)
+            .collect();
+        assert_eq!(what.len(), 1, "{what:?}");
+        assert!(what[0].contains("(outside the project) at /data (outside the project)"));
+    }
+
+    #[test]
+    fn an_approval_pins_the_concerns_too() {
+        let c = |what: &str| Concern {
+            what: what.to_owned(),
+            source: None,
+        };
+        let one = approval_fingerprint("files", &[c("a")]);
+        assert_eq!(one, approval_fingerprint("files", &[c("a")]));
+        assert_ne!(one, approval_fingerprint("files", &[c("a"), c("b")]));
+        assert_ne!(one, approval_fingerprint("other", &[c("a")]));
     }
 
     #[test]

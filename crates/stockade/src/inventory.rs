@@ -87,14 +87,14 @@ pub async fn images(
         })
         .map(|image| {
             let tier = image.labels.get(labels::TIER).cloned().unwrap_or_default();
-            let project = (tier == "project")
-                .then(|| image.labels.get(labels::PROJECT).map(PathBuf::from))
-                .flatten();
+            // Project images, and a project's own custom base (which carries its project).
+            let project = image.labels.get(labels::PROJECT).map(PathBuf::from);
             let orphaned = if image.tags.is_empty() {
                 Some("superseded by a rebuild".to_owned())
             } else if project.as_ref().is_some_and(|dir| !dir.is_dir()) {
                 Some("its project directory is gone".to_owned())
             } else if image.labels.contains_key(labels::CUSTOM_BASE)
+                && project.is_none()
                 && base_id.as_deref() != Some(image.id.as_str())
                 && !image
                     .tags

@@ -79,7 +79,7 @@ pub fn pending_trust(
     project: &Project,
     resolved: &Resolved,
 ) -> Result<Option<(String, Vec<Concern>)>, CliError> {
-    let mut concerns = trust::concerns(&resolved.project_settings, &project.root);
+    let mut concerns = trust::concerns(resolved, &project.root);
     concerns.extend(trust::section_concerns(&resolved.sections));
     if concerns.is_empty() {
         return Ok(None);
@@ -92,6 +92,7 @@ pub fn pending_trust(
             )
         })?
         .unwrap_or_default();
+    let fingerprint = trust::approval_fingerprint(&fingerprint, &concerns);
     let store = TrustStore::new(&ctx.dirs.state);
     if store.is_trusted(&project.root, &fingerprint) {
         return Ok(None);

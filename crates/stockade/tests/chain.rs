@@ -282,16 +282,17 @@ fn custom_base_built_from(env: &Env, dockerfile_dir: &std::path::Path, marker: &
 }
 
 #[test]
-fn missing_custom_base_is_built_from_base_dockerfile_in_the_project() {
+fn a_global_base_dockerfile_is_never_looked_up_in_the_project() {
     let env = Env::layered("bdf-project");
-    // The same relative path under the global dir loses against the project's.
-    std::fs::create_dir_all(env.config_dir().join("images")).unwrap();
+    // The project plants a Dockerfile under the same relative path: it must not be used (a
+    // project would otherwise build the custom base every other project shares).
+    std::fs::create_dir_all(env.project.join("images")).unwrap();
     std::fs::write(
-        env.config_dir().join("images/Dockerfile.base"),
+        env.project.join("images/Dockerfile.base"),
         "FROM stockade-no-such-image\n",
     )
     .unwrap();
-    custom_base_built_from(&env, &env.project.join("images"), "project\n");
+    custom_base_built_from(&env, &env.config_dir().join("images"), "global\n");
 }
 
 #[test]

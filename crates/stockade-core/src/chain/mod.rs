@@ -59,23 +59,51 @@ impl BaseSource {
     }
 }
 
-/// Find `[image] base_dockerfile`: absolute as is; relative against the project root first,
-/// then the global config directory. Returns every place looked at when it is nowhere.
-pub fn find_base_dockerfile(
-    configured: &Path,
-    project_root: &Path,
-    config_dir: &Path,
-) -> Result<PathBuf, Vec<PathBuf>> {
-    let candidates = if configured.is_absolute() {
-        vec![configured.to_path_buf()]
+/// Find `[image] base_dockerfile`. The loader made it absolute against the file that set it
+/// (the global file's own directory, or the project root for the project file), so it is only
+/// looked for there: a relative path in the global file never finds a project's file.
+pub fn find_base_dockerfile(configured: &Path) -> Result<PathBuf, Vec<PathBuf>> {
+    if configured.is_absolute() && configured.is_file() {
+        Ok(configured.to_path_buf())
     } else {
-        vec![project_root.join(configured), config_dir.join(configured)]
-    };
-    candidates
-        .iter()
-        .find(|path| path.is_file())
-        .cloned()
-        .ok_or(candidates)
+        Err(vec![configured.to_path_buf()])
+    }
+}
+
+/// The tags a custom base (`[image] base`) makes: the image stockade builds from
+/// `base_dockerfile` when the named one is missing, and the runtime layer over it. A custom base
+/// the project file names belongs to that project: both tags carry the project's id, so it is
+/// never a shared tag that another project would use or rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomTags {
+    /// Where an image built from `base_dockerfile` is tagged.
+    pub build: String,
+    /// The runtime layer's tag.
+    pub layer: String,
+    /// Whether the project owns them.
+    pub project_owned: bool,
+}
+
+impl CustomTags {
+    pub fn of(namespace: &Namespace, image: &ImageConfig, name: &str, project_id: &str) -> Self {
+        if image.base_from_project {
+            Self {
+                build: namespace.project_custom_build(project_id, name),
+                layer: namespace.project_custom_base_image(
+                    project_id,
+                    name,
+                    labels::STOCKADE_VERSION,
+                ),
+                project_owned: true,
+            }
+        } else {
+            Self {
+                build: name.to_owned(),
+                layer: namespace.custom_base_image(name, labels::STOCKADE_VERSION),
+                project_owned: false,
+            }
+        }
+    }
 }
 
 /// The project's Dockerfile, `.stockade/Dockerfile`, if it has one.
@@ -305,26 +333,30 @@ mod tests {
     }
 
     #[test]
-    fn base_dockerfile_is_found_in_the_project_then_the_config_dir() {
-        let project = tempfile::tempdir().unwrap();
+    fn base_dockerfile_is_only_looked_for_where_it_was_resolved() {
         let config = tempfile::tempdir().unwrap();
-        let rel = Path::new("images/Dockerfile");
-        assert_eq!(
-            find_base_dockerfile(rel, project.path(), config.path()).unwrap_err(),
-            vec![project.path().join(rel), config.path().join(rel)]
-        );
+        let path = config.path().join("images/Dockerfile");
+        assert_eq!(find_base_dockerfile(&path).unwrap_err(), vec![path.clone()]);
         std::fs::create_dir_all(config.path().join("images")).unwrap();
-        std::fs::write(config.path().join(rel), "FROM x\n").unwrap();
-        assert_eq!(
-            find_base_dockerfile(rel, project.path(), config.path()).unwrap(),
-            config.path().join(rel)
-        );
-        std::fs::create_dir_all(project.path().join("images")).unwrap();
-        std::fs::write(project.path().join(rel), "FROM y\n").unwrap();
-        assert_eq!(
-            find_base_dockerfile(rel, project.path(), config.path()).unwrap(),
-            project.path().join(rel)
-        );
+        std::fs::write(&path, "FROM x\n").unwrap();
+        assert_eq!(find_base_dockerfile(&path).unwrap(), path);
+        // Never relative to whatever the working directory is.
+        let rel = Path::new("images/Dockerfile");
+        assert!(find_base_dockerfile(rel).is_err());
+    }
+
+    #[test]
+    fn a_project_custom_base_carries_the_project_id() {
+        let ns = Namespace::default();
+        let mut image = crate::config::Config::default().image;
+        let shared = CustomTags::of(&ns, &image, "ruby:3.3", "0123456789ab");
+        assert_eq!(shared.build, "ruby:3.3");
+        assert!(!shared.project_owned);
+        image.base_from_project = true;
+        let owned = CustomTags::of(&ns, &image, "ruby:3.3", "0123456789ab");
+        assert_eq!(owned.build, "stockade-custom-0123456789ab:ruby-3-3");
+        assert!(owned.layer.starts_with("stockade-ruby-3-3-0123456789ab:"));
+        assert!(ns.owns_repository(owned.build.split(':').next().unwrap()));
     }
 
     #[test]

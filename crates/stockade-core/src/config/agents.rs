@@ -34,7 +34,7 @@ pub struct AgentSection {
     /// Arguments put before the user's.
     pub args: Option<Vec<String>>,
     /// Fixed environment (e.g. the variable that turns off a self-updater).
-    pub env: Option<BTreeMap<String, String>>,
+    pub env: Option<BTreeMap<Spanned<String>, String>>,
     /// Kept for older configurations: config/state dirs are per project by default now.
     pub isolate: Option<bool>,
     /// Login files, relative to HOME (e.g. `.claude/.credentials.json`), shared by every project
@@ -172,6 +172,26 @@ pub(super) fn validate_agents(
     sections: Option<BTreeMap<Spanned<String>, AgentSection>>,
     scope: Scope,
 ) -> BTreeMap<String, AgentConfig> {
+    // Variable names: environment-style everywhere; in a project file not the reserved ones
+    // (`PATH`, `LD_*`, `STOCKADE_*`…), as for `[sandbox] env`.
+    let env_name_ok = |v: &mut Validator, name: &Spanned<String>| -> bool {
+        if !is_env_name(name.get_ref()) {
+            v.error(
+                name,
+                format!("{:?} is not an environment variable name", name.get_ref()),
+                "invalid name",
+                None,
+            );
+            return false;
+        }
+        if scope == Scope::Project
+            && let Err(bad) = super::rules::env_name(name.get_ref())
+        {
+            v.error(name, bad.message, bad.label, bad.help);
+            return false;
+        }
+        true
+    };
     let mut out = BTreeMap::new();
     for (name, section) in sections.unwrap_or_default() {
         if !is_agent_name(name.get_ref()) {
@@ -228,23 +248,17 @@ pub(super) fn validate_agents(
         config.config_files = section.config_files.map(|list| home_paths(v, list));
         config.api_keys = section.api_keys.map(|list| {
             list.into_iter()
-                .filter_map(|name| {
-                    if is_env_name(name.get_ref()) {
-                        Some(name.into_inner())
-                    } else {
-                        v.error(
-                            &name,
-                            format!("{:?} is not an environment variable name", name.get_ref()),
-                            "invalid name",
-                            None,
-                        );
-                        None
-                    }
-                })
+                .filter(|name| env_name_ok(v, name))
+                .map(Spanned::into_inner)
                 .collect()
         });
         config.args = section.args;
-        config.env = section.env;
+        config.env = section.env.map(|env| {
+            env.into_iter()
+                .filter(|(name, _)| env_name_ok(v, name))
+                .map(|(name, value)| (name.into_inner(), value))
+                .collect()
+        });
         config.isolate = section.isolate;
         // What is shared between projects (logins) and the host's own config dirs are the user's
         // call: a project file may not widen them.

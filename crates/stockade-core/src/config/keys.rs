@@ -1,5 +1,11 @@
-//! Every configuration key stockade knows: its section, shape, parser and one line of help.
-//! Files, `STOCKADE_<SECTION>_<KEY>` variables and flags are all checked against this table.
+//! Every configuration key stockade knows, in one table: its section, how layers apply it
+//! (shape), its class (what a project file setting it does: widens, narrows, neutral,
+//! global-only), its default, its parser and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
+//! variables and flags are all checked against this table; `Config::default()`, `config show`,
+//! the approval check (`trust::concerns`) and the project-file rules (`rules.rs`) read it.
+//! Top-level entries that are not keys (`extends`, `[agents]`, `[tools]`) are classed in
+//! [`ENTRIES`]. Tests fail when an entry has no class, when a widening or narrowing key has no
+//! concern test sample, and when docs/configuration.md disagrees on a class or default.
 
 use super::value::{self, Bad, ParseContext, Raw, Value};
 
@@ -12,11 +18,44 @@ pub enum Shape {
     List,
 }
 
+/// What a value set in a project file does to the sandbox: the class decides whether the
+/// project layer may set the key and whether doing so needs the user's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// Gives the sandbox more than the project (host files, variables, ports, privilege…): a
+    /// project that sets it needs approval.
+    Widens,
+    /// A limit or protection: a project value stricter than the layers below it is fine; a
+    /// looser one (see [`looser`]) needs approval.
+    Narrows,
+    /// Changes nothing about what the sandbox can reach.
+    Neutral,
+    /// Shapes what every project shares (the foundation image…): only the user's own layers
+    /// (global file, variables, flags) may set it; a project file setting it is refused.
+    GlobalOnly,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Widens => "widens",
+            Self::Narrows => "narrows",
+            Self::Neutral => "neutral",
+            Self::GlobalOnly => "global-only",
+        }
+    }
+}
+
 /// One key of the schema.
 pub struct Key {
     pub section: &'static str,
     pub name: &'static str,
+    /// How layers apply: a scalar replaces, a list appends.
     pub shape: Shape,
+    pub class: Class,
+    /// The default as a user would write it (parsed by `parse`); `None`: unset (lists: empty).
+    pub default: Option<&'static str>,
     /// Parses one value (one element of a list).
     pub parse: fn(&Raw, &ParseContext<'_>) -> Result<Value, Bad>,
     /// What the value looks like, for messages (`a string`, `a list of strings`…).
@@ -59,11 +98,87 @@ pub const SECTIONS: &[&str] = &["image", "sandbox", "secrets"];
 /// Top-level keys that are not sections.
 pub const TOP_LEVEL: &[&str] = &["extends"];
 
+/// A top-level entry the key table does not describe key by key: `extends` and the sections
+/// with a serde schema of their own (`[agents.<name>]`, `[tools]`).
+#[derive(Debug)]
+pub struct Entry {
+    pub name: &'static str,
+    pub class: Class,
+    /// The default, as a user would write it.
+    pub default: &'static str,
+    /// How the layers apply it.
+    pub applies: &'static str,
+    pub help: &'static str,
+}
+
+/// Every such entry with its class. `extends = false` drops the global layer (its image, CA
+/// certificates and limits), so it is a loosening; `[agents]` decides what is installed and run.
+pub static ENTRIES: &[Entry] = &[
+    Entry {
+        name: "extends",
+        class: Class::Narrows,
+        default: "true",
+        applies: "project file only; false drops the global file's layer",
+        help: "false ignores the global file (project files only)",
+    },
+    Entry {
+        name: "agents",
+        class: Class::Widens,
+        default: "{} (the built-in catalog)",
+        applies: "a map merged by agent name, then field by field (a later layer's field wins)",
+        help: "[agents.<name>]: custom agents and overrides of built-in ones",
+    },
+    Entry {
+        name: "tools",
+        class: Class::Neutral,
+        default: "version_cache_hours = 24",
+        applies: "a map merged by key (a later layer's value wins)",
+        help: "[tools] version_cache_hours: how long resolved agent versions are cached",
+    },
+];
+
+/// The class of a top-level entry (`extends`, `agents`, `tools`).
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    ENTRIES.iter().find(|e| e.name == name)
+}
+
+/// For a [`Class::Narrows`] key: whether `value` (a project's) is less restrictive than `below`
+/// (what the layers under the project give). Values of other keys are never looser.
+pub fn looser(key: &Key, value: &Value, below: &Value) -> bool {
+    if key.class != Class::Narrows {
+        return false;
+    }
+    match (value, below) {
+        (Value::Bytes(a), Value::Bytes(b)) => a > b,
+        (Value::Cpus(a), Value::Cpus(b)) => a > b,
+        (Value::Int(a), Value::Int(b)) => a > b,
+        (Value::Network(a), Value::Network(b)) => {
+            *a == value::Network::Bridge && *b == value::Network::None
+        }
+        // read_only_root, secrets.scan: `true` is the protection.
+        (Value::Bool(a), Value::Bool(b)) => !*a && *b,
+        _ => false,
+    }
+}
+
+/// The default of a key as a typed value (`None` when the key has none).
+pub fn default_value(key: &Key) -> Option<Value> {
+    let text = key.default?;
+    let cx = ParseContext {
+        relative_to: std::path::Path::new("/"),
+        project_root: std::path::Path::new("/"),
+        home: std::path::Path::new("/"),
+    };
+    (key.parse)(&Raw::Str(text.to_owned()), &cx).ok()
+}
+
 pub static KEYS: &[Key] = &[
     Key {
         section: "image",
         name: "from",
         shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: Some("debian:bookworm-slim"),
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "image the foundation is built FROM (a mirror, or a local image when offline)",
@@ -72,6 +187,8 @@ pub static KEYS: &[Key] = &[
         section: "image",
         name: "ca_certificates",
         shape: Shape::List,
+        class: Class::GlobalOnly,
+        default: None,
         parse: value::ca_file,
         expects: "a list of paths",
         help: "PEM files of extra CA certificates trusted inside every image",
@@ -80,6 +197,8 @@ pub static KEYS: &[Key] = &[
         section: "image",
         name: "base",
         shape: Shape::Scalar,
+        class: Class::Widens,
+        default: None,
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "a custom base image by name, extended with stockade's runtime layer",
@@ -88,6 +207,8 @@ pub static KEYS: &[Key] = &[
         section: "image",
         name: "base_dockerfile",
         shape: Shape::Scalar,
+        class: Class::Widens,
+        default: None,
         parse: value::dockerfile_path,
         expects: "a path",
         help: "a Dockerfile that builds the custom base when it is missing",
@@ -96,6 +217,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "env",
         shape: Shape::List,
+        class: Class::Widens,
+        default: None,
         parse: |raw, _| value::env_entry(raw),
         expects: "a list of strings",
         help: "NAME passes a host variable through when set; NAME=value sets one",
@@ -104,6 +227,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "mounts",
         shape: Shape::List,
+        class: Class::Widens,
+        default: None,
         parse: value::mount,
         expects: "a list of strings",
         help: "extra bind mounts, \"src[:dst][:ro]\"",
@@ -112,6 +237,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "ports",
         shape: Shape::List,
+        class: Class::Widens,
+        default: None,
         parse: |raw, _| value::port(raw),
         expects: "a list of strings",
         help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
@@ -120,6 +247,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "memory",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("8g"),
         parse: |raw, _| value::memory(raw),
         expects: "a size",
         help: "memory limit, e.g. \"4g\"",
@@ -128,6 +257,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "cpus",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: None,
         parse: |raw, _| value::cpus(raw),
         expects: "a number",
         help: "CPU limit, e.g. 2 or 1.5",
@@ -136,14 +267,28 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "pids_limit",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("1024"),
         parse: |raw, _| value::pids_limit(raw),
         expects: "an integer",
         help: "maximum number of processes",
     },
     Key {
         section: "sandbox",
+        name: "tmp_size",
+        shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("2g"),
+        parse: |raw, _| value::tmp_size(raw),
+        expects: "a size",
+        help: "size limit of the /tmp tmpfs (it counts against memory), e.g. \"2g\"",
+    },
+    Key {
+        section: "sandbox",
         name: "network",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("bridge"),
         parse: |raw, _| value::network(raw),
         expects: "a string",
         help: "\"bridge\" or \"none\"",
@@ -152,6 +297,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "read_only_root",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("false"),
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
@@ -160,6 +307,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "sudo",
         shape: Shape::Scalar,
+        class: Class::Widens,
+        default: Some("false"),
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
@@ -168,6 +317,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "ssh_agent",
         shape: Shape::Scalar,
+        class: Class::Widens,
+        default: Some("false"),
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
@@ -176,6 +327,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "docker_socket",
         shape: Shape::Scalar,
+        class: Class::Widens,
+        default: Some("false"),
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the engine socket: gives the sandbox control of the host",
@@ -184,6 +337,8 @@ pub static KEYS: &[Key] = &[
         section: "sandbox",
         name: "engine_options",
         shape: Shape::List,
+        class: Class::Widens,
+        default: None,
         parse: |raw, _| value::engine_option(raw),
         expects: "a list of strings",
         help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
@@ -192,6 +347,8 @@ pub static KEYS: &[Key] = &[
         section: "secrets",
         name: "scan",
         shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("true"),
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "scan the project for likely secrets before each launch",
@@ -200,6 +357,8 @@ pub static KEYS: &[Key] = &[
         section: "secrets",
         name: "allowlist",
         shape: Shape::List,
+        class: Class::Widens,
+        default: None,
         parse: |raw, _| value::glob(raw),
         expects: "a list of strings",
         help: "globs (relative to the project root) the secret scan accepts",

@@ -10,7 +10,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, InvalidConfig};
-use super::keys::{self, Key, SECTIONS, Shape, TOP_LEVEL};
+use super::keys::{self, Class, Key, SECTIONS, Shape, TOP_LEVEL};
+use super::rules;
 use super::sections::{RawSection, SERDE_SECTIONS};
 use super::source::{Origin, Scope, Setting};
 use super::value::{ParseContext, Raw, did_you_mean};
@@ -23,6 +24,8 @@ pub struct Layer {
     pub settings: Vec<Setting>,
     /// `extends = …`, when the file sets it.
     pub extends: Option<bool>,
+    /// Where `extends` is written.
+    pub extends_at: Option<super::source::Source>,
     /// Sections with a serde schema of their own ([`super::SERDE_SECTIONS`]), as written.
     pub sections: Vec<RawSection>,
 }
@@ -99,15 +102,20 @@ fn parse_table(
         }
         return layer;
     }
-    let file_dir = path.parent().unwrap_or(Path::new("/"));
+    // Relative paths in the global file start at its own directory, never the project.
+    let relative_to = match scope {
+        Scope::Global => path.parent().unwrap_or(Path::new("/")),
+        _ => places.project_root,
+    };
     let cx = ParseContext {
-        file_dir,
+        relative_to,
         project_root: places.project_root,
         home: places.home,
     };
     let origin = |span: Range<usize>| Origin::file(scope, path.to_path_buf(), shared.clone(), span);
     let mut walker = Walker {
         cx,
+        scope,
         errors,
         settings: &mut layer.settings,
     };
@@ -117,7 +125,10 @@ fn parse_table(
         let name = name.get_ref().as_ref();
         if TOP_LEVEL.contains(&name) {
             match item.get_ref() {
-                DeValue::Boolean(b) if scope == Scope::Project => layer.extends = Some(*b),
+                DeValue::Boolean(b) if scope == Scope::Project => {
+                    layer.extends = Some(*b);
+                    layer.extends_at = Some(origin(key_span).source);
+                }
                 DeValue::Boolean(_) => walker.errors.push(origin(key_span).error(
                     "`extends` only applies to a project configuration",
                     "not here",
@@ -171,6 +182,15 @@ fn parse_table(
         for (key_name, value) in table.iter() {
             let key_name_str = key_name.get_ref().as_ref();
             match keys::find(name, key_name_str) {
+                // Refused before its value is even parsed (a CA file need not exist).
+                Some(key) if scope == Scope::Project && key.class == Class::GlobalOnly => {
+                    let bad = rules::global_only(key);
+                    walker.errors.push(origin(key_name.span()).error(
+                        bad.message,
+                        bad.label,
+                        bad.help,
+                    ));
+                }
                 Some(key) => walker.key(key, value, &origin),
                 None => {
                     let known = keys::names_in(name);
@@ -191,6 +211,7 @@ fn parse_table(
 
 struct Walker<'a, 'e> {
     cx: ParseContext<'a>,
+    scope: Scope,
     errors: &'e mut Vec<InvalidConfig>,
     settings: &'e mut Vec<Setting>,
 }
@@ -270,7 +291,10 @@ impl Walker<'_, '_> {
                 return;
             }
         };
-        match (key.parse)(&raw, &self.cx) {
+        let parsed = (key.parse)(&raw, &self.cx).and_then(|value| {
+            rules::check(key, &value, self.scope, self.cx.project_root).map(|()| value)
+        });
+        match parsed {
             Ok(value) => self.settings.push(Setting {
                 key,
                 value,
@@ -303,7 +327,7 @@ pub fn parse_env(
 ) -> Layer {
     let mut layer = Layer::default();
     let cx = ParseContext {
-        file_dir: places.project_root,
+        relative_to: places.project_root,
         project_root: places.project_root,
         home: places.home,
     };
@@ -359,7 +383,7 @@ pub fn parse_flags(
 ) -> Layer {
     let mut layer = Layer::default();
     let cx = ParseContext {
-        file_dir: places.project_root,
+        relative_to: places.project_root,
         project_root: places.project_root,
         home: places.home,
     };
@@ -392,7 +416,10 @@ fn push_parsed(
     settings: &mut Vec<Setting>,
     errors: &mut Vec<InvalidConfig>,
 ) {
-    match (key.parse)(raw, cx) {
+    let scope = origin.source.scope();
+    let parsed = (key.parse)(raw, cx)
+        .and_then(|value| rules::check(key, &value, scope, cx.project_root).map(|()| value));
+    match parsed {
         Ok(value) => settings.push(Setting { key, value, origin }),
         Err(bad) => errors.push(origin.error(
             format!("`{}`: {}", key.path(), bad.message),

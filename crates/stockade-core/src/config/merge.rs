@@ -39,6 +39,13 @@ pub struct Resolved {
     pub project_settings: Vec<Setting>,
     /// Whether the project file set `extends = false`.
     pub global_ignored: bool,
+    /// Where the project file sets `extends` (when it does).
+    pub extends_at: Option<Source>,
+    /// What the layers under the project give: defaults ← global file (even when the project
+    /// ignores the global file). The project's values are compared with these (class 7).
+    pub below_project: Config,
+    /// The global file's settings (what `extends = false` drops).
+    pub global_settings: Vec<Setting>,
     pub warnings: Vec<Warning>,
     /// Sections with a serde schema of their own, global first (maps merge by key: the owner
     /// applies them in this order).
@@ -73,13 +80,28 @@ impl Loader {
             return Err(ConfigError::Invalid { errors });
         }
         let global_ignored = project.extends == Some(false);
+        let extends_at = project.extends_at.clone();
         let project_settings = project.settings.clone();
+        let global_settings = global.settings.clone();
+        let below_project = merge(
+            vec![Layer {
+                sections: Vec::new(),
+                ..global.clone()
+            }],
+            Vec::new(),
+            false,
+            &self.home,
+        )
+        .config;
         let mut layers: Vec<Layer> = Vec::new();
         if !global_ignored {
             layers.push(global);
         }
         layers.extend([project, env, flags]);
         let mut resolved = merge(layers, project_settings, global_ignored, &self.home);
+        resolved.extends_at = extends_at;
+        resolved.below_project = below_project;
+        resolved.global_settings = global_settings;
         let (agents, hours) = super::agents::from_sections(&resolved.sections)?;
         resolved.config.agents = agents;
         if let Some(hours) = hours {
@@ -135,6 +157,9 @@ fn merge(
         settings,
         project_settings,
         global_ignored,
+        extends_at: None,
+        below_project: Config::default(),
+        global_settings: Vec::new(),
         warnings,
         sections,
     }

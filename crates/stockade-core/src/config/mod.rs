@@ -11,6 +11,7 @@ mod error;
 pub mod keys;
 mod load;
 mod merge;
+pub mod rules;
 mod sections;
 mod source;
 mod starter;
@@ -33,12 +34,14 @@ pub use value::{
 
 use std::path::{Path, PathBuf};
 
+use keys::Key;
+
 use serde::Serialize;
 
-/// The default `[image] from`.
+/// The default `[image] from` (the key table's default; a test keeps them equal).
 pub const DEFAULT_FROM: &str = "debian:bookworm-slim";
 
-/// Default limit on processes in a sandbox.
+/// Default limit on processes in a sandbox (the key table's default; a test keeps them equal).
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
 /// Resolved configuration: what commands use.
@@ -64,8 +67,13 @@ pub struct ImageConfig {
     /// A custom base image by name (`[image] base`), used instead of the global Dockerfile.
     pub base: Option<String>,
     /// `[image] base_dockerfile`: builds the custom base when it is missing and cannot be pulled.
-    /// Relative paths are resolved against the project root, then the global config directory.
+    /// Absolute: a relative path was resolved against the directory of the global file that
+    /// set it, or against the project root when the project file set it.
     pub base_dockerfile: Option<PathBuf>,
+    /// Whether the project file set `base` or `base_dockerfile`: then the custom base belongs
+    /// to that project, and the images made for it carry the project's id.
+    #[serde(skip)]
+    pub base_from_project: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,11 +85,13 @@ pub struct SandboxConfig {
     pub set_env: Vec<(String, String)>,
     pub mounts: Vec<MountSetting>,
     pub ports: Vec<PortSetting>,
-    /// Memory limit in bytes.
+    /// Memory limit in bytes (8 GiB unless configured).
     pub memory: Option<u64>,
     /// CPU limit in thousandths of a CPU.
     pub cpus: Option<u32>,
     pub pids_limit: i64,
+    /// Size limit of the `/tmp` tmpfs in bytes.
+    pub tmp_size: u64,
     pub network: Network,
     pub read_only_root: bool,
     pub sudo: bool,
@@ -98,50 +108,47 @@ pub struct SecretsConfig {
     pub allowlist: Vec<String>,
 }
 
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            env: Vec::new(),
-            set_env: Vec::new(),
-            mounts: Vec::new(),
-            ports: Vec::new(),
-            memory: None,
-            cpus: None,
-            pids_limit: DEFAULT_PIDS_LIMIT,
-            network: Network::Bridge,
-            read_only_root: false,
-            sudo: false,
-            ssh_agent: false,
-            docker_socket: false,
-            engine_options: Vec::new(),
-        }
-    }
-}
-
-impl Default for SecretsConfig {
-    fn default() -> Self {
-        Self {
-            scan: true,
-            allowlist: Vec::new(),
-        }
-    }
-}
-
 impl Default for Config {
+    /// Every key's default comes from the key table ([`keys::KEYS`]): nothing here but empties.
     fn default() -> Self {
-        Self {
+        let mut config = Self {
             image: ImageConfig {
-                from: DEFAULT_FROM.to_owned(),
+                from: String::new(),
                 ca_certificates: Vec::new(),
                 base: None,
                 base_dockerfile: None,
+                base_from_project: false,
             },
-            sandbox: SandboxConfig::default(),
-            secrets: SecretsConfig::default(),
+            sandbox: SandboxConfig {
+                env: Vec::new(),
+                set_env: Vec::new(),
+                mounts: Vec::new(),
+                ports: Vec::new(),
+                memory: None,
+                cpus: None,
+                pids_limit: 0,
+                tmp_size: 0,
+                network: Network::Bridge,
+                read_only_root: false,
+                sudo: false,
+                ssh_agent: false,
+                docker_socket: false,
+                engine_options: Vec::new(),
+            },
+            secrets: SecretsConfig {
+                scan: false,
+                allowlist: Vec::new(),
+            },
             agents: std::collections::BTreeMap::new(),
             version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
             files: Vec::new(),
+        };
+        for key in keys::KEYS {
+            if let Some(value) = keys::default_value(key) {
+                config.set(key, &value, Scope::Default);
+            }
         }
+        config
     }
 }
 
@@ -166,14 +173,43 @@ impl Config {
         .map(|resolved| resolved.config)
     }
 
+    /// The value of a scalar key in this configuration (`None`: unset, or a list key).
+    pub fn value_of(&self, key: &Key) -> Option<Value> {
+        let s = &self.sandbox;
+        Some(match (key.section, key.name) {
+            ("image", "from") => Value::Str(self.image.from.clone()),
+            ("image", "base") => Value::Str(self.image.base.clone()?),
+            ("image", "base_dockerfile") => Value::Path(self.image.base_dockerfile.clone()?),
+            ("sandbox", "memory") => Value::Bytes(s.memory?),
+            ("sandbox", "cpus") => Value::Cpus(s.cpus?),
+            ("sandbox", "pids_limit") => Value::Int(s.pids_limit),
+            ("sandbox", "tmp_size") => Value::Bytes(s.tmp_size),
+            ("sandbox", "network") => Value::Network(s.network),
+            ("sandbox", "read_only_root") => Value::Bool(s.read_only_root),
+            ("sandbox", "sudo") => Value::Bool(s.sudo),
+            ("sandbox", "ssh_agent") => Value::Bool(s.ssh_agent),
+            ("sandbox", "docker_socket") => Value::Bool(s.docker_socket),
+            ("secrets", "scan") => Value::Bool(self.secrets.scan),
+            _ => return None,
+        })
+    }
+
     /// Apply one setting (the merge has decided it wins or adds).
     fn apply(&mut self, setting: &Setting) {
+        self.set(setting.key, &setting.value, setting.origin.source.scope());
+    }
+
+    fn set(&mut self, key: &Key, value: &Value, scope: Scope) {
         let s = &mut self.sandbox;
-        match (setting.key.section, setting.key.name, &setting.value) {
+        match (key.section, key.name, value) {
             ("image", "from", Value::Str(v)) => self.image.from = v.clone(),
-            ("image", "base", Value::Str(v)) => self.image.base = Some(v.clone()),
+            ("image", "base", Value::Str(v)) => {
+                self.image.base = Some(v.clone());
+                self.image.base_from_project |= scope == Scope::Project;
+            }
             ("image", "base_dockerfile", Value::Path(p)) => {
                 self.image.base_dockerfile = Some(p.clone());
+                self.image.base_from_project |= scope == Scope::Project;
             }
             ("image", "ca_certificates", Value::Path(p)) => {
                 self.image.ca_certificates.push(p.clone())
@@ -187,6 +223,7 @@ impl Config {
             ("sandbox", "memory", Value::Bytes(b)) => s.memory = Some(*b),
             ("sandbox", "cpus", Value::Cpus(c)) => s.cpus = Some(*c),
             ("sandbox", "pids_limit", Value::Int(i)) => s.pids_limit = *i,
+            ("sandbox", "tmp_size", Value::Bytes(b)) => s.tmp_size = *b,
             ("sandbox", "network", Value::Network(n)) => s.network = *n,
             ("sandbox", "read_only_root", Value::Bool(b)) => s.read_only_root = *b,
             ("sandbox", "sudo", Value::Bool(b)) => s.sudo = *b,

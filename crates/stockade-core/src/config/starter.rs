@@ -13,20 +13,27 @@ pub fn starter_file(global: bool) -> String {
          #\n\
          # extends = false            # ignore the global configuration file\n"
     };
+    // Global-only keys shape images every project shares: only the global starter shows them.
+    let image = if global {
+        "[image]\n\
+         # from = \"debian:bookworm-slim\"          # image the foundation is built FROM\n\
+         # ca_certificates = [\"/etc/ssl/certs/ca-certificates.crt\"]   # behind a TLS-intercepting proxy\n\
+         \n"
+    } else {
+        ""
+    };
     format!(
         "{scope}#\n\
 # Every key is optional; uncomment what you need. Reference: docs/configuration.md\n\
 # `stockade config show --sources` prints the result and where each value came from.\n\
 \n\
-[image]\n\
-# from = \"debian:bookworm-slim\"          # image the foundation is built FROM\n\
-# ca_certificates = [\"/etc/ssl/certs/ca-certificates.crt\"]   # behind a TLS-intercepting proxy\n\
-\n\
+{image}\
 [sandbox]\n\
 # env = [\"GITHUB_TOKEN\", \"RUST_LOG=debug\"]  # NAME passes the host value through; NAME=value sets it\n\
 # mounts = [\"~/src/shared-lib:ro\"]          # src[:dst][:ro]; never $HOME itself or /\n\
 # ports = [\"8080:80\"]                       # [ip:]host:container[/proto]; ip defaults to 127.0.0.1\n\
-# memory = \"4g\"\n\
+# memory = \"8g\"                           # the default; /tmp counts against it\n\
+# tmp_size = \"2g\"                         # the /tmp tmpfs (the default)\n\
 # cpus = 2\n\
 # pids_limit = 1024\n\
 # network = \"bridge\"                        # or \"none\"\n\

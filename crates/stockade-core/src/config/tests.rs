@@ -151,8 +151,9 @@ fn refused_mounts() {
     };
     let check = |text: &str| {
         let mut errors = Vec::new();
+        // Relative sources in the global file start at its own directory.
         let layer = parse_file(
-            Path::new("/c.toml"),
+            &home.join("c.toml"),
             text,
             Scope::Global,
             places,
@@ -258,8 +259,8 @@ impl Fixture {
 #[test]
 fn layers_merge_scalars_last_wins_lists_concatenate() {
     let f = Fixture::new(
-        "[image]\nfrom = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\nmemory = \"1g\"\n",
-        "[image]\nfrom = \"b\"\n[sandbox]\nenv = [\"Y\", \"Z\"]\n",
+        "[image]\nbase = \"a\"\n[sandbox]\nenv = [\"X\", \"Y\"]\nmemory = \"1g\"\n",
+        "[image]\nbase = \"b\"\n[sandbox]\nenv = [\"Y\", \"Z\"]\n",
     );
     let resolved = f
         .loader(
@@ -273,10 +274,11 @@ fn layers_merge_scalars_last_wins_lists_concatenate() {
         .load()
         .unwrap();
     let config = &resolved.config;
-    assert_eq!(config.image.from, "b");
+    assert_eq!(config.image.base.as_deref(), Some("b"));
+    assert!(config.image.base_from_project);
     assert_eq!(config.sandbox.env, ["X", "Z", "W", "Y"]);
     assert_eq!(config.sandbox.memory, Some(3 << 30));
-    let from = keys::find("image", "from").unwrap();
+    let from = keys::find("image", "base").unwrap();
     assert!(matches!(
         resolved.sources_of(from).as_slice(),
         [Source::File {
@@ -364,8 +366,9 @@ fn starter_files_are_valid_and_empty() {
 }
 
 /// Every key set (paths aside: they are checked against the disk).
-const FULL: &str = "extends = true\n[image]\nfrom = \"debian:12\"\nbase = \"ruby:3\"\nbase_dockerfile = \"~/Dockerfile\"\n\
-[sandbox]\nenv = [\"A\", \"B=1\"]\nports = [\"8080:80\", \"[::1]:53:53/udp\"]\nmemory = \"2g\"\ncpus = 1.5\npids_limit = 100\n\
+/// A project file: global-only keys are refused there (see trust's tests).
+const FULL: &str = "extends = true\n[image]\nbase = \"ruby:3\"\nbase_dockerfile = \".stockade/base.Dockerfile\"\n\
+[sandbox]\nenv = [\"A\", \"B=1\"]\nports = [\"8080:80\", \"[::1]:53:53/udp\"]\nmemory = \"2g\"\ncpus = 1.5\npids_limit = 100\ntmp_size = \"1g\"\n\
 network = \"none\"\nread_only_root = true\nsudo = false\ndocker_socket = false\n\
 engine_options = [\"--shm-size=1g\", \"--ulimit=nofile=10:20\", \"--add-host=a:1.2.3.4\"]\n\
 [secrets]\nscan = true\nallowlist = [\"*.pem\"]\n";
@@ -528,4 +531,206 @@ fn agent_layers_merge_field_by_field() {
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
     assert_eq!(moo.version.as_deref(), Some("1.6.0"));
     assert_eq!(config.version_cache_hours, 24);
+}
+
+/// Parse `text` as the project file of `fixture`'s project, or as its global file.
+fn parse_scoped(dir: &Path, text: &str, scope: Scope) -> (Layer, Vec<InvalidConfig>) {
+    let root = dir.join("project");
+    let file = match scope {
+        Scope::Global => dir.join("home/.config/stockade/config.toml"),
+        _ => root.join(".stockade/config.toml"),
+    };
+    let mut errors = Vec::new();
+    let layer = parse_file(
+        &file,
+        text,
+        scope,
+        Places {
+            project_root: &root,
+            home: &dir.join("home"),
+        },
+        &mut errors,
+    );
+    (layer, errors)
+}
+
+fn scoped_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for d in [
+        "project/.stockade",
+        "project/src",
+        "home/.config/stockade/src",
+        "home/.config/stockade/images",
+    ] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    std::fs::write(dir.path().join("home/.config/stockade/ca.pem"), "x").unwrap();
+    dir
+}
+
+#[test]
+fn a_project_file_may_not_set_what_changes_the_sandbox_s_own_code() {
+    let dir = scoped_dir();
+    let text = "[sandbox]\n\
+env = [\"PATH=/x\", \"LD_PRELOAD\", \"STOCKADE_UID=0\", \"BASH_ENV=/p\", \"uid=0\", \"RUST_LOG=debug\"]\n\
+mounts = [\"src:/opt/stockade/entrypoint.sh:ro\", \"src:/etc/gitconfig\", \"src:/lib64/x\", \"src:/opt\", \"src:/data/../usr\", \"src:/data\"]\n\
+engine_options = [\"--cap-add=SYS_PTRACE\", \"--device=/dev/fuse\", \"--tmpfs=/opt/stockade\", \"--shm-size=1g\"]\n\
+[image]\nfrom = \"x\"\nca_certificates = [\"ca.pem\"]\nbase_dockerfile = \"../../elsewhere/Dockerfile\"\n";
+    let (layer, errors) = parse_scoped(dir.path(), text, Scope::Project);
+    let at: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.label.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (2, 8, "reserved name"),
+            (2, 19, "reserved name"),
+            (2, 33, "reserved name"),
+            (2, 51, "reserved name"),
+            (3, 11, "protected target"),
+            (3, 49, "protected target"),
+            (3, 71, "protected target"),
+            (3, 87, "protected target"),
+            (3, 99, "`..` in target"),
+            (4, 19, "refused in a project file"),
+            (4, 43, "refused in a project file"),
+            (4, 65, "protected target"),
+            (6, 1, "global-only key"),
+            (7, 1, "global-only key"),
+            (8, 19, "outside the project"),
+        ],
+        "{errors:#?}"
+    );
+    // What is left is harmless.
+    let kept: Vec<String> = layer.settings.iter().map(|s| s.value.to_string()).collect();
+    assert_eq!(kept.len(), 4, "{kept:?}");
+}
+
+#[test]
+fn the_user_s_own_layers_keep_their_freedom_except_over_the_runtime() {
+    let dir = scoped_dir();
+    let text = "[sandbox]\nenv = [\"PATH=/x\", \"LD_LIBRARY_PATH\"]\n\
+mounts = [\"src:/etc/gitconfig:ro\", \"src:/opt/stockade/entrypoint.sh\"]\n\
+engine_options = [\"--cap-add=SYS_PTRACE\", \"--device=/dev/fuse\"]\n\
+[image]\nfrom = \"x\"\nca_certificates = [\"ca.pem\"]\n";
+    let (_, errors) = parse_scoped(dir.path(), text, Scope::Global);
+    let at: Vec<(usize, usize)> = errors.iter().map(|e| (e.line, e.column)).collect();
+    assert_eq!(at, [(3, 36)], "{errors:#?}");
+    assert!(errors[0].message.contains("/opt/stockade"));
+    // Variables and flags: the same rule for /opt/stockade.
+    let f = Fixture::new("", "");
+    let err = f
+        .loader(
+            &[("STOCKADE_SANDBOX_MOUNTS", ".stockade:/opt/stockade")],
+            &[],
+        )
+        .load()
+        .unwrap_err();
+    assert!(err.to_string().contains("/opt/stockade"), "{err}");
+    let err = f
+        .loader(&[], &[("--mount", "sandbox.mounts", ".stockade:/")])
+        .load()
+        .unwrap_err();
+    assert!(err.to_string().contains("/opt/stockade"), "{err}");
+}
+
+#[test]
+fn relative_paths_in_the_global_file_start_at_its_directory() {
+    let dir = scoped_dir();
+    let global = dir.path().join("home/.config/stockade");
+    let text = "[sandbox]\nmounts = [\"src:/g\"]\n[image]\nca_certificates = [\"ca.pem\"]\nbase_dockerfile = \"images/Dockerfile\"\n";
+    let (layer, errors) = parse_scoped(dir.path(), text, Scope::Global);
+    assert!(errors.is_empty(), "{errors:?}");
+    let global = global.canonicalize().unwrap();
+    let paths: Vec<String> = layer.settings.iter().map(|s| s.value.to_string()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("\"{}:/g\"", global.join("src").display()),
+            format!("{:?}", global.join("ca.pem").display().to_string()),
+            format!(
+                "{:?}",
+                global.join("images/Dockerfile").display().to_string()
+            ),
+        ],
+        "{paths:?}"
+    );
+    // The project's relative paths start at the project root and stay inside it.
+    let (layer, errors) = parse_scoped(
+        dir.path(),
+        "[image]\nbase_dockerfile = \".stockade/base.Dockerfile\"\n",
+        Scope::Project,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        layer.settings[0].value,
+        Value::Path(dir.path().join("project/.stockade/base.Dockerfile"))
+    );
+}
+
+#[test]
+fn defaults_come_from_the_key_table() {
+    let config = Config::default();
+    assert_eq!(config.image.from, DEFAULT_FROM);
+    assert_eq!(config.sandbox.pids_limit, DEFAULT_PIDS_LIMIT);
+    assert_eq!(config.sandbox.memory, Some(8 << 30));
+    assert_eq!(config.sandbox.tmp_size, 2 << 30);
+    assert!(config.secrets.scan);
+    for key in keys::KEYS {
+        assert_eq!(
+            config.value_of(key),
+            keys::default_value(key),
+            "{key:?}: the table's default and Config::default disagree"
+        );
+    }
+}
+
+#[test]
+fn the_key_reference_shows_each_key_s_class_and_default() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    for key in keys::KEYS {
+        let section = format!("## `[{}]`", key.section);
+        let start = doc
+            .find(&section)
+            .unwrap_or_else(|| panic!("no {section} in the docs"));
+        let rest = &doc[start + section.len()..];
+        let table = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", key.name)))
+            .unwrap_or_else(|| panic!("{key:?} has no row in docs/configuration.md"));
+        let cells: Vec<&str> = row.split(" | ").collect();
+        assert_eq!(cells[3], key.class.as_str(), "{key:?}: {row}");
+        if let Some(default) = keys::default_value(key) {
+            assert_eq!(cells[2], format!("`{default}`"), "{key:?}: {row}");
+        }
+    }
+}
+
+#[test]
+fn a_project_agent_may_not_set_reserved_variables_either() {
+    let agent = "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\napi_keys = [\"LD_PRELOAD\", \"MOO_KEY\"]\nenv = { PATH = \"/x\", \"bad name\" = \"1\", MOO = \"1\" }\n";
+    let f = Fixture::new("", agent);
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let at: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.label.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (4, 13, "reserved name"),
+            (5, 9, "reserved name"),
+            (5, 22, "invalid name"),
+        ],
+        "{errors:#?}"
+    );
+    // The user's global file may; a bad name is bad everywhere.
+    let f = Fixture::new(agent, "");
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    assert!(err.to_string().contains("bad name"), "{err}");
 }

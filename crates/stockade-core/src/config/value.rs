@@ -48,9 +48,11 @@ impl Raw {
 /// Where relative paths and `~` point while parsing.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseContext<'a> {
-    /// The directory of the file being read (relative CA paths start here).
-    pub file_dir: &'a Path,
-    /// The project root (relative mount sources start here).
+    /// Where this layer's relative paths start (mount sources, `base_dockerfile`, CA files):
+    /// the global file's own directory for the global file, never the project; the project
+    /// root for the project file, variables and flags.
+    pub relative_to: &'a Path,
+    /// The project root.
     pub project_root: &'a Path,
     pub home: &'a Path,
 }
@@ -267,7 +269,7 @@ pub fn image_reference(raw: &Raw) -> Result<Value, Bad> {
 
 /// A CA file that must exist; relative paths start at the config file's directory.
 pub fn ca_file(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
-    let resolved = resolve_path(string(raw)?, cx.file_dir, cx.home);
+    let resolved = resolve_path(string(raw)?, cx.relative_to, cx.home);
     match std::fs::metadata(&resolved) {
         Ok(meta) if meta.is_file() => Ok(Value::Path(resolved)),
         Ok(_) => Err(Bad::new(
@@ -294,7 +296,7 @@ pub fn dockerfile_path(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
             None,
         ));
     }
-    Ok(Value::Path(expand_home(value, cx.home)))
+    Ok(Value::Path(resolve_path(value, cx.relative_to, cx.home)))
 }
 
 pub fn is_env_name(name: &str) -> bool {
@@ -377,7 +379,7 @@ pub fn mount(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
             Some("write \"SOURCE[:TARGET][:ro]\""),
         ));
     }
-    let written = resolve_path(src, cx.project_root, cx.home);
+    let written = resolve_path(src, cx.relative_to, cx.home);
     if ENGINE_SOCKETS.iter().any(|s| Path::new(s) == written) || is_socket(&written) {
         return Err(Bad::new(
             format!(
@@ -394,7 +396,7 @@ pub fn mount(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
         Bad::new(
             format!("mount source {} does not exist: {e}", written.display()),
             "missing source",
-            Some("create it, fix the path (relative paths start at the project root) or remove the entry"),
+            Some("create it, fix the path (relative paths start at the project root; in the global file, at its own directory) or remove the entry"),
         )
     })?;
     if source == Path::new("/") {
@@ -557,6 +559,11 @@ pub fn size(raw: &Raw, minimum: u64) -> Result<u64, Bad> {
         ));
     }
     Ok(bytes)
+}
+
+/// `[sandbox] tmp_size`: at least 1 MiB.
+pub fn tmp_size(raw: &Raw) -> Result<Value, Bad> {
+    size(raw, 1 << 20).map(Value::Bytes)
 }
 
 pub fn memory(raw: &Raw) -> Result<Value, Bad> {

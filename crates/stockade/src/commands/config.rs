@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use stockade_core::config::keys::{KEYS, Key, SECTIONS, Shape};
-use stockade_core::config::{
-    DEFAULT_FROM, DEFAULT_PIDS_LIMIT, FlagValue, Resolved, Source, starter_file,
-};
+use stockade_core::config::keys::{self, KEYS, Key, SECTIONS, Shape};
+use stockade_core::config::{FlagValue, Resolved, Source, starter_file};
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -173,17 +171,9 @@ fn describe(source: &Source) -> String {
     }
 }
 
+/// The key table's default, as TOML would spell it.
 fn default_of(key: &Key) -> Option<String> {
-    Some(match (key.section, key.name) {
-        ("image", "from") => format!("{DEFAULT_FROM:?}"),
-        ("sandbox", "pids_limit") => DEFAULT_PIDS_LIMIT.to_string(),
-        ("sandbox", "network") => "\"bridge\"".to_owned(),
-        ("secrets", "scan") => "true".to_owned(),
-        ("sandbox", "read_only_root" | "sudo" | "ssh_agent" | "docker_socket") => {
-            "false".to_owned()
-        }
-        _ => return None,
-    })
+    keys::default_value(key).map(|v| v.to_string())
 }
 
 pub fn init(ctx: &Context, global: bool, force: bool) -> Result<u8, CliError> {

@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<u8, CliError> {
         ));
         return Ok(0);
     };
-    let mut concerns = trust::concerns(&resolved.project_settings, &project.root);
+    let mut concerns = trust::concerns(&resolved, &project.root);
     concerns.extend(trust::section_concerns(&resolved.sections));
     if concerns.is_empty() {
         ctx.ui
@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<u8, CliError> {
     } else {
         print_concerns(&project, &concerns);
     }
+    let fingerprint = trust::approval_fingerprint(&fingerprint, &concerns);
     store.approve(&project.root, &fingerprint).map_err(io)?;
     ctx.ui.success(&format!(
         "Approved {} (until its .stockade files change)",

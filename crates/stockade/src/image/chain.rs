@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use stockade_core::chain::{self, ProjectParent, RuntimeLayer};
+use stockade_core::chain::{self, CustomTags, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
 use stockade_core::context::{BuildContext, ContextFile};
 use stockade_core::labels;
@@ -123,6 +123,9 @@ async fn ensure_tiers(
     let project = match project_plan {
         None => None,
         Some(plan) => {
+            if plan.parent == ProjectParent::Base && config.image.base_from_project {
+                return Err(project_dockerfile_on_shared_base(config));
+            }
             let parent = match plan.parent {
                 ProjectParent::Base => &base,
                 ProjectParent::Foundation => &foundation,
@@ -251,27 +254,43 @@ async fn ensure_base(
             .await
         }
         BasePlan::Image { name, dockerfile } => {
-            let custom_id = super::custom::ensure_custom_image(
-                engine, ctx, project, &name, dockerfile, mode, run,
+            let tags = CustomTags::of(&ctx.namespace, &config.image, &name, &project.id());
+            let (custom_tag, custom_id) = super::custom::ensure_custom_image(
+                engine,
+                ctx,
+                &name,
+                &tags,
+                &project.root,
+                dockerfile,
+                mode,
+                run,
             )
             .await?;
             let layer = RuntimeLayer::new(
                 &foundation.tag,
                 &foundation.id,
-                &name,
+                &custom_tag,
                 !config.image.ca_certificates.is_empty(),
             );
             let build = TierBuild {
                 tier: "base",
                 title: format!("runtime layer over {name}"),
-                tag: ctx
-                    .namespace
-                    .custom_base_image(&name, labels::STOCKADE_VERSION),
+                tag: tags.layer.clone(),
                 dockerfile: chain::DOCKERFILE.to_owned(),
                 hash: layer.hash,
                 parent: Some(custom_id),
                 build_args: HashMap::new(),
-                labels: HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]),
+                labels: {
+                    let mut labels =
+                        HashMap::from([(labels::CUSTOM_BASE.to_owned(), name.clone())]);
+                    if tags.project_owned {
+                        labels.insert(
+                            labels::PROJECT.to_owned(),
+                            project.root.to_string_lossy().into_owned(),
+                        );
+                    }
+                    labels
+                },
             };
             let dockerfile = layer.dockerfile;
             let layered = ensure_built(engine, ctx, build, mode, run, |labels| {
@@ -284,6 +303,11 @@ async fn ensure_base(
                 .map_err(|e| CliError::other(format!("cannot pack the runtime layer: {e}"), None))
             })
             .await?;
+            // A project's own custom base is that project's alone: `stockade:base`, which every
+            // project shares, stays as it is and the sandbox runs the layer itself.
+            if tags.project_owned {
+                return Ok(layered);
+            }
             // The custom image takes the place of `stockade:base` (project Dockerfiles build on it).
             let moved = alias(engine, ctx, "base", &base_tag, &layered, run).await?;
             Ok(Ready {
@@ -293,6 +317,22 @@ async fn ensure_base(
             })
         }
     }
+}
+
+/// A project that names its own custom base cannot also build `.stockade/Dockerfile` on
+/// `stockade:base`: that tag is shared by every project and never points at this project's base.
+fn project_dockerfile_on_shared_base(config: &Config) -> CliError {
+    CliError::other(
+        format!(
+            "this project names its own custom base ({}) and .stockade/Dockerfile builds FROM \
+             the shared base, which is not that image",
+            config.image.base.as_deref().unwrap_or("[image] base")
+        ),
+        Some(
+            "put the project's build steps in its `base_dockerfile`, or move `[image] base` to \
+             your global config file",
+        ),
+    )
 }
 
 fn context_error(e: chain::ContextError) -> CliError {

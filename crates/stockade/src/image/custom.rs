@@ -2,12 +2,11 @@
 //! `[image] base_dockerfile`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use stockade_core::chain::{self, DirContext, GLOBAL_CONTEXT_EXCLUDED};
+use stockade_core::chain::{self, CustomTags, DirContext, GLOBAL_CONTEXT_EXCLUDED};
 use stockade_core::labels;
-use stockade_core::project::Project;
-use stockade_engine::Engine;
+use stockade_engine::{Engine, ImageInfo};
 
 use super::{BuildMode, ChainRun, TierBuild, ensure_built};
 use crate::context::Context;
@@ -16,26 +15,39 @@ use crate::exit::CliError;
 /// The `io.stockade.tier` of a custom base that stockade built from `base_dockerfile`.
 const CUSTOM_TIER: &str = "custom";
 
-/// The custom image's ID. An image stockade built from `base_dockerfile` is kept current with
-/// that Dockerfile; an image that came from elsewhere is used as it is.
+/// The custom image's tag and ID. An image stockade built from `base_dockerfile` is kept current
+/// with that Dockerfile; an image that came from elsewhere is used as it is. A custom base the
+/// project names for itself is built under `tags.build` (carrying the project's id), and an
+/// image of the shared name is only ever used, never rebuilt from the project's files.
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_custom_image(
     engine: &Engine,
     ctx: &Context,
-    project: &Project,
     name: &str,
+    tags: &CustomTags,
+    project: &Path,
     dockerfile: Option<PathBuf>,
     mode: BuildMode,
     run: &mut ChainRun,
-) -> Result<String, CliError> {
+) -> Result<(String, String), CliError> {
+    let owner = tags.project_owned.then_some(project);
+    let built_here =
+        |info: &ImageInfo| info.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER);
+    if tags.project_owned
+        && let Some(dockerfile) = &dockerfile
+        && engine.inspect_image(&tags.build).await?.is_some()
+    {
+        let id = build(engine, ctx, owner, &tags.build, dockerfile, mode, run).await?;
+        return Ok((tags.build.clone(), id));
+    }
     let info = engine.inspect_image(name).await?;
-    let built_by_stockade = info
-        .as_ref()
-        .is_some_and(|i| i.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER));
+    let rebuild = !tags.project_owned && info.as_ref().is_some_and(built_here);
     match (info, dockerfile) {
-        (Some(_), Some(dockerfile)) if built_by_stockade => {
-            build(engine, ctx, project, name, &dockerfile, mode, run).await
+        (Some(_), Some(dockerfile)) if rebuild => {
+            let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
+            Ok((tags.build.clone(), id))
         }
-        (Some(info), _) => Ok(info.id),
+        (Some(info), _) => Ok((name.to_owned(), info.id)),
         (None, dockerfile) => {
             let task = ctx.ui.task(&format!("Pulling custom base image {name}…"));
             let pulled = engine.pull_image(name, |_| {}).await;
@@ -44,7 +56,7 @@ pub async fn ensure_custom_image(
                 (Ok(()), _) => match engine.inspect_image(name).await? {
                     Some(info) => {
                         ctx.ui.success(&format!("Pulled {name}"));
-                        Ok(info.id)
+                        Ok((name.to_owned(), info.id))
                     }
                     None => Err(missing(
                         name,
@@ -59,7 +71,8 @@ pub async fn ensure_custom_image(
                         "Could not pull {name}; building it from {}",
                         dockerfile.display()
                     ));
-                    build(engine, ctx, project, name, &dockerfile, mode, run).await
+                    let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
+                    Ok((tags.build.clone(), id))
                 }
                 (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
             }
@@ -70,26 +83,23 @@ pub async fn ensure_custom_image(
 async fn build(
     engine: &Engine,
     ctx: &Context,
-    project: &Project,
+    project: Option<&Path>,
     name: &str,
     configured: &std::path::Path,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<String, CliError> {
-    let path = chain::find_base_dockerfile(configured, &project.root, &ctx.dirs.config).map_err(
-        |looked| {
-            let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
-            missing(
-                name,
-                "it could not be pulled",
-                Some(format!(
-                    "`[image] base_dockerfile = {:?}` was not found (looked at {})",
-                    configured.display().to_string(),
-                    places.join(" and ")
-                )),
-            )
-        },
-    )?;
+    let path = chain::find_base_dockerfile(configured).map_err(|looked| {
+        let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+        missing(
+            name,
+            "it could not be pulled",
+            Some(format!(
+                "`[image] base_dockerfile` was not found (looked at {})",
+                places.join(" and ")
+            )),
+        )
+    })?;
     let dir = path
         .parent()
         .unwrap_or(std::path::Path::new("/"))
@@ -111,7 +121,15 @@ async fn build(
         hash: chain::context_tier_hash(&format!("custom:{file_name}"), &content),
         parent: None,
         build_args: HashMap::new(),
-        labels: HashMap::new(),
+        // A project's own custom base is listed (and pruned) with that project.
+        labels: project
+            .map(|root| {
+                HashMap::from([(
+                    labels::PROJECT.to_owned(),
+                    root.to_string_lossy().into_owned(),
+                )])
+            })
+            .unwrap_or_default(),
     };
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
         context.to_tar(&file_name, labels).map_err(fail)
@@ -130,7 +148,8 @@ fn missing(name: &str, why: &str, detail: Option<String>) -> CliError {
         help: Some(format!(
             "pull or build it yourself (`docker pull {name}`, or `docker build -t {name} …`), \
              or set `[image] base_dockerfile = \"path/to/Dockerfile\"` so stockade builds it \
-             when it is missing (relative paths: the project root, then ~/.config/stockade/)"
+             when it is missing (relative paths start at the directory of the file that sets it; \
+             in a project file, at the project root)"
         )),
     }
 }

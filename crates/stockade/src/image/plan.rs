@@ -10,7 +10,6 @@ use stockade_core::chain::{
 use stockade_core::config::Config;
 use stockade_core::dirs::Dirs;
 use stockade_core::foundation::FoundationPlan;
-use stockade_core::labels;
 use stockade_core::names::Namespace;
 use stockade_core::project::Project;
 use stockade_engine::{Engine, ImageInfo};
@@ -195,7 +194,7 @@ pub async fn chain_status(
             foundation_id,
         ),
         BasePlan::Image { name, .. } => {
-            let tag = ns.custom_base_image(&name, labels::STOCKADE_VERSION);
+            let tag = chain::CustomTags::of(ns, &config.image, &name, &project.id()).layer;
             let layer_info = engine.inspect_image(&tag).await?;
             let custom = engine.inspect_image(&name).await?;
             match (custom, foundation) {
