@@ -77,6 +77,11 @@ fn default_sandbox_is_hardened_as_docker_inspect_shows() {
         "{host}"
     );
     assert_eq!(host["PidsLimit"], 1024);
+    // Class 10: what a sandbox prints is kept, but capped.
+    assert_eq!(
+        host["LogConfig"],
+        serde_json::json!({"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}})
+    );
     assert_eq!(host["Privileged"], false);
     assert_eq!(host["ReadonlyRootfs"], false);
     assert!(host["Tmpfs"]["/tmp"].as_str().unwrap().contains("nosuid"));

@@ -1,14 +1,20 @@
-//! The sandbox boundary against a hostile image (issue 9): a project Dockerfile the user approved
+//! The sandbox boundary at run time (issue 9). Against a hostile image: a project Dockerfile the user approved
 //! replaces everything stockade once relied on inside the image (`setpriv`, `gosu`, `tini`, `sh`,
 //! the entrypoint) with pass-through scripts and adds setuid-root binaries. The container starts
 //! as the host user with no capabilities, so none of it matters: the command, and everything the
 //! image runs before it, is the host uid with CapEff/CapPrm/CapBnd 0 and no-new-privileges.
+//! Also: no configuration value reaches a privileged step (class 2), proxy credentials stay out
+//! of `docker inspect` (class 11), installs run in unprivileged helpers (class 14).
 
 mod common;
 
 use std::os::unix::fs::MetadataExt;
+use std::process::Stdio;
+use std::time::Duration;
 
-use common::{Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged};
+use common::{
+    Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged, docker, docker_stdout, poll,
+};
 
 /// Pass-through replacements and setuid-root helpers, then a hostile entrypoint that tries to
 /// plant a setuid-root shell in the project and run the command through a setuid-root shell.
@@ -155,4 +161,130 @@ fn no_configuration_value_reaches_a_privileged_step() {
     assert_unprivileged(&run.stdout(), user.uid);
     assert!(run.stdout().ends_with("0 1 1 0\n"), "{}", run.stdout());
     watch.assert_unchanged();
+}
+
+#[test]
+fn proxy_credentials_stay_out_of_the_container_configuration() {
+    // Class 11: `HTTPS_PROXY=http://user:pass@…` reaches the command, never `docker inspect`.
+    let user = HostUser::ensure(1234, "stockade-t1234");
+    let env = Env::new()
+        .env("HTTPS_PROXY", "http://agent:pr0xy-pa55@127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .run_as(user);
+    let mut child = env
+        .command(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$HTTPS_PROXY $http_proxy\"; sleep 5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inspect = poll(Duration::from_secs(30), || {
+        let id = env.containers().into_iter().next()?;
+        let out = docker(&["inspect", &id]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .expect("the sandbox container appears");
+    let _ = child.stdin.take();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !inspect.contains("pr0xy-pa55"),
+        "proxy password in docker inspect"
+    );
+    assert!(
+        inspect.contains("http_proxy=http://127.0.0.1:9"),
+        "{inspect}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "http://agent:pr0xy-pa55@127.0.0.1:9 http://127.0.0.1:9\n"
+    );
+}
+
+#[test]
+fn installs_run_as_an_unprivileged_helper_that_owns_the_tools_volume() {
+    // Class 14: npm (and the package's install scripts) run in a helper as uid 65532 with no
+    // capabilities; the tools volume it fills belongs to that uid and is read-only in sandboxes.
+    let env = Env::layered("helper-uid");
+    env.write_global_config(&format!(
+        "{}\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"1.6.0\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let mut child = env
+        .command(&["moo", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let filter = format!("label=io.stockade.namespace={}", env.namespace);
+    let mut seen = std::collections::BTreeSet::new();
+    while child.try_wait().unwrap().is_none() {
+        let ids = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=io.stockade.kind=helper",
+            "--filter",
+            &filter,
+        ]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let out = docker(&[
+                "inspect",
+                "--format",
+                "{{.Config.User}} {{json .HostConfig.CapAdd}} {{json .HostConfig.SecurityOpt}}",
+                id,
+            ]);
+            if out.status.success() {
+                seen.insert(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("hello"));
+    assert!(!seen.is_empty(), "no helper container was seen");
+    for helper in &seen {
+        assert_eq!(
+            helper, "65532:65532 [] [\"no-new-privileges\"]",
+            "a helper ran with more than it needs"
+        );
+    }
+    let volume = docker_stdout(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=io.stockade.agent=moo",
+    ]);
+    let owners = docker_stdout(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v:ro"),
+        &common::base_image(),
+        "sh",
+        "-c",
+        "find /v -maxdepth 2 -printf '%U\\n' | sort -u",
+    ]);
+    assert_eq!(owners, "65532");
 }
