@@ -376,6 +376,13 @@ mod tests {
     use std::path::Path;
 
     fn spec(tty: bool, env: &[(&str, &str)], passthrough: &[&str]) -> SandboxSpec {
+        let mut config = Config::default();
+        config.sandbox.env = passthrough.iter().map(|s| s.to_string()).collect();
+        spec_with(&config, tty, env)
+    }
+
+    /// A spec for user ada (1234:1235) in "/work/My App".
+    fn spec_with(config: &Config, tty: bool, env: &[(&str, &str)]) -> SandboxSpec {
         let project = Project {
             root: "/work/My App".into(),
             cwd: "/work/My App/src".into(),
@@ -387,8 +394,6 @@ mod tests {
             name: "ada".into(),
             home: "/home/ada".into(),
         };
-        let mut config = Config::default();
-        config.sandbox.env = passthrough.iter().map(|s| s.to_string()).collect();
         let ns = Namespace::default();
         let host: BTreeMap<String, String> = env
             .iter()
@@ -399,7 +404,7 @@ mod tests {
                 namespace: &ns,
                 project: &project,
                 user: &user,
-                config: &config,
+                config,
                 image: "stockade:foundation".into(),
                 command: vec!["true".into()],
                 tty,
@@ -447,32 +452,8 @@ mod tests {
             ("STOCKADE_UID".into(), "0".into()),
             ("STOCKADE_SUDO".into(), "".into()),
         ];
-        let project = Project {
-            root: "/p".into(),
-            cwd: "/p".into(),
-            is_git: false,
-        };
-        let user = Identity {
-            uid: 1000,
-            gid: 1000,
-            name: "u".into(),
-            home: "/home/u".into(),
-        };
-        let ns = Namespace::default();
-        let s = SandboxSpec::new(
-            SandboxRequest {
-                namespace: &ns,
-                project: &project,
-                user: &user,
-                config: &config,
-                image: "i".into(),
-                command: vec![],
-                tty: false,
-                suffix: "x".into(),
-            },
-            |_| None,
-        );
-        assert!(s.env.contains(&("STOCKADE_UID".into(), "1000".into())));
+        let s = spec_with(&config, false, &[]);
+        assert!(s.env.contains(&("STOCKADE_UID".into(), "1234".into())));
         assert!(s.env.contains(&("STOCKADE_SUDO".into(), "1".into())));
         // The values still reach the command, through the secrets file sourced last.
         assert!(s.secrets.contains(&("STOCKADE_UID".into(), "0".into())));
@@ -540,34 +521,10 @@ mod tests {
 
     #[test]
     fn sudo_lifts_no_new_privileges_only_when_asked() {
-        let project = Project {
-            root: "/p".into(),
-            cwd: "/p".into(),
-            is_git: false,
-        };
-        let user = Identity {
-            uid: 1000,
-            gid: 1000,
-            name: "u".into(),
-            home: "/home/u".into(),
-        };
         let mut config = Config::default();
         config.sandbox.sudo = true;
         config.sandbox.set_env = vec![("TOKEN".into(), "s3cret".into())];
-        let ns = Namespace::default();
-        let s = SandboxSpec::new(
-            SandboxRequest {
-                namespace: &ns,
-                project: &project,
-                user: &user,
-                config: &config,
-                image: "i".into(),
-                command: vec![],
-                tty: false,
-                suffix: "x".into(),
-            },
-            |_| None,
-        );
+        let s = spec_with(&config, false, &[]);
         assert!(!s.security.no_new_privileges);
         assert!(s.security.cap_add.contains(&"AUDIT_WRITE".to_owned()));
         assert!(s.env.contains(&("STOCKADE_SUDO".into(), "1".into())));

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Env, HostUser, Run, base_image, default_config, docker};
+use common::{Env, HostUser, Run, base_image, default_config, docker, regex_escape};
 
 /// An environment on the shared foundation, run as uid 1234 (in the docker group).
 fn attacker_env() -> Env {
@@ -50,18 +50,6 @@ fn refused(env: &Env, code: i32, name: &str) -> String {
     settings.set_snapshot_suffix(name);
     settings.bind(|| insta::assert_snapshot!(stderr));
     stderr
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 // ---- class 13: keys that shape shared images are global-only ---------------------------------

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged};
+use common::{Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged, regex_escape};
 
 fn user() -> HostUser {
     HostUser::ensure(1301, "stockade-t1301")
@@ -62,18 +62,6 @@ fn assert_error_snapshot(env: &Env, name: &str, stderr: &str) {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
     settings.bind(|| insta::assert_snapshot!(name, stderr));
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 /// A launch that must be refused before anything starts: exit 1, the command never ran, no

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::bare_command;
+use common::{bare_command, regex_escape};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -55,18 +55,6 @@ fn snapshot_settings(root: &Path) -> insta::Settings {
     // Alignment depends on the temporary path's length.
     settings.add_filter(r" +#", " #");
     settings
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 const GLOBAL: &str = "[image]\nfrom = \"mirror/debian:12\"\n\n[sandbox]\nenv = [\"GITHUB_TOKEN\", \"EDITOR\"]\nmemory = \"2g\"\nmounts = [\"~/src/lib:/lib-src:ro\"]\n\n[tools]\nversion_cache_hours = 6\n\n[agents.aider]\ninstall = \"pypi\"\npackage = \"aider-chat\"\n";

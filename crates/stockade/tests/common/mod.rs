@@ -702,3 +702,16 @@ pub fn assert_unprivileged(output: &str, uid: u32) {
         "no-new-privileges is off:\n{output}"
     );
 }
+
+/// `text` as a regex matching itself (for insta filters on paths).
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
