@@ -170,6 +170,8 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
     let env = Env::new()
         .env("HTTPS_PROXY", "http://agent:pr0xy-pa55@127.0.0.1:9")
         .env("http_proxy", "http://127.0.0.1:9")
+        // Variant: a token as the user part only, another scheme.
+        .env("ALL_PROXY", "socks5h://t0ken-only@127.0.0.1:9")
         .run_as(user);
     let mut child = env
         .command(&[
@@ -177,7 +179,7 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
             "--",
             "sh",
             "-c",
-            "echo \"$HTTPS_PROXY $http_proxy\"; sleep 5",
+            "echo \"$HTTPS_PROXY $http_proxy $ALL_PROXY\"; sleep 5",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -209,7 +211,7 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "http://agent:pr0xy-pa55@127.0.0.1:9 http://127.0.0.1:9\n"
+        "http://agent:pr0xy-pa55@127.0.0.1:9 http://127.0.0.1:9 socks5h://t0ken-only@127.0.0.1:9\n"
     );
 }
 
