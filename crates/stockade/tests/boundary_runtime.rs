@@ -206,6 +206,10 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
         "proxy password in docker inspect"
     );
     assert!(
+        !inspect.contains("t0ken-only"),
+        "proxy token in docker inspect"
+    );
+    assert!(
         inspect.contains("http_proxy=http://127.0.0.1:9"),
         "{inspect}"
     );
