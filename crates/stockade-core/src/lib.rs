@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod dirs;
 pub mod foundation;
+pub mod fsread;
 pub mod hash;
 pub mod identity;
 pub mod labels;
