@@ -221,10 +221,22 @@ impl ProjectDir {
         read_regular(dir.as_ref().unwrap_or(&self.fd), name, &path, cap, what)
     }
 
-    /// Whether `rel` is a directory reached without any link; `Ok(false)` when it is missing.
-    /// (Used for mount sources, which cannot be fingerprinted by bytes.)
-    pub fn check_dir(&self, rel: &Path) -> Result<bool, ReadError> {
-        Ok(self.open_dir(rel)?.is_some())
+    /// Whether `rel` exists, reached without any link on its way and not a link itself (a
+    /// link is an error). Used for mount sources, which cannot be fingerprinted by bytes.
+    pub fn check_path(&self, rel: &Path) -> Result<bool, ReadError> {
+        let Some((dir, name)) = self.parent_of(rel)? else {
+            return Ok(false);
+        };
+        let dir = dir.as_ref().unwrap_or(&self.fd);
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) if is_type(&stat, SFlag::S_IFLNK) => Err(ReadError::Symlink {
+                path: self.root.join(rel),
+                target: readlinkat(dir, name).ok().map(PathBuf::from),
+            }),
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(io(&self.root.join(rel), e)),
+        }
     }
 
     /// Read the directory tree at `rel`: every entry `visit` keeps, files with their bytes
@@ -317,7 +329,11 @@ impl ProjectDir {
 
 /// Read a file the user's own configuration names outside the project: links on its way are the
 /// user's own, but it must still be a regular file under the cap. `Ok(None)` when missing.
-pub fn read_outside(path: &Path, cap: u64, what: &'static str) -> Result<Option<Vec<u8>>, ReadError> {
+pub fn read_outside(
+    path: &Path,
+    cap: u64,
+    what: &'static str,
+) -> Result<Option<Vec<u8>>, ReadError> {
     let (dir, name) = match (path.parent(), path.file_name()) {
         (Some(dir), Some(name)) => (dir, name),
         _ => {
@@ -356,7 +372,47 @@ pub fn read_outside(path: &Path, cap: u64, what: &'static str) -> Result<Option<
     }
 }
 
-fn read_outside_final(path: &Path, cap: u64, what: &'static str) -> Result<Option<Vec<u8>>, ReadError> {
+/// Read a configuration file as text: the project's beneath the project root (no link
+/// followed), the user's own with [`read_outside`]; regular files only, under [`CONFIG_CAP`].
+/// The error carries the explanation and the fix.
+pub fn read_config(
+    path: &Path,
+    in_project: bool,
+    project_root: &Path,
+) -> Result<Option<String>, std::io::Error> {
+    let what = "a configuration file";
+    let read = if in_project {
+        ProjectDir::open(project_root).and_then(|dir| {
+            let rel = dir.relative(path).map(Path::to_path_buf);
+            match rel {
+                Some(rel) => dir.read_file(&rel, CONFIG_CAP, what),
+                None => read_outside(path, CONFIG_CAP, what),
+            }
+        })
+    } else {
+        read_outside(path, CONFIG_CAP, what)
+    };
+    let read = match read {
+        // No project root, no project file.
+        Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        other => other,
+    };
+    let explain = |e: ReadError| std::io::Error::other(format!("{e}; {}", e.help()));
+    match read.map_err(explain)? {
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| std::io::Error::other("it is not valid UTF-8 text; save it as UTF-8")),
+        None => Ok(None),
+    }
+}
+
+fn read_outside_final(
+    path: &Path,
+    cap: u64,
+    what: &'static str,
+) -> Result<Option<Vec<u8>>, ReadError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(ReadError::NotRegular {
             path: path.to_path_buf(),
@@ -542,16 +598,15 @@ impl Tree<'_> {
                     Err(Errno::ENOENT) => continue,
                     Err(e) => return Err(explain(&dir, &name, &child, e)),
                 };
-                let bytes =
-                    read_open(fd, &child, self.budget, self.what).map_err(|e| match e {
-                        ReadError::TooLarge { size, .. } => ReadError::TooLarge {
-                            path: self.top.clone(),
-                            what: self.what,
-                            size: self.cap - self.budget + size,
-                            cap: self.cap,
-                        },
-                        other => other,
-                    })?;
+                let bytes = read_open(fd, &child, self.budget, self.what).map_err(|e| match e {
+                    ReadError::TooLarge { size, .. } => ReadError::TooLarge {
+                        path: self.top.clone(),
+                        what: self.what,
+                        size: self.cap - self.budget + size,
+                        cap: self.cap,
+                    },
+                    other => other,
+                })?;
                 self.budget -= bytes.len() as u64;
                 self.out.push(TreeEntry::File {
                     path: rel,
@@ -607,7 +662,10 @@ mod tests {
         let err = root
             .read_file(Path::new(".stockade/config.toml"), CONFIG_CAP, "x")
             .unwrap_err();
-        assert!(matches!(&err, ReadError::Symlink { target: Some(t), .. } if t == Path::new("/dev/zero")), "{err}");
+        assert!(
+            matches!(&err, ReadError::Symlink { target: Some(t), .. } if t == Path::new("/dev/zero")),
+            "{err}"
+        );
         // A link as a directory on the way.
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("config.toml"), "secret").unwrap();
@@ -618,7 +676,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ReadError::Symlink { .. }), "{err}");
         assert!(matches!(
-            root.read_tree(Path::new(".stockade"), CONTEXT_CAP, "x", &|_, _| Visit::Keep),
+            root.read_tree(Path::new(".stockade"), CONTEXT_CAP, "x", &|_, _| {
+                Visit::Keep
+            }),
             Err(ReadError::Symlink { .. })
         ));
         assert!(matches!(
@@ -638,7 +698,9 @@ mod tests {
         assert!(matches!(err, ReadError::NotRegular { kind, .. } if kind.contains("FIFO")));
         // In a tree, a FIFO is left out (the engine could not use it) and nothing blocks.
         let tree = root
-            .read_tree(Path::new(".stockade"), CONTEXT_CAP, "x", &|_, _| Visit::Keep)
+            .read_tree(Path::new(".stockade"), CONTEXT_CAP, "x", &|_, _| {
+                Visit::Keep
+            })
             .unwrap()
             .unwrap();
         assert!(tree.is_empty());
@@ -661,7 +723,9 @@ mod tests {
         );
         std::fs::write(dir.path().join(".stockade/small"), vec![b'a'; 800]).unwrap();
         assert!(matches!(
-            root.read_tree(Path::new(".stockade"), 2500, "a build context", &|_, _| Visit::Keep),
+            root.read_tree(Path::new(".stockade"), 2500, "a build context", &|_, _| {
+                Visit::Keep
+            }),
             Err(ReadError::TooLarge { .. })
         ));
     }
@@ -677,7 +741,11 @@ mod tests {
         symlink("/etc/passwd", ctx.join("link")).unwrap();
         let tree = root
             .read_tree(Path::new(".stockade"), CONTEXT_CAP, "x", &|p, _| {
-                if p == "sub/skip" { Visit::Skip } else { Visit::Keep }
+                if p == "sub/skip" {
+                    Visit::Skip
+                } else {
+                    Visit::Keep
+                }
             })
             .unwrap()
             .unwrap();
@@ -702,6 +770,9 @@ mod tests {
             read_outside(&dir.path().join("zero.crt"), FILE_CAP, "x"),
             Err(ReadError::NotRegular { .. })
         ));
-        assert_eq!(read_outside(&dir.path().join("none"), FILE_CAP, "x").unwrap(), None);
+        assert_eq!(
+            read_outside(&dir.path().join("none"), FILE_CAP, "x").unwrap(),
+            None
+        );
     }
 }

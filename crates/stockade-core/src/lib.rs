@@ -14,6 +14,7 @@ pub mod identity;
 pub mod labels;
 pub mod names;
 pub mod project;
+pub mod project_files;
 pub mod sandbox;
 pub mod secret_file;
 pub mod secrets;

@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use stockade_core::chain::{self, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
 use stockade_core::context::{BuildContext, ContextFile};
+use stockade_core::foundation::FoundationPlan;
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_engine::Engine;
 
-use super::plan::{BasePlan, ChainPlan, ProjectPlan, foundation_plan};
+use super::plan::{BasePlan, ChainPlan, ProjectPlan};
 use super::{BuildMode, ChainRun, Ready, TierBuild, alias, ensure_built};
 use crate::context::Context;
 use crate::exit::CliError;
+use crate::launch::Prepared;
 
 /// The chain, ready: the image a sandbox for this project runs.
 #[derive(Debug, Clone)]
@@ -34,32 +36,33 @@ impl Chain {
     }
 }
 
-/// Make every tier current for `project`, parent first; remove what the rebuilds replaced.
+/// Make every tier current for a prepared (read, resolved and approved) project, parent first;
+/// remove what the rebuilds replaced.
 pub async fn ensure_chain(
     engine: &Engine,
     ctx: &Context,
-    config: &Config,
-    project: &Project,
+    prepared: &Prepared,
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
-    let plan = ChainPlan::new(&ctx.dirs, &ctx.namespace, config, project)?;
-    let run = ChainRun::prefetch(engine, &chain_tags(ctx, project)).await?;
-    ensure_planned(engine, ctx, config, project, plan, run, mode).await
+    let plan = ChainPlan::of(ctx, prepared)?;
+    let run = ChainRun::prefetch(engine, &chain_tags(ctx, prepared)).await?;
+    let config = &prepared.resolved.config;
+    ensure_planned(engine, ctx, config, &prepared.project, plan, run, mode).await
 }
 
 /// The tags of the tiers a project's chain has: foundation, base, and its project image when it
-/// has a Dockerfile.
-pub fn chain_tags(ctx: &Context, project: &Project) -> Vec<String> {
+/// has a Dockerfile (as read).
+pub fn chain_tags(ctx: &Context, prepared: &Prepared) -> Vec<String> {
     let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
-    if chain::project_dockerfile(project).is_some() {
-        tags.push(ctx.namespace.project_image(&project.id()));
+    if prepared.files.context.is_some() {
+        tags.push(ctx.namespace.project_image(&prepared.project.id()));
     }
     tags
 }
 
 /// The tag of the image a project's sandboxes run (the chain's last tier).
-pub fn chain_image(ctx: &Context, project: &Project) -> String {
-    chain_tags(ctx, project).pop().unwrap_or_default()
+pub fn chain_image(ctx: &Context, prepared: &Prepared) -> String {
+    chain_tags(ctx, prepared).pop().unwrap_or_default()
 }
 
 /// `ensure_chain` with the plan made and the tiers looked up already (a launch does both while
@@ -74,6 +77,7 @@ pub async fn ensure_planned(
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
     let ChainPlan {
+        foundation: foundation_plan,
         base: base_plan,
         project: project_plan,
     } = plan;
@@ -82,6 +86,7 @@ pub async fn ensure_planned(
         ctx,
         config,
         project,
+        foundation_plan,
         base_plan,
         project_plan,
         mode,
@@ -98,12 +103,13 @@ async fn ensure_tiers(
     ctx: &Context,
     config: &Config,
     project: &Project,
+    foundation_plan: FoundationPlan,
     base_plan: BasePlan,
     project_plan: Option<ProjectPlan>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Chain, CliError> {
-    let foundation = ensure_foundation(engine, ctx, config, mode, run).await?;
+    let foundation = ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
     let base = ensure_base(
         engine,
         ctx,
@@ -135,12 +141,15 @@ async fn ensure_tiers(
                     project.root.to_string_lossy().into_owned(),
                 )]),
             };
-            let context = plan.context;
+            // The bytes read (and approved) at the start of the launch; the label carries
+            // their hash, so the image is tagged by exactly what is sent.
+            let mut context = plan.context.build;
             Some(
                 ensure_built(engine, ctx, build, mode, run, |labels| {
-                    context
-                        .to_tar(chain::DOCKERFILE, labels)
-                        .map_err(context_error)
+                    context.append_to(chain::DOCKERFILE, labels);
+                    context.to_tar().map_err(|e| {
+                        CliError::other(format!("cannot pack the project build context: {e}"), None)
+                    })
                 })
                 .await?,
             )
@@ -158,10 +167,10 @@ async fn ensure_foundation(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
+    plan: FoundationPlan,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
-    let plan = foundation_plan(config)?;
     let build = TierBuild {
         tier: "foundation",
         title: format!("foundation image from {}", config.image.from),
