@@ -46,7 +46,7 @@ pub enum ReadError {
     #[error("{} is {kind}, not a regular file", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },
     #[error(
-        "{} is larger than the {} stockade reads for {what} (read {} bytes before stopping)",
+        "{} is larger than the {} stockade reads for {what} ({} bytes or more)",
         path.display(),
         human(*cap),
         size
@@ -717,7 +717,7 @@ mod tests {
             err.to_string(),
             format!(
                 "{}/.stockade/big is larger than the 1 KiB stockade reads for a configuration \
-                 file (read 2048 bytes before stopping)",
+                 file (2048 bytes or more)",
                 dir.path().display()
             )
         );

@@ -1,0 +1,436 @@
+//! The sandbox boundary, reading side (issue 9, classes 4, 5 and 10): the attacker owns the
+//! project tree, stockade runs as a non-root user with stdin closed (nothing can be approved by a
+//! prompt). Each test passes only when the launch is refused with an error that names the file
+//! and nothing ran, or the command ran with only approved content.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use std::os::unix::fs::{lchown, symlink};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Env, HostUser, Run, docker, docker_stdout, poll};
+
+/// The attacker's victim: a non-root host user in the docker group.
+fn victim() -> HostUser {
+    HostUser::ensure(4317, "stockade-read")
+}
+
+fn snapshot_settings(env: &Env) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+/// A symlink in the project owned by the victim (as the agent would have made it).
+fn plant_link(env: &Env, target: &Path, rel: &str) {
+    let path = env.project.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    symlink(target, &path).unwrap();
+    if let Some(user) = &env.user {
+        lchown(&path, Some(user.uid), Some(user.gid)).unwrap();
+    }
+}
+
+/// Run with a time limit: a read that blocks (a FIFO) must fail the test, not hang it.
+fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
+    let mut child = env
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let done = poll(limit, || child.try_wait().unwrap().map(|_| ()));
+    if done.is_none() {
+        let _ = child.kill();
+        panic!("stockade {args:?} still ran after {limit:?}: a read blocked");
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        output,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Refused (exit 1), nothing ran, and the error is as snapshotted.
+fn assert_refused(env: &Env, run: &Run, name: &str) {
+    run.expect_code(1);
+    assert!(env.containers().is_empty(), "a container was created");
+    let stderr = run.stderr();
+    snapshot_settings(env).bind(|| insta::assert_snapshot!(name, stderr));
+}
+
+// ---- Class 10 (reading side): resource exhaustion through project files ----
+
+#[test]
+fn class10_config_toml_linked_to_dev_zero_is_refused_at_once() {
+    let env = Env::new().run_as(victim());
+    plant_link(&env, Path::new("/dev/zero"), ".stockade/config.toml");
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
+    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
+    assert_refused(&env, &run, "class10_dev_zero");
+    // `config show` reads the same way.
+    let show = run_within(&env, &["config", "show"], Duration::from_secs(20));
+    show.expect_code(1);
+    assert!(show.stderr().contains("symbolic link"), "{}", show.stderr());
+}
+
+#[test]
+fn class10_config_toml_as_a_fifo_does_not_block() {
+    let env = Env::new().run_as(victim());
+    std::fs::create_dir_all(env.project.join(".stockade")).unwrap();
+    let fifo = env.project.join(".stockade/config.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
+    assert_refused(&env, &run, "class10_fifo");
+    // A FIFO in the build context is left out, and does not block either.
+    std::fs::remove_file(&fifo).unwrap();
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\n", env.base_tag()),
+    );
+    nix::unistd::mkfifo(
+        &env.project.join(".stockade/pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let dry = run_within(
+        &env,
+        &["exec", "--dry-run", "--", "true"],
+        Duration::from_secs(20),
+    );
+    // Unapproved Dockerfile, non-interactive: refused, but promptly.
+    dry.expect_code(1);
+    assert!(dry.stderr().contains("not approved"), "{}", dry.stderr());
+}
+
+#[test]
+fn class10_a_20_mb_config_and_a_huge_context_are_refused_with_the_cap() {
+    let env = Env::new().run_as(victim());
+    let mut big = String::from("# padding\n");
+    big.push_str(&"#".repeat(20 << 20));
+    env.write(".stockade/config.toml", &big);
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(30));
+    assert_refused(&env, &run, "class10_big_config");
+
+    // Variant: a build context over its cap, made of a sparse file (no disk used).
+    std::fs::remove_file(env.project.join(".stockade/config.toml")).unwrap();
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\n", env.base_tag()),
+    );
+    let sparse = std::fs::File::create(env.project.join(".stockade/blob")).unwrap();
+    sparse.set_len(300 << 20).unwrap();
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(30));
+    assert_refused(&env, &run, "class10_big_context");
+}
+
+#[test]
+fn class10_stockade_dir_linked_to_the_global_config_is_refused() {
+    let env = Env::new().run_as(victim());
+    // The global config dir holds the user's own Dockerfile and config: a project that links
+    // `.stockade` to it would have it read (and approved, and built) as the project's.
+    env.write_global_config(&format!(
+        "{}[sandbox]\nmemory = \"2g\"\n",
+        common::default_config(&common::base_image())
+    ));
+    plant_link(&env, &env.config_dir(), ".stockade");
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
+    assert_refused(&env, &run, "class10_linked_stockade_dir");
+    // Variant: the Dockerfile alone is a link out of the project.
+    std::fs::remove_file(env.project.join(".stockade")).unwrap();
+    std::fs::write(env.root.join("outside.Dockerfile"), "FROM scratch\n").unwrap();
+    plant_link(
+        &env,
+        &env.root.join("outside.Dockerfile"),
+        ".stockade/Dockerfile",
+    );
+    let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
+    assert_refused(&env, &run, "class10_linked_dockerfile");
+}
+
+// ---- Class 4: an approval pins what the files refer to ----
+
+#[test]
+fn class4_a_changed_copied_file_asks_again() {
+    let env = Env::layered("copied").run_as(victim());
+    let dockerfile = format!(
+        "FROM {}\nCOPY setup.sh /opt/setup.sh\nRUN sh /opt/setup.sh\n",
+        env.base_tag()
+    );
+    env.write(".stockade/Dockerfile", &dockerfile);
+    env.write(".stockade/setup.sh", "echo approved > /opt/marker\n");
+    env.run(&["trust"]).expect_code(0);
+    let ran = env.run(&["exec", "--", "cat", "/opt/marker"]);
+    ran.expect_code(0);
+    assert_eq!(ran.stdout(), "approved\n");
+    let image = env.image_id(&env.project_tag()).unwrap();
+
+    // Only the COPY'd file changes: asked again (refused without a terminal), nothing rebuilt.
+    env.write(".stockade/setup.sh", "echo pwned > /opt/marker\n");
+    let run = env.run(&["exec", "--", "cat", "/opt/marker"]);
+    assert_refused(&env, &run, "class4_copied_file");
+    assert_eq!(env.image_id(&env.project_tag()).unwrap(), image);
+    // `stockade build` runs the Dockerfile's commands too: the same approval.
+    let build = env.run(&["build"]);
+    build.expect_code(1);
+    assert_eq!(env.image_id(&env.project_tag()).unwrap(), image);
+
+    // Variant: a new file beside the Dockerfile (not even COPY'd yet) asks again as well.
+    env.write(".stockade/setup.sh", "echo approved > /opt/marker\n");
+    env.run(&["exec", "--", "true"]).expect_code(0);
+    env.write(".stockade/extra.sh", "echo new\n");
+    env.run(&["exec", "--", "true"]).expect_code(1);
+    assert!(env.containers().is_empty());
+}
+
+#[test]
+fn class4_an_approved_mount_source_replaced_by_a_link_is_refused() {
+    let env = Env::new().run_as(victim());
+    std::fs::create_dir_all(env.project.join("data")).unwrap();
+    env.write("data/file", "project data\n");
+    env.write(
+        ".stockade/config.toml",
+        "[sandbox]\nmounts = [\"data:/data:ro\"]\nenv = [\"RACE_TOKEN\"]\n",
+    );
+    env.run(&["trust"]).expect_code(0);
+    let ran = env.run(&["exec", "--", "cat", "/data/file"]);
+    ran.expect_code(0);
+    assert_eq!(ran.stdout(), "project data\n");
+
+    // The agent replaces data/ by a link to the user's stockade config.
+    std::fs::remove_dir_all(env.project.join("data")).unwrap();
+    plant_link(&env, &env.config_dir(), "data");
+    let run = env.run(&["exec", "--", "cat", "/data/config.toml"]);
+    assert_refused(&env, &run, "class4_mount_link");
+    let dry = env.run(&["exec", "--dry-run", "--", "true"]);
+    dry.expect_code(1);
+    assert!(!dry.stdout().contains(".config/stockade"));
+    // Variant: even with --trust (this run only), a mount source that is a link in the project
+    // is refused at the line that mounts it.
+    let forced = env.run(&["exec", "--trust", "--", "cat", "/data/config.toml"]);
+    assert_refused(&env, &forced, "class4_mount_link_trusted");
+}
+
+#[test]
+fn class4_a_project_ca_file_replaced_by_a_link_is_refused() {
+    let env = Env::new().run_as(victim());
+    let secret = env.home.join(".ssh/id_rsa");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n").unwrap();
+    let foundation = env.image_id(&env.foundation_tag());
+    // Whatever else refuses a project CA (class 13 makes it global-only), a link to a key is
+    // never read: not for the fingerprint, not for the build.
+    env.write(
+        ".stockade/config.toml",
+        "[image]\nca_certificates = [\"certs/corp.crt\"]\n",
+    );
+    plant_link(&env, &secret, "certs/corp.crt");
+    for args in [
+        &["exec", "--", "true"][..],
+        &["exec", "--trust", "--", "true"],
+        &["exec", "--dry-run", "--", "true"],
+        &["trust"],
+    ] {
+        let run = env.run(args);
+        run.expect_code(1);
+        assert!(
+            run.stderr().contains("corp.crt"),
+            "{args:?}: {}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains("secret"));
+    }
+    assert!(env.containers().is_empty());
+    assert_eq!(env.image_id(&env.foundation_tag()), foundation);
+}
+
+// ---- Class 5: check and use read the same bytes (the race test) ----
+
+const RACE_ROUNDS_DRY: usize = 60;
+const RACE_ROUNDS_BUILD: usize = 10;
+
+struct Version {
+    config: String,
+    dockerfile: String,
+    setup: &'static str,
+}
+
+/// Swap `.stockade/` between `a` and `b` file by file (some writes in place, some by rename)
+/// until `stop` is set.
+fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool>) {
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let v = if round % 2 == 0 { &b } else { &a };
+        for (name, text) in [
+            ("config.toml", v.config.as_str()),
+            ("setup.sh", v.setup),
+            ("Dockerfile", v.dockerfile.as_str()),
+        ] {
+            if round % 3 == 0 {
+                let scratch = dir.join(format!(".{name}.swap"));
+                std::fs::write(&scratch, text).unwrap();
+                std::fs::rename(&scratch, dir.join(name)).unwrap();
+            } else {
+                std::fs::write(dir.join(name), text).unwrap();
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        round += 1;
+    }
+    for (name, text) in [
+        ("config.toml", a.config.as_str()),
+        ("setup.sh", a.setup),
+        ("Dockerfile", a.dockerfile.as_str()),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+#[test]
+fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
+    let env = Env::layered("race").run_as(victim());
+    let canary = env.root.join("canary");
+    std::fs::create_dir_all(&canary).unwrap();
+    std::fs::write(canary.join("keep"), "canary\n").unwrap();
+    let dockerfile = format!(
+        "FROM {}\nCOPY setup.sh /opt/setup.sh\nRUN sh /opt/setup.sh\n",
+        env.base_tag()
+    );
+    let approved = || Version {
+        config: "[sandbox]\nenv = [\"RACE_TOKEN\"]\n".to_owned(),
+        dockerfile: dockerfile.clone(),
+        setup: "echo approved > /opt/race-marker\n",
+    };
+    let unapproved = Version {
+        config: format!(
+            "[sandbox]\nenv = [\"RACE_TOKEN\"]\ndocker_socket = true\nmounts = [\"{}:/canary\"]\n",
+            canary.display()
+        ),
+        dockerfile: format!("{dockerfile}RUN echo unapproved > /opt/race-dockerfile\n"),
+        setup: "echo UNAPPROVED > /opt/race-marker\n",
+    };
+    let a = approved();
+    env.write(".stockade/config.toml", &a.config);
+    env.write(".stockade/Dockerfile", &a.dockerfile);
+    env.write(".stockade/setup.sh", a.setup);
+    env.run(&["trust"]).expect_code(0);
+    let first = env.run(&["exec", "--", "cat", "/opt/race-marker"]);
+    first.expect_code(0);
+    assert_eq!(first.stdout(), "approved\n");
+    let label = |tag: &str| {
+        docker_stdout(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"io.stockade.hash\"}}",
+            tag,
+        ])
+    };
+    let approved_hash = label(&env.project_tag());
+    assert!(!approved_hash.is_empty());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapping = {
+        let (dir, stop) = (env.project.join(".stockade"), stop.clone());
+        let (a, b) = (approved(), unapproved);
+        std::thread::spawn(move || swapper(dir, a, b, stop))
+    };
+
+    let socket_or_canary =
+        |text: &str| text.contains("docker.sock") || text.contains(&canary.display().to_string());
+    let (mut dry_ok, mut dry_refused) = (0, 0);
+    for _ in 0..RACE_ROUNDS_DRY {
+        let run = env.run(&["exec", "--dry-run", "--", "true"]);
+        assert!(
+            !socket_or_canary(&run.stdout()),
+            "a dry run showed unapproved content:\n{}",
+            run.stdout()
+        );
+        if run.ok() {
+            dry_ok += 1;
+        } else {
+            dry_refused += 1;
+        }
+    }
+    let (mut built, mut ran, mut refused) = (0, 0, 0);
+    for _ in 0..RACE_ROUNDS_BUILD {
+        // Without the image, a launch that goes ahead must build it: from what it read.
+        let _ = docker(&["rmi", "-f", &env.project_tag()]);
+        let run = env.run(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "cat /opt/race-marker; cat /opt/race-dockerfile 2>/dev/null; \
+             test -e /var/run/docker.sock && echo SOCKET; test -e /canary && echo CANARY; id -u",
+        ]);
+        if let Some(id) = env.image_id(&env.project_tag()) {
+            built += 1;
+            assert_eq!(
+                label(&id),
+                approved_hash,
+                "an image was built from unapproved bytes"
+            );
+        }
+        if run.ok() {
+            ran += 1;
+            let uid = victim().uid;
+            assert_eq!(
+                run.stdout(),
+                format!("approved\n{uid}\n"),
+                "{}",
+                run.stderr()
+            );
+        } else {
+            refused += 1;
+            assert!(!run.stdout().contains("UNAPPROVED"));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapping.join().unwrap();
+    eprintln!(
+        "race: dry runs {dry_ok} applied / {dry_refused} refused; launches {ran} ran / \
+         {refused} refused, {built} images built"
+    );
+    assert!(dry_ok > 0 && dry_refused > 0, "the swap was not exercised");
+    assert_eq!(
+        std::fs::read_to_string(canary.join("keep")).unwrap(),
+        "canary\n"
+    );
+    assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 1);
+    // Every image of the namespace's project tier carries approved bytes.
+    let filter = format!("label=io.stockade.namespace={}", env.namespace);
+    for id in docker_stdout(&[
+        "images",
+        "-q",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=io.stockade.tier=project",
+    ])
+    .lines()
+    {
+        assert_eq!(label(id), approved_hash);
+    }
+}
