@@ -268,7 +268,10 @@ fn class4_a_project_ca_file_replaced_by_a_link_is_refused() {
 // ---- Class 5: check and use read the same bytes (the race test) ----
 
 const RACE_ROUNDS_DRY: usize = 60;
-const RACE_ROUNDS_BUILD: usize = 10;
+/// Real launches that had to build, at least (each starts without the project image).
+const RACE_BUILDS: usize = 10;
+/// At most this many real launches to get there.
+const RACE_ROUNDS_MAX: usize = 60;
 
 struct Version {
     config: String,
@@ -296,6 +299,8 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
             }
             std::thread::sleep(Duration::from_micros(300));
         }
+        // A whole version stays a little while, so launches see each one complete as well.
+        std::thread::sleep(Duration::from_millis(3));
         round += 1;
     }
     for (name, text) in [
@@ -374,7 +379,10 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
         }
     }
     let (mut built, mut ran, mut refused) = (0, 0, 0);
-    for _ in 0..RACE_ROUNDS_BUILD {
+    for _ in 0..RACE_ROUNDS_MAX {
+        if built >= RACE_BUILDS {
+            break;
+        }
         // Without the image, a launch that goes ahead must build it: from what it read.
         let _ = docker(&["rmi", "-f", &env.project_tag()]);
         let run = env.run(&[
@@ -414,6 +422,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
          {refused} refused, {built} images built"
     );
     assert!(dry_ok > 0 && dry_refused > 0, "the swap was not exercised");
+    assert!(built >= RACE_BUILDS, "only {built} real builds");
     assert_eq!(
         std::fs::read_to_string(canary.join("keep")).unwrap(),
         "canary\n"
