@@ -284,13 +284,13 @@ struct Version {
 fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool>) {
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let v = if round % 2 == 0 { &b } else { &a };
+        let v = if round.is_multiple_of(2) { &b } else { &a };
         for (name, text) in [
             ("config.toml", v.config.as_str()),
             ("setup.sh", v.setup),
             ("Dockerfile", v.dockerfile.as_str()),
         ] {
-            if round % 3 == 0 {
+            if round.is_multiple_of(3) {
                 let scratch = dir.join(format!(".{name}.swap"));
                 std::fs::write(&scratch, text).unwrap();
                 std::fs::rename(&scratch, dir.join(name)).unwrap();
