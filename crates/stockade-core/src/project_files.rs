@@ -63,6 +63,8 @@ pub struct Referenced {
 pub struct ReadContext {
     /// The directory it was read from (for messages).
     pub dir: PathBuf,
+    /// The Dockerfile's name in the context (`Dockerfile` for `.stockade/`).
+    pub dockerfile_name: String,
     pub build: BuildContext,
     /// The content hash of `build` (paths, kinds, modes, bytes).
     pub hash: String,
@@ -71,7 +73,8 @@ pub struct ReadContext {
 impl ReadContext {
     /// The Dockerfile's text, as read.
     pub fn dockerfile(&self) -> String {
-        String::from_utf8_lossy(self.build.file(DOCKERFILE).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(self.build.file(&self.dockerfile_name).unwrap_or_default())
+            .into_owned()
     }
 }
 
@@ -94,7 +97,7 @@ impl ProjectFiles {
             }
             None => None,
         };
-        let context = read_context(&dir, Path::new(CONTEXT_DIR))?;
+        let context = read_context(&dir, Path::new(CONTEXT_DIR), DOCKERFILE)?;
         Ok(Self {
             dir,
             config,
@@ -136,11 +139,13 @@ impl ProjectFiles {
     }
 }
 
-/// Read the build context in `rel` (relative to the project root) when it holds a Dockerfile:
-/// `.dockerignore` applied, stockade's own `config.toml` left out, links kept as links.
+/// Read the build context in `rel` (relative to the project root) when it holds the Dockerfile
+/// `dockerfile`: `.dockerignore` applied, stockade's own `config.toml` left out, links kept as
+/// links.
 pub fn read_context(
     dir: &ProjectDir,
     rel: &Path,
+    dockerfile: &str,
 ) -> Result<Option<ReadContext>, ProjectFilesError> {
     let full = dir.root().join(rel);
     let ignore_rel = rel.join(".dockerignore");
@@ -154,7 +159,7 @@ pub fn read_context(
         })?,
         None => DockerIgnore::default(),
     };
-    ignore.keep(DOCKERFILE);
+    ignore.keep(dockerfile);
     let visit = |path: &str, is_dir: bool| {
         // The .dockerignore sent is the one whose rules were applied (read above).
         if path == ".dockerignore" || GLOBAL_CONTEXT_EXCLUDED.contains(&path) {
@@ -176,7 +181,7 @@ pub fn read_context(
     for entry in tree {
         match entry {
             TreeEntry::File { path, mode, bytes } => {
-                has_dockerfile |= path == DOCKERFILE;
+                has_dockerfile |= path == dockerfile;
                 files.push(ContextFile::new(path, bytes, mode));
             }
             TreeEntry::Dir { path, mode } => {
@@ -185,9 +190,9 @@ pub fn read_context(
                 files.push(d);
             }
             TreeEntry::Symlink { path, target } => {
-                if path == DOCKERFILE {
+                if path == dockerfile {
                     return Err(ReadError::Symlink {
-                        path: full.join(DOCKERFILE),
+                        path: full.join(dockerfile),
                         target: Some(target.into()),
                     }
                     .into());
@@ -210,6 +215,7 @@ pub fn read_context(
     build.hash_into(&mut hasher);
     Ok(Some(ReadContext {
         dir: full,
+        dockerfile_name: dockerfile.to_owned(),
         build,
         hash: hasher.finish(),
     }))

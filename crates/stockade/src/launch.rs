@@ -10,9 +10,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use stockade_core::chain;
 use stockade_core::config::{ConfigError, FlagValue, Resolved, Scope, Value};
 use stockade_core::project::Project;
-use stockade_core::project_files::{ProjectFiles, ProjectFilesError, Referenced};
+use stockade_core::project_files::{
+    ProjectFiles, ProjectFilesError, ReadContext, Referenced, read_context,
+};
 use stockade_core::secrets::{ScanReport, Severity, scan};
 use stockade_core::trust::{self, Concern, TrustStore};
 
@@ -36,6 +39,9 @@ pub struct Prepared {
     pub resolved: Resolved,
     /// `[image] ca_certificates`, as read (the foundation is built from these bytes).
     pub certificates: Vec<Referenced>,
+    /// The context of `[image] base_dockerfile` when that Dockerfile lies in the project: read
+    /// once like `.stockade/`, fingerprinted, and built from these bytes.
+    pub custom_base: Option<ReadContext>,
 }
 
 /// Read the project's files once and resolve the configuration from them.
@@ -46,12 +52,44 @@ pub fn prepare(ctx: &Context, flags: Vec<FlagValue>) -> Result<Prepared, CliErro
     let certificates = files
         .read_referenced(&resolved.config.image.ca_certificates, "a CA file")
         .map_err(files_error)?;
+    let custom_base = custom_base_context(ctx, &files, &resolved)?;
     Ok(Prepared {
         project,
         files,
         resolved,
         certificates,
+        custom_base,
     })
+}
+
+/// `[image] base_dockerfile`, when it is found in the project: its directory read as a context.
+fn custom_base_context(
+    ctx: &Context,
+    files: &ProjectFiles,
+    resolved: &Resolved,
+) -> Result<Option<ReadContext>, CliError> {
+    let image = &resolved.config.image;
+    let (Some(_), Some(configured)) = (&image.base, &image.base_dockerfile) else {
+        return Ok(None);
+    };
+    let root = files.dir.root();
+    let Ok(path) = chain::find_base_dockerfile(configured, root, &ctx.dirs.config) else {
+        return Ok(None); // reported where the image is needed
+    };
+    let Some(rel) = path.strip_prefix(root).ok() else {
+        return Ok(None); // the user's own file
+    };
+    let (Some(dir), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Ok(None);
+    };
+    let name = name.to_string_lossy();
+    match read_context(&files.dir, dir, &name).map_err(files_error)? {
+        Some(context) => Ok(Some(context)),
+        None => Err(CliError::other(
+            format!("{} is not a regular file in the project", path.display()),
+            Some("fix `[image] base_dockerfile`"),
+        )),
+    }
 }
 
 /// A project file that could not be read safely: what, where, and how to fix it.
@@ -194,12 +232,19 @@ pub fn concerns(prepared: &Prepared) -> Vec<Concern> {
 /// The fingerprint an approval of this launch's files pins (`None`: nothing to approve).
 pub fn fingerprint(prepared: &Prepared, concerns: &[Concern]) -> Option<String> {
     // The files the configuration refers to inside the project: the agent can rewrite them.
-    let inside: Vec<Referenced> = prepared
+    let mut inside: Vec<Referenced> = prepared
         .certificates
         .iter()
         .filter(|r| r.path.starts_with(&prepared.project.root))
         .cloned()
         .collect();
+    // The custom base's context in the project, by its content hash (of the bytes read).
+    if let Some(context) = &prepared.custom_base {
+        inside.push(Referenced {
+            path: context.dir.join(&context.dockerfile_name),
+            bytes: context.hash.clone().into_bytes(),
+        });
+    }
     trust::fingerprint(&prepared.files, &inside, concerns)
 }
 

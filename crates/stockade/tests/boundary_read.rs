@@ -265,6 +265,38 @@ fn class4_a_project_ca_file_replaced_by_a_link_is_refused() {
     assert_eq!(env.image_id(&env.foundation_tag()), foundation);
 }
 
+#[test]
+fn class4_a_changed_file_beside_the_projects_custom_base_dockerfile_asks_again() {
+    let env = Env::layered("custom-read").run_as(victim());
+    let name = format!("127.0.0.1:9/{}/custom-read:1", env.namespace);
+    env.write(
+        "base/Dockerfile.base",
+        &format!("FROM {}\nCOPY marker /marker\n", common::base_image()),
+    );
+    env.write("base/marker", "approved\n");
+    let dockerfile = env.project.join("base/Dockerfile.base");
+    env.write(
+        ".stockade/config.toml",
+        &format!(
+            "[image]\nbase = \"{name}\"\nbase_dockerfile = \"{}\"\n",
+            dockerfile.display()
+        ),
+    );
+    env.run(&["trust"]).expect_code(0);
+    let ran = env.run(&["exec", "--", "cat", "/marker"]);
+    ran.expect_code(0);
+    assert_eq!(ran.stdout(), "approved\n");
+    let image = env.image_id(&name).unwrap();
+    // The file the custom base's Dockerfile copies changes: asked again, nothing rebuilt.
+    env.write("base/marker", "pwned\n");
+    let run = env.run(&["exec", "--", "cat", "/marker"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("not approved"), "{}", run.stderr());
+    assert!(env.containers().is_empty());
+    assert_eq!(env.image_id(&name).unwrap(), image);
+    let _ = docker(&["rmi", "-f", &name]);
+}
+
 // ---- Class 5: check and use read the same bytes (the race test) ----
 
 const RACE_ROUNDS_DRY: usize = 60;

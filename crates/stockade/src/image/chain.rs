@@ -254,9 +254,13 @@ async fn ensure_base(
             })
             .await
         }
-        BasePlan::Image { name, dockerfile } => {
+        BasePlan::Image {
+            name,
+            dockerfile,
+            context,
+        } => {
             let custom_id = super::custom::ensure_custom_image(
-                engine, ctx, project, &name, dockerfile, mode, run,
+                engine, ctx, project, &name, dockerfile, context, mode, run,
             )
             .await?;
             let layer = RuntimeLayer::new(

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use stockade_core::chain::{self, DirContext, GLOBAL_CONTEXT_EXCLUDED};
 use stockade_core::labels;
 use stockade_core::project::Project;
+use stockade_core::project_files::ReadContext;
 use stockade_engine::Engine;
 
 use super::{BuildMode, ChainRun, TierBuild, ensure_built};
@@ -18,12 +19,14 @@ const CUSTOM_TIER: &str = "custom";
 
 /// The custom image's ID. An image stockade built from `base_dockerfile` is kept current with
 /// that Dockerfile; an image that came from elsewhere is used as it is.
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_custom_image(
     engine: &Engine,
     ctx: &Context,
     project: &Project,
     name: &str,
     dockerfile: Option<PathBuf>,
+    read: Option<ReadContext>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<String, CliError> {
@@ -33,7 +36,7 @@ pub async fn ensure_custom_image(
         .is_some_and(|i| i.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER));
     match (info, dockerfile) {
         (Some(_), Some(dockerfile)) if built_by_stockade => {
-            build(engine, ctx, project, name, &dockerfile, mode, run).await
+            build(engine, ctx, project, name, &dockerfile, read, mode, run).await
         }
         (Some(info), _) => Ok(info.id),
         (None, dockerfile) => {
@@ -59,7 +62,7 @@ pub async fn ensure_custom_image(
                         "Could not pull {name}; building it from {}",
                         dockerfile.display()
                     ));
-                    build(engine, ctx, project, name, &dockerfile, mode, run).await
+                    build(engine, ctx, project, name, &dockerfile, read, mode, run).await
                 }
                 (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
             }
@@ -67,15 +70,22 @@ pub async fn ensure_custom_image(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn build(
     engine: &Engine,
     ctx: &Context,
     project: &Project,
     name: &str,
     configured: &std::path::Path,
+    read: Option<ReadContext>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<String, CliError> {
+    // A Dockerfile in the project was read (and approved) at the start of the launch: built
+    // from those bytes, never from the disk again.
+    if let Some(read) = read {
+        return build_read(engine, ctx, name, configured, read, mode, run).await;
+    }
     let path = chain::find_base_dockerfile(configured, &project.root, &ctx.dirs.config).map_err(
         |looked| {
             let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
@@ -115,6 +125,45 @@ async fn build(
     };
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
         context.to_tar(&file_name, labels).map_err(fail)
+    })
+    .await?;
+    Ok(ready.id)
+}
+
+/// Build the custom base from its context as read.
+async fn build_read(
+    engine: &Engine,
+    ctx: &Context,
+    name: &str,
+    configured: &std::path::Path,
+    read: ReadContext,
+    mode: BuildMode,
+    run: &mut ChainRun,
+) -> Result<String, CliError> {
+    let file_name = read.dockerfile_name.clone();
+    let build = TierBuild {
+        tier: CUSTOM_TIER,
+        title: format!(
+            "custom base image {name} from {}",
+            read.dir.join(&file_name).display()
+        ),
+        tag: name.to_owned(),
+        dockerfile: file_name.clone(),
+        hash: chain::context_tier_hash(&format!("custom:{file_name}"), &read.hash),
+        parent: None,
+        build_args: HashMap::new(),
+        labels: HashMap::new(),
+    };
+    tracing::debug!(
+        "custom base {name} from {} (read once)",
+        configured.display()
+    );
+    let mut context = read.build;
+    let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
+        context.append_to(&file_name, labels);
+        context.to_tar().map_err(|e| {
+            CliError::other(format!("cannot pack the custom base's context: {e}"), None)
+        })
     })
     .await?;
     Ok(ready.id)

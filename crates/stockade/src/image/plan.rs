@@ -34,6 +34,8 @@ pub enum BasePlan {
     Image {
         name: String,
         dockerfile: Option<PathBuf>,
+        /// `base_dockerfile`'s context as read, when it lies in the project.
+        context: Option<ReadContext>,
     },
 }
 
@@ -62,10 +64,15 @@ impl ChainPlan {
         config: &Config,
         project: Option<ReadContext>,
         certificates: &[Referenced],
+        custom_base: Option<ReadContext>,
     ) -> Result<Self, CliError> {
+        let mut base = base_plan(dirs, config)?;
+        if let BasePlan::Image { context, .. } = &mut base {
+            *context = custom_base;
+        }
         Ok(Self {
             foundation: FoundationPlan::with_certificates(&config.image, certificates),
-            base: base_plan(dirs, config)?,
+            base,
             project: project.map(|context| project_plan(namespace, context)),
         })
     }
@@ -80,8 +87,16 @@ impl ChainPlan {
         let config = prepared.resolved.config.clone();
         let context = prepared.files.context.clone();
         let certificates = prepared.certificates.clone();
+        let custom_base = prepared.custom_base.clone();
         tokio::task::spawn_blocking(move || {
-            Self::new(&dirs, &namespace, &config, context, &certificates)
+            Self::new(
+                &dirs,
+                &namespace,
+                &config,
+                context,
+                &certificates,
+                custom_base,
+            )
         })
     }
 
@@ -93,6 +108,7 @@ impl ChainPlan {
             &prepared.resolved.config,
             prepared.files.context.clone(),
             &prepared.certificates,
+            prepared.custom_base.clone(),
         )
     }
 }
@@ -100,7 +116,11 @@ impl ChainPlan {
 pub fn base_plan(dirs: &Dirs, config: &Config) -> Result<BasePlan, CliError> {
     Ok(match BaseSource::resolve(&config.image, &dirs.config) {
         BaseSource::Foundation => BasePlan::Foundation,
-        BaseSource::Image { name, dockerfile } => BasePlan::Image { name, dockerfile },
+        BaseSource::Image { name, dockerfile } => BasePlan::Image {
+            name,
+            dockerfile,
+            context: None,
+        },
         BaseSource::Dockerfile { path } => {
             let (context, hash) = hashed_context(dirs, &dirs.config, "base")?;
             BasePlan::Dockerfile {
