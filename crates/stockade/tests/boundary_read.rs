@@ -7,8 +7,9 @@
 
 mod common;
 
-use std::os::unix::fs::{lchown, symlink};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, lchown, symlink};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +73,102 @@ fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
     }
 }
 
+/// What must not change on the host: the user's HOME (stockade's own state and cache aside), a
+/// canary directory, and anything under /tmp owned by the test's user (outside this test's own
+/// directory: other tests share /tmp).
+struct Watch {
+    home: PathBuf,
+    canary: PathBuf,
+    skip: PathBuf,
+    uid: u32,
+    before: BTreeMap<PathBuf, (u64, i64, u32)>,
+}
+
+impl Watch {
+    fn new(env: &Env) -> Self {
+        let canary = env.root.join("canary");
+        std::fs::create_dir_all(&canary).unwrap();
+        std::fs::write(canary.join("keep"), "canary\n").unwrap();
+        let mut watch = Self {
+            home: env.home.clone(),
+            canary,
+            skip: env.root.clone(),
+            uid: env.user.as_ref().map_or(0, |u| u.uid),
+            before: BTreeMap::new(),
+        };
+        watch.before = watch.state();
+        watch
+    }
+
+    fn state(&self) -> BTreeMap<PathBuf, (u64, i64, u32)> {
+        let mut out = BTreeMap::new();
+        let stockade_own = [
+            self.home.join(".local/state/stockade"),
+            self.home.join(".cache/stockade"),
+        ];
+        let mut add = |path: &Path, filter: &dyn Fn(&Path, &std::fs::Metadata) -> bool| {
+            for entry in walkdir(path) {
+                if let Ok(meta) = std::fs::symlink_metadata(&entry)
+                    && filter(&entry, &meta)
+                {
+                    out.insert(entry, (meta.len(), meta.mtime(), meta.mode()));
+                }
+            }
+        };
+        add(&self.home, &|p, _| {
+            !stockade_own.iter().any(|d| p.starts_with(d))
+        });
+        add(&self.canary, &|_, _| true);
+        let (skip, uid) = (self.skip.clone(), self.uid);
+        // The harness's own test directories (this test's and its siblings') are left out.
+        let harness = |p: &Path| {
+            p.strip_prefix("/tmp")
+                .ok()
+                .and_then(|r| r.components().next())
+                .is_some_and(|c| {
+                    c.as_os_str()
+                        .to_string_lossy()
+                        .starts_with("stockade-test-")
+                })
+        };
+        add(Path::new("/tmp"), &|p, m| {
+            m.uid() == uid && uid != 0 && !p.starts_with(&skip) && !harness(p)
+        });
+        out
+    }
+
+    fn assert_unchanged(&self) {
+        let after = self.state();
+        let changed: Vec<_> = after
+            .iter()
+            .filter(|(p, v)| self.before.get(*p) != Some(v))
+            .map(|(p, _)| p)
+            .chain(self.before.keys().filter(|p| !after.contains_key(*p)))
+            .collect();
+        assert!(changed.is_empty(), "changed on the host: {changed:?}");
+    }
+}
+
+/// Every path under `dir` (not following links); /tmp is walked two levels deep only.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let max_depth = if dir == Path::new("/tmp") { 2 } else { 32 };
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && depth + 1 < max_depth {
+                pending.push((path.clone(), depth + 1));
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Refused (exit 1), nothing ran, and the error is as snapshotted.
 fn assert_refused(env: &Env, run: &Run, name: &str) {
     run.expect_code(1);
@@ -85,8 +182,10 @@ fn assert_refused(env: &Env, run: &Run, name: &str) {
 #[test]
 fn class10_config_toml_linked_to_dev_zero_is_refused_at_once() {
     let env = Env::new().run_as(victim());
+    let watch = Watch::new(&env);
     plant_link(&env, Path::new("/dev/zero"), ".stockade/config.toml");
     let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
+    watch.assert_unchanged();
     assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
     assert_refused(&env, &run, "class10_dev_zero");
     // `config show` reads the same way.
@@ -219,6 +318,7 @@ fn class4_an_approved_mount_source_replaced_by_a_link_is_refused() {
     assert_eq!(ran.stdout(), "project data\n");
 
     // The agent replaces data/ by a link to the user's stockade config.
+    let watch = Watch::new(&env);
     std::fs::remove_dir_all(env.project.join("data")).unwrap();
     plant_link(&env, &env.config_dir(), "data");
     let run = env.run(&["exec", "--", "cat", "/data/config.toml"]);
@@ -230,6 +330,7 @@ fn class4_an_approved_mount_source_replaced_by_a_link_is_refused() {
     // is refused at the line that mounts it.
     let forced = env.run(&["exec", "--trust", "--", "cat", "/data/config.toml"]);
     assert_refused(&env, &forced, "class4_mount_link_trusted");
+    watch.assert_unchanged();
 }
 
 #[test]
@@ -324,10 +425,11 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
         ] {
             if round.is_multiple_of(3) {
                 let scratch = dir.join(format!(".{name}.swap"));
-                std::fs::write(&scratch, text).unwrap();
-                std::fs::rename(&scratch, dir.join(name)).unwrap();
+                // Errors only when the test already failed (its directory is gone).
+                let _ = std::fs::write(&scratch, text);
+                let _ = std::fs::rename(&scratch, dir.join(name));
             } else {
-                std::fs::write(dir.join(name), text).unwrap();
+                let _ = std::fs::write(dir.join(name), text);
             }
             std::thread::sleep(Duration::from_micros(300));
         }
@@ -340,7 +442,7 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
         ("setup.sh", a.setup),
         ("Dockerfile", a.dockerfile.as_str()),
     ] {
-        std::fs::write(dir.join(name), text).unwrap();
+        let _ = std::fs::write(dir.join(name), text);
     }
 }
 
@@ -348,8 +450,6 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
 fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
     let env = Env::layered("race").run_as(victim());
     let canary = env.root.join("canary");
-    std::fs::create_dir_all(&canary).unwrap();
-    std::fs::write(canary.join("keep"), "canary\n").unwrap();
     let dockerfile = format!(
         "FROM {}\nCOPY setup.sh /opt/setup.sh\nRUN sh /opt/setup.sh\n",
         env.base_tag()
@@ -372,6 +472,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
     env.write(".stockade/Dockerfile", &a.dockerfile);
     env.write(".stockade/setup.sh", a.setup);
     env.run(&["trust"]).expect_code(0);
+    let watch = Watch::new(&env);
     let first = env.run(&["exec", "--", "cat", "/opt/race-marker"]);
     first.expect_code(0);
     assert_eq!(first.stdout(), "approved\n");
@@ -423,7 +524,8 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
             "sh",
             "-c",
             "cat /opt/race-marker; cat /opt/race-dockerfile 2>/dev/null; \
-             test -e /var/run/docker.sock && echo SOCKET; test -e /canary && echo CANARY; id -u",
+             test -e /var/run/docker.sock && echo SOCKET; test -e /canary && echo CANARY; id -u; \
+             grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status",
         ]);
         if let Some(id) = env.image_id(&env.project_tag()) {
             built += 1;
@@ -436,9 +538,15 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
         if run.ok() {
             ran += 1;
             let uid = victim().uid;
+            let zero = "0000000000000000";
             assert_eq!(
-                run.stdout(),
-                format!("approved\n{uid}\n"),
+                run.stdout()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                format!(
+                    "approved {uid} CapPrm: {zero} CapEff: {zero} CapBnd: {zero} NoNewPrivs: 1"
+                ),
                 "{}",
                 run.stderr()
             );
@@ -455,11 +563,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
     );
     assert!(dry_ok > 0 && dry_refused > 0, "the swap was not exercised");
     assert!(built >= RACE_BUILDS, "only {built} real builds");
-    assert_eq!(
-        std::fs::read_to_string(canary.join("keep")).unwrap(),
-        "canary\n"
-    );
-    assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 1);
+    watch.assert_unchanged();
     // Every image of the namespace's project tier carries approved bytes.
     let filter = format!("label=io.stockade.namespace={}", env.namespace);
     for id in docker_stdout(&[
