@@ -138,7 +138,9 @@ pub enum TreeEntry {
     File {
         path: String,
         mode: u32,
+        /// Empty when the tree was only stat'ed ([`ProjectDir::stat_tree`]).
         bytes: Vec<u8>,
+        stamp: Stamp,
     },
     Dir {
         path: String,
@@ -155,6 +157,25 @@ impl TreeEntry {
     pub fn path(&self) -> &str {
         match self {
             Self::File { path, .. } | Self::Dir { path, .. } | Self::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// A file's stat as the content-hash cache compares it: size, mtime and ctime (ctime cannot be
+/// set from user space, so an edit always changes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(stat: &FileStat) -> Self {
+        Self {
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime_ns: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+            ctime_ns: i128::from(stat.st_ctime) * 1_000_000_000 + i128::from(stat.st_ctime_nsec),
         }
     }
 }
@@ -248,10 +269,33 @@ impl ProjectDir {
         what: &'static str,
         visit: &dyn Fn(&str, bool) -> Visit,
     ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
+        self.walk_tree(rel, cap, what, visit, true)
+    }
+
+    /// [`Self::read_tree`] without the files' bytes: their stamps only (no file is opened).
+    pub fn stat_tree(
+        &self,
+        rel: &Path,
+        cap: u64,
+        what: &'static str,
+        visit: &dyn Fn(&str, bool) -> Visit,
+    ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
+        self.walk_tree(rel, cap, what, visit, false)
+    }
+
+    fn walk_tree(
+        &self,
+        rel: &Path,
+        cap: u64,
+        what: &'static str,
+        visit: &dyn Fn(&str, bool) -> Visit,
+        with_bytes: bool,
+    ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
         let Some(fd) = self.open_dir(rel)? else {
             return Ok(None);
         };
         let mut tree = Tree {
+            with_bytes,
             out: Vec::new(),
             budget: cap,
             cap,
@@ -536,6 +580,7 @@ fn read_open(fd: OwnedFd, path: &Path, cap: u64, what: &'static str) -> Result<V
 
 /// The state of one [`ProjectDir::read_tree`].
 struct Tree<'a> {
+    with_bytes: bool,
     out: Vec<TreeEntry>,
     budget: u64,
     cap: u64,
@@ -593,11 +638,34 @@ impl Tree<'_> {
                 if (self.visit)(&rel, false) != Visit::Keep {
                     continue;
                 }
+                if !self.with_bytes {
+                    let stamp = Stamp::of(&stat);
+                    if stamp.size > self.budget {
+                        return Err(ReadError::TooLarge {
+                            path: self.top.clone(),
+                            what: self.what,
+                            size: self.cap - self.budget + stamp.size,
+                            cap: self.cap,
+                        });
+                    }
+                    self.budget -= stamp.size;
+                    self.out.push(TreeEntry::File {
+                        path: rel,
+                        mode,
+                        bytes: Vec::new(),
+                        stamp,
+                    });
+                    continue;
+                }
                 let fd = match openat(&dir, name.as_os_str(), FILE_FLAGS, Mode::empty()) {
                     Ok(fd) => fd,
                     Err(Errno::ENOENT) => continue,
                     Err(e) => return Err(explain(&dir, &name, &child, e)),
                 };
+                // The stamp of what is read: taken on the open descriptor.
+                let stamp = fstat(&fd)
+                    .map(|s| Stamp::of(&s))
+                    .map_err(|e| io(&child, e))?;
                 let bytes = read_open(fd, &child, self.budget, self.what).map_err(|e| match e {
                     ReadError::TooLarge { size, .. } => ReadError::TooLarge {
                         path: self.top.clone(),
@@ -612,6 +680,7 @@ impl Tree<'_> {
                     path: rel,
                     mode,
                     bytes,
+                    stamp,
                 });
             }
             // Sockets, FIFOs and devices: the engine cannot use them; they are left out.

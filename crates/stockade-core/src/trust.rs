@@ -56,15 +56,9 @@ pub fn fingerprint(
 pub fn context_concern(files: &ProjectFiles) -> Option<Concern> {
     files.context.as_ref().map(|context| Concern {
         what: format!(
-            "builds the project image from {}/Dockerfile and the {} file(s) beside it (its \
+            "builds the project image from {}/Dockerfile and the files beside it (its \
              commands run at build time)",
             context.dir.display(),
-            context
-                .build
-                .files()
-                .iter()
-                .filter(|f| !f.is_dir && f.path != crate::chain::DOCKERFILE)
-                .count()
         ),
         source: None,
     })
@@ -257,7 +251,7 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
         let root = project.path();
-        let read = || ProjectFiles::read(root).unwrap();
+        let read = || ProjectFiles::read(root, None).unwrap();
         assert_eq!(fingerprint(&read(), &[], &[]), None);
         std::fs::create_dir_all(root.join(".stockade")).unwrap();
         std::fs::write(root.join(".stockade/config.toml"), "[sandbox]\n").unwrap();

@@ -47,7 +47,7 @@ pub struct Prepared {
 /// Read the project's files once and resolve the configuration from them.
 pub fn prepare(ctx: &Context, flags: Vec<FlagValue>) -> Result<Prepared, CliError> {
     let project = ctx.project()?;
-    let files = ProjectFiles::read(&project.root).map_err(files_error)?;
+    let files = ProjectFiles::read(&project.root, Some(&ctx.dirs.cache)).map_err(files_error)?;
     let resolved = ctx.resolve_read(&project, files.config.as_deref(), flags)?;
     let certificates = files
         .read_referenced(&resolved.config.image.ca_certificates, "a CA file")
@@ -83,7 +83,7 @@ fn custom_base_context(
         return Ok(None);
     };
     let name = name.to_string_lossy();
-    match read_context(&files.dir, dir, &name).map_err(files_error)? {
+    match read_context(&files.dir, dir, &name, Some(&ctx.dirs.cache)).map_err(files_error)? {
         Some(context) => Ok(Some(context)),
         None => Err(CliError::other(
             format!("{} is not a regular file in the project", path.display()),

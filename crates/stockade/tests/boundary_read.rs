@@ -404,7 +404,7 @@ const RACE_ROUNDS_DRY: usize = 60;
 /// Real launches that had to build, at least (each starts without the project image).
 const RACE_BUILDS: usize = 10;
 /// At most this many real launches to get there.
-const RACE_ROUNDS_MAX: usize = 60;
+const RACE_ROUNDS_MAX: usize = 150;
 
 struct Version {
     config: String,
@@ -434,7 +434,7 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
             std::thread::sleep(Duration::from_micros(300));
         }
         // A whole version stays a little while, so launches see each one complete as well.
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(6));
         round += 1;
     }
     for (name, text) in [

@@ -143,7 +143,8 @@ async fn ensure_tiers(
             };
             // The bytes read (and approved) at the start of the launch; the label carries
             // their hash, so the image is tagged by exactly what is sent.
-            let mut context = plan.context.build;
+            // Changed since it was hashed (and approved): refused, nothing is built.
+            let mut context = plan.context.load().map_err(crate::launch::files_error)?;
             Some(
                 ensure_built(engine, ctx, build, mode, run, |labels| {
                     context.append_to(chain::DOCKERFILE, labels);

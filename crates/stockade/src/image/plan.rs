@@ -261,7 +261,8 @@ pub async fn chain_status(
 
     let project_tag = ns.project_image(&project.id());
     // Read safely, like a launch; `check` builds nothing.
-    let files = ProjectFiles::read(&project.root).map_err(crate::launch::files_error)?;
+    let files = ProjectFiles::read(&project.root, Some(&ctx.dirs.cache))
+        .map_err(crate::launch::files_error)?;
     let project = match files.context.map(|context| project_plan(ns, context)) {
         None => TierStatus {
             tag: project_tag,
