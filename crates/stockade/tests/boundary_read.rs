@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Env, HostUser, Run, docker, docker_stdout, poll};
@@ -400,11 +400,23 @@ fn class4_a_changed_file_beside_the_projects_custom_base_dockerfile_asks_again()
 
 // ---- Class 5: check and use read the same bytes (the race test) ----
 
-const RACE_ROUNDS_DRY: usize = 60;
+const RACE_ROUNDS_DRY: usize = 100;
 /// Real launches that had to build, at least (each starts without the project image).
 const RACE_BUILDS: usize = 10;
 /// At most this many real launches to get there.
 const RACE_ROUNDS_MAX: usize = 150;
+
+/// A small pseudo-random sequence for the swapper's timing.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
 
 struct Version {
     config: String,
@@ -412,12 +424,27 @@ struct Version {
     setup: &'static str,
 }
 
-/// Swap `.stockade/` between `a` and `b` file by file (some writes in place, some by rename)
-/// until `stop` is set.
-fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool>) {
+/// Swap `.stockade/` between `a` and each of `others` in turn, file by file (some writes in
+/// place, some by rename), until `stop` is set.
+fn swapper(
+    dir: std::path::PathBuf,
+    a: Version,
+    others: Vec<Version>,
+    stop: Arc<AtomicBool>,
+    pause_ms: Arc<AtomicU64>,
+) {
     let mut round = 0u64;
+    let mut jitter = XorShift(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 | 1),
+    );
     while !stop.load(Ordering::Relaxed) {
-        let v = if round.is_multiple_of(2) { &b } else { &a };
+        let v = if round.is_multiple_of(2) {
+            &others[(round / 2) as usize % others.len()]
+        } else {
+            &a
+        };
         for (name, text) in [
             ("config.toml", v.config.as_str()),
             ("setup.sh", v.setup),
@@ -431,10 +458,20 @@ fn swapper(dir: std::path::PathBuf, a: Version, b: Version, stop: Arc<AtomicBool
             } else {
                 let _ = std::fs::write(dir.join(name), text);
             }
-            std::thread::sleep(Duration::from_micros(300));
+            // Irregular steps: a launch that read the files twice, at any distance, straddles a
+            // swap sooner or later.
+            let step = if pause_ms.load(Ordering::Relaxed) == 0 {
+                200
+            } else {
+                1500
+            };
+            std::thread::sleep(Duration::from_micros(jitter.next() % step));
         }
         // A whole version stays a little while, so launches see each one complete as well.
-        std::thread::sleep(Duration::from_millis(6));
+        let pause = pause_ms.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_micros(
+            pause * 1000 + jitter.next() % (pause * 1000 + 300),
+        ));
         round += 1;
     }
     for (name, text) in [
@@ -459,14 +496,27 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
         dockerfile: dockerfile.clone(),
         setup: "echo approved > /opt/race-marker\n",
     };
-    let unapproved = Version {
-        config: format!(
-            "[sandbox]\nenv = [\"RACE_TOKEN\"]\ndocker_socket = true\nmounts = [\"{}:/canary\"]\n",
-            canary.display()
-        ),
-        dockerfile: format!("{dockerfile}RUN echo unapproved > /opt/race-dockerfile\n"),
-        setup: "echo UNAPPROVED > /opt/race-marker\n",
-    };
+    // Three unapproved versions: one that widens the sandbox (engine socket, a host directory),
+    // and two whose concerns are the approved ones, so that only the bytes tell them apart: a
+    // changed COPY'd file, and a changed (non-widening) setting.
+    let unapproved = vec![
+        Version {
+            config: format!(
+                "[sandbox]\nenv = [\"RACE_TOKEN\"]\ndocker_socket = true\nmounts = [\"{}:/canary\"]\n",
+                canary.display()
+            ),
+            dockerfile: format!("{dockerfile}RUN echo unapproved > /opt/race-dockerfile\n"),
+            setup: "echo UNAPPROVED > /opt/race-marker\n",
+        },
+        Version {
+            setup: "echo UNAPPROVED > /opt/race-marker\n",
+            ..approved()
+        },
+        Version {
+            config: "[sandbox]\nenv = [\"RACE_TOKEN\", \"UNAPPROVED_SETTING=1\"]\n".to_owned(),
+            ..approved()
+        },
+    ];
     let a = approved();
     env.write(".stockade/config.toml", &a.config);
     env.write(".stockade/Dockerfile", &a.dockerfile);
@@ -488,11 +538,18 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
     let approved_hash = label(&env.project_tag());
     assert!(!approved_hash.is_empty());
 
+    // Dry runs are cheap: the files swap as fast as they can, so that a launch that read them
+    // twice would straddle a swap. Builds need whole versions to last a little.
     let stop = Arc::new(AtomicBool::new(false));
+    let pause_ms = Arc::new(AtomicU64::new(0));
     let swapping = {
-        let (dir, stop) = (env.project.join(".stockade"), stop.clone());
-        let (a, b) = (approved(), unapproved);
-        std::thread::spawn(move || swapper(dir, a, b, stop))
+        let (dir, stop, pause) = (
+            env.project.join(".stockade"),
+            stop.clone(),
+            pause_ms.clone(),
+        );
+        let a = approved();
+        std::thread::spawn(move || swapper(dir, a, unapproved, stop, pause))
     };
 
     let socket_or_canary =
@@ -511,6 +568,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
             dry_refused += 1;
         }
     }
+    pause_ms.store(6, Ordering::Relaxed);
     let (mut built, mut ran, mut refused) = (0, 0, 0);
     for _ in 0..RACE_ROUNDS_MAX {
         if built >= RACE_BUILDS {

@@ -7,10 +7,11 @@
 //! the answer: no file is read. When it differs, only the files whose stat changed are read again.
 //!
 //! This serves the user's own contexts only (the global base in `~/.config/stockade/`, a custom
-//! base Dockerfile outside the project). Contexts in the project are hostile input: they are read
-//! once into memory through `fsread` (`project_files::read_context`), hashed and sent from the same
-//! bytes. The cache never trusts a stat that could hide an edit: ctime cannot be set from user
-//! space, and entries changed within the last 2 seconds are always read again.
+//! base Dockerfile outside the project). Contexts in the project are hostile input: they go
+//! through `fsread` (`project_files::read_context`, with a cache of its own), and what a build
+//! sends is checked against the approved hash. Neither cache trusts a stat that could hide an
+//! edit: ctime cannot be set from user space, and entries changed within the last 2 seconds are
+//! always read again.
 
 use std::collections::HashMap;
 use std::fs;
