@@ -141,12 +141,13 @@ async fn ensure_tiers(
                     project.root.to_string_lossy().into_owned(),
                 )]),
             };
-            // The bytes read (and approved) at the start of the launch; the label carries
-            // their hash, so the image is tagged by exactly what is sent.
-            // Changed since it was hashed (and approved): refused, nothing is built.
-            let mut context = plan.context.load().map_err(crate::launch::files_error)?;
+            // Only when a build is needed: the bytes read at the start of the launch, or read
+            // now and refused unless they hash to what was approved. The label carries that
+            // hash, so the image is tagged by exactly what is sent.
+            let read = plan.context;
             Some(
                 ensure_built(engine, ctx, build, mode, run, |labels| {
+                    let mut context = read.load().map_err(crate::launch::files_error)?;
                     context.append_to(chain::DOCKERFILE, labels);
                     context.to_tar().map_err(|e| {
                         CliError::other(format!("cannot pack the project build context: {e}"), None)

@@ -158,8 +158,8 @@ async fn build_read(
         "custom base {name} from {} (read once)",
         configured.display()
     );
-    let mut context = read.load().map_err(crate::launch::files_error)?;
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
+        let mut context = read.load().map_err(crate::launch::files_error)?;
         context.append_to(&file_name, labels);
         context.to_tar().map_err(|e| {
             CliError::other(format!("cannot pack the custom base's context: {e}"), None)
