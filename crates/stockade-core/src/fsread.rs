@@ -191,6 +191,9 @@ pub enum Visit {
     Skip,
 }
 
+/// Decides, per tree-relative path (and whether it is a directory), what a tree walk keeps.
+pub type Visitor<'v> = dyn Fn(&str, bool) -> Visit + Sync + 'v;
+
 /// The project root, opened once; every path below it is resolved without following links.
 #[derive(Debug)]
 pub struct ProjectDir {
@@ -267,7 +270,7 @@ impl ProjectDir {
         rel: &Path,
         cap: u64,
         what: &'static str,
-        visit: &dyn Fn(&str, bool) -> Visit,
+        visit: &Visitor<'_>,
     ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
         self.walk_tree(rel, cap, what, visit, true)
     }
@@ -278,7 +281,7 @@ impl ProjectDir {
         rel: &Path,
         cap: u64,
         what: &'static str,
-        visit: &dyn Fn(&str, bool) -> Visit,
+        visit: &Visitor<'_>,
     ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
         self.walk_tree(rel, cap, what, visit, false)
     }
@@ -288,24 +291,76 @@ impl ProjectDir {
         rel: &Path,
         cap: u64,
         what: &'static str,
-        visit: &dyn Fn(&str, bool) -> Visit,
+        visit: &Visitor<'_>,
         with_bytes: bool,
     ) -> Result<Option<Vec<TreeEntry>>, ReadError> {
         let Some(fd) = self.open_dir(rel)? else {
             return Ok(None);
         };
-        let mut tree = Tree {
+        let top = self.root.join(rel);
+        let tree = |pending| Tree {
             with_bytes,
             out: Vec::new(),
             budget: cap,
             cap,
             what,
-            top: self.root.join(rel),
+            top: top.clone(),
             visit,
+            pending,
         };
-        tree.walk(fd, &self.root.join(rel), "")?;
-        tree.out.sort_by(|a, b| a.path().cmp(b.path()));
-        Ok(Some(tree.out))
+        let mut main = tree(vec![(fd, top.clone(), String::new())]);
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 8);
+        if with_bytes || threads == 1 {
+            main.run()?;
+        } else {
+            // A stat walk (the warm path) shares the directories between threads, breadth-first
+            // until there are enough to share: stat calls dominate and run in parallel.
+            while !main.pending.is_empty() && main.pending.len() < threads * 4 {
+                let (fd, path, prefix) = main.pending.remove(0);
+                main.list(fd, &path, &prefix)?;
+            }
+            let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+            for (i, item) in std::mem::take(&mut main.pending).into_iter().enumerate() {
+                shares[i % threads].push(item);
+            }
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> = shares
+                    .into_iter()
+                    .map(|share| {
+                        let mut part = tree(share);
+                        scope.spawn(move || part.run().map(|()| part.out))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(io(&top, Errno::EIO))))
+                    .collect::<Vec<_>>()
+            });
+            for result in results {
+                main.out.extend(result?);
+            }
+            let total: u64 = main
+                .out
+                .iter()
+                .map(|e| match e {
+                    TreeEntry::File { stamp, .. } => stamp.size,
+                    _ => 0,
+                })
+                .sum();
+            if total > cap {
+                return Err(ReadError::TooLarge {
+                    path: top,
+                    what,
+                    size: total,
+                    cap,
+                });
+            }
+        }
+        main.out.sort_by(|a, b| a.path().cmp(b.path()));
+        Ok(Some(main.out))
     }
 
     /// Open the directory at `rel` (`.` for the root) without following links.
@@ -586,11 +641,21 @@ struct Tree<'a> {
     cap: u64,
     what: &'static str,
     top: PathBuf,
-    visit: &'a dyn Fn(&str, bool) -> Visit,
+    visit: &'a Visitor<'a>,
+    pending: Vec<(OwnedFd, PathBuf, String)>,
 }
 
 impl Tree<'_> {
-    fn walk(&mut self, dir: OwnedFd, path: &Path, prefix: &str) -> Result<(), ReadError> {
+    /// Walk every pending directory and everything below it.
+    fn run(&mut self) -> Result<(), ReadError> {
+        while let Some((fd, path, prefix)) = self.pending.pop() {
+            self.list(fd, &path, &prefix)?;
+        }
+        Ok(())
+    }
+
+    /// Record the kept entries of one directory; queue its subdirectories.
+    fn list(&mut self, dir: OwnedFd, path: &Path, prefix: &str) -> Result<(), ReadError> {
         let reader = nix::unistd::dup(&dir).map_err(|e| io(path, e))?;
         let mut listing = nix::dir::Dir::from_fd(reader).map_err(|e| io(path, e))?;
         let mut names: Vec<OsString> = Vec::new();
@@ -626,7 +691,7 @@ impl Tree<'_> {
                     });
                 }
                 if let Some(fd) = open_subdir(&dir, &name, &child)? {
-                    self.walk(fd, &child, &rel)?;
+                    self.pending.push((fd, child, rel));
                 }
             } else if is_type(&stat, SFlag::S_IFLNK) {
                 if (self.visit)(&rel, false) != Visit::Keep {

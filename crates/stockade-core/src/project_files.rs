@@ -252,7 +252,7 @@ fn read_ignore(
     Ok((bytes, ignore))
 }
 
-fn visitor(ignore: &DockerIgnore) -> impl Fn(&str, bool) -> Visit + '_ {
+fn visitor(ignore: &DockerIgnore) -> impl Fn(&str, bool) -> Visit + Sync + '_ {
     move |path: &str, is_dir: bool| {
         // The .dockerignore sent is the one whose rules were applied (read on its own).
         if path == ".dockerignore" || GLOBAL_CONTEXT_EXCLUDED.contains(&path) {
