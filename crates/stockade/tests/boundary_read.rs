@@ -402,9 +402,9 @@ fn class4_a_changed_file_beside_the_projects_custom_base_dockerfile_asks_again()
 
 const RACE_ROUNDS_DRY: usize = 100;
 /// Real launches that had to build, at least (each starts without the project image).
-const RACE_BUILDS: usize = 10;
+const RACE_BUILDS: usize = 15;
 /// At most this many real launches to get there.
-const RACE_ROUNDS_MAX: usize = 150;
+const RACE_ROUNDS_MAX: usize = 250;
 
 /// A small pseudo-random sequence for the swapper's timing.
 struct XorShift(u64);
@@ -440,10 +440,15 @@ fn swapper(
             .map_or(1, |d| d.as_nanos() as u64 | 1),
     );
     while !stop.load(Ordering::Relaxed) {
-        let v = if round.is_multiple_of(2) {
-            &others[(round / 2) as usize % others.len()]
-        } else {
+        // While builds run, the unapproved version is the one whose bytes alone differ (the
+        // changed COPY'd file): the one a build from unchecked bytes would pick up.
+        let building = pause_ms.load(Ordering::Relaxed) > 0;
+        let v = if !round.is_multiple_of(2) {
             &a
+        } else if building {
+            &others[1]
+        } else {
+            &others[(round / 2) as usize % others.len()]
         };
         for (name, text) in [
             ("config.toml", v.config.as_str()),
@@ -568,7 +573,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
             dry_refused += 1;
         }
     }
-    pause_ms.store(6, Ordering::Relaxed);
+    pause_ms.store(2, Ordering::Relaxed);
     let (mut built, mut ran, mut refused) = (0, 0, 0);
     for _ in 0..RACE_ROUNDS_MAX {
         if built >= RACE_BUILDS {
