@@ -10,6 +10,8 @@ pub struct ContextFile {
     pub bytes: Vec<u8>,
     pub mode: u32,
     pub is_dir: bool,
+    /// A symbolic link: `bytes` holds its target (sent as a link, never followed).
+    pub is_symlink: bool,
 }
 
 impl ContextFile {
@@ -19,6 +21,17 @@ impl ContextFile {
             bytes,
             mode,
             is_dir: false,
+            is_symlink: false,
+        }
+    }
+
+    pub fn symlink(path: impl Into<String>, target: Vec<u8>) -> Self {
+        Self {
+            path: path.into(),
+            bytes: target,
+            mode: 0o777,
+            is_dir: false,
+            is_symlink: true,
         }
     }
 
@@ -28,6 +41,7 @@ impl ContextFile {
             bytes: Vec::new(),
             mode: 0o755,
             is_dir: true,
+            is_symlink: false,
         }
     }
 }
@@ -48,12 +62,26 @@ impl BuildContext {
         &self.files
     }
 
+    /// The bytes of the regular file at `path`, if the context holds one.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|f| f.path == path && !f.is_dir && !f.is_symlink)
+            .map(|f| f.bytes.as_slice())
+    }
+
     /// Feed paths, kinds, modes and contents into a content hash.
     pub fn hash_into(&self, hasher: &mut ContentHasher) {
         for file in &self.files {
             hasher
                 .part(file.path.as_bytes())
-                .part(if file.is_dir { b"d" } else { b"f" })
+                .part(if file.is_dir {
+                    b"d"
+                } else if file.is_symlink {
+                    b"l"
+                } else {
+                    b"f"
+                })
                 .part(&file.mode.to_le_bytes())
                 .part(&file.bytes);
         }
@@ -62,7 +90,11 @@ impl BuildContext {
     /// Add `text` to the end of the file at `path` (stockade's `LABEL` instruction on the
     /// Dockerfile).
     pub fn append_to(&mut self, path: &str, text: &str) {
-        if let Some(file) = self.files.iter_mut().find(|f| f.path == path && !f.is_dir) {
+        if let Some(file) = self
+            .files
+            .iter_mut()
+            .find(|f| f.path == path && !f.is_dir && !f.is_symlink)
+        {
             file.bytes.extend_from_slice(text.as_bytes());
         }
     }
@@ -80,6 +112,15 @@ impl BuildContext {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
                 builder.append_data(&mut header, format!("{}/", file.path), std::io::empty())?;
+            } else if file.is_symlink {
+                use std::os::unix::ffi::OsStrExt;
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(
+                    &mut header,
+                    &file.path,
+                    std::ffi::OsStr::from_bytes(&file.bytes),
+                )?;
             } else {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(file.bytes.len() as u64);

@@ -55,17 +55,36 @@ pub struct CaReadError {
 }
 
 impl FoundationPlan {
-    /// Plan the foundation for the given image settings; reads the CA files.
+    /// Plan the foundation for the given image settings; reads the CA files (regular files
+    /// only, under a size cap). A launch reads them once with the project's files and uses
+    /// [`Self::with_certificates`] instead.
     pub fn new(image: &ImageConfig) -> Result<Self, CaReadError> {
         let mut certificates = Vec::with_capacity(image.ca_certificates.len());
         for path in &image.ca_certificates {
-            let bytes = std::fs::read(path).map_err(|source| CaReadError {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = crate::fsread::read_outside(path, crate::fsread::FILE_CAP, "a CA file")
+                .map_err(|e| CaReadError {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .ok_or_else(|| CaReadError {
+                    path: path.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?;
             certificates.push((path.as_path(), bytes));
         }
         Ok(Self::from_parts(ASSETS, &image.from, &certificates))
+    }
+
+    /// Plan the foundation from CA files already read (the bytes the approval saw).
+    pub fn with_certificates(
+        image: &ImageConfig,
+        read: &[crate::project_files::Referenced],
+    ) -> Self {
+        let certificates: Vec<(&Path, Vec<u8>)> = read
+            .iter()
+            .map(|r| (r.path.as_path(), r.bytes.clone()))
+            .collect();
+        Self::from_parts(ASSETS, &image.from, &certificates)
     }
 
     /// Plan from explicit parts (the assets are a parameter so tests can vary them).

@@ -267,10 +267,25 @@ impl GitignoreCache {
                 }
                 let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
                 let mut any = false;
-                for file in files.iter().filter(|f| f.is_file()) {
+                // Read like every project file (fsread): regular files only, no link followed,
+                // under a cap, so a FIFO or a huge file cannot stall the scan. An unreadable
+                // file only loses its marks.
+                let project = crate::fsread::ProjectDir::open(root).ok();
+                for file in &files {
+                    let Some(rel) = file.strip_prefix(root).ok() else {
+                        continue;
+                    };
+                    let Some(Ok(Some(bytes))) = project
+                        .as_ref()
+                        .map(|p| p.read_file(rel, crate::fsread::CONFIG_CAP, "an ignore file"))
+                    else {
+                        continue;
+                    };
                     any = true;
-                    // A malformed line is skipped by git too.
-                    let _ = builder.add(file);
+                    for line in String::from_utf8_lossy(&bytes).lines() {
+                        // A malformed line is skipped by git too.
+                        let _ = builder.add_line(Some(file.clone()), line);
+                    }
                 }
                 any.then(|| builder.build().ok()).flatten()
             });

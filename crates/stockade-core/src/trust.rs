@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::keys::{self, Class};
 use crate::config::{Config, EnvSetting, RawSection, Resolved, Scope, Setting, Source, Value};
 use crate::hash::{ContentHasher, sha256_hex};
-
-/// The project files trust covers, relative to the project root.
-pub const TRUSTED_FILES: &[&str] = &[".stockade/config.toml", ".stockade/Dockerfile"];
+use crate::project_files::{ProjectFiles, Referenced};
 
 /// Something a project file adds that widens the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,24 +18,51 @@ pub struct Concern {
     pub source: Option<Source>,
 }
 
-/// The fingerprint of the project's trusted files (`None` when it has none of them).
-pub fn fingerprint(root: &Path) -> std::io::Result<Option<String>> {
-    let mut hasher = ContentHasher::new("stockade-trust-v1");
-    hasher.part(root.as_os_str().as_encoded_bytes());
-    let mut any = false;
-    for file in TRUSTED_FILES {
-        match std::fs::read(root.join(file)) {
-            Ok(bytes) => {
-                any = true;
-                hasher.part(file.as_bytes()).part(&bytes);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                hasher.part(file.as_bytes()).part(b"\0absent");
-            }
-            Err(e) => return Err(e),
-        }
+/// The fingerprint an approval pins, made from the launch's one read of the project
+/// ([`ProjectFiles`]): the project root, the bytes of `.stockade/config.toml`, the content hash
+/// of the whole `.stockade/` build context (the Dockerfile and every file it may `COPY`), the
+/// bytes of every file the configuration refers to (CA files, …), and the resolved concerns.
+/// `None` when the project has neither a configuration file nor a Dockerfile.
+pub fn fingerprint(
+    files: &ProjectFiles,
+    referenced: &[Referenced],
+    concerns: &[Concern],
+) -> Option<String> {
+    if files.config.is_none() && files.context.is_none() {
+        return None;
     }
-    Ok(any.then(|| hasher.finish()))
+    let mut hasher = ContentHasher::new("stockade-trust-v2");
+    hasher.part(files.dir.root().as_os_str().as_encoded_bytes());
+    match &files.config {
+        Some(text) => hasher.part(b"config").part(text.as_bytes()),
+        None => hasher.part(b"config absent"),
+    };
+    match &files.context {
+        Some(context) => hasher.part(b"context").part(context.hash.as_bytes()),
+        None => hasher.part(b"context absent"),
+    };
+    for file in referenced {
+        hasher
+            .part(b"file")
+            .part(file.path.as_os_str().as_encoded_bytes())
+            .part(&file.bytes);
+    }
+    for concern in concerns {
+        hasher.part(b"concern").part(concern.what.as_bytes());
+    }
+    Some(hasher.finish())
+}
+
+/// The project Dockerfile as a concern, decided from the bytes read (not from the disk again).
+pub fn context_concern(files: &ProjectFiles) -> Option<Concern> {
+    files.context.as_ref().map(|context| Concern {
+        what: format!(
+            "builds the project image from {}/Dockerfile and the files beside it (its \
+             commands run at build time)",
+            context.dir.display(),
+        ),
+        source: None,
+    })
 }
 
 /// What the project layer adds that needs approval, decided by each key's class in the key
@@ -68,16 +93,7 @@ pub fn concerns(resolved: &Resolved, root: &Path) -> Vec<Concern> {
             });
         }
     }
-    let dockerfile = root.join(".stockade/Dockerfile");
-    if dockerfile.is_file() {
-        out.push(Concern {
-            what: format!(
-                "builds the project image from {} (its commands run at build time)",
-                dockerfile.display()
-            ),
-            source: None,
-        });
-    }
+    // The project Dockerfile is a concern too: `context_concern`, from the bytes read.
     out
 }
 
@@ -190,18 +206,6 @@ pub fn section_concerns(sections: &[RawSection]) -> Vec<Concern> {
             }),
         })
         .collect()
-}
-
-/// What an approval pins: the project files' fingerprint and the concerns they amount to now.
-/// Concerns depend on the user's own layers too (a project's `network = "bridge"` is one only
-/// while the global file says `"none"`), so tightening the global file asks again.
-pub fn approval_fingerprint(files: &str, concerns: &[Concern]) -> String {
-    let mut hasher = ContentHasher::new("stockade-approval-v1");
-    hasher.part(files.as_bytes());
-    for c in concerns {
-        hasher.part(c.what.as_bytes());
-    }
-    hasher.finish()
 }
 
 /// The 1-based line where `needle` first starts a line (1 when it is not found).
@@ -519,34 +523,40 @@ mod tests {
     }
 
     #[test]
-    fn an_approval_pins_the_concerns_too() {
-        let c = |what: &str| Concern {
-            what: what.to_owned(),
-            source: None,
-        };
-        let one = approval_fingerprint("files", &[c("a")]);
-        assert_eq!(one, approval_fingerprint("files", &[c("a")]));
-        assert_ne!(one, approval_fingerprint("files", &[c("a"), c("b")]));
-        assert_ne!(one, approval_fingerprint("other", &[c("a")]));
-    }
-
-    #[test]
     fn approvals_follow_the_content() {
         let project = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
         let root = project.path();
-        assert_eq!(fingerprint(root).unwrap(), None);
+        let read = || ProjectFiles::read(root, None).unwrap();
+        assert_eq!(fingerprint(&read(), &[], &[]), None);
         std::fs::create_dir_all(root.join(".stockade")).unwrap();
         std::fs::write(root.join(".stockade/config.toml"), "[sandbox]\n").unwrap();
-        let first = fingerprint(root).unwrap().unwrap();
+        let first = fingerprint(&read(), &[], &[]).unwrap();
         let store = TrustStore::new(state.path());
         assert!(!store.is_trusted(root, &first));
         store.approve(root, &first).unwrap();
         assert!(store.is_trusted(root, &first));
+        // The Dockerfile, a file beside it, a referenced file and the concerns all count.
         std::fs::write(root.join(".stockade/Dockerfile"), "FROM x\n").unwrap();
-        let second = fingerprint(root).unwrap().unwrap();
+        let second = fingerprint(&read(), &[], &[]).unwrap();
         assert_ne!(first, second);
         assert!(!store.is_trusted(root, &second));
+        std::fs::write(root.join(".stockade/setup.sh"), "echo\n").unwrap();
+        let third = fingerprint(&read(), &[], &[]).unwrap();
+        assert_ne!(second, third);
+        let ca = Referenced {
+            path: root.join("ca.crt"),
+            bytes: b"pem".to_vec(),
+        };
+        assert_ne!(
+            fingerprint(&read(), std::slice::from_ref(&ca), &[]).unwrap(),
+            third
+        );
+        let concern = Concern {
+            what: "x".into(),
+            source: None,
+        };
+        assert_ne!(fingerprint(&read(), &[], &[concern]).unwrap(), third);
         assert!(store.revoke(root).unwrap());
         assert!(!store.is_trusted(root, &first));
         assert!(!store.revoke(root).unwrap());

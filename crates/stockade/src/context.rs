@@ -73,16 +73,29 @@ impl Context {
 
     /// Every layer, flags last, with the source of each value.
     pub fn resolve(&self, project: &Project, flags: Vec<FlagValue>) -> Result<Resolved, CliError> {
+        Ok(self.loader(project, flags).load()?)
+    }
+
+    /// [`Self::resolve`] with the project file's text as a launch read it (read once).
+    pub fn resolve_read(
+        &self,
+        project: &Project,
+        project_text: Option<&str>,
+        flags: Vec<FlagValue>,
+    ) -> Result<Resolved, CliError> {
+        Ok(self.loader(project, flags).load_with(Some(project_text))?)
+    }
+
+    fn loader(&self, project: &Project, flags: Vec<FlagValue>) -> Loader {
         let [global, local] = self.config_files(project);
-        let loader = Loader {
+        Loader {
             global,
             project: local,
             project_root: project.root.clone(),
             home: self.identity.home.clone(),
             env: std::env::vars().filter(|(k, _)| is_config_var(k)).collect(),
             flags,
-        };
-        Ok(loader.load()?)
+        }
     }
 
     pub async fn connect(&self) -> Result<Engine, CliError> {

@@ -149,6 +149,8 @@ fn editing_a_copied_file_rebuilds_only_the_project_tier() {
         unchanged.stderr()
     );
     assert_eq!(ids(&env), before);
+    // `build` runs the Dockerfile's commands: it needs the approval a launch needs.
+    env.run(&["trust"]).expect_code(0);
     let built = env.run(&["build"]);
     built.expect_code(0);
     assert!(
@@ -398,6 +400,9 @@ fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
     for dir in [&gone, &used] {
         std::fs::create_dir_all(dir.join(".stockade")).unwrap();
         std::fs::write(dir.join(".stockade/Dockerfile"), &dockerfile).unwrap();
+        let mut trust = env.command(&["trust"]);
+        trust.current_dir(dir);
+        assert!(trust.status().unwrap().success());
         let mut cmd = env.command(&["build"]);
         cmd.current_dir(dir);
         assert!(cmd.status().unwrap().success());

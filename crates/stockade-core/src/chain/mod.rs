@@ -16,7 +16,6 @@ use crate::config::ImageConfig;
 use crate::hash::{ContentHasher, sha256_hex};
 use crate::labels;
 use crate::names::Namespace;
-use crate::project::Project;
 
 pub use dir_context::{ContextError, DirContext};
 
@@ -104,12 +103,6 @@ impl CustomTags {
             }
         }
     }
-}
-
-/// The project's Dockerfile, `.stockade/Dockerfile`, if it has one.
-pub fn project_dockerfile(project: &Project) -> Option<PathBuf> {
-    let path = project.root.join(".stockade").join(DOCKERFILE);
-    path.is_file().then_some(path)
 }
 
 /// Which image a project Dockerfile builds on: the base (recommended) or the foundation.

@@ -44,9 +44,10 @@ pub fn load_file(
     places: Places<'_>,
     errors: &mut Vec<InvalidConfig>,
 ) -> Result<Layer, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Layer::default()),
+    let text = match crate::fsread::read_config(path, scope == Scope::Project, places.project_root)
+    {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(Layer::default()),
         Err(source) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),

@@ -66,13 +66,25 @@ impl Resolved {
 impl Loader {
     /// Load and merge every layer; all problems in all layers are reported together.
     pub fn load(&self) -> Result<Resolved, ConfigError> {
+        self.load_with(None)
+    }
+
+    /// [`Self::load`] with the project file's text as the launch read it (`Some(None)`: it has
+    /// none), so that what is parsed is what the approval fingerprints.
+    pub fn load_with(&self, project_text: Option<Option<&str>>) -> Result<Resolved, ConfigError> {
         let places = Places {
             project_root: &self.project_root,
             home: &self.home,
         };
         let mut errors: Vec<InvalidConfig> = Vec::new();
         let global = load_file(&self.global, Scope::Global, places, &mut errors)?;
-        let project = load_file(&self.project, Scope::Project, places, &mut errors)?;
+        let project = match project_text {
+            Some(Some(text)) => {
+                super::load::parse_file(&self.project, text, Scope::Project, places, &mut errors)
+            }
+            Some(None) => Layer::default(),
+            None => load_file(&self.project, Scope::Project, places, &mut errors)?,
+        };
         let env = parse_env(&self.env, places, &mut errors);
         let flags = parse_flags(&self.flags, places, &mut errors);
         if !errors.is_empty() {

@@ -29,10 +29,14 @@ pub struct ExecRequest {
     pub dry_run: bool,
 }
 
+/// One pipeline that data flows down once: *read* and *resolve* (`launch::prepare`: every
+/// project file read once, the configuration parsed from those bytes), *approve*
+/// (`launch::check`: the fingerprint is of the same bytes), *plan* (spec and chain, the project
+/// tier built from the bytes read), *run*.
 pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
-    let project = ctx.project()?;
-    let resolved = ctx.resolve(&project, request.flags)?;
-    let config = &resolved.config;
+    let prepared = launch::prepare(ctx, request.flags)?;
+    let project = &prepared.project;
+    let config = &prepared.resolved.config;
     let agent: Option<Agent> = request
         .agent
         .as_deref()
@@ -47,7 +51,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         let mut spec = SandboxSpec::new(
             SandboxRequest {
                 namespace: &ctx.namespace,
-                project: &project,
+                project,
                 user: &ctx.identity,
                 config,
                 image,
@@ -57,7 +61,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
             },
             env,
         );
-        extras::apply(&mut spec, ctx, &project, config)?;
+        extras::apply(&mut spec, ctx, project, config)?;
         if config.sandbox.docker_socket {
             mount_engine_socket(ctx, &mut spec)?;
         }
@@ -65,10 +69,13 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     };
 
     if request.dry_run {
-        // Nothing starts: no approval or scan needed, but the refusals still apply.
-        launch::refuse_broad_root(&project, &ctx.identity.home)?;
+        // Nothing starts: no scan needed, but the refusals and the approval still apply (what
+        // the spec shows is what an approved launch would apply).
+        launch::refuse_broad_root(project, &ctx.identity.home)?;
+        launch::check_trust(ctx, &prepared, request.allow.trust)?;
+        launch::check_mount_sources(&prepared)?;
         // The image as the chain names it; it is built (or found current) at launch.
-        let mut spec = sandbox(chain_image(ctx, &project))?;
+        let mut spec = sandbox(chain_image(ctx, &prepared))?;
         extras::finish(&mut spec, &ctx.identity.home);
         let text = serde_json::to_string_pretty(&spec)
             .map_err(|e| CliError::other(format!("cannot encode the spec: {e}"), None))?;
@@ -78,27 +85,19 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
 
     // The build contexts are scanned and hashed on another thread while the launch checks, the
     // spec is made, the engine is reached and the tiers are looked up.
-    let plan = ChainPlan::spawn(ctx, config, &project);
-    launch::check(ctx, &project, &resolved, request.allow)?;
+    let plan = ChainPlan::spawn(ctx, &prepared);
+    launch::check(ctx, &prepared, request.allow)?;
     for warning in stockade_core::sandbox::unapplied_options(config) {
         ctx.ui.warn(&warning);
     }
-    let mut spec = sandbox(chain_image(ctx, &project))?;
+    let mut spec = sandbox(chain_image(ctx, &prepared))?;
     let engine = ctx.connect().await?;
-    let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &project)).await?;
+    let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &prepared)).await?;
     let plan = plan
         .await
         .map_err(|e| CliError::other(format!("planning the image chain failed: {e}"), None))??;
-    let chain = ensure_planned(
-        &engine,
-        ctx,
-        config,
-        &project,
-        plan,
-        run,
-        BuildMode::IfStale,
-    )
-    .await?;
+    let chain =
+        ensure_planned(&engine, ctx, config, project, plan, run, BuildMode::IfStale).await?;
     spec.image = chain.image().to_owned();
     if let Some(agent) = &agent {
         // Installs run in helper containers from the foundation (npm, pip); the agent runs on the
@@ -107,7 +106,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
             &engine,
             ctx,
             config,
-            &project,
+            project,
             agent,
             &chain.foundation.tag,
             &mut spec,
@@ -123,6 +122,9 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         &chain.foundation.tag,
     )
     .await?;
+    // Mount sources are paths the engine resolves at create: checked again as late as possible
+    // (docs/security.md, class 4, names the remaining window).
+    launch::check_mount_sources(&prepared)?;
     session::run(&engine, &spec, &ctx.ui).await
 }
 

@@ -9,8 +9,8 @@ use crate::image::{BuildMode, ensure_chain};
 use crate::tools::ToolsCtx;
 
 pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
-    let project = ctx.project()?;
-    let config = ctx.config(&project)?;
+    let prepared = crate::launch::prepare(ctx, Vec::new())?;
+    let config = prepared.resolved.config.clone();
     let names = if names.is_empty() {
         let state = State::load(&State::path(&ctx.dirs.state, ctx.namespace.as_str()));
         let installed: Vec<String> = state.agents.keys().cloned().collect();
@@ -28,7 +28,8 @@ pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
         .map(|name| crate::agent::resolve(name, &config))
         .collect::<Result<Vec<_>, _>>()?;
     let engine = ctx.connect().await?;
-    let chain = ensure_chain(&engine, ctx, &config, &project, BuildMode::IfStale).await?;
+    crate::launch::check_trust(ctx, &prepared, false)?;
+    let chain = ensure_chain(&engine, ctx, &prepared, BuildMode::IfStale).await?;
     // Installs run in helpers from the foundation.
     let image = chain.foundation.tag;
     let tools = ToolsCtx {

@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use stockade_core::chain::{self, CustomTags, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
 use stockade_core::context::{BuildContext, ContextFile};
+use stockade_core::foundation::FoundationPlan;
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_engine::Engine;
 
-use super::plan::{BasePlan, ChainPlan, ProjectPlan, foundation_plan};
+use super::plan::{BasePlan, ChainPlan, ProjectPlan};
 use super::{BuildMode, ChainRun, Ready, TierBuild, alias, ensure_built};
 use crate::context::Context;
 use crate::exit::CliError;
+use crate::launch::Prepared;
 
 /// The chain, ready: the image a sandbox for this project runs.
 #[derive(Debug, Clone)]
@@ -39,32 +41,33 @@ impl Chain {
     }
 }
 
-/// Make every tier current for `project`, parent first; remove what the rebuilds replaced.
+/// Make every tier current for a prepared (read, resolved and approved) project, parent first;
+/// remove what the rebuilds replaced.
 pub async fn ensure_chain(
     engine: &Engine,
     ctx: &Context,
-    config: &Config,
-    project: &Project,
+    prepared: &Prepared,
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
-    let plan = ChainPlan::new(&ctx.dirs, &ctx.namespace, config, project)?;
-    let run = ChainRun::prefetch(engine, &chain_tags(ctx, project)).await?;
-    ensure_planned(engine, ctx, config, project, plan, run, mode).await
+    let plan = ChainPlan::of(ctx, prepared)?;
+    let run = ChainRun::prefetch(engine, &chain_tags(ctx, prepared)).await?;
+    let config = &prepared.resolved.config;
+    ensure_planned(engine, ctx, config, &prepared.project, plan, run, mode).await
 }
 
 /// The tags of the tiers a project's chain has: foundation, base, and its project image when it
-/// has a Dockerfile.
-pub fn chain_tags(ctx: &Context, project: &Project) -> Vec<String> {
+/// has a Dockerfile (as read).
+pub fn chain_tags(ctx: &Context, prepared: &Prepared) -> Vec<String> {
     let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
-    if chain::project_dockerfile(project).is_some() {
-        tags.push(ctx.namespace.project_image(&project.id()));
+    if prepared.files.context.is_some() {
+        tags.push(ctx.namespace.project_image(&prepared.project.id()));
     }
     tags
 }
 
 /// The tag of the image a project's sandboxes run (the chain's last tier).
-pub fn chain_image(ctx: &Context, project: &Project) -> String {
-    chain_tags(ctx, project).pop().unwrap_or_default()
+pub fn chain_image(ctx: &Context, prepared: &Prepared) -> String {
+    chain_tags(ctx, prepared).pop().unwrap_or_default()
 }
 
 /// `ensure_chain` with the plan made and the tiers looked up already (a launch does both while
@@ -79,6 +82,7 @@ pub async fn ensure_planned(
     mode: BuildMode,
 ) -> Result<Chain, CliError> {
     let ChainPlan {
+        foundation: foundation_plan,
         base: base_plan,
         project: project_plan,
     } = plan;
@@ -87,6 +91,7 @@ pub async fn ensure_planned(
         ctx,
         config,
         project,
+        foundation_plan,
         base_plan,
         project_plan,
         mode,
@@ -103,12 +108,13 @@ async fn ensure_tiers(
     ctx: &Context,
     config: &Config,
     project: &Project,
+    foundation_plan: FoundationPlan,
     base_plan: BasePlan,
     project_plan: Option<ProjectPlan>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Chain, CliError> {
-    let foundation = ensure_foundation(engine, ctx, config, mode, run).await?;
+    let foundation = ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
     let base = ensure_base(
         engine,
         ctx,
@@ -143,12 +149,17 @@ async fn ensure_tiers(
                     project.root.to_string_lossy().into_owned(),
                 )]),
             };
-            let context = plan.context;
+            // Only when a build is needed: the bytes read at the start of the launch, or read
+            // now and refused unless they hash to what was approved. The label carries that
+            // hash, so the image is tagged by exactly what is sent.
+            let read = plan.context;
             Some(
                 ensure_built(engine, ctx, build, mode, run, |labels| {
-                    context
-                        .to_tar(chain::DOCKERFILE, labels)
-                        .map_err(context_error)
+                    let mut context = read.load().map_err(crate::launch::files_error)?;
+                    context.append_to(chain::DOCKERFILE, labels);
+                    context.to_tar().map_err(|e| {
+                        CliError::other(format!("cannot pack the project build context: {e}"), None)
+                    })
                 })
                 .await?,
             )
@@ -166,10 +177,10 @@ async fn ensure_foundation(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
+    plan: FoundationPlan,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
-    let plan = foundation_plan(config)?;
     let build = TierBuild {
         tier: "foundation",
         title: format!("foundation image from {}", config.image.from),
@@ -253,7 +264,11 @@ async fn ensure_base(
             })
             .await
         }
-        BasePlan::Image { name, dockerfile } => {
+        BasePlan::Image {
+            name,
+            dockerfile,
+            context,
+        } => {
             let tags = CustomTags::of(&ctx.namespace, &config.image, &name, &project.id());
             let (custom_tag, custom_id) = super::custom::ensure_custom_image(
                 engine,
@@ -262,6 +277,7 @@ async fn ensure_base(
                 &tags,
                 &project.root,
                 dockerfile,
+                context,
                 mode,
                 run,
             )

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use stockade_core::chain::{self, CustomTags, DirContext, GLOBAL_CONTEXT_EXCLUDED};
 use stockade_core::labels;
+use stockade_core::project_files::ReadContext;
 use stockade_engine::{Engine, ImageInfo};
 
 use super::{BuildMode, ChainRun, TierBuild, ensure_built};
@@ -27,6 +28,7 @@ pub async fn ensure_custom_image(
     tags: &CustomTags,
     project: &Path,
     dockerfile: Option<PathBuf>,
+    read: Option<ReadContext>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<(String, String), CliError> {
@@ -37,14 +39,24 @@ pub async fn ensure_custom_image(
         && let Some(dockerfile) = &dockerfile
         && engine.inspect_image(&tags.build).await?.is_some()
     {
-        let id = build(engine, ctx, owner, &tags.build, dockerfile, mode, run).await?;
+        let id = build(engine, ctx, owner, &tags.build, dockerfile, read, mode, run).await?;
         return Ok((tags.build.clone(), id));
     }
     let info = engine.inspect_image(name).await?;
     let rebuild = !tags.project_owned && info.as_ref().is_some_and(built_here);
     match (info, dockerfile) {
         (Some(_), Some(dockerfile)) if rebuild => {
-            let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
+            let id = build(
+                engine,
+                ctx,
+                owner,
+                &tags.build,
+                &dockerfile,
+                read,
+                mode,
+                run,
+            )
+            .await?;
             Ok((tags.build.clone(), id))
         }
         (Some(info), _) => Ok((name.to_owned(), info.id)),
@@ -71,7 +83,17 @@ pub async fn ensure_custom_image(
                         "Could not pull {name}; building it from {}",
                         dockerfile.display()
                     ));
-                    let id = build(engine, ctx, owner, &tags.build, &dockerfile, mode, run).await?;
+                    let id = build(
+                        engine,
+                        ctx,
+                        owner,
+                        &tags.build,
+                        &dockerfile,
+                        read,
+                        mode,
+                        run,
+                    )
+                    .await?;
                     Ok((tags.build.clone(), id))
                 }
                 (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
@@ -80,15 +102,22 @@ pub async fn ensure_custom_image(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn build(
     engine: &Engine,
     ctx: &Context,
     project: Option<&Path>,
     name: &str,
     configured: &std::path::Path,
+    read: Option<ReadContext>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<String, CliError> {
+    // A Dockerfile in the project was read (and approved) at the start of the launch: built
+    // from those bytes, never from the disk again.
+    if let Some(read) = read {
+        return build_read(engine, ctx, project, name, configured, read, mode, run).await;
+    }
     let path = chain::find_base_dockerfile(configured).map_err(|looked| {
         let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
         missing(
@@ -121,18 +150,63 @@ async fn build(
         hash: chain::context_tier_hash(&format!("custom:{file_name}"), &content),
         parent: None,
         build_args: HashMap::new(),
-        // A project's own custom base is listed (and pruned) with that project.
-        labels: project
-            .map(|root| {
-                HashMap::from([(
-                    labels::PROJECT.to_owned(),
-                    root.to_string_lossy().into_owned(),
-                )])
-            })
-            .unwrap_or_default(),
+        labels: owner_labels(project),
     };
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
         context.to_tar(&file_name, labels).map_err(fail)
+    })
+    .await?;
+    Ok(ready.id)
+}
+
+/// A project's own custom base is listed (and pruned) with that project.
+fn owner_labels(project: Option<&Path>) -> HashMap<String, String> {
+    project
+        .map(|root| {
+            HashMap::from([(
+                labels::PROJECT.to_owned(),
+                root.to_string_lossy().into_owned(),
+            )])
+        })
+        .unwrap_or_default()
+}
+
+/// Build the custom base from its context as read.
+#[allow(clippy::too_many_arguments)]
+async fn build_read(
+    engine: &Engine,
+    ctx: &Context,
+    project: Option<&Path>,
+    name: &str,
+    configured: &std::path::Path,
+    read: ReadContext,
+    mode: BuildMode,
+    run: &mut ChainRun,
+) -> Result<String, CliError> {
+    let file_name = read.dockerfile_name.clone();
+    let build = TierBuild {
+        tier: CUSTOM_TIER,
+        title: format!(
+            "custom base image {name} from {}",
+            read.dir.join(&file_name).display()
+        ),
+        tag: name.to_owned(),
+        dockerfile: file_name.clone(),
+        hash: chain::context_tier_hash(&format!("custom:{file_name}"), &read.hash),
+        parent: None,
+        build_args: HashMap::new(),
+        labels: owner_labels(project),
+    };
+    tracing::debug!(
+        "custom base {name} from {} (read once)",
+        configured.display()
+    );
+    let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
+        let mut context = read.load().map_err(crate::launch::files_error)?;
+        context.append_to(&file_name, labels);
+        context.to_tar().map_err(|e| {
+            CliError::other(format!("cannot pack the custom base's context: {e}"), None)
+        })
     })
     .await?;
     Ok(ready.id)

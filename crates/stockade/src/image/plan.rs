@@ -12,10 +12,12 @@ use stockade_core::dirs::Dirs;
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::names::Namespace;
 use stockade_core::project::Project;
+use stockade_core::project_files::{ProjectFiles, ReadContext, Referenced};
 use stockade_engine::{Engine, ImageInfo};
 
 use crate::context::Context;
 use crate::exit::CliError;
+use crate::launch::Prepared;
 
 /// The global base tier as configured now.
 pub enum BasePlan {
@@ -31,29 +33,25 @@ pub enum BasePlan {
     Image {
         name: String,
         dockerfile: Option<PathBuf>,
+        /// `base_dockerfile`'s context as read, when it lies in the project.
+        context: Option<ReadContext>,
     },
 }
 
-/// The project tier: `.stockade/Dockerfile`, its context and hash, and what it builds on.
+/// The project tier: `.stockade/Dockerfile`, its context as read once (in memory: what was
+/// hashed and approved is what is sent) and hash, and what it builds on.
 pub struct ProjectPlan {
     pub dockerfile: PathBuf,
-    pub context: DirContext,
+    pub context: ReadContext,
     pub hash: String,
     pub parent: ProjectParent,
 }
 
-pub fn foundation_plan(config: &Config) -> Result<FoundationPlan, CliError> {
-    FoundationPlan::new(&config.image).map_err(|e| {
-        CliError::other(
-            e.to_string(),
-            Some("fix or remove the entry in `[image] ca_certificates`"),
-        )
-    })
-}
-
-/// What the base and project tiers would be built from now: their contexts scanned and hashed.
-/// Pure file work (no engine), so a launch can do it while it talks to the engine.
+/// What each tier would be built from now: the foundation from the CA bytes read, the global
+/// base's context scanned and hashed, the project's context as the launch read it. Pure file
+/// work (no engine), so a launch can do it while it talks to the engine.
 pub struct ChainPlan {
+    pub foundation: FoundationPlan,
     pub base: BasePlan,
     pub project: Option<ProjectPlan>,
 }
@@ -63,30 +61,65 @@ impl ChainPlan {
         dirs: &Dirs,
         namespace: &Namespace,
         config: &Config,
-        project: &Project,
+        project: Option<ReadContext>,
+        certificates: &[Referenced],
+        custom_base: Option<ReadContext>,
     ) -> Result<Self, CliError> {
+        let mut base = base_plan(dirs, config)?;
+        if let BasePlan::Image { context, .. } = &mut base {
+            *context = custom_base;
+        }
         Ok(Self {
-            base: base_plan(dirs, config)?,
-            project: project_plan(dirs, namespace, project)?,
+            foundation: FoundationPlan::with_certificates(&config.image, certificates),
+            base,
+            project: project.map(|context| project_plan(namespace, context)),
         })
     }
 
-    /// The plan on a blocking thread, started now, awaited when the chain is ensured.
+    /// The plan of a prepared launch, on a blocking thread, started now, awaited when the chain
+    /// is ensured.
     pub fn spawn(
         ctx: &Context,
-        config: &Config,
-        project: &Project,
+        prepared: &Prepared,
     ) -> tokio::task::JoinHandle<Result<Self, CliError>> {
         let (dirs, namespace) = (ctx.dirs.clone(), ctx.namespace.clone());
-        let (config, project) = (config.clone(), project.clone());
-        tokio::task::spawn_blocking(move || Self::new(&dirs, &namespace, &config, &project))
+        let config = prepared.resolved.config.clone();
+        let context = prepared.files.context.clone();
+        let certificates = prepared.certificates.clone();
+        let custom_base = prepared.custom_base.clone();
+        tokio::task::spawn_blocking(move || {
+            Self::new(
+                &dirs,
+                &namespace,
+                &config,
+                context,
+                &certificates,
+                custom_base,
+            )
+        })
+    }
+
+    /// The plan of a prepared launch, now.
+    pub fn of(ctx: &Context, prepared: &Prepared) -> Result<Self, CliError> {
+        Self::new(
+            &ctx.dirs,
+            &ctx.namespace,
+            &prepared.resolved.config,
+            prepared.files.context.clone(),
+            &prepared.certificates,
+            prepared.custom_base.clone(),
+        )
     }
 }
 
 pub fn base_plan(dirs: &Dirs, config: &Config) -> Result<BasePlan, CliError> {
     Ok(match BaseSource::resolve(&config.image, &dirs.config) {
         BaseSource::Foundation => BasePlan::Foundation,
-        BaseSource::Image { name, dockerfile } => BasePlan::Image { name, dockerfile },
+        BaseSource::Image { name, dockerfile } => BasePlan::Image {
+            name,
+            dockerfile,
+            context: None,
+        },
         BaseSource::Dockerfile { path } => {
             let (context, hash) = hashed_context(dirs, &dirs.config, "base")?;
             BasePlan::Dockerfile {
@@ -98,24 +131,15 @@ pub fn base_plan(dirs: &Dirs, config: &Config) -> Result<BasePlan, CliError> {
     })
 }
 
-pub fn project_plan(
-    dirs: &Dirs,
-    namespace: &Namespace,
-    project: &Project,
-) -> Result<Option<ProjectPlan>, CliError> {
-    let Some(dockerfile) = chain::project_dockerfile(project) else {
-        return Ok(None);
-    };
-    let dir = project.root.join(".stockade");
-    let (context, hash) = hashed_context(dirs, &dir, "project")?;
-    let text = context.read(chain::DOCKERFILE).unwrap_or_default();
-    let parent = ProjectParent::of(&String::from_utf8_lossy(&text), namespace);
-    Ok(Some(ProjectPlan {
-        dockerfile,
+/// The project tier from its context as read: the hash is of exactly these bytes.
+pub fn project_plan(namespace: &Namespace, context: ReadContext) -> ProjectPlan {
+    let parent = ProjectParent::of(&context.dockerfile(), namespace);
+    ProjectPlan {
+        dockerfile: context.dir.join(chain::DOCKERFILE),
+        hash: chain::context_tier_hash("project", &context.hash),
         context,
-        hash,
         parent,
-    }))
+    }
 }
 
 /// Scan a context directory (its `config.toml` is never part of it) and hash it through the
@@ -235,7 +259,10 @@ pub async fn chain_status(
     };
 
     let project_tag = ns.project_image(&project.id());
-    let project = match project_plan(&ctx.dirs, ns, project)? {
+    // Read safely, like a launch; `check` builds nothing.
+    let files = ProjectFiles::read(&project.root, Some(&ctx.dirs.cache))
+        .map_err(crate::launch::files_error)?;
+    let project = match files.context.map(|context| project_plan(ns, context)) {
         None => TierStatus {
             tag: project_tag,
             source: "none",
