@@ -7,15 +7,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, lchown, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Env, HostUser, Run, docker, docker_stdout, poll};
+use common::{Env, HostUser, HostWatch, Run, docker, docker_stdout, poll, regex_escape};
 
 /// The attacker's victim: a non-root host user in the docker group.
 fn victim() -> HostUser {
@@ -28,27 +27,13 @@ fn snapshot_settings(env: &Env) -> insta::Settings {
     settings
 }
 
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
-}
-
 /// A symlink in the project owned by the victim (as the agent would have made it).
 fn plant_link(env: &Env, target: &Path, rel: &str) {
     let path = env.project.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&path);
     symlink(target, &path).unwrap();
-    if let Some(user) = &env.user {
-        lchown(&path, Some(user.uid), Some(user.gid)).unwrap();
-    }
+    env.give_project_to_user();
 }
 
 /// Run with a time limit: a read that blocks (a FIFO) must fail the test, not hang it.
@@ -73,102 +58,6 @@ fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
     }
 }
 
-/// What must not change on the host: the user's HOME (stockade's own state and cache aside), a
-/// canary directory, and anything under /tmp owned by the test's user (outside this test's own
-/// directory: other tests share /tmp).
-struct Watch {
-    home: PathBuf,
-    canary: PathBuf,
-    skip: PathBuf,
-    uid: u32,
-    before: BTreeMap<PathBuf, (u64, i64, u32)>,
-}
-
-impl Watch {
-    fn new(env: &Env) -> Self {
-        let canary = env.root.join("canary");
-        std::fs::create_dir_all(&canary).unwrap();
-        std::fs::write(canary.join("keep"), "canary\n").unwrap();
-        let mut watch = Self {
-            home: env.home.clone(),
-            canary,
-            skip: env.root.clone(),
-            uid: env.user.as_ref().map_or(0, |u| u.uid),
-            before: BTreeMap::new(),
-        };
-        watch.before = watch.state();
-        watch
-    }
-
-    fn state(&self) -> BTreeMap<PathBuf, (u64, i64, u32)> {
-        let mut out = BTreeMap::new();
-        let stockade_own = [
-            self.home.join(".local/state/stockade"),
-            self.home.join(".cache/stockade"),
-        ];
-        let mut add = |path: &Path, filter: &dyn Fn(&Path, &std::fs::Metadata) -> bool| {
-            for entry in walkdir(path) {
-                if let Ok(meta) = std::fs::symlink_metadata(&entry)
-                    && filter(&entry, &meta)
-                {
-                    out.insert(entry, (meta.len(), meta.mtime(), meta.mode()));
-                }
-            }
-        };
-        add(&self.home, &|p, _| {
-            !stockade_own.iter().any(|d| p.starts_with(d))
-        });
-        add(&self.canary, &|_, _| true);
-        let (skip, uid) = (self.skip.clone(), self.uid);
-        // The harness's own test directories (this test's and its siblings') are left out.
-        let harness = |p: &Path| {
-            p.strip_prefix("/tmp")
-                .ok()
-                .and_then(|r| r.components().next())
-                .is_some_and(|c| {
-                    c.as_os_str()
-                        .to_string_lossy()
-                        .starts_with("stockade-test-")
-                })
-        };
-        add(Path::new("/tmp"), &|p, m| {
-            m.uid() == uid && uid != 0 && !p.starts_with(&skip) && !harness(p)
-        });
-        out
-    }
-
-    fn assert_unchanged(&self) {
-        let after = self.state();
-        let changed: Vec<_> = after
-            .iter()
-            .filter(|(p, v)| self.before.get(*p) != Some(v))
-            .map(|(p, _)| p)
-            .chain(self.before.keys().filter(|p| !after.contains_key(*p)))
-            .collect();
-        assert!(changed.is_empty(), "changed on the host: {changed:?}");
-    }
-}
-
-/// Every path under `dir` (not following links); /tmp is walked two levels deep only.
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let max_depth = if dir == Path::new("/tmp") { 2 } else { 32 };
-    let mut out = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) && depth + 1 < max_depth {
-                pending.push((path.clone(), depth + 1));
-            }
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// Refused (exit 1), nothing ran, and the error is as snapshotted.
 fn assert_refused(env: &Env, run: &Run, name: &str) {
     run.expect_code(1);
@@ -182,7 +71,7 @@ fn assert_refused(env: &Env, run: &Run, name: &str) {
 #[test]
 fn class10_config_toml_linked_to_dev_zero_is_refused_at_once() {
     let env = Env::new().run_as(victim());
-    let watch = Watch::new(&env);
+    let watch = HostWatch::new(&env);
     plant_link(&env, Path::new("/dev/zero"), ".stockade/config.toml");
     let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
     watch.assert_unchanged();
@@ -200,6 +89,7 @@ fn class10_config_toml_as_a_fifo_does_not_block() {
     std::fs::create_dir_all(env.project.join(".stockade")).unwrap();
     let fifo = env.project.join(".stockade/config.toml");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    env.give_project_to_user();
     let run = run_within(&env, &["exec", "--", "true"], Duration::from_secs(20));
     assert_refused(&env, &run, "class10_fifo");
     // A FIFO in the build context is left out, and does not block either.
@@ -318,7 +208,7 @@ fn class4_an_approved_mount_source_replaced_by_a_link_is_refused() {
     assert_eq!(ran.stdout(), "project data\n");
 
     // The agent replaces data/ by a link to the user's stockade config.
-    let watch = Watch::new(&env);
+    let watch = HostWatch::new(&env);
     std::fs::remove_dir_all(env.project.join("data")).unwrap();
     plant_link(&env, &env.config_dir(), "data");
     let run = env.run(&["exec", "--", "cat", "/data/config.toml"]);
@@ -387,15 +277,26 @@ fn class4_a_changed_file_beside_the_projects_custom_base_dockerfile_asks_again()
     let ran = env.run(&["exec", "--", "cat", "/marker"]);
     ran.expect_code(0);
     assert_eq!(ran.stdout(), "approved\n");
-    let image = env.image_id(&name).unwrap();
+    // The project's own custom base, built from its Dockerfile (tagged with the project's id).
+    let custom = || {
+        docker_stdout(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=io.stockade.project={}", env.project.display()),
+            "--filter",
+            "label=io.stockade.tier=custom",
+        ])
+    };
+    let image = custom();
+    assert!(!image.is_empty(), "the custom base was not built");
     // The file the custom base's Dockerfile copies changes: asked again, nothing rebuilt.
     env.write("base/marker", "pwned\n");
     let run = env.run(&["exec", "--", "cat", "/marker"]);
     run.expect_code(1);
     assert!(run.stderr().contains("not approved"), "{}", run.stderr());
     assert!(env.containers().is_empty());
-    assert_eq!(env.image_id(&name).unwrap(), image);
-    let _ = docker(&["rmi", "-f", &name]);
+    assert_eq!(custom(), image);
 }
 
 // ---- Class 5: check and use read the same bytes (the race test) ----
@@ -527,7 +428,7 @@ fn class5_a_process_swapping_files_never_gets_unapproved_content_applied() {
     env.write(".stockade/Dockerfile", &a.dockerfile);
     env.write(".stockade/setup.sh", a.setup);
     env.run(&["trust"]).expect_code(0);
-    let watch = Watch::new(&env);
+    let watch = HostWatch::new(&env);
     let first = env.run(&["exec", "--", "cat", "/opt/race-marker"]);
     first.expect_code(0);
     assert_eq!(first.stdout(), "approved\n");

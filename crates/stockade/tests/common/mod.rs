@@ -335,6 +335,19 @@ impl Env {
         }
     }
 
+    /// Give everything in the project to the test's user (links themselves, not their targets),
+    /// as if the agent had made it: for files a test creates by other means than `write`.
+    pub fn give_project_to_user(&self) {
+        if let Some(user) = &self.user {
+            let status = Command::new("chown")
+                .args(["-R", "-h", &format!("{}:{}", user.uid, user.gid)])
+                .arg(&self.project)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+    }
+
     pub fn image_id(&self, tag: &str) -> Option<String> {
         let out = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
         out.status
