@@ -25,11 +25,7 @@ fn write_project_config(env: &Env, text: &str) {
 
 fn chown(env: &Env, path: &Path) {
     if let Some(user) = &env.user {
-        std::process::Command::new("chown")
-            .args(["-R", &format!("{}:{}", user.uid, user.gid)])
-            .arg(path)
-            .status()
-            .unwrap();
+        common::chown_recursive(path, user.uid, user.gid);
     }
 }
 

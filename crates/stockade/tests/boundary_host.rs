@@ -20,37 +20,12 @@ fn user() -> HostUser {
 }
 
 fn chown(path: &Path, user: &HostUser) {
-    let status = Command::new("chown")
-        .args(["-R", &format!("{}:{}", user.uid, user.gid)])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::chown_recursive(path, user.uid, user.gid);
 }
 
 /// Run `stockade ARGS…` in `dir`, killed (and the test failed) after `limit`.
 fn run_in(env: &Env, dir: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut child = env
-        .command(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "stockade {args:?} still ran after {limit:?}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().unwrap()
+    env.run_limited(dir, args, limit).output
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -9,12 +9,11 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Env, HostUser, HostWatch, Run, docker, docker_stdout, poll, regex_escape};
+use common::{Env, HostUser, HostWatch, Run, docker, docker_stdout, regex_escape};
 
 /// The attacker's victim: a non-root host user in the docker group.
 fn victim() -> HostUser {
@@ -38,24 +37,7 @@ fn plant_link(env: &Env, target: &Path, rel: &str) {
 
 /// Run with a time limit: a read that blocks (a FIFO) must fail the test, not hang it.
 fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
-    let mut child = env
-        .command(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let done = poll(limit, || child.try_wait().unwrap().map(|_| ()));
-    if done.is_none() {
-        let _ = child.kill();
-        panic!("stockade {args:?} still ran after {limit:?}: a read blocked");
-    }
-    let output = child.wait_with_output().unwrap();
-    Run {
-        output,
-        elapsed: started.elapsed(),
-    }
+    env.run_limited(&env.project, args, limit)
 }
 
 /// Refused (exit 1), nothing ran, and the error is as snapshotted.

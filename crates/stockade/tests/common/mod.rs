@@ -301,6 +301,36 @@ impl Env {
         }
     }
 
+    /// `stockade ARGS…` in `dir` with stdin closed, killed (and the test failed) after `limit`:
+    /// a read that blocks (a FIFO, a hung host process) fails the test instead of hanging it.
+    pub fn run_limited(&self, dir: &Path, args: &[&str], limit: Duration) -> Run {
+        let mut child = self
+            .command(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stockade");
+        let started = Instant::now();
+        while child.try_wait().expect("wait for stockade").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait for stockade");
+                panic!(
+                    "stockade {args:?} still ran after {limit:?}\n--- stderr\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("wait for stockade");
+        Run {
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// This project's containers (any state).
     pub fn containers(&self) -> Vec<String> {
         let filter = format!("label=io.stockade.project={}", self.project.display());
@@ -488,7 +518,7 @@ impl Env {
     }
 }
 
-fn chown_recursive(path: &Path, uid: u32, gid: u32) {
+pub fn chown_recursive(path: &Path, uid: u32, gid: u32) {
     let status = Command::new("chown")
         .args(["-R", &format!("{uid}:{gid}")])
         .arg(path)
