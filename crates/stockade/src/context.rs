@@ -103,6 +103,17 @@ impl Context {
             .map_err(stockade_engine::EngineError::from)?;
         Ok(Engine::connect(endpoint).await?)
     }
+
+    /// Start connecting in the background (e.g. while the project's files are read and checked:
+    /// nothing of the project reaches the engine before that); await the handle for the engine.
+    pub fn spawn_connect(&self) -> tokio::task::JoinHandle<Result<Engine, CliError>> {
+        let home = self.identity.home.clone();
+        tokio::spawn(async move {
+            let endpoint =
+                resolve_endpoint(env, &home).map_err(stockade_engine::EngineError::from)?;
+            Ok(Engine::connect(endpoint).await?)
+        })
+    }
 }
 
 /// A host environment variable, if set and valid UTF-8.

@@ -34,6 +34,9 @@ pub struct ExecRequest {
 /// (`launch::check`: the fingerprint is of the same bytes), *plan* (spec and chain, the project
 /// tier built from the bytes read), *run*.
 pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
+    // The engine is reached while the project's files are read and checked; it is used only
+    // once they are approved.
+    let connecting = (!request.dry_run).then(|| ctx.spawn_connect());
     let prepared = launch::prepare(ctx, request.flags)?;
     let project = &prepared.project;
     let config = &prepared.resolved.config;
@@ -91,7 +94,12 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         ctx.ui.warn(&warning);
     }
     let mut spec = sandbox(chain_image(ctx, &prepared))?;
-    let engine = ctx.connect().await?;
+    let engine = match connecting {
+        Some(task) => task.await.map_err(|e| {
+            CliError::other(format!("connecting to the engine failed: {e}"), None)
+        })??,
+        None => ctx.connect().await?,
+    };
     let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &prepared)).await?;
     let plan = plan
         .await
