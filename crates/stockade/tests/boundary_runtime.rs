@@ -161,6 +161,19 @@ fn no_configuration_value_reaches_a_privileged_step() {
     assert_unprivileged(&run.stdout(), user.uid);
     assert!(run.stdout().ends_with("0 1 1 0\n"), "{}", run.stdout());
     watch.assert_unchanged();
+
+    // The issue's own example from a project file: valid names, literal values, so no approval
+    // is asked (nothing of the host is added); still nothing but the command sees them.
+    env.write(
+        ".stockade/config.toml",
+        "[sandbox]\nenv = [\"uid=0\", \"sudo_wanted=1\"]\n",
+    );
+    let script = format!("{PRIVILEGES}; echo \"$uid $sudo_wanted\"");
+    let run = env.run(&["exec", "--", "sh", "-c", &script]);
+    run.expect_code(0);
+    assert_unprivileged(&run.stdout(), user.uid);
+    assert!(run.stdout().ends_with("0 1\n"), "{}", run.stdout());
+    watch.assert_unchanged();
 }
 
 #[test]
