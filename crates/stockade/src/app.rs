@@ -16,6 +16,7 @@ use crate::ui::Ui;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    refuse_misplaced_launch_flags(&cli);
     let ui = Ui::new(cli.global.verbose, cli.global.quiet, cli.global.color);
     init_logging(ui.verbose, ui.color);
     init_diagnostics(ui.color);
@@ -63,12 +64,15 @@ async fn dispatch(
     let mut ctx = Context::from_env(ui)?;
     ctx.ssh_agent = ssh_agent;
     match command {
+        // Sandbox flags before `exec`/`shell` count as if they followed it (those after win).
         Command::Exec(args) => {
-            let request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
+            let mut request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
+            before(&mut request, &agent_launch);
             commands::exec::run(&ctx, request).await
         }
         Command::Shell(args) => {
-            let request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
+            let mut request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
+            before(&mut request, &agent_launch);
             commands::exec::run(&ctx, request).await
         }
         Command::Config(args) => match args.command {
@@ -101,6 +105,49 @@ async fn dispatch(
             commands::exec::run(&ctx, request).await
         }
     }
+}
+
+/// Sandbox and launch flags given before the subcommand apply to it, as an earlier layer.
+fn before(request: &mut commands::exec::ExecRequest, early: &AgentLaunchArgs) {
+    let mut flags = early.sandbox.to_config();
+    flags.append(&mut request.flags);
+    request.flags = flags;
+    request.allow.trust |= early.launch.trust;
+    request.allow.secrets |= early.launch.allow_secrets;
+}
+
+/// Sandbox and launch flags mean something only to `exec`, `shell` and agents: before any other
+/// command they are a usage error (exit 2), never silently dropped.
+fn refuse_misplaced_launch_flags(cli: &Cli) {
+    if matches!(
+        cli.command,
+        Command::Exec(_) | Command::Shell(_) | Command::Agent(_)
+    ) {
+        return;
+    }
+    let given = cli.agent_launch.given();
+    if given.is_empty() {
+        return;
+    }
+    use clap::CommandFactory;
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let name = std::env::args()
+        .skip(1)
+        .find(|a| names.contains(a))
+        .unwrap_or_default();
+    Cli::command()
+        .error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{} {} to `exec`, `shell` and agents only, not to `{name}`",
+                given.join(", "),
+                if given.len() == 1 { "applies" } else { "apply" }
+            ),
+        )
+        .exit();
 }
 
 fn exec_request(

@@ -17,7 +17,9 @@ pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Sandbox and launch flags for an agent: they go before its name
-    /// (`stockade --trust -e FOO claude …`), since everything after it is the agent's.
+    /// (`stockade --trust -e FOO claude …`), since everything after it is the agent's. Before
+    /// `exec` or `shell` they apply too (those after the subcommand win); before any other
+    /// command they are a usage error.
     #[command(flatten)]
     pub agent_launch: AgentLaunchArgs,
     #[command(subcommand)]
@@ -290,6 +292,26 @@ pub struct CompletionsArgs {
     /// The shell to generate completions for.
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+impl AgentLaunchArgs {
+    /// The flags given, as typed (`--network`…), for messages.
+    pub fn given(&self) -> Vec<String> {
+        let mut given: Vec<String> = self
+            .sandbox
+            .to_config()
+            .into_iter()
+            .map(|f| f.flag)
+            .collect();
+        if self.launch.trust {
+            given.push("--trust".to_owned());
+        }
+        if self.launch.allow_secrets {
+            given.push("--allow-secrets".to_owned());
+        }
+        given.dedup();
+        given
+    }
 }
 
 impl SandboxFlags {

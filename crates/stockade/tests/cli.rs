@@ -118,3 +118,68 @@ fn missing_ca_file_names_the_file() {
     assert!(stderr.contains("config.toml:2:20"), "{stderr}");
     assert!(stderr.contains("/nonexistent/corp.pem"), "{stderr}");
 }
+
+#[test]
+fn sandbox_flags_before_a_command_they_mean_nothing_to_are_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (
+            &["--network", "none", "build"][..],
+            "error: --network applies to `exec`, `shell` and agents only, not to `build`\n",
+        ),
+        (
+            &["--trust", "-e", "FOO", "check"][..],
+            "error: --env, --trust apply to `exec`, `shell` and agents only, not to `check`\n",
+        ),
+    ] {
+        let out = stockade(args, home.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "{expected}\nUsage: stockade [OPTIONS] <COMMAND>\n\nFor more information, try '--help'.\n"
+            ),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn sandbox_flags_before_exec_apply_to_it() {
+    // `stockade --memory 1g -e A=1 exec --memory 2g …`: both places count, the later wins.
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let out = bare_command(
+        home.path(),
+        &[
+            "--memory",
+            "1g",
+            "-e",
+            "EARLY=1",
+            "--network",
+            "none",
+            "exec",
+            "--memory",
+            "2g",
+            "--dry-run",
+            "--",
+            "true",
+        ],
+    )
+    .current_dir(&project)
+    .env("XDG_CACHE_HOME", home.path().join(".cache"))
+    .env("XDG_STATE_HOME", home.path().join(".state"))
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spec["limits"]["memory"], 2i64 << 30);
+    assert_eq!(spec["network"], "none");
+    assert_eq!(spec["secrets"], serde_json::json!(["EARLY"]));
+}

@@ -140,6 +140,10 @@ fn limits_ports_and_network_reach_the_engine() {
     let run = env.run(&["exec", "--network", "none", "--", "ls", "/sys/class/net"]);
     run.expect_code(0);
     assert_eq!(run.stdout().trim(), "lo");
+    // The same flag before the subcommand is honoured, not dropped.
+    let run = env.run(&["--network", "none", "exec", "--", "ls", "/sys/class/net"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout().trim(), "lo");
 }
 
 const CAPS: &str = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status";
