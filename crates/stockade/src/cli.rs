@@ -244,12 +244,8 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub launch: LaunchArgs,
     /// The command and its arguments (put `--` before a command that starts with `-`).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// (An unknown option before the command is a usage error, not the command.)
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -11,6 +11,24 @@ fn stockade(args: &[&str], home: &std::path::Path) -> std::process::Output {
     bare_command(home, args).output().expect("run stockade")
 }
 
+/// `stockade ARGS…` (an `exec --dry-run`) in a project under `home`: the spec it prints.
+fn dry_run_spec(home: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let project = home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let out = bare_command(home, args)
+        .current_dir(&project)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_STATE_HOME", home.join(".state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn help_lists_the_commands() {
     let home = tempfile::tempdir().unwrap();
@@ -149,9 +167,7 @@ fn sandbox_flags_before_a_command_they_mean_nothing_to_are_a_usage_error() {
 fn sandbox_flags_before_exec_apply_to_it() {
     // `stockade --memory 1g -e A=1 exec --memory 2g …`: both places count, the later wins.
     let home = tempfile::tempdir().unwrap();
-    let project = home.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let out = bare_command(
+    let spec = dry_run_spec(
         home.path(),
         &[
             "--memory",
@@ -167,19 +183,33 @@ fn sandbox_flags_before_exec_apply_to_it() {
             "--",
             "true",
         ],
-    )
-    .current_dir(&project)
-    .env("XDG_CACHE_HOME", home.path().join(".cache"))
-    .env("XDG_STATE_HOME", home.path().join(".state"))
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(spec["limits"]["memory"], 2i64 << 30);
     assert_eq!(spec["network"], "none");
     assert_eq!(spec["secrets"], serde_json::json!(["EARLY"]));
+}
+
+#[test]
+fn an_unknown_option_before_the_command_is_a_usage_error() {
+    // Not the command (which would create a container and exit 127): exit 2, before any engine
+    // call, naming the option.
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["exec", "--bogus", "--", "true"], home.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: stockade exec [OPTIONS] <CMD>...\n\nFor more information, try '--help'.\n"
+    );
+    // A command that starts with `-` still runs after `--`, and options after the command are
+    // the command's.
+    for (args, command) in [
+        (&["exec", "--dry-run", "--", "-x"][..], &["-x"][..]),
+        (
+            &["exec", "--dry-run", "sh", "-c", "true"][..],
+            &["sh", "-c", "true"][..],
+        ),
+    ] {
+        let spec = dry_run_spec(home.path(), args);
+        assert_eq!(spec["command"], serde_json::json!(command), "{args:?}");
+    }
 }
