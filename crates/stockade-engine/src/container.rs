@@ -272,6 +272,24 @@ impl Engine {
         }
     }
 
+    /// Whether the kernel's OOM killer ended the container (its memory limit was hit).
+    pub async fn oom_killed(&self, id: &str) -> Result<bool, EngineError> {
+        let operation = format!("GET /containers/{}/json", short(id));
+        debug!(target: "engine", "{operation}");
+        let info = self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(|e| self.err(&operation, e))?;
+        Ok(info
+            .state
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false))
+    }
+
     pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
         let operation = format!("POST /containers/{}/resize h={rows} w={cols}", short(id));
         debug!(target: "engine", "{operation}");

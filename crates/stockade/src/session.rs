@@ -26,7 +26,7 @@ pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, Cli
     let signals = Signals::new()?;
     let id = engine.create_sandbox(spec).await?;
     let outcome = match hand_over(engine, &id, spec).await {
-        Ok(()) => drive(engine, &id, spec.tty, signals, ui).await,
+        Ok(()) => drive(engine, &id, spec.tty, spec.limits.memory, signals, ui).await,
         Err(e) => Err(e),
     };
     if let Err(e) = engine.remove(&id).await {
@@ -58,6 +58,7 @@ async fn drive(
     engine: &Engine,
     id: &str,
     tty: bool,
+    limit: Option<i64>,
     signals: Signals,
     ui: &Ui,
 ) -> Result<u8, CliError> {
@@ -83,7 +84,23 @@ async fn drive(
         ui.warn("the engine did not report the command's exit code");
         return Ok(crate::exit::ENGINE);
     }
+    // 137 is SIGKILL: say so when it was the memory limit, since nothing else would.
+    if code == 137 && engine.oom_killed(id).await.unwrap_or(false) {
+        ui.warn(&out_of_memory(limit));
+    }
     Ok(u8::try_from(code.min(255)).unwrap_or(255))
+}
+
+/// The message for a sandbox the kernel killed at its memory limit.
+fn out_of_memory(limit: Option<i64>) -> String {
+    let limit = limit.map_or_else(
+        || "its memory limit".to_owned(),
+        |bytes| format!("its memory limit ({} MiB)", bytes >> 20),
+    );
+    format!(
+        "the sandbox was killed: it ran out of memory at {limit}; raise it with --memory \
+         or `[sandbox] memory` (e.g. \"16g\")"
+    )
 }
 
 struct Signals {

@@ -514,3 +514,27 @@ fn engine_options_from_the_global_file_reach_the_engine() {
     );
     assert_no_capabilities(&env);
 }
+
+#[test]
+fn an_out_of_memory_kill_says_so_and_how_to_raise_the_limit() {
+    let env = Env::new();
+    let run = env.run(&[
+        "exec",
+        "--memory",
+        "64m",
+        "--",
+        "python3",
+        "-c",
+        "x = bytearray(1024 * 1024 * 1024)",
+    ]);
+    run.expect_code(137);
+    assert_eq!(
+        run.stderr(),
+        "warning: the sandbox was killed: it ran out of memory at its memory limit (64 MiB); \
+         raise it with --memory or `[sandbox] memory` (e.g. \"16g\")\n"
+    );
+    // A kill that is not the memory limit says nothing of memory.
+    let run = env.run(&["exec", "--", "sh", "-c", "kill -9 $$"]);
+    run.expect_code(137);
+    assert_eq!(run.stderr(), "");
+}
