@@ -51,7 +51,18 @@ impl Engine {
                 endpoint: address.clone(),
                 seconds: FIRST_ANSWER_TIMEOUT.as_secs(),
             })?
-            .map_err(|e| EngineError::from_bollard("GET /version", &address, e))?;
+            .map_err(
+                |e| match EngineError::from_bollard("GET /version", &address, e) {
+                    // Something answered, but not an engine API (a web server, a wrong port).
+                    EngineError::Api { status, .. } | EngineError::NotAnEngine { status, .. } => {
+                        EngineError::NotAnEngine {
+                            endpoint: address.clone(),
+                            status,
+                        }
+                    }
+                    other => other,
+                },
+            )?;
 
         let api_version = version.api_version.unwrap_or_default();
         if !api_at_least(&api_version, MIN_API_VERSION) {

@@ -56,6 +56,8 @@ pub enum EndpointError {
         "unsupported engine address {value:?} in {origin}: use unix:///path/to/socket or tcp://host:port"
     )]
     Unsupported { value: String, origin: String },
+    #[error("docker context {name:?} is selected ({selected_by}) but does not exist")]
+    NoSuchContext { name: String, selected_by: String },
     #[error("docker context {name:?} is selected but its endpoint cannot be read from {}: {reason}", path.display())]
     Context {
         name: String,
@@ -85,8 +87,16 @@ pub fn resolve_endpoint(
     let context = env("DOCKER_CONTEXT")
         .filter(|c| !c.is_empty())
         .or_else(|| current_context(&docker_config));
+    let selected_by = if env("DOCKER_CONTEXT").is_some_and(|c| !c.is_empty()) {
+        "DOCKER_CONTEXT".to_owned()
+    } else {
+        format!(
+            "currentContext in {}",
+            docker_config.join("config.json").display()
+        )
+    };
     if let Some(name) = context.filter(|name| name != "default") {
-        let endpoint = context_endpoint(&docker_config, &name)?;
+        let endpoint = context_endpoint(&docker_config, &name, &selected_by)?;
         return Ok(ResolvedEndpoint {
             endpoint,
             source: EndpointSource::Context(name),
@@ -138,7 +148,11 @@ fn current_context(docker_config: &Path) -> Option<String> {
     json.get("currentContext")?.as_str().map(str::to_owned)
 }
 
-fn context_endpoint(docker_config: &Path, name: &str) -> Result<Endpoint, EndpointError> {
+fn context_endpoint(
+    docker_config: &Path,
+    name: &str,
+    selected_by: &str,
+) -> Result<Endpoint, EndpointError> {
     let digest = hex::encode(Sha256::digest(name.as_bytes()));
     let path = docker_config
         .join("contexts/meta")
@@ -149,7 +163,16 @@ fn context_endpoint(docker_config: &Path, name: &str) -> Result<Endpoint, Endpoi
         path: path.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| error(e.to_string()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            EndpointError::NoSuchContext {
+                name: name.to_owned(),
+                selected_by: selected_by.to_owned(),
+            }
+        } else {
+            error(e.to_string())
+        }
+    })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
     let host = json
         .pointer("/Endpoints/docker/Host")

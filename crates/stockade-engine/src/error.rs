@@ -19,6 +19,9 @@ pub enum EngineError {
     #[error("the engine's API version {server} is too old: stockade needs {minimum} or newer")]
     ApiTooOld { server: String, minimum: String },
 
+    #[error("{endpoint} is not a container engine's API: GET /version answered {status}")]
+    NotAnEngine { endpoint: String, status: u16 },
+
     #[error("image {image} was not found on the engine")]
     ImageNotFound { image: String },
 
@@ -60,6 +63,7 @@ impl EngineError {
         matches!(
             self,
             Self::NoEndpoint(_)
+                | Self::NotAnEngine { .. }
                 | Self::Unreachable { .. }
                 | Self::PermissionDenied { .. }
                 | Self::Timeout { .. }
@@ -70,6 +74,25 @@ impl EngineError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Self::NoEndpoint(EndpointError::Unsupported { origin, .. }) => Some(format!(
+                "fix {origin} (e.g. unix:///var/run/docker.sock), or unset it to use the \
+                 default socket"
+            )),
+            Self::NoEndpoint(EndpointError::NoSuchContext { .. }) => Some(
+                "`docker context ls` lists the contexts; select one that exists \
+                 (`docker context use NAME`), or unset DOCKER_CONTEXT"
+                    .to_owned(),
+            ),
+            Self::NoEndpoint(EndpointError::Context { .. }) => Some(
+                "repair the context (`docker context inspect NAME`), or select another \
+                 (`docker context use default`)"
+                    .to_owned(),
+            ),
+            Self::NotAnEngine { .. } => Some(
+                "point DOCKER_HOST at Docker's or Podman's API (a socket such as \
+                 unix:///var/run/docker.sock, or tcp://host:2375)"
+                    .to_owned(),
+            ),
             Self::NoEndpoint(_) | Self::Unreachable { .. } | Self::Timeout { .. } => Some(
                 "start the engine (`sudo systemctl start docker`, Docker Desktop, or \
                  `systemctl --user start podman.socket`), or point DOCKER_HOST at a running one"
