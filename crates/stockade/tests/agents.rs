@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Env, HostUser, docker, docker_stdout, poll};
@@ -290,34 +289,7 @@ fn pinned_versions_update_into_new_volumes_and_a_failed_update_keeps_the_previou
 #[test]
 fn git_works_in_a_worktree() {
     let env = Env::new();
-    let main = env.root.join("main");
-    let git = |dir: &Path, args: &[&str]| {
-        let status = Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    std::fs::create_dir_all(&main).unwrap();
-    git(&main, &["init", "-q", "-b", "main"]);
-    std::fs::write(main.join("README"), "hi\n").unwrap();
-    git(&main, &["add", "README"]);
-    git(&main, &["commit", "-q", "-m", "first"]);
-    std::fs::remove_dir(&env.project).unwrap();
-    git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "wt",
-            env.project.to_str().unwrap(),
-        ],
-    );
+    env.make_project_a_worktree();
     let run = env.run(&["exec", "--", "git", "status"]);
     run.expect_code(0);
     assert!(run.stdout().contains("On branch wt"), "{}", run.stdout());

@@ -149,36 +149,7 @@ fn class1_variants_engine_socket_dir_fake_worktree_fifo_and_canary_are_refused()
 fn class1_a_real_worktree_still_works_unprivileged() {
     let user = user();
     let env = Env::new().run_as(user.clone());
-    let main = env.root.join("main");
-    let git = |dir: &Path, args: &[&str]| {
-        let status = Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    std::fs::create_dir_all(&main).unwrap();
-    git(&main, &["init", "-q", "-b", "main"]);
-    std::fs::write(main.join("README"), "hi\n").unwrap();
-    git(&main, &["add", "README"]);
-    git(&main, &["commit", "-q", "-m", "first"]);
-    std::fs::remove_dir_all(&env.project).unwrap();
-    git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "wt",
-            env.project.to_str().unwrap(),
-        ],
-    );
-    chown(&main, &user);
-    chown(&env.project, &user);
+    env.make_project_a_worktree();
     let watch = HostWatch::new(&env);
     let script = format!("git status | head -1; {PRIVILEGES}");
     let out = run_in(

@@ -378,6 +378,35 @@ impl Env {
         }
     }
 
+    /// Make the project a git worktree (branch `wt`) of a new repository at `<root>/main` with
+    /// one commit; returns the main repository's directory.
+    pub fn make_project_a_worktree(&self) -> PathBuf {
+        let main = self.root.join("main");
+        let git = |dir: &Path, args: &[&str]| {
+            let status = Command::new("git")
+                .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        };
+        fs::create_dir_all(&main).expect("mkdir");
+        git(&main, &["init", "-q", "-b", "main"]);
+        fs::write(main.join("README"), "hi\n").expect("write");
+        git(&main, &["add", "README"]);
+        git(&main, &["commit", "-q", "-m", "first"]);
+        fs::remove_dir_all(&self.project).expect("remove the project dir");
+        let project = self.project.to_str().expect("utf-8 path");
+        git(&main, &["worktree", "add", "-q", "-b", "wt", project]);
+        if let Some(user) = &self.user {
+            chown_recursive(&main, user.uid, user.gid);
+            chown_recursive(&self.project, user.uid, user.gid);
+        }
+        main
+    }
+
     pub fn image_id(&self, tag: &str) -> Option<String> {
         let out = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
         out.status
