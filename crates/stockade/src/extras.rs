@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stockade_core::config::Config;
+use stockade_core::config::{Config, rules};
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_core::sandbox::{Mount, SandboxSpec, VolumeMount};
@@ -150,20 +150,10 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most stockade reads of a `.git`, `commondir` or `gitdir` file (git writes one line).
 const GIT_FILE_CAP: u64 = 4096;
 
-/// Where a git dir may never be mounted from: stockade's runtime and the system (the mount
-/// refusals of configured mounts apply to a worktree's common dir too).
-const RESERVED: &[&str] = &[
-    "/opt/stockade",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/etc",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/run",
-    "/boot",
-];
+/// Where a git dir may never be mounted from besides what no project mount may cover
+/// (`config::rules::protected_dir`: stockade's runtime and the system): the host's run-time state
+/// and its kernels.
+const HOST_DIRS: &[&str] = &["/run", "/boot"];
 
 /// What the project's `.git` asks for beyond the project itself.
 #[derive(Debug, PartialEq, Eq)]
@@ -232,18 +222,15 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
     if dir.starts_with(root) {
         return Ok(GitDir::Inside);
     }
-    if let Some(reserved) = RESERVED
-        .iter()
-        .map(Path::new)
-        .find(|r| dir.starts_with(r))
-        .or_else(|| lib_dir(&dir))
+    if let Some(reserved) = rules::protected_dir(&dir, true)
+        .or_else(|| HOST_DIRS.iter().copied().find(|r| dir.starts_with(r)))
     {
         return Err(refuse(
             &at,
             &format!(
                 "it leads to {}, under {}, which is never mounted into a sandbox",
                 dir.display(),
-                reserved.display()
+                reserved
             ),
         ));
     }
@@ -275,16 +262,6 @@ pub fn git_dir_mount(root: &Path, user: &Identity) -> Result<GitDir, CliError> {
         ));
     }
     Ok(GitDir::Mount(dir))
-}
-
-/// `/lib32`, `/lib64`, `/libx32`…: `/lib*`.
-fn lib_dir(dir: &Path) -> Option<&'static Path> {
-    let first = dir.components().nth(1)?;
-    first
-        .as_os_str()
-        .to_str()
-        .is_some_and(|name| name.starts_with("lib"))
-        .then_some(Path::new("/lib*"))
 }
 
 /// A linked worktree: `git_dir` is `<common>/worktrees/<name>`, its `commondir` leads to

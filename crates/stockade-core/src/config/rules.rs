@@ -97,15 +97,10 @@ pub fn target(path: &Path, project: bool, what: &str) -> Result<(), Bad> {
             help: Some("write the target as a plain absolute path".to_owned()),
         });
     }
-    let system: &[&str] = if project { SYSTEM_DIRS } else { &[] };
-    let Some(dir) = RUNTIME_DIRS
-        .iter()
-        .chain(system)
-        .find(|dir| covers(path, dir))
-    else {
+    let Some(dir) = protected_dir(path, project) else {
         return Ok(());
     };
-    let runtime = RUNTIME_DIRS.contains(dir);
+    let runtime = RUNTIME_DIRS.contains(&dir);
     Err(Bad {
         message: format!(
             "{what} {} would cover {dir}: {}",
@@ -126,6 +121,18 @@ pub fn target(path: &Path, project: bool, what: &str) -> Result<(), Bad> {
                 .to_owned()
         }),
     })
+}
+
+/// The protected directory `path` lies under or is a parent of: stockade's runtime
+/// ([`RUNTIME_DIRS`]) for every layer, the system ([`SYSTEM_DIRS`]) too when the path comes from
+/// the project.
+pub fn protected_dir(path: &Path, project: bool) -> Option<&'static str> {
+    let system: &[&str] = if project { SYSTEM_DIRS } else { &[] };
+    RUNTIME_DIRS
+        .iter()
+        .chain(system)
+        .find(|dir| covers(path, dir))
+        .copied()
 }
 
 /// Whether `target` lies under `dir` or is a parent of it (`/`, `/opt` hide `/opt/stockade`).
