@@ -142,16 +142,7 @@ async fn build(
     let content = context
         .content_hash(&chain::context_cache_file(&ctx.dirs.cache, &dir))
         .map_err(fail)?;
-    let build = TierBuild {
-        tier: CUSTOM_TIER,
-        title: format!("custom base image {name} from {}", path.display()),
-        tag: name.to_owned(),
-        dockerfile: file_name.clone(),
-        hash: chain::context_tier_hash(&format!("custom:{file_name}"), &content),
-        parent: None,
-        build_args: HashMap::new(),
-        labels: owner_labels(project),
-    };
+    let build = custom_build(name, &path, &file_name, &content, project);
     let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
         context.to_tar(&file_name, labels).map_err(fail)
     })
@@ -159,16 +150,33 @@ async fn build(
     Ok(ready.id)
 }
 
-/// A project's own custom base is listed (and pruned) with that project.
-fn owner_labels(project: Option<&Path>) -> HashMap<String, String> {
-    project
-        .map(|root| {
-            HashMap::from([(
-                labels::PROJECT.to_owned(),
-                root.to_string_lossy().into_owned(),
-            )])
-        })
-        .unwrap_or_default()
+/// The custom base's build, tagged `name`, from the Dockerfile at `path` (`file_name` in a
+/// context whose content hash is `content`). A project's own custom base is listed (and pruned)
+/// with that project.
+fn custom_build(
+    name: &str,
+    path: &Path,
+    file_name: &str,
+    content: &str,
+    project: Option<&Path>,
+) -> TierBuild {
+    TierBuild {
+        tier: CUSTOM_TIER,
+        title: format!("custom base image {name} from {}", path.display()),
+        tag: name.to_owned(),
+        dockerfile: file_name.to_owned(),
+        hash: chain::context_tier_hash(&format!("custom:{file_name}"), content),
+        parent: None,
+        build_args: HashMap::new(),
+        labels: project
+            .map(|root| {
+                HashMap::from([(
+                    labels::PROJECT.to_owned(),
+                    root.to_string_lossy().into_owned(),
+                )])
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// Build the custom base from its context as read.
@@ -184,19 +192,13 @@ async fn build_read(
     run: &mut ChainRun,
 ) -> Result<String, CliError> {
     let file_name = read.dockerfile_name.clone();
-    let build = TierBuild {
-        tier: CUSTOM_TIER,
-        title: format!(
-            "custom base image {name} from {}",
-            read.dir.join(&file_name).display()
-        ),
-        tag: name.to_owned(),
-        dockerfile: file_name.clone(),
-        hash: chain::context_tier_hash(&format!("custom:{file_name}"), &read.hash),
-        parent: None,
-        build_args: HashMap::new(),
-        labels: owner_labels(project),
-    };
+    let build = custom_build(
+        name,
+        &read.dir.join(&file_name),
+        &file_name,
+        &read.hash,
+        project,
+    );
     tracing::debug!(
         "custom base {name} from {} (read once)",
         configured.display()
