@@ -47,10 +47,6 @@ impl Identity {
             home,
         })
     }
-
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
-    }
 }
 
 /// A name that is safe to write into `/etc/passwd` inside any image.

@@ -46,16 +46,6 @@ pub enum Severity {
     High,
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-}
-
 /// One likely secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
