@@ -77,7 +77,39 @@ fn completions_for_every_shell() {
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains("stockade"), "{shell}");
         assert!(script.contains("exec"), "{shell}");
+        assert!(script.contains("claude"), "{shell}");
     }
+}
+
+/// bash really completes agent names and commands from the generated script.
+#[test]
+fn bash_completes_agent_names_and_commands() {
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["completions", "bash"], home.path());
+    assert!(out.status.success());
+    let script = home.path().join("stockade.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |word: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=(stockade {word}); COMP_CWORD=1; COMP_LINE='stockade {word}'; \
+                 COMP_POINT=${{#COMP_LINE}}; _stockade stockade {word} stockade; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\" | sort",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(complete("co"), "codex\ncompletions\nconfig\n");
+    assert_eq!(complete("cl"), "claude\n");
+    assert_eq!(complete("g"), "gemini\n");
 }
 
 #[test]
