@@ -16,6 +16,9 @@ pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// On tools volumes: the agent and its version.
 pub const AGENT: &str = "io.stockade.agent";
 pub const AGENT_VERSION: &str = "io.stockade.agent-version";
+/// On volumes: when stockade created it (RFC 3339). The engine's own `CreatedAt` of a local
+/// volume is the modification time of its data directory, which every run changes.
+pub const CREATED: &str = "io.stockade.created";
 
 /// A `LABEL` instruction setting `labels` (sorted by key), to append to a Dockerfile: one
 /// instruction, so the engine's classic builder adds one step rather than one per label. Values

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tracing::debug;
 
+use stockade_core::labels;
+
 use crate::connect::Engine;
 use crate::error::EngineError;
 
@@ -19,8 +21,23 @@ use crate::error::EngineError;
 pub struct VolumeInfo {
     pub name: String,
     pub labels: HashMap<String, String>,
-    /// RFC 3339, as the engine reports it.
+    /// RFC 3339: when stockade created it ([`labels::CREATED`]), else what the engine reports.
     pub created: String,
+}
+
+impl VolumeInfo {
+    fn new(name: String, labels: HashMap<String, String>, engine_created: Option<String>) -> Self {
+        let created = labels
+            .get(labels::CREATED)
+            .cloned()
+            .or(engine_created)
+            .unwrap_or_default();
+        Self {
+            name,
+            labels,
+            created,
+        }
+    }
 }
 
 impl Engine {
@@ -30,18 +47,19 @@ impl Engine {
         debug!(target: "engine", "{operation}");
         let result = self.docker.inspect_volume(name).await;
         let found = EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
-        Ok(found.map(|v| VolumeInfo {
-            name: v.name,
-            labels: v.labels,
-            created: v.created_at.map(|d| d.to_string()).unwrap_or_default(),
-        }))
+        Ok(found.map(|v| VolumeInfo::new(v.name, v.labels, v.created_at.map(|d| d.to_string()))))
     }
 
+    /// Create a volume with `labels`, and [`labels::CREATED`] set to now.
     pub async fn create_volume(
         &self,
         name: &str,
-        labels: HashMap<String, String>,
+        mut labels: HashMap<String, String>,
     ) -> Result<(), EngineError> {
+        labels.insert(
+            labels::CREATED.to_owned(),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        );
         let operation = format!("POST /volumes/create name={name}");
         debug!(target: "engine", "{operation}");
         self.docker
@@ -82,11 +100,7 @@ impl Engine {
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| VolumeInfo {
-                name: v.name,
-                labels: v.labels,
-                created: v.created_at.map(|d| d.to_string()).unwrap_or_default(),
-            })
+            .map(|v| VolumeInfo::new(v.name, v.labels, v.created_at.map(|d| d.to_string())))
             .collect();
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(volumes)

@@ -144,14 +144,14 @@ async fn ensure_home(
         return Ok(());
     };
     let owner = format!("{}:{}", user.uid, user.gid);
-    // A volume stockade did not create with the label is given once, then remembered by its
-    // creation time (a volume removed and made again is given again).
+    // A volume stockade did not create with the label (an older stockade's) is given once, then
+    // remembered; one removed is made again with the label.
     let record = ctx.dirs.cache.join("identity/homes").join(&home.volume);
     let mut remember = None;
     match engine.inspect_volume(&home.volume).await? {
         Some(info) if info.labels.get(OWNER_LABEL) == Some(&owner) => return Ok(()),
-        Some(info) => {
-            let stamp = format!("{owner} {}", info.created);
+        Some(_) => {
+            let stamp = owner.clone();
             if std::fs::read_to_string(&record).is_ok_and(|text| text == stamp) {
                 return Ok(());
             }

@@ -347,9 +347,34 @@ fn home_volume_keeps_files_between_runs_and_ssh_agent_is_opt_in() {
         "echo kept > \"$HOME/.history-test\"",
     ])
     .expect_code(0);
-    let again = env.run(&["exec", "--", "sh", "-c", "cat \"$HOME/.history-test\""]);
+    let home_created = || {
+        let list = env.run(&["volumes", "--json"]);
+        list.expect_code(0);
+        let volumes: serde_json::Value = serde_json::from_str(&list.stdout()).unwrap();
+        let homes: Vec<String> = volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["kind"] == "home")
+            .map(|v| v["created"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(homes.len(), 1, "{volumes}");
+        homes[0].clone()
+    };
+    let created = home_created();
+    // A second later, a run that writes into HOME's root leaves the volume's creation time alone
+    // (the engine's own CreatedAt is the data directory's modification time).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = env.run(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "cat \"$HOME/.history-test\"; touch \"$HOME/.another\"",
+    ]);
     again.expect_code(0);
     assert_eq!(again.stdout().trim(), "kept");
+    assert_eq!(home_created(), created);
 
     let socket = env.root.join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
