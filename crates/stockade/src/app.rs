@@ -86,13 +86,13 @@ async fn dispatch(
         },
         Command::Trust(args) => commands::trust::run(&ctx, args.revoke),
         Command::Scan(args) => commands::scan::run(&ctx, args.json),
-        Command::Build(args) => commands::build::run(&ctx, args.force, args.no_cache).await,
+        Command::Build(args) => commands::build::run(&ctx, &args).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
         Command::Images(args) => commands::images::run(&ctx, args.json).await,
         Command::Prune(args) => commands::prune::run(&ctx, args.dry_run, args.yes).await,
         Command::Completions(_) => Ok(0),
         Command::Agents(args) => commands::agents::run(&ctx, args.json).await,
-        Command::Update(args) => commands::update::run(&ctx, args.agents).await,
+        Command::Update(args) => commands::update::run(&ctx, args.agents, args.trust).await,
         Command::Volumes(args) => commands::volumes::run(&ctx, args.json, args.action).await,
         Command::Agent(mut args) => {
             if args.is_empty() {

@@ -106,6 +106,9 @@ pub struct UpdateArgs {
     /// Agents to update (default: every installed agent).
     #[arg(value_name = "AGENT")]
     pub agents: Vec<String>,
+    /// Use this project's unapproved .stockade configuration, this time only.
+    #[arg(long)]
+    pub trust: bool,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +260,9 @@ pub struct BuildArgs {
     /// Do not use the engine's build cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Build with this project's unapproved .stockade configuration, this time only.
+    #[arg(long)]
+    pub trust: bool,
 }
 
 #[derive(Debug, Args)]

@@ -54,7 +54,8 @@ impl Ui {
         eprintln!("{label}: {message}");
     }
 
-    /// Start a task: a spinner on a terminal, a plain line otherwise; nothing when quiet.
+    /// Start a task: a spinner on a terminal (its line cut to the terminal's width, never
+    /// wrapped), a plain line otherwise; nothing when quiet.
     pub fn task(&self, message: &str) -> Task {
         let started = Instant::now();
         if self.quiet {
@@ -67,7 +68,7 @@ impl Ui {
         if self.stderr_is_terminal && self.verbose == 0 {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_message(message.to_owned());

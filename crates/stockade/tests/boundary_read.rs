@@ -166,6 +166,10 @@ fn class4_a_changed_copied_file_asks_again() {
     let build = env.run(&["build"]);
     build.expect_code(1);
     assert_eq!(env.image_id(&env.project_tag()).unwrap(), image);
+    // `build --trust` (as the refusal's hint says) builds once, and approves nothing.
+    env.run(&["build", "--trust"]).expect_code(0);
+    assert_ne!(env.image_id(&env.project_tag()).unwrap(), image);
+    env.run(&["build"]).expect_code(1);
 
     // Variant: a new file beside the Dockerfile (not even COPY'd yet) asks again as well.
     env.write(".stockade/setup.sh", "echo approved > /opt/marker\n");

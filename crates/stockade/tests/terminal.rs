@@ -54,3 +54,29 @@ fn shell_has_a_prompt_runs_commands_and_follows_resizes() {
         env.containers()
     );
 }
+
+/// The build spinner stays on one row of an 80-column terminal, however long the project's path
+/// and the build step are: a wrapped spinner line leaves a trail of copies as it redraws.
+#[test]
+fn the_build_spinner_fits_an_80_column_terminal() {
+    let env = Env::new();
+    let step = format!("RUN sleep 6 && echo {}", "a-long-build-step-".repeat(6));
+    env.write(
+        ".stockade/Dockerfile",
+        &format!("FROM {}\n{step}\n", env.base_tag()),
+    );
+    let stockade = stockade_line(&env, &[("TERM", "xterm-256color")], "build --trust");
+    let tmux = Tmux::start("spinner", 80, 24, &format!("{stockade}; sleep 30"));
+    tmux.wait_for("RUN sleep 6", Duration::from_secs(25));
+    let rows = tmux.rows();
+    let spinner: Vec<&str> = rows.lines().filter(|l| l.contains("RUN sleep")).collect();
+    assert_eq!(spinner.len(), 1, "rows:\n{rows}");
+    assert!(spinner[0].chars().count() <= 80, "rows:\n{rows}");
+    // The line was not wrapped: nothing of it spills onto the next row.
+    let joined = tmux.screen();
+    assert_eq!(
+        joined.lines().filter(|l| !l.trim().is_empty()).count(),
+        rows.lines().filter(|l| !l.trim().is_empty()).count(),
+        "rows:\n{rows}\njoined:\n{joined}"
+    );
+}

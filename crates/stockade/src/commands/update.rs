@@ -1,4 +1,4 @@
-//! `stockade update [AGENT…]`: install the latest (or pinned) version into a new volume and switch
+//! `stockade update [AGENT…] [--trust]`: install the latest (or pinned) version into a new volume and switch
 //! to it. A failed install changes nothing: the previous version keeps working.
 
 use stockade_core::agents::State;
@@ -8,7 +8,7 @@ use crate::exit::{CliError, FAILURE};
 use crate::image::{BuildMode, ensure_chain};
 use crate::tools::ToolsCtx;
 
-pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
+pub async fn run(ctx: &Context, names: Vec<String>, trust: bool) -> Result<u8, CliError> {
     let prepared = crate::launch::prepare(ctx, Vec::new())?;
     let config = prepared.resolved.config.clone();
     let names = if names.is_empty() {
@@ -28,7 +28,7 @@ pub async fn run(ctx: &Context, names: Vec<String>) -> Result<u8, CliError> {
         .map(|name| crate::agent::resolve(name, &config))
         .collect::<Result<Vec<_>, _>>()?;
     let engine = ctx.connect().await?;
-    crate::launch::check_trust(ctx, &prepared, false)?;
+    crate::launch::check_trust(ctx, &prepared, trust)?;
     let chain = ensure_chain(&engine, ctx, &prepared, BuildMode::IfStale).await?;
     // Installs run in helpers from the foundation.
     let image = chain.foundation.tag;

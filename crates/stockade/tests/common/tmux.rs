@@ -50,6 +50,12 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen's rows as the terminal shows them (a wrapped line is two rows).
+    pub fn rows(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Wait until `what` is on the screen `count` times; returns the screen.
     pub fn wait_for_count(&self, what: &str, count: usize, timeout: Duration) -> String {
         poll(timeout, || {
