@@ -87,6 +87,20 @@ fn opencode_installs_once_into_a_tools_volume_and_runs() {
     assert_eq!(row["installed"], version.as_str());
     assert_eq!(row["volume_present"], true);
     assert!(env.containers().is_empty());
+
+    // The state and cache files are where docs/agents.md says they are.
+    let ns = &env.namespace;
+    let recorded = std::fs::read_to_string(
+        env.home
+            .join(format!(".local/state/stockade/agents-{ns}.json")),
+    )
+    .unwrap();
+    assert!(recorded.contains(&version), "{recorded}");
+    assert!(
+        env.home
+            .join(format!(".cache/stockade/versions-{ns}.json"))
+            .is_file()
+    );
 }
 
 #[test]
