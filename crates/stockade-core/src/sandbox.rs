@@ -2,6 +2,7 @@
 //! an engine. The engine layer turns it into an API request; `--dry-run` prints it.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -334,6 +335,65 @@ impl SandboxSpec {
         }
         self.security.engine_socket = true;
     }
+
+    /// A helper's container: the foundation's init and `sh -c script`, as [`HELPER_UID`], no
+    /// capabilities, no-new-privileges, HOME in /tmp.
+    pub fn helper(
+        namespace: &Namespace,
+        image: &str,
+        script: &str,
+        volumes: Vec<VolumeMount>,
+        mut env_vars: Vec<(String, String)>,
+    ) -> SandboxSpec {
+        env_vars.push(("HOME".into(), "/tmp".into()));
+        SandboxSpec {
+            name: namespace.container_name(&format!("helper-{}", random_suffix())),
+            image: image.to_owned(),
+            command: vec!["sh".into(), "-c".into(), script.to_owned()],
+            workdir: "/tmp".into(),
+            user: Identity {
+                uid: HELPER_UID,
+                gid: HELPER_UID,
+                name: "stockade-helper".into(),
+                home: "/tmp".into(),
+            },
+            start_as: format!("{HELPER_UID}:{HELPER_UID}"),
+            home_dirs: Vec::new(),
+            env: env_vars,
+            mounts: Vec::new(),
+            volumes,
+            secrets: Vec::new(),
+            labels: BTreeMap::from([
+                (labels::KIND.to_owned(), "helper".to_owned()),
+                (labels::NAMESPACE.to_owned(), namespace.as_str().to_owned()),
+                (
+                    labels::VERSION.to_owned(),
+                    labels::STOCKADE_VERSION.to_owned(),
+                ),
+            ]),
+            tty: false,
+            security: Security::default(),
+            limits: Limits {
+                pids: DEFAULT_PIDS_LIMIT,
+                memory: None,
+                nano_cpus: None,
+            },
+            network: Network::Bridge,
+            ports: Vec::new(),
+            tmpfs: BTreeMap::new(),
+            groups: Vec::new(),
+            engine_options: Vec::new(),
+            // stockade's own scripts: only the init, not the sandbox entrypoint.
+            entrypoint: Some(vec!["/opt/stockade/bin/tini".into(), "--".into()]),
+        }
+    }
+}
+
+/// Six hex characters that make a container name unique.
+pub fn random_suffix() -> String {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
 
 /// `/tmp` always; with a read-only root also the other places programs write to.
@@ -546,5 +606,30 @@ mod tests {
         assert!(json.contains("\"FOO\""));
         assert!(json.contains("\"secrets\":[\"FOO\"]"), "{json}");
         assert!(!json.contains("s3cret"));
+    }
+
+    #[test]
+    fn a_helper_is_unprivileged_and_runs_its_script_under_the_init_only() {
+        let ns = Namespace::new(Some("t")).unwrap();
+        let volume = VolumeMount {
+            volume: "tools".into(),
+            target: "/opt/tools".into(),
+            read_only: false,
+            labels: BTreeMap::new(),
+        };
+        let s = SandboxSpec::helper(&ns, "img", "echo hi", vec![volume.clone()], Vec::new());
+        assert!(s.name.starts_with("t-stockade-helper-"), "{}", s.name);
+        assert_eq!(s.start_as, format!("{HELPER_UID}:{HELPER_UID}"));
+        assert_eq!(s.command, ["sh", "-c", "echo hi"]);
+        assert_eq!(s.security.cap_drop, vec!["ALL"]);
+        assert!(s.security.cap_add.is_empty() && s.security.no_new_privileges);
+        assert_eq!(s.env, [("HOME".to_owned(), "/tmp".to_owned())]);
+        assert_eq!(s.volumes, [volume]);
+        assert_eq!(s.labels[labels::KIND], "helper");
+        assert_eq!(
+            s.entrypoint,
+            Some(vec!["/opt/stockade/bin/tini".to_owned(), "--".to_owned()])
+        );
+        assert_ne!(random_suffix(), "");
     }
 }

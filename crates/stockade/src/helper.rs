@@ -1,19 +1,12 @@
 //! Throwaway helper containers from the foundation image: install an agent into its tools
-//! volume, ask a registry for versions. They run as an unprivileged uid ([`HELPER_UID`], the
+//! volume, ask a registry for versions. They run as an unprivileged uid ([`HELPER_UID`](stockade_core::sandbox::HELPER_UID), the
 //! owner of the tools volumes) with no capabilities: npm and pip install scripts run in them.
 //! Output is captured, not shown (at `-v` it is).
 
-use std::collections::BTreeMap;
-
 use futures_util::StreamExt;
-use stockade_core::config::Network;
 use stockade_core::handover::secrets_upload;
-use stockade_core::identity::Identity;
-use stockade_core::labels;
 use stockade_core::names::Namespace;
-use stockade_core::sandbox::{
-    DEFAULT_PIDS_LIMIT, HELPER_UID, Limits, SandboxSpec, Security, VolumeMount, has_credentials,
-};
+use stockade_core::sandbox::{SandboxSpec, VolumeMount, has_credentials};
 use stockade_core::secret_file::SECRETS_PATH;
 use stockade_engine::{Engine, OutputChunk};
 
@@ -72,7 +65,7 @@ pub async fn run(
     } else {
         format!(". {SECRETS_PATH}\n{script}")
     };
-    let spec = helper_spec(namespace, image, &script, volumes, env_vars);
+    let spec = SandboxSpec::helper(namespace, image, &script, volumes, env_vars);
     let upload = secrets_upload(&secrets, &spec.user, false)
         .map_err(|e| CliError::other(format!("cannot pack the helper's secrets: {e}"), None))?;
     let id = engine.create_sandbox(&spec).await?;
@@ -93,61 +86,6 @@ pub async fn run(
     result
 }
 
-/// A helper's container: the foundation's init and `sh -c script`, as [`HELPER_UID`], no
-/// capabilities, no-new-privileges, HOME in /tmp.
-fn helper_spec(
-    namespace: &Namespace,
-    image: &str,
-    script: &str,
-    volumes: Vec<VolumeMount>,
-    mut env_vars: Vec<(String, String)>,
-) -> SandboxSpec {
-    env_vars.push(("HOME".into(), "/tmp".into()));
-    SandboxSpec {
-        name: namespace.container_name(&format!(
-            "helper-{}",
-            crate::commands::exec::random_suffix()
-        )),
-        image: image.to_owned(),
-        command: vec!["sh".into(), "-c".into(), script.to_owned()],
-        workdir: "/tmp".into(),
-        user: Identity {
-            uid: HELPER_UID,
-            gid: HELPER_UID,
-            name: "stockade-helper".into(),
-            home: "/tmp".into(),
-        },
-        start_as: format!("{HELPER_UID}:{HELPER_UID}"),
-        home_dirs: Vec::new(),
-        env: env_vars,
-        mounts: Vec::new(),
-        volumes,
-        secrets: Vec::new(),
-        labels: BTreeMap::from([
-            (labels::KIND.to_owned(), "helper".to_owned()),
-            (labels::NAMESPACE.to_owned(), namespace.as_str().to_owned()),
-            (
-                labels::VERSION.to_owned(),
-                labels::STOCKADE_VERSION.to_owned(),
-            ),
-        ]),
-        tty: false,
-        security: Security::default(),
-        limits: Limits {
-            pids: DEFAULT_PIDS_LIMIT,
-            memory: None,
-            nano_cpus: None,
-        },
-        network: Network::Bridge,
-        ports: Vec::new(),
-        tmpfs: BTreeMap::new(),
-        groups: Vec::new(),
-        engine_options: Vec::new(),
-        // stockade's own scripts: only the init, not the sandbox entrypoint.
-        entrypoint: Some(vec!["/opt/stockade/bin/tini".into(), "--".into()]),
-    }
-}
-
 /// Give a volume's root directory to `uid:gid` without running anything: a container that
 /// mounts it is created, never started, and handed a directory entry through the archive API.
 pub async fn give_volume(
@@ -159,7 +97,7 @@ pub async fn give_volume(
     gid: u32,
 ) -> Result<(), CliError> {
     let mount = "stockade-volume";
-    let spec = helper_spec(
+    let spec = SandboxSpec::helper(
         namespace,
         image,
         "true",
@@ -190,7 +128,7 @@ pub async fn read_image_files(
     paths: &[&str],
     limit: u64,
 ) -> Result<Vec<Option<Vec<u8>>>, CliError> {
-    let spec = helper_spec(namespace, image, "true", Vec::new(), Vec::new());
+    let spec = SandboxSpec::helper(namespace, image, "true", Vec::new(), Vec::new());
     let id = engine.create_sandbox(&spec).await?;
     let reads = paths
         .iter()

@@ -1,13 +1,12 @@
 //! `stockade exec [--] CMD…`, `stockade shell` (an empty command: the login shell) and
 //! `stockade <agent> [ARGS…]`: one launch path for every sandbox.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use stockade_core::agents::Agent;
 use stockade_core::config::FlagValue;
-use stockade_core::sandbox::{SandboxRequest, SandboxSpec};
+use stockade_core::sandbox::{SandboxRequest, SandboxSpec, random_suffix};
 use stockade_engine::{Endpoint, resolve_endpoint};
 
 use crate::context::{Context, env};
@@ -152,11 +151,4 @@ fn mount_engine_socket(ctx: &Context, spec: &mut SandboxSpec) -> Result<(), CliE
     let gid = std::fs::metadata(&path).ok().map(|m| m.gid());
     spec.mount_engine_socket(path, gid);
     Ok(())
-}
-
-/// Six hex characters that make a container name unique.
-pub fn random_suffix() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
