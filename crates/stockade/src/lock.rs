@@ -15,8 +15,8 @@ pub struct FileLock {
 
 impl FileLock {
     /// Lock `name`; when another process holds it, say `Waiting for another stockade process to
-    /// {doing}…` and wait.
-    pub fn acquire(ctx: &Context, name: &str, doing: &str) -> Result<Self, CliError> {
+    /// {doing}…` and wait (on a blocking thread, never on an async worker).
+    pub async fn acquire(ctx: &Context, name: &str, doing: &str) -> Result<Self, CliError> {
         let dir = ctx.dirs.state.join("locks");
         let path = dir.join(format!("{}.lock", sanitize(name, 100)));
         let io_error = |e: std::io::Error| {
@@ -37,7 +37,12 @@ impl FileLock {
             Err(TryLockError::WouldBlock) => {
                 ctx.ui
                     .info(&format!("Waiting for another stockade process to {doing}…"));
-                file.lock().map_err(io_error)?;
+                let waited = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| io_error(std::io::Error::other(e)))?;
+                return Ok(Self {
+                    _file: waited.map_err(io_error)?,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io_error(e)),
         }

@@ -136,7 +136,7 @@ impl ToolsCtx<'_> {
                 installed: false,
             });
         }
-        let _lock = FileLock::acquire(self.ctx, &volume, &format!("install {volume}"))?;
+        let _lock = FileLock::acquire(self.ctx, &volume, &format!("install {volume}")).await?;
         let exists = exists || self.engine.inspect_volume(&volume).await?.is_some();
         let complete = exists && self.is_complete(agent, &volume).await?;
         if !complete {

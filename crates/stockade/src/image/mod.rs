@@ -136,7 +136,7 @@ pub async fn ensure_built(
     if let Some(ready) = fresh(&info) {
         return Ok(ready);
     }
-    let _lock = FileLock::acquire(ctx, &build.tag, &format!("build {}", build.tag))?;
+    let _lock = FileLock::acquire(ctx, &build.tag, &format!("build {}", build.tag)).await?;
     // Another process may have built it while we waited for the lock.
     let info = engine.inspect_image(&build.tag).await?;
     if let Some(ready) = fresh(&info) {
@@ -219,7 +219,7 @@ pub async fn alias(
     if points_at_target(&info) {
         return Ok(false);
     }
-    let _lock = FileLock::acquire(ctx, tag, &format!("build {tag}"))?;
+    let _lock = FileLock::acquire(ctx, tag, &format!("build {tag}")).await?;
     let info = engine.inspect_image(tag).await?;
     if points_at_target(&info) {
         return Ok(false);
