@@ -1,8 +1,9 @@
 //! Running a sandbox in the foreground: create, attach, start, stream, wait, remove.
 //!
 //! stdin/stdout/stderr are passed through; with a terminal on both stdin and stdout the sandbox
-//! gets a TTY (raw mode, resized live on SIGWINCH). SIGINT, SIGTERM and SIGHUP are forwarded to
-//! the sandbox's init. The container is removed afterwards whatever happened.
+//! gets a TTY (raw mode, resized live on SIGWINCH). SIGTERM and SIGHUP stop the sandbox (killed
+//! after [`STOP_TIMEOUT`]), SIGINT is forwarded (see [`wait_forwarding_signals`]). The container
+//! is removed afterwards whatever happened.
 
 use std::time::Duration;
 
@@ -124,6 +125,15 @@ impl Signals {
     }
 }
 
+/// How long a sandbox asked to stop (SIGTERM, SIGHUP) has before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wait for the sandbox to exit, acting on our signals meanwhile:
+/// - SIGTERM and SIGHUP (a closed terminal) stop it: SIGTERM to its init, SIGKILL after
+///   [`STOP_TIMEOUT`] or at the next such signal;
+/// - SIGINT is forwarded; without a TTY the second one kills it (with a TTY, Ctrl-C is a
+///   keystroke for the program and never reaches us, so a SIGINT came from `kill`: forwarded,
+///   the third kills).
 async fn wait_forwarding_signals(
     engine: &Engine,
     id: &str,
@@ -132,13 +142,27 @@ async fn wait_forwarding_signals(
 ) -> Result<i64, EngineError> {
     let wait = engine.wait(id);
     tokio::pin!(wait);
-    let mut forwarded = 0u32;
+    let mut interrupts = 0u32;
+    let mut stopping: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
-        let name = tokio::select! {
+        let signal = tokio::select! {
             code = &mut wait => return code,
-            _ = signals.interrupt.recv() => "SIGINT",
-            _ = signals.terminate.recv() => "SIGTERM",
-            _ = signals.hangup.recv() => "SIGHUP",
+            () = async {
+                match stopping.as_mut() {
+                    Some(deadline) => deadline.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                stopping = None;
+                tracing::debug!("the sandbox did not stop within {STOP_TIMEOUT:?}: killing it");
+                "SIGKILL"
+            }
+            _ = signals.interrupt.recv() => {
+                interrupts += 1;
+                if interrupts >= if tty { 3 } else { 2 } { "SIGKILL" } else { "SIGINT" }
+            }
+            _ = signals.terminate.recv() => stop(&mut stopping),
+            _ = signals.hangup.recv() => stop(&mut stopping),
             _ = signals.window.recv() => {
                 if tty {
                     resize(engine, id).await;
@@ -146,13 +170,21 @@ async fn wait_forwarding_signals(
                 continue;
             }
         };
-        forwarded += 1;
-        // A sandbox that ignores two signals is killed on the third.
-        let name = if forwarded >= 3 { "SIGKILL" } else { name };
-        if let Err(e) = engine.kill(id, name).await {
+        if let Err(e) = engine.kill(id, signal).await {
             // Already gone: the wait above returns.
-            tracing::debug!("forwarding {name}: {e}");
+            tracing::debug!("sending {signal}: {e}");
         }
+    }
+}
+
+/// The signal for a request to stop: SIGTERM, and the clock starts; SIGKILL if it already ran.
+fn stop(stopping: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) -> &'static str {
+    if stopping.is_some() {
+        *stopping = None;
+        "SIGKILL"
+    } else {
+        *stopping = Some(Box::pin(tokio::time::sleep(STOP_TIMEOUT)));
+        "SIGTERM"
     }
 }
 

@@ -136,14 +136,19 @@ fn stdin_and_stdout_are_passed_through() {
     assert!(env.containers().is_empty());
 }
 
-#[test]
-fn sigint_is_forwarded_and_the_container_removed() {
+/// `stockade exec -- sh -c SCRIPT` in the background, once SCRIPT has printed `ready`: a signal
+/// sent before the sandbox's init is up would reach a PID 1 that ignores it (what is tested is a
+/// signal while a command runs).
+fn running(env: &Env, script: &str) -> std::process::Child {
     use std::io::{BufRead, BufReader};
-    let env = Env::new();
-    // The command says when it runs: a SIGINT sent before the sandbox's init is up would reach
-    // a PID 1 that ignores it (what is tested is Ctrl-C while a command runs).
     let mut child = env
-        .command(&["exec", "--", "sh", "-c", "echo ready; exec sleep 60"])
+        .command(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            &format!("{script} & echo ready; wait"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,19 +158,70 @@ fn sigint_is_forwarded_and_the_container_removed() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n", "the sandbox never ran");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exited = poll(Duration::from_secs(20), || child.try_wait().unwrap());
-    let status = exited.expect("stockade did not exit within 20 s of SIGINT");
-    assert_eq!(status.code(), Some(130), "sleep killed by SIGINT exits 130");
+    child
+}
+
+/// Send `signals` to stockade, then wait: its exit code and how long it took.
+fn signalled(child: &mut std::process::Child, signals: &[&str]) -> (Option<i32>, Duration) {
+    let started = std::time::Instant::now();
+    for signal in signals {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let exited = poll(Duration::from_secs(30), || child.try_wait().unwrap());
+    let status = exited.expect("stockade did not exit within 30 s of the signals");
+    (status.code(), started.elapsed())
+}
+
+#[test]
+fn sigint_is_forwarded_and_the_container_removed() {
+    let env = Env::new();
+    // The shell waits for sleep, which SIGINT ends: 130.
+    let mut child = running(&env, "trap 'exit 130' INT; sleep 60");
+    let (code, _) = signalled(&mut child, &["INT"]);
+    assert_eq!(code, Some(130));
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+#[test]
+fn a_second_sigint_without_a_terminal_kills_a_command_that_ignores_it() {
+    let env = Env::new();
+    let mut child = running(&env, "trap '' INT; sleep 300");
+    let (code, took) = signalled(&mut child, &["INT", "INT"]);
+    assert_eq!(code, Some(137), "killed");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_sandbox_and_leave_nothing() {
+    let env = Env::new();
+    // A command that stops when asked (the init passes SIGTERM on): at once.
+    for signal in ["TERM", "HUP"] {
+        let mut child = running(&env, "exec sleep 300");
+        let (code, took) = signalled(&mut child, &[signal]);
+        assert_eq!(code, Some(143), "SIG{signal}: stopped by SIGTERM");
+        assert!(took < Duration::from_secs(8), "SIG{signal}: {took:?}");
+        assert!(env.containers().is_empty(), "{:?}", env.containers());
+    }
+    // One that ignores it is killed when the stop timeout (10 s) runs out.
+    let mut child = running(&env, "trap '' TERM; sleep 300");
+    let (code, took) = signalled(&mut child, &["TERM"]);
+    assert_eq!(code, Some(137), "killed after the timeout");
     assert!(
-        env.containers().is_empty(),
-        "containers left: {:?}",
-        env.containers()
+        took >= Duration::from_secs(9) && took < Duration::from_secs(25),
+        "{took:?}"
     );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    // A second SIGTERM does not wait for the timeout.
+    let mut child = running(&env, "trap '' TERM; sleep 300");
+    let (code, took) = signalled(&mut child, &["TERM", "TERM"]);
+    assert_eq!(code, Some(137));
+    assert!(took < Duration::from_secs(8), "{took:?}");
 }
 
 #[test]
