@@ -90,6 +90,17 @@ impl Engine {
     pub(crate) fn err(&self, operation: &str, error: bollard::errors::Error) -> EngineError {
         EngineError::from_bollard(operation, &self.address(), error)
     }
+
+    /// One engine request: logged (`-v`) as `operation`, its failure an [`EngineError`] that
+    /// names it.
+    pub(crate) async fn call<T>(
+        &self,
+        operation: &str,
+        request: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, EngineError> {
+        debug!(target: "engine", "{operation}");
+        request.await.map_err(|e| self.err(operation, e))
+    }
 }
 
 fn api_at_least(version: &str, (major, minor): (usize, usize)) -> bool {

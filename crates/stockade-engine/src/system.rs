@@ -1,7 +1,6 @@
 //! What the engine says about itself, for `stockade check`.
 
 use serde::Serialize;
-use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
@@ -21,12 +20,7 @@ pub struct EngineInfo {
 
 impl Engine {
     pub async fn info(&self) -> Result<EngineInfo, EngineError> {
-        debug!(target: "engine", "GET /info");
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|e| self.err("GET /info", e))?;
+        let info = self.call("GET /info", self.docker.info()).await?;
         let security = info.security_options.unwrap_or_default();
         let rootless = security.iter().any(|o| o.contains("name=rootless"));
         let name = info.name.unwrap_or_default();

@@ -44,9 +44,10 @@ impl Engine {
     /// `None` when the volume does not exist.
     pub async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {
         let operation = format!("GET /volumes/{name}");
-        debug!(target: "engine", "{operation}");
-        let result = self.docker.inspect_volume(name).await;
-        let found = EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        let result = self
+            .call(&operation, self.docker.inspect_volume(name))
+            .await;
+        let found = EngineError::tolerate(result, &[404])?;
         Ok(found.map(|v| VolumeInfo::new(v.name, v.labels, v.created_at.map(|d| d.to_string()))))
     }
 
@@ -60,42 +61,42 @@ impl Engine {
             labels::CREATED.to_owned(),
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         );
+        let request = VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        };
         let operation = format!("POST /volumes/create name={name}");
-        debug!(target: "engine", "{operation}");
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.to_owned()),
-                labels: Some(labels),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| self.err(&operation, e))?;
+        self.call(&operation, self.docker.create_volume(request))
+            .await?;
         Ok(())
     }
 
     /// Remove a volume; missing is fine. The engine refuses (409) to remove one in use.
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        let operation = format!("DELETE /volumes/{name}");
-        debug!(target: "engine", "{operation}");
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();
-        let result = self.docker.remove_volume(name, Some(options)).await;
-        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        let result = self
+            .call(
+                &format!("DELETE /volumes/{name}"),
+                self.docker.remove_volume(name, Some(options)),
+            )
+            .await;
+        EngineError::tolerate(result, &[404])?;
         Ok(())
     }
 
     /// Volumes carrying all of the given labels (`key=value` or `key`).
     pub async fn list_volumes(&self, labels: &[String]) -> Result<Vec<VolumeInfo>, EngineError> {
-        let operation = format!("GET /volumes label={}", labels.join(","));
-        debug!(target: "engine", "{operation}");
         let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
         let options = ListVolumesOptionsBuilder::default()
             .filters(&filters)
             .build();
         let list = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
+            .call(
+                &format!("GET /volumes label={}", labels.join(",")),
+                self.docker.list_volumes(Some(options)),
+            )
+            .await?;
         let mut volumes: Vec<VolumeInfo> = list
             .volumes
             .unwrap_or_default()
@@ -161,13 +162,14 @@ impl Engine {
             id.get(..12).unwrap_or(id),
             tar.len()
         );
-        debug!(target: "engine", "{operation}");
         let options = UploadToContainerOptionsBuilder::default()
             .path(path)
             .build();
-        self.docker
-            .upload_to_container(id, Some(options), bollard::body_full(Bytes::from(tar)))
-            .await
-            .map_err(|e| self.err(&operation, e))
+        let body = bollard::body_full(Bytes::from(tar));
+        self.call(
+            &operation,
+            self.docker.upload_to_container(id, Some(options), body),
+        )
+        .await
     }
 }
