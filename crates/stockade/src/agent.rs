@@ -247,8 +247,9 @@ fn mount(identity: &Identity, source: &Path, relative: &str) -> Mount {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> CliError {
-    CliError::other(
-        format!("cannot create {}: {e}", path.display()),
+    CliError::caused(
+        format!("cannot create {}", path.display()),
+        e,
         Some("check the permissions of your home and state directories"),
     )
 }

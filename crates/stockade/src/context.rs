@@ -35,8 +35,9 @@ impl Context {
             )
         })?;
         let cwd = std::env::current_dir().map_err(|e| {
-            CliError::other(
-                format!("cannot read the current directory: {e}"),
+            CliError::caused(
+                "cannot read the current directory",
+                e,
                 Some("cd into an existing directory"),
             )
         })?;

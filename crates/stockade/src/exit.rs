@@ -25,6 +25,17 @@ pub enum CliError {
         #[help]
         help: Option<String>,
     },
+
+    /// A failure and the error that caused it, kept as its source: shown as the chain under the
+    /// message, never flattened into it.
+    #[error("{message}")]
+    Caused {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        #[help]
+        help: Option<String>,
+    },
 }
 
 impl CliError {
@@ -35,12 +46,24 @@ impl CliError {
         }
     }
 
+    pub fn caused(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        help: Option<&str>,
+    ) -> Self {
+        Self::Caused {
+            message: message.into(),
+            source: source.into(),
+            help: help.map(str::to_owned),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Engine(e) if e.is_unreachable() => ENGINE,
             Self::Engine(EngineError::BuildFailed { .. }) => FAILURE,
             Self::Engine(_) => ENGINE,
-            Self::Config(_) | Self::Other { .. } => FAILURE,
+            Self::Config(_) | Self::Other { .. } | Self::Caused { .. } => FAILURE,
         }
     }
 }

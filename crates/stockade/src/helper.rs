@@ -67,7 +67,7 @@ pub async fn run(
     };
     let spec = SandboxSpec::helper(namespace, image, &script, volumes, env_vars);
     let upload = secrets_upload(&secrets, &spec.user, false)
-        .map_err(|e| CliError::other(format!("cannot pack the helper's secrets: {e}"), None))?;
+        .map_err(|e| CliError::caused("cannot pack the helper's secrets", e, None))?;
     let id = engine.create_sandbox(&spec).await?;
     let result = match upload {
         Some(upload) => engine
@@ -109,7 +109,7 @@ pub async fn give_volume(
         Vec::new(),
     );
     let archive = stockade_core::handover::directory_archive(mount, uid, gid)
-        .map_err(|e| CliError::other(format!("cannot pack a volume's owner: {e}"), None))?;
+        .map_err(|e| CliError::caused("cannot pack a volume's owner", e, None))?;
     let id = engine.create_sandbox(&spec).await?;
     let result = engine.upload(&id, "/", archive).await;
     if let Err(e) = engine.remove(&id).await {

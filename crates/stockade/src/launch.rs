@@ -304,7 +304,7 @@ pub fn check_trust(ctx: &Context, prepared: &Prepared, allow: bool) -> Result<()
     let store = TrustStore::new(&ctx.dirs.state);
     store
         .approve(&project.root, &fingerprint)
-        .map_err(|e| CliError::other(format!("cannot record the approval: {e}"), None))?;
+        .map_err(|e| CliError::caused("cannot record the approval", e, None))?;
     Ok(())
 }
 

@@ -20,8 +20,9 @@ impl FileLock {
         let dir = ctx.dirs.state.join("locks");
         let path = dir.join(format!("{}.lock", sanitize(name, 100)));
         let io_error = |e: std::io::Error| {
-            CliError::other(
-                format!("cannot create the lock {}: {e}", path.display()),
+            CliError::caused(
+                format!("cannot create the lock {}", path.display()),
+                e,
                 Some("check the permissions of stockade's state directory"),
             )
         };

@@ -48,7 +48,7 @@ pub async fn hand_over(engine: &Engine, id: &str, spec: &SandboxSpec) -> Result<
         read_only_root: spec.security.read_only_root,
     }
     .uploads()
-    .map_err(|e| CliError::other(format!("cannot pack the files for the sandbox: {e}"), None))?;
+    .map_err(|e| CliError::caused("cannot pack the files for the sandbox", e, None))?;
     for upload in uploads {
         engine.upload(id, &upload.dir, upload.tar).await?;
     }
@@ -114,7 +114,7 @@ struct Signals {
 impl Signals {
     fn new() -> Result<Self, CliError> {
         let make = |kind: SignalKind| {
-            signal(kind).map_err(|e| CliError::other(format!("cannot handle signals: {e}"), None))
+            signal(kind).map_err(|e| CliError::caused("cannot handle signals", e, None))
         };
         Ok(Self {
             interrupt: make(SignalKind::interrupt())?,
@@ -246,9 +246,8 @@ struct RawMode;
 
 impl RawMode {
     fn enable() -> Result<Self, CliError> {
-        crossterm::terminal::enable_raw_mode().map_err(|e| {
-            CliError::other(format!("cannot put the terminal in raw mode: {e}"), None)
-        })?;
+        crossterm::terminal::enable_raw_mode()
+            .map_err(|e| CliError::caused("cannot put the terminal in raw mode", e, None))?;
         Ok(Self)
     }
 }

@@ -309,8 +309,9 @@ impl ToolsCtx<'_> {
         }
         state.agents.insert(agent.name.clone(), entry);
         state.save(&path).map_err(|e| {
-            CliError::other(
-                format!("cannot record installed agents in {}: {e}", path.display()),
+            CliError::caused(
+                format!("cannot record installed agents in {}", path.display()),
+                e,
                 Some("check the permissions of stockade's state directory"),
             )
         })

@@ -89,11 +89,12 @@ async fn identity_mounts(
         write_atomically(&passwd, passwd_text.as_bytes())
             .and_then(|()| write_atomically(&group, group_text.as_bytes()))
             .map_err(|e| {
-                CliError::other(
+                CliError::caused(
                     format!(
-                        "cannot write the sandbox's passwd files under {}: {e}",
+                        "cannot write the sandbox's passwd files under {}",
                         dir.display()
                     ),
+                    e,
                     Some("check that stockade's cache directory is writable"),
                 )
             })?;

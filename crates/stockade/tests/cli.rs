@@ -245,3 +245,31 @@ fn an_unknown_option_before_the_command_is_a_usage_error() {
         assert_eq!(spec["command"], serde_json::json!(command), "{args:?}");
     }
 }
+
+/// A failure shows its cause under the message (the chain is kept, not flattened), and exits 1.
+#[test]
+fn an_error_shows_its_cause_under_the_message() {
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("project");
+    std::fs::create_dir_all(project.join(".stockade")).unwrap();
+    std::fs::write(
+        project.join(".stockade/config.toml"),
+        "[sandbox]\nmemory = \"4g\"\n",
+    )
+    .unwrap();
+    let not_a_dir = home.path().join("state-is-a-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let out = bare_command(home.path(), &["trust"])
+        .current_dir(&project)
+        .env("XDG_STATE_HOME", &not_a_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .replace(&home.path().display().to_string(), "[HOME]");
+    insta::assert_snapshot!(stderr, @r"
+    The project configuration adds nothing beyond the project itself.
+      x cannot update the approvals under [HOME]/state-is-a-file/stockade
+      `-> Not a directory (os error 20)
+    ");
+}

@@ -80,7 +80,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         let mut spec = sandbox(chain_image(ctx, &prepared))?;
         extras::finish(&mut spec, &ctx.identity.home);
         let text = serde_json::to_string_pretty(&spec)
-            .map_err(|e| CliError::other(format!("cannot encode the spec: {e}"), None))?;
+            .map_err(|e| CliError::caused("cannot encode the spec", e, None))?;
         println!("{text}");
         return Ok(0);
     }
@@ -94,15 +94,15 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     }
     let mut spec = sandbox(chain_image(ctx, &prepared))?;
     let engine = match connecting {
-        Some(task) => task.await.map_err(|e| {
-            CliError::other(format!("connecting to the engine failed: {e}"), None)
-        })??,
+        Some(task) => task
+            .await
+            .map_err(|e| CliError::caused("connecting to the engine failed", e, None))??,
         None => ctx.connect().await?,
     };
     let run = ChainRun::prefetch(&engine, &chain_tags(ctx, &prepared)).await?;
     let plan = plan
         .await
-        .map_err(|e| CliError::other(format!("planning the image chain failed: {e}"), None))??;
+        .map_err(|e| CliError::caused("planning the image chain failed", e, None))??;
     let chain =
         ensure_planned(&engine, ctx, config, project, plan, run, BuildMode::IfStale).await?;
     spec.image = chain.image().to_owned();

@@ -11,11 +11,12 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let store = TrustStore::new(&ctx.dirs.state);
     let io = |e: std::io::Error| {
-        CliError::other(
+        CliError::caused(
             format!(
-                "cannot update the approvals under {}: {e}",
+                "cannot update the approvals under {}",
                 ctx.dirs.state.display()
             ),
+            e,
             None,
         )
     };
