@@ -6,7 +6,6 @@
 //! asks on a terminal and stops otherwise, naming the command or flag that lets the run go ahead.
 //! The plan and the run take the [`Prepared`] value: nothing later reads a project file again.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -21,7 +20,7 @@ use stockade_core::trust::{self, Concern, TrustStore};
 
 use crate::context::Context;
 use crate::exit::CliError;
-use crate::ui::Ui;
+use crate::ui::{Ui, confirm, interactive};
 
 /// What a launch may go ahead despite (from `--trust` and `--allow-secrets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -204,22 +203,6 @@ pub fn refuse_broad_root(project: &Project, home: &Path) -> Result<(), CliError>
     Ok(())
 }
 
-/// Whether questions can be asked (stdin and stderr are terminals).
-pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// Ask a yes/no question on the terminal; anything but y/yes is no.
-pub fn confirm(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
 /// Everything the project configuration adds (concerns), resolved from the bytes read.
 pub fn concerns(prepared: &Prepared) -> Vec<Concern> {
     let (project, resolved) = (&prepared.project, &prepared.resolved);
@@ -295,7 +278,7 @@ pub fn check_trust(ctx: &Context, prepared: &Prepared, allow: bool) -> Result<()
             Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
         ));
     }
-    if !confirm("Trust this project configuration?") {
+    if confirm("Trust this project configuration?") != Some(true) {
         return Err(CliError::other(
             format!("{message}; nothing was run"),
             Some("run `stockade trust` once you have reviewed .stockade/"),
@@ -336,7 +319,7 @@ fn check_secrets(
     if !interactive() {
         return Err(CliError::other(message, Some(help)));
     }
-    if confirm("Continue and expose them to the sandbox?") {
+    if confirm("Continue and expose them to the sandbox?") == Some(true) {
         Ok(())
     } else {
         Err(CliError::other(
