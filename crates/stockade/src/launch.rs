@@ -191,7 +191,8 @@ fn written_source(setting: &stockade_core::config::Setting, root: &Path) -> Opti
 pub fn refuse_broad_root(project: &Project, home: &Path) -> Result<(), CliError> {
     let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     if project.root == Path::new("/") || project.root == home {
-        return Err(CliError::other(
+        return Err(CliError::refused(
+            "broad-project",
             format!(
                 "refusing to use {} as the project: the sandbox would get every file in it, \
                  your credentials included",
@@ -271,15 +272,26 @@ pub fn check_trust(ctx: &Context, prepared: &Prepared, allow: bool) -> Result<()
         return Ok(());
     }
     let message = "this project's .stockade configuration is new or changed and not approved";
+    if ctx.ui.json {
+        // Only the error object goes to stderr: what it adds is in its message.
+        let adds: Vec<&str> = concerns.iter().map(|c| c.what.as_str()).collect();
+        return Err(CliError::refused(
+            "not-approved",
+            format!("{message}; it adds: {}", adds.join("; ")),
+            Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
+        ));
+    }
     print_concerns(project, &concerns);
     if !interactive() {
-        return Err(CliError::other(
+        return Err(CliError::refused(
+            "not-approved",
             message,
             Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
         ));
     }
     if confirm("Trust this project configuration?") != Some(true) {
-        return Err(CliError::other(
+        return Err(CliError::refused(
+            "not-approved",
             format!("{message}; nothing was run"),
             Some("run `stockade trust` once you have reviewed .stockade/"),
         ));
@@ -317,12 +329,13 @@ fn check_secrets(
     let help =
         "move them out of the project, list them in `[secrets] allowlist`, or pass --allow-secrets";
     if !interactive() {
-        return Err(CliError::other(message, Some(help)));
+        return Err(CliError::refused("secrets", message, Some(help)));
     }
     if confirm("Continue and expose them to the sandbox?") == Some(true) {
         Ok(())
     } else {
-        Err(CliError::other(
+        Err(CliError::refused(
+            "secrets",
             format!("{message}; nothing was run"),
             Some(help),
         ))

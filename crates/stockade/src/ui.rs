@@ -14,6 +14,9 @@ pub struct Ui {
     pub verbose: u8,
     pub quiet: bool,
     pub color: bool,
+    /// `--json`: stderr carries nothing but an error's JSON object, so progress and warnings
+    /// are not printed (a command's warnings are in its JSON result).
+    pub json: bool,
     stderr_is_terminal: bool,
 }
 
@@ -31,13 +34,14 @@ impl Ui {
             verbose,
             quiet,
             color,
+            json: false,
             stderr_is_terminal,
         }
     }
 
     /// A one-line confirmation (`✓ Foundation image built (12.3 s)`).
     pub fn success(&self, message: &str) {
-        if !self.quiet {
+        if !self.quiet && !self.json {
             let mark = self.paint("32", "✓");
             eprintln!("{mark} {message}");
         }
@@ -45,12 +49,15 @@ impl Ui {
 
     /// A progress line without a spinner.
     pub fn info(&self, message: &str) {
-        if !self.quiet {
+        if !self.quiet && !self.json {
             eprintln!("{message}");
         }
     }
 
     pub fn warn(&self, message: &str) {
+        if self.json {
+            return;
+        }
         let label = self.paint("33", "warning");
         eprintln!("{label}: {message}");
     }
@@ -58,7 +65,7 @@ impl Ui {
     /// Start a task: a spinner on a terminal, a plain line otherwise; nothing when quiet.
     pub fn task(&self, message: &str) -> Task {
         let started = Instant::now();
-        if self.quiet {
+        if self.quiet || self.json {
             return Task {
                 bar: None,
                 message: message.to_owned(),

@@ -104,7 +104,8 @@ fn describe(image: &OwnedImage) -> String {
 
 /// Without a terminal to ask on, prune refuses and says how to proceed.
 fn needs_confirmation() -> CliError {
-    CliError::other(
+    CliError::refused(
+        "needs-confirmation",
         "prune needs confirmation, and there is no terminal to ask on",
         Some("pass -y to remove without asking, or --dry-run to see what would go"),
     )
