@@ -485,8 +485,9 @@ fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
         run.stderr()
     );
 
+    // An agent the image cannot run is a FAIL, and a FAIL is exit 1.
     let check = env.run(&["check"]);
-    check.expect_code(0);
+    check.expect_code(1);
     assert!(
         check.stdout().contains("FAIL Agent moo: needs node"),
         "{}",

@@ -9,7 +9,7 @@ use stockade_core::labels;
 use super::check::Mark;
 use crate::context::Context;
 use crate::exit::CliError;
-use crate::ui::print_json;
+use crate::ui::{print_json, print_table};
 
 #[derive(Debug, Serialize)]
 pub struct AgentRow {
@@ -83,32 +83,39 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         print_json(&rows)?;
         return Ok(0);
     }
-    println!(
-        "{:<12} {:<10} {:<14} {:<14} {:<30}",
-        "AGENT", "VERSION", "INSTALLED", "LATEST KNOWN", "PACKAGE"
+    let table: Vec<[String; 6]> = rows
+        .into_iter()
+        .map(|row| {
+            let installed = match (&row.installed, row.volume_present) {
+                (Some(v), true) => v.clone(),
+                (Some(v), false) => format!("{v} (volume gone)"),
+                (None, _) => "-".to_owned(),
+            };
+            [
+                row.name,
+                row.version,
+                installed,
+                row.latest_known.unwrap_or_else(|| "-".to_owned()),
+                format!(
+                    "{} ({})",
+                    row.package,
+                    row.install.map_or("?", agents::InstallKind::as_str)
+                ),
+                row.error.map(|e| format!("error: {e}")).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "AGENT",
+            "VERSION",
+            "INSTALLED",
+            "LATEST KNOWN",
+            "PACKAGE",
+            "",
+        ],
+        &table,
     );
-    for row in rows {
-        let installed = match (&row.installed, row.volume_present) {
-            (Some(v), true) => v.clone(),
-            (Some(v), false) => format!("{v} (volume gone)"),
-            (None, _) => "-".to_owned(),
-        };
-        println!(
-            "{:<12} {:<10} {:<14} {:<14} {:<30}{}",
-            row.name,
-            row.version,
-            installed,
-            row.latest_known.as_deref().unwrap_or("-"),
-            format!(
-                "{} ({})",
-                row.package,
-                row.install.map_or("?", agents::InstallKind::as_str)
-            ),
-            row.error
-                .map(|e| format!("  error: {e}"))
-                .unwrap_or_default()
-        );
-    }
     Ok(0)
 }
 

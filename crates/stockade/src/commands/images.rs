@@ -28,7 +28,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
                 } else {
                     image.tags.join(", ")
                 },
-                image.tier.clone(),
+                image.tier.to_string(),
                 image
                     .project
                     .as_ref()
