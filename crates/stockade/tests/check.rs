@@ -4,14 +4,12 @@
 
 mod common;
 
-use common::{Env, Run, regex_escape};
+use common::{Env, Run};
 
 /// Filters for everything that varies between runs and machines: paths, namespace, engine
 /// version, user, ids and hashes.
 fn snapshot_settings(env: &Env) -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
-    settings.add_filter(&regex_escape(&env.namespace), "[NS]");
+    let mut settings = common::snapshot_settings(env);
     settings.add_filter(r"Engine: (Docker|Podman) .*", "Engine: [ENGINE]");
     settings.add_filter(
         r"Identity: \S+ \(uid \d+, gid \d+\)",

@@ -6,12 +6,10 @@
 
 mod common;
 
-use common::{Env, Run, regex_escape};
+use common::{Env, Run};
 
 fn snapshot_settings(env: &Env) -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
-    settings.add_filter(&regex_escape(&env.namespace), "[NS]");
+    let mut settings = common::snapshot_settings(env);
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     settings
 }

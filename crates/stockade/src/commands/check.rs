@@ -471,28 +471,24 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
         ),
     }
     let t = &report.trust;
-    match t.state {
-        TrustState::NoConfiguration => push(
+    let (status, detail, fix) = match t.state {
+        TrustState::NoConfiguration => (
             Mark::Ok,
-            "Trust",
             "no project configuration (.stockade/) to approve".to_owned(),
             None,
         ),
-        TrustState::NothingToApprove => push(
+        TrustState::NothingToApprove => (
             Mark::Ok,
-            "Trust",
             "the project configuration adds nothing that needs approval".to_owned(),
             None,
         ),
-        TrustState::Approved => push(
+        TrustState::Approved => (
             Mark::Ok,
-            "Trust",
             "the project configuration is approved".to_owned(),
             None,
         ),
-        TrustState::Unapproved => push(
+        TrustState::Unapproved => (
             Mark::Warn,
-            "Trust",
             format!(
                 "the project configuration is new or changed and not approved; a launch asks, \
                  and without a terminal refuses. It adds: {}",
@@ -500,13 +496,9 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
             ),
             Some("review .stockade/, then run `stockade trust`".to_owned()),
         ),
-        TrustState::Unknown => push(
-            Mark::Fail,
-            "Trust",
-            t.error.clone().unwrap_or_default(),
-            None,
-        ),
-    }
+        TrustState::Unknown => (Mark::Fail, t.error.clone().unwrap_or_default(), None),
+    };
+    push(status, "Trust", detail, fix);
     let images = &report.images;
     let f = &images.foundation;
     let (status, words) = match f.status {

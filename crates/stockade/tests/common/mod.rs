@@ -787,3 +787,12 @@ pub fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// insta settings that replace this environment's root directory with `[ROOT]` and its
+/// namespace with `[NS]`; tests add their own filters.
+pub fn snapshot_settings(env: &Env) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
+    settings.add_filter(&regex_escape(&env.namespace), "[NS]");
+    settings
+}
