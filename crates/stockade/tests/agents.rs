@@ -493,9 +493,21 @@ fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
         "{}",
         check.stdout()
     );
+    // gemini brings its own Node.js, a glibc build: not on a busybox image either.
+    assert!(
+        check.stdout().contains(
+            "FAIL Agent gemini: its own Node.js (`node`) is the official build, which needs glibc"
+        ),
+        "{}",
+        check.stdout()
+    );
     let json = env.run(&["check", "--json"]);
     let moo = agent_in_check(&json.stdout(), "moo");
     assert_eq!(moo["runtime_present"], false);
+    assert_eq!(
+        agent_in_check(&json.stdout(), "gemini")["glibc_present"],
+        false
+    );
 
     // This namespace's tools volumes go with it.
     for volume in tools_volumes(&env, "moo") {

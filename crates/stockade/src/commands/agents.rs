@@ -134,6 +134,9 @@ pub struct AgentCheck {
     pub node: Option<u32>,
     /// The oldest Node.js major it runs on, from the catalog (`null`: none declared).
     pub min_node: Option<u32>,
+    /// Agents that bring their own Node.js (the official build, linked against glibc): whether
+    /// the image has glibc (`null`: not such an agent, or not known).
+    pub glibc_present: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -153,6 +156,13 @@ impl AgentCheck {
                 Some(format!(
                     "set `[agents.{name}] node = \"22\"` (Node.js installed beside it), or install Node.js {min}+ in the base image"
                 )),
+            );
+        }
+        if self.glibc_present == Some(false) {
+            return (
+                Mark::Fail,
+                "its own Node.js (`node`) is the official build, which needs glibc, and the sandbox image has none".to_owned(),
+                Some("use a glibc-based image (Debian, Ubuntu, Fedora…) as the base".to_owned()),
             );
         }
         let installed = match &self.installed {
@@ -184,6 +194,7 @@ impl AgentCheck {
 struct Probe {
     runtimes: BTreeSet<String>,
     node: Option<u32>,
+    glibc: bool,
 }
 
 /// The agents section of `stockade check`. Looks into `image` (when given) with one helper
@@ -197,13 +208,15 @@ pub async fn check_section(
     let mut probe: Option<Probe> = None;
     if let (Some(engine), Some(image)) = (engine, image) {
         let script = "for t in node python3; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; \
-                      command -v node >/dev/null 2>&1 && echo \"node-version $(node --version 2>/dev/null)\"; true";
+                      command -v node >/dev/null 2>&1 && echo \"node-version $(node --version 2>/dev/null)\"; \
+                      for f in /lib*/ld-linux-* /lib/*/ld-linux-*; do [ -e \"$f\" ] && echo glibc && break; done; true";
         match crate::helper::run(engine, &ctx.namespace, image, script, Vec::new(), false).await {
             Ok(out) if out.ok() => {
                 let mut found = Probe::default();
                 for line in out.stdout.lines().map(str::trim) {
                     match line.strip_prefix("node-version ") {
                         Some(version) => found.node = agents::node_major(version),
+                        None if line == "glibc" => found.glibc = true,
                         None => {
                             found.runtimes.insert(line.to_owned());
                         }
@@ -237,6 +250,9 @@ pub async fn check_section(
                             .and_then(|r| probe.as_ref().map(|p| p.runtimes.contains(r))),
                         node,
                         min_node: agent.min_node,
+                        glibc_present: agent
+                            .own_node_major()
+                            .and_then(|_| probe.as_ref().map(|p| p.glibc)),
                         error: None,
                     }
                 }
@@ -248,6 +264,7 @@ pub async fn check_section(
                     runtime_present: None,
                     node: None,
                     min_node: None,
+                    glibc_present: None,
                     error: Some(e.to_string()),
                 },
             }
