@@ -96,6 +96,12 @@ fn check_with_a_broken_config_fails_and_says_where() {
             .contains("config.toml:2:8")
     );
     assert_eq!(report["images"]["foundation"]["status"], "unknown");
+
+    // Each file's line carries its errors; an error in no file (a variable) has its own line.
+    let env = env.env("STOCKADE_SANDBOX_MEMORY", "3");
+    let run = env.run(&["check"]);
+    run.expect_code(1);
+    snapshot(&env, "broken_config", &run);
 }
 
 fn current_uid() -> u32 {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use stockade_core::chain::Freshness;
-use stockade_core::config::Config;
+use stockade_core::config::{Config, ConfigError};
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::identity::Identity;
 use stockade_core::project::Project;
@@ -77,6 +77,8 @@ struct EngineCheck {
 struct ConfigCheck {
     ok: bool,
     files: Vec<ConfigFileCheck>,
+    /// Errors that are in no file (a STOCKADE_* variable), or a file that cannot be read.
+    other_errors: Vec<String>,
     error: Option<String>,
 }
 
@@ -85,6 +87,8 @@ struct ConfigFileCheck {
     scope: &'static str,
     path: PathBuf,
     found: bool,
+    /// This file's errors, each `line:column: message`.
+    errors: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,20 +158,34 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         Err(_) => Vec::new(),
     };
     let config_result = resolved.map(|r| r.config);
+    let file = |scope, path: PathBuf| ConfigFileCheck {
+        scope,
+        found: path.is_file(),
+        errors: match &config_result {
+            Err(CliError::Config(ConfigError::Invalid { errors })) => errors
+                .iter()
+                .filter(|e| e.path == path)
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect(),
+            _ => Vec::new(),
+        },
+        path,
+    };
+    let files = vec![file("global", global), file("project", local)];
+    // Errors no file row shows: a STOCKADE_* variable, a flag, an unreadable file.
+    let other_errors = match &config_result {
+        Ok(_) => Vec::new(),
+        Err(CliError::Config(ConfigError::Invalid { errors })) => errors
+            .iter()
+            .filter(|e| files.iter().all(|f| f.path != e.path))
+            .map(ToString::to_string)
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
     let config_check = ConfigCheck {
         ok: config_result.is_ok(),
-        files: vec![
-            ConfigFileCheck {
-                scope: "global",
-                found: global.is_file(),
-                path: global,
-            },
-            ConfigFileCheck {
-                scope: "project",
-                found: local.is_file(),
-                path: local,
-            },
-        ],
+        files,
+        other_errors,
         error: config_result.as_ref().err().map(|e| e.to_string()),
     };
     let trust = trust_check(ctx, config_result.is_ok());
@@ -432,32 +450,33 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
         None,
     );
     let config = &report.config;
+    let fix = || Some("`stockade config show` lists every error".to_owned());
     for file in &config.files {
-        // An invalid configuration marks the files that exist (one of them, or a STOCKADE_*
-        // variable, is wrong; the error line says which).
-        let status = if config.ok || !file.found {
-            Mark::Ok
-        } else {
-            Mark::Fail
-        };
-        push(
-            status,
-            &format!("Config ({})", file.scope),
-            format!(
-                "{} ({})",
-                file.path.display(),
-                if file.found { "found" } else { "not found" }
+        let found = if file.found { "found" } else { "not found" };
+        match file.errors.as_slice() {
+            [] => push(
+                Mark::Ok,
+                &format!("Config ({})", file.scope),
+                format!("{} ({found})", file.path.display()),
+                None,
             ),
-            None,
-        );
+            [first, rest @ ..] => push(
+                Mark::Fail,
+                &format!("Config ({})", file.scope),
+                format!(
+                    "{}:{first}{}",
+                    file.path.display(),
+                    match rest.len() {
+                        0 => String::new(),
+                        n => format!(" (and {n} more)"),
+                    }
+                ),
+                fix(),
+            ),
+        }
     }
-    if let Some(error) = &config.error {
-        push(
-            Mark::Fail,
-            "Config",
-            error.clone(),
-            Some("`stockade config show` lists every error".to_owned()),
-        );
+    for error in &config.other_errors {
+        push(Mark::Fail, "Config", error.clone(), fix());
     }
     let p = &report.project;
     let root = format!("{}{}", p.root.display(), if p.git { " (git)" } else { "" });
