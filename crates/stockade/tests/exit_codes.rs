@@ -178,3 +178,36 @@ fn json_results_are_json_on_stdout() {
         assert!(run.stderr().is_empty(), "{args:?}: {}", run.stderr());
     }
 }
+
+#[test]
+fn one_is_prune_refusing_without_a_terminal() {
+    let env = Env::isolated("noterm");
+    // A home volume of a project that is gone: something to prune, so prune would ask.
+    let volume = format!("{}-home-gone", env.namespace);
+    common::docker_stdout(&[
+        "volume",
+        "create",
+        "--label",
+        "io.stockade.kind=home",
+        "--label",
+        &format!("io.stockade.namespace={}", env.namespace),
+        "--label",
+        &format!(
+            "io.stockade.project={}",
+            env.root.join("gone-project").display()
+        ),
+        &volume,
+    ]);
+    let run = env.run(&["prune"]);
+    let kept = common::docker(&["volume", "inspect", &volume])
+        .status
+        .success();
+    let _ = common::docker(&["volume", "rm", "-f", &volume]);
+    run.expect_code(1);
+    assert!(kept, "prune removed the volume without asking");
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("prune needs confirmation, and there is no terminal to ask on"),
+        "{stderr}"
+    );
+}
