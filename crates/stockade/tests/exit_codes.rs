@@ -182,22 +182,8 @@ fn json_results_are_json_on_stdout() {
 #[test]
 fn one_is_prune_refusing_without_a_terminal() {
     let env = Env::isolated("noterm");
-    // A home volume of a project that is gone: something to prune, so prune would ask.
-    let volume = format!("{}-home-gone", env.namespace);
-    common::docker_stdout(&[
-        "volume",
-        "create",
-        "--label",
-        "io.stockade.kind=home",
-        "--label",
-        &format!("io.stockade.namespace={}", env.namespace),
-        "--label",
-        &format!(
-            "io.stockade.project={}",
-            env.root.join("gone-project").display()
-        ),
-        &volume,
-    ]);
+    // Something to prune, so prune would ask.
+    let volume = env.gone_project_home_volume();
     let run = env.run(&["prune"]);
     let kept = common::docker(&["volume", "inspect", &volume])
         .status

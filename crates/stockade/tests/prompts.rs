@@ -65,20 +65,8 @@ fn trust_and_secrets_are_asked_on_a_terminal() {
 #[test]
 fn prune_asks_like_a_launch_does() {
     let env = Env::isolated("prompt");
-    // A home volume of a project that is gone: the only thing this namespace has to prune.
-    let gone = env.root.join("gone-project");
-    let volume = format!("{}-home-gone", env.namespace);
-    common::docker_stdout(&[
-        "volume",
-        "create",
-        "--label",
-        "io.stockade.kind=home",
-        "--label",
-        &format!("io.stockade.namespace={}", env.namespace),
-        "--label",
-        &format!("io.stockade.project={}", gone.display()),
-        &volume,
-    ]);
+    // The only thing this namespace has to prune.
+    let volume = env.gone_project_home_volume();
     let stockade = stockade_line(&env, &[("NO_COLOR", "1")], "prune");
     let script =
         format!("{stockade}; echo FIRST-EXITED-$?; {stockade}; echo SECOND-EXITED-$?; sleep 60");
