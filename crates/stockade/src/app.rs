@@ -15,8 +15,14 @@ use crate::exit::{self, CliError};
 use crate::ui::Ui;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    refuse_misplaced_launch_flags(&cli);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, argv_wants_json()),
+    };
+    let json = wants_json(&cli.command);
+    if let Err(e) = refuse_misplaced_launch_flags(&cli) {
+        return usage_error(e, json);
+    }
     let ui = Ui::new(cli.global.verbose, cli.global.quiet, cli.global.color);
     init_logging(ui.verbose, ui.color);
     init_diagnostics(ui.color);
@@ -40,6 +46,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(dispatch(
         cli.command,
         ui,
+        json,
         cli.global.ssh_agent,
         cli.agent_launch,
     ));
@@ -49,7 +56,11 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             let code = error.exit_code();
-            report(error);
+            if json {
+                report_json(&error);
+            } else {
+                report(error);
+            }
             ExitCode::from(code)
         }
     }
@@ -58,10 +69,12 @@ pub fn main() -> ExitCode {
 async fn dispatch(
     command: Command,
     ui: Ui,
+    json: bool,
     ssh_agent: bool,
     agent_launch: AgentLaunchArgs,
 ) -> Result<u8, CliError> {
     let mut ctx = Context::from_env(ui)?;
+    ctx.ui.json = json;
     ctx.ssh_agent = ssh_agent;
     match command {
         // Sandbox flags before `exec`/`shell` count as if they followed it (those after win).
@@ -118,16 +131,16 @@ fn before(request: &mut commands::exec::ExecRequest, early: &AgentLaunchArgs) {
 
 /// Sandbox and launch flags mean something only to `exec`, `shell` and agents: before any other
 /// command they are a usage error (exit 2), never silently dropped.
-fn refuse_misplaced_launch_flags(cli: &Cli) {
+fn refuse_misplaced_launch_flags(cli: &Cli) -> Result<(), clap::Error> {
     if matches!(
         cli.command,
         Command::Exec(_) | Command::Shell(_) | Command::Agent(_)
     ) {
-        return;
+        return Ok(());
     }
     let given = cli.agent_launch.given();
     if given.is_empty() {
-        return;
+        return Ok(());
     }
     use clap::CommandFactory;
     let names: Vec<String> = Cli::command()
@@ -138,16 +151,173 @@ fn refuse_misplaced_launch_flags(cli: &Cli) {
         .skip(1)
         .find(|a| names.contains(a))
         .unwrap_or_default();
-    Cli::command()
-        .error(
-            clap::error::ErrorKind::ArgumentConflict,
-            format!(
-                "{} {} to `exec`, `shell` and agents only, not to `{name}`",
-                given.join(", "),
-                if given.len() == 1 { "applies" } else { "apply" }
-            ),
+    Err(Cli::command().error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!(
+            "{} {} to `exec`, `shell` and agents only, not to `{name}`",
+            given.join(", "),
+            if given.len() == 1 { "applies" } else { "apply" }
+        ),
+    ))
+}
+
+/// Whether the command asked for JSON: then an error is a JSON object on stderr too.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Check(a) => a.json,
+        Command::Images(a) => a.json,
+        Command::Agents(a) => a.json,
+        Command::Volumes(a) => a.json,
+        Command::Scan(a) => a.json,
+        Command::Exec(a) => a.json,
+        Command::Config(a) => matches!(a.command, ConfigCommand::Show { json: true, .. }),
+        _ => false,
+    }
+}
+
+/// For a command line clap could not parse: `--json` among the options (before any `--`).
+fn argv_wants_json() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A usage error: clap's own rendering and exit code (help and version included), or with
+/// `--json` the JSON error object and exit 2.
+fn usage_error(error: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !json
+        || matches!(
+            error.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         )
-        .exit();
+    {
+        error.exit();
+    }
+    let text = error.render().to_string();
+    // The first line and the indented lines under it (`the following required arguments were
+    // not provided:` names them there), up to the first blank line.
+    let mut lines = text.lines();
+    let mut message = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    for line in lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()) {
+        if line.trim().starts_with("tip:") {
+            break;
+        }
+        message.push(' ');
+        message.push_str(line.trim());
+    }
+    let hint = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: "))
+        .map_or_else(
+            || "see `stockade --help` or `stockade <command> --help`".to_owned(),
+            str::to_owned,
+        );
+    emit_json(&JsonError {
+        error: message,
+        code: "usage",
+        hint: Some(hint),
+        location: None,
+        errors: None,
+    });
+    ExitCode::from(exit::USAGE)
+}
+
+/// An error as `--json` prints it: one object on stderr (docs/exit-codes.md).
+#[derive(serde::Serialize)]
+struct JsonError {
+    error: String,
+    code: &'static str,
+    hint: Option<String>,
+    /// `file:line:column` (or the file) the error is about, when there is one.
+    location: Option<String>,
+    /// Every configuration error, when there are several (the first is the object itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<JsonError>>,
+}
+
+fn emit_json(error: &JsonError) {
+    match serde_json::to_string(error) {
+        Ok(text) => eprintln!("{text}"),
+        Err(e) => eprintln!("stockade: cannot encode the error as JSON: {e}"),
+    }
+}
+
+fn report_json(error: &CliError) {
+    let code = error.code();
+    let object = match error {
+        CliError::Config(ConfigError::Invalid { errors }) => {
+            let each: Vec<JsonError> = errors
+                .iter()
+                .map(|e| JsonError {
+                    error: e.message.clone(),
+                    code,
+                    hint: e.help.clone(),
+                    location: Some(format!("{}:{}:{}", e.path.display(), e.line, e.column)),
+                    errors: None,
+                })
+                .collect();
+            match <[JsonError; 1]>::try_from(each) {
+                Ok([one]) => one,
+                Err(each) => JsonError {
+                    error: format!("{} errors in configuration; nothing was run", each.len()),
+                    code,
+                    hint: Some("fix each; `errors` lists them with their locations".to_owned()),
+                    location: each.first().and_then(|e| e.location.clone()),
+                    errors: Some(each),
+                },
+            }
+        }
+        CliError::Config(ConfigError::Read { path, .. }) => JsonError {
+            error: error.to_string(),
+            code,
+            hint: Some("fix the file's permissions, or remove it".to_owned()),
+            location: Some(path.display().to_string()),
+            errors: None,
+        },
+        CliError::Engine(engine) => JsonError {
+            error: engine.to_string(),
+            code,
+            hint: engine.hint(),
+            location: None,
+            errors: None,
+        },
+        CliError::Caused {
+            message,
+            source,
+            help,
+        } => {
+            // The cause chain, joined: JSON has no place for miette's tree.
+            let mut text = message.clone();
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(e) = cause {
+                text.push_str(&format!(": {e}"));
+                cause = e.source();
+            }
+            JsonError {
+                error: text,
+                code,
+                hint: help.clone(),
+                location: None,
+                errors: None,
+            }
+        }
+        CliError::Other { message, help } | CliError::Refused { message, help, .. } => JsonError {
+            error: message.clone(),
+            code,
+            hint: help.clone(),
+            location: None,
+            errors: None,
+        },
+    };
+    emit_json(&object);
 }
 
 fn exec_request(

@@ -242,6 +242,9 @@ pub struct ExecArgs {
     /// Print the container specification as JSON instead of running it (env values hidden).
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: an error is a JSON object on stderr too (the spec is JSON already).
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     #[command(flatten)]
     pub sandbox: SandboxFlags,
     #[command(flatten)]

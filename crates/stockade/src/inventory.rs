@@ -23,7 +23,7 @@ use crate::exit::CliError;
 pub struct OwnedImage {
     pub id: String,
     pub tags: Vec<String>,
-    pub tier: String,
+    pub tier: Tier,
     /// The project directory of a project image.
     pub project: Option<PathBuf>,
     pub size: i64,
@@ -86,7 +86,7 @@ pub async fn images(
                 })
         })
         .map(|image| {
-            let tier = image.labels.get(labels::TIER).cloned().unwrap_or_default();
+            let tier = Tier::of(image.labels.get(labels::TIER).map(String::as_str));
             // Project images, and a project's own custom base (which carries its project).
             let project = image.labels.get(labels::PROJECT).map(PathBuf::from);
             let orphaned = if image.tags.is_empty() {
@@ -117,20 +117,48 @@ pub async fn images(
             }
         })
         .collect();
-    owned.sort_by(|a, b| {
-        tier_rank(&a.tier)
-            .cmp(&tier_rank(&b.tier))
-            .then(b.created.cmp(&a.created))
-    });
+    owned.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.created.cmp(&a.created)));
     Ok(owned)
 }
 
-fn tier_rank(tier: &str) -> u8 {
-    match tier {
-        "foundation" => 0,
-        "base" => 1,
-        "project" => 2,
-        _ => 3,
+/// An image's tier (its `io.stockade.tier` label), in the order `images` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Foundation,
+    Base,
+    Project,
+    /// A custom base built from `[image] base_dockerfile`.
+    Custom,
+    /// A label value this version does not know.
+    Unknown,
+}
+
+impl Tier {
+    fn of(label: Option<&str>) -> Self {
+        match label {
+            Some("foundation") => Self::Foundation,
+            Some("base") => Self::Base,
+            Some("project") => Self::Project,
+            Some("custom") => Self::Custom,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Foundation => "foundation",
+            Self::Base => "base",
+            Self::Project => "project",
+            Self::Custom => "custom",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -170,6 +198,17 @@ pub fn human_age(created: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_serialize_as_their_labels_and_sort_in_chain_order() {
+        for label in ["foundation", "base", "project", "custom"] {
+            let tier = Tier::of(Some(label));
+            assert_eq!(tier.as_str(), label);
+            assert_eq!(serde_json::to_value(tier).unwrap(), label);
+        }
+        assert_eq!(Tier::of(Some("other")), Tier::Unknown);
+        assert!(Tier::Foundation < Tier::Base && Tier::Base < Tier::Project);
+    }
 
     #[test]
     fn sizes_read_like_the_engine_cli() {

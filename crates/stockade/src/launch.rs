@@ -6,7 +6,6 @@
 //! asks on a terminal and stops otherwise, naming the command or flag that lets the run go ahead.
 //! The plan and the run take the [`Prepared`] value: nothing later reads a project file again.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -21,7 +20,7 @@ use stockade_core::trust::{self, Concern, TrustStore};
 
 use crate::context::Context;
 use crate::exit::CliError;
-use crate::ui::Ui;
+use crate::ui::{Ui, confirm, interactive};
 
 /// What a launch may go ahead despite (from `--trust` and `--allow-secrets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -192,7 +191,8 @@ fn written_source(setting: &stockade_core::config::Setting, root: &Path) -> Opti
 pub fn refuse_broad_root(project: &Project, home: &Path) -> Result<(), CliError> {
     let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     if project.root == Path::new("/") || project.root == home {
-        return Err(CliError::other(
+        return Err(CliError::refused(
+            "broad-project",
             format!(
                 "refusing to use {} as the project: the sandbox would get every file in it, \
                  your credentials included",
@@ -202,22 +202,6 @@ pub fn refuse_broad_root(project: &Project, home: &Path) -> Result<(), CliError>
         ));
     }
     Ok(())
-}
-
-/// Whether questions can be asked (stdin and stderr are terminals).
-pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// Ask a yes/no question on the terminal; anything but y/yes is no.
-pub fn confirm(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// Everything the project configuration adds (concerns), resolved from the bytes read.
@@ -288,15 +272,26 @@ pub fn check_trust(ctx: &Context, prepared: &Prepared, allow: bool) -> Result<()
         return Ok(());
     }
     let message = "this project's .stockade configuration is new or changed and not approved";
+    if ctx.ui.json {
+        // Only the error object goes to stderr: what it adds is in its message.
+        let adds: Vec<&str> = concerns.iter().map(|c| c.what.as_str()).collect();
+        return Err(CliError::refused(
+            "not-approved",
+            format!("{message}; it adds: {}", adds.join("; ")),
+            Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
+        ));
+    }
     print_concerns(project, &concerns);
     if !interactive() {
-        return Err(CliError::other(
+        return Err(CliError::refused(
+            "not-approved",
             message,
             Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
         ));
     }
-    if !confirm("Trust this project configuration?") {
-        return Err(CliError::other(
+    if confirm("Trust this project configuration?") != Some(true) {
+        return Err(CliError::refused(
+            "not-approved",
             format!("{message}; nothing was run"),
             Some("run `stockade trust` once you have reviewed .stockade/"),
         ));
@@ -334,12 +329,13 @@ fn check_secrets(
     let help =
         "move them out of the project, list them in `[secrets] allowlist`, or pass --allow-secrets";
     if !interactive() {
-        return Err(CliError::other(message, Some(help)));
+        return Err(CliError::refused("secrets", message, Some(help)));
     }
-    if confirm("Continue and expose them to the sandbox?") {
+    if confirm("Continue and expose them to the sandbox?") == Some(true) {
         Ok(())
     } else {
-        Err(CliError::other(
+        Err(CliError::refused(
+            "secrets",
             format!("{message}; nothing was run"),
             Some(help),
         ))

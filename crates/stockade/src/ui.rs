@@ -1,18 +1,22 @@
 //! Everything the user sees on stderr: progress, confirmations, warnings, errors.
 //! Spinners only on a terminal; plain lines otherwise, so CI logs stay readable.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ColorChoice;
+use crate::exit::CliError;
 
 #[derive(Debug, Clone)]
 pub struct Ui {
     pub verbose: u8,
     pub quiet: bool,
     pub color: bool,
+    /// `--json`: stderr carries nothing but an error's JSON object, so progress and warnings
+    /// are not printed (a command's warnings are in its JSON result).
+    pub json: bool,
     stderr_is_terminal: bool,
 }
 
@@ -30,13 +34,14 @@ impl Ui {
             verbose,
             quiet,
             color,
+            json: false,
             stderr_is_terminal,
         }
     }
 
     /// A one-line confirmation (`✓ Foundation image built (12.3 s)`).
     pub fn success(&self, message: &str) {
-        if !self.quiet {
+        if !self.quiet && !self.json {
             let mark = self.paint("32", "✓");
             eprintln!("{mark} {message}");
         }
@@ -44,12 +49,15 @@ impl Ui {
 
     /// A progress line without a spinner.
     pub fn info(&self, message: &str) {
-        if !self.quiet {
+        if !self.quiet && !self.json {
             eprintln!("{message}");
         }
     }
 
     pub fn warn(&self, message: &str) {
+        if self.json {
+            return;
+        }
         let label = self.paint("33", "warning");
         eprintln!("{label}: {message}");
     }
@@ -58,7 +66,7 @@ impl Ui {
     /// wrapped), a plain line otherwise; nothing when quiet.
     pub fn task(&self, message: &str) -> Task {
         let started = Instant::now();
-        if self.quiet {
+        if self.quiet || self.json {
             return Task {
                 bar: None,
                 message: message.to_owned(),
@@ -139,4 +147,60 @@ fn shorten(text: &str, max: usize) -> String {
 /// `12.3 s`
 pub fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
+}
+
+/// Whether questions can be asked (stdin and stderr are terminals).
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Ask a yes/no question on the terminal: `y` or `yes` (any case) is yes, anything else no.
+/// `None` when there is no terminal to ask on (the caller refuses and says how to proceed).
+pub fn confirm(question: &str) -> Option<bool> {
+    if !interactive() {
+        return None;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return Some(false);
+    }
+    Some(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// A command's result as pretty JSON on stdout (`--json`).
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::caused("cannot encode the result as JSON", e, None))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A table on stdout: columns padded to their widest cell; the last one is not padded.
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }

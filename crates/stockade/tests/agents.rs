@@ -540,16 +540,29 @@ fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
         run.stderr()
     );
 
+    // An agent the image cannot run is a FAIL, and a FAIL is exit 1.
     let check = env.run(&["check"]);
-    check.expect_code(0);
+    check.expect_code(1);
     assert!(
         check.stdout().contains("FAIL Agent moo: needs node"),
+        "{}",
+        check.stdout()
+    );
+    // gemini brings its own Node.js, a glibc build: not on a busybox image either.
+    assert!(
+        check.stdout().contains(
+            "FAIL Agent gemini: its own Node.js (`node`) is the official build, which needs glibc"
+        ),
         "{}",
         check.stdout()
     );
     let json = env.run(&["check", "--json"]);
     let moo = agent_in_check(&json.stdout(), "moo");
     assert_eq!(moo["runtime_present"], false);
+    assert_eq!(
+        agent_in_check(&json.stdout(), "gemini")["glibc_present"],
+        false
+    );
 
     // This namespace's tools volumes go with it.
     for volume in tools_volumes(&env, "moo") {

@@ -265,8 +265,8 @@ fn an_error_shows_its_cause_under_the_message() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr)
-        .replace(&home.path().display().to_string(), "[HOME]");
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&home.path().display().to_string(), "[HOME]");
     insta::assert_snapshot!(stderr, @r"
     The project configuration adds nothing beyond the project itself.
       x cannot update the approvals under [HOME]/state-is-a-file/stockade

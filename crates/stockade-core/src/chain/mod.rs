@@ -184,15 +184,6 @@ impl Freshness {
             Self::UpToDate
         }
     }
-
-    /// As `stockade check --json` reports it.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::UpToDate => "up-to-date",
-            Self::Stale(_) => "stale",
-        }
-    }
 }
 
 /// The hash of a tier built from a directory context.

@@ -6,14 +6,17 @@ use serde::Serialize;
 use stockade_core::agents::{self, State, VersionCache};
 use stockade_core::labels;
 
+use super::check::Mark;
 use crate::context::Context;
 use crate::exit::CliError;
+use crate::ui::{print_json, print_table};
 
 #[derive(Debug, Serialize)]
 pub struct AgentRow {
     pub name: String,
     pub builtin: bool,
-    pub install: String,
+    /// `npm` or `pypi` (`null` when the agent's description is incomplete).
+    pub install: Option<agents::InstallKind>,
     pub package: String,
     /// `latest` or the pinned version.
     pub version: String,
@@ -49,7 +52,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         let base = AgentRow {
             name: name.clone(),
             builtin: false,
-            install: String::new(),
+            install: None,
             package: String::new(),
             version: String::new(),
             installed: recorded.map(|r| r.version.clone()),
@@ -63,7 +66,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
                 let key = VersionCache::key(agent.install.runtime(), &agent.package, "latest");
                 AgentRow {
                     builtin: agent.builtin,
-                    install: format!("{:?}", agent.install).to_lowercase(),
+                    install: Some(agent.install),
                     package: agent.package.clone(),
                     version: agent.version.clone(),
                     latest_known: cache.entries.get(&key).map(|c| c.version.clone()),
@@ -77,33 +80,42 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         });
     }
     if json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| CliError::other(format!("cannot render JSON: {e}"), None))?;
-        println!("{text}");
+        print_json(&rows)?;
         return Ok(0);
     }
-    println!(
-        "{:<12} {:<10} {:<14} {:<14} {:<30}",
-        "AGENT", "VERSION", "INSTALLED", "LATEST KNOWN", "PACKAGE"
+    let table: Vec<[String; 6]> = rows
+        .into_iter()
+        .map(|row| {
+            let installed = match (&row.installed, row.volume_present) {
+                (Some(v), true) => v.clone(),
+                (Some(v), false) => format!("{v} (volume gone)"),
+                (None, _) => "-".to_owned(),
+            };
+            [
+                row.name,
+                row.version,
+                installed,
+                row.latest_known.unwrap_or_else(|| "-".to_owned()),
+                format!(
+                    "{} ({})",
+                    row.package,
+                    row.install.map_or("?", agents::InstallKind::as_str)
+                ),
+                row.error.map(|e| format!("error: {e}")).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "AGENT",
+            "VERSION",
+            "INSTALLED",
+            "LATEST KNOWN",
+            "PACKAGE",
+            "",
+        ],
+        &table,
     );
-    for row in rows {
-        let installed = match (&row.installed, row.volume_present) {
-            (Some(v), true) => v.clone(),
-            (Some(v), false) => format!("{v} (volume gone)"),
-            (None, _) => "-".to_owned(),
-        };
-        println!(
-            "{:<12} {:<10} {:<14} {:<14} {:<30}{}",
-            row.name,
-            row.version,
-            installed,
-            row.latest_known.as_deref().unwrap_or("-"),
-            format!("{} ({})", row.package, row.install),
-            row.error
-                .map(|e| format!("  error: {e}"))
-                .unwrap_or_default()
-        );
-    }
     Ok(0)
 }
 
@@ -117,23 +129,100 @@ pub struct AgentCheck {
     pub runtime: Option<&'static str>,
     /// Whether the image has it (`null`: unknown, e.g. the image is not built yet).
     pub runtime_present: Option<bool>,
+    /// The Node.js major that would run it: its own (`node = "…"`) or the image's (`null`:
+    /// not Node.js, or not known).
+    pub node: Option<u32>,
+    /// The oldest Node.js major it runs on, from the catalog (`null`: none declared).
+    pub min_node: Option<u32>,
+    /// Agents that bring their own Node.js (the official build, linked against glibc): whether
+    /// the image has glibc (`null`: not such an agent, or not known).
+    pub glibc_present: Option<bool>,
     pub error: Option<String>,
 }
 
+impl AgentCheck {
+    /// Its line in `stockade check`: the mark, what it says, and the fix.
+    pub fn verdict(&self) -> (Mark, String, Option<String>) {
+        let name = &self.name;
+        if let Some(error) = &self.error {
+            return (Mark::Fail, error.clone(), None);
+        }
+        if let (Some(node), Some(min)) = (self.node, self.min_node)
+            && node < min
+        {
+            return (
+                Mark::Fail,
+                format!("needs Node.js {min} or newer; it would run on Node.js {node}"),
+                Some(format!(
+                    "set `[agents.{name}] node = \"22\"` (Node.js installed beside it), or install Node.js {min}+ in the base image"
+                )),
+            );
+        }
+        if self.glibc_present == Some(false) {
+            return (
+                Mark::Fail,
+                "its own Node.js (`node`) is the official build, which needs glibc, and the sandbox image has none".to_owned(),
+                Some("use a glibc-based image (Debian, Ubuntu, Fedora…) as the base".to_owned()),
+            );
+        }
+        let installed = match &self.installed {
+            Some(v) => format!("{v} installed"),
+            None => format!("{} (installed on first use)", self.version),
+        };
+        match (self.runtime, self.runtime_present) {
+            (Some(runtime), Some(false)) => (
+                Mark::Fail,
+                format!("needs {runtime}, which the sandbox image does not have"),
+                Some(format!(
+                    "install {runtime} in the base image, or (npm agents) set `[agents.{name}] node = \"22\"`"
+                )),
+            ),
+            (Some(runtime), None) => (
+                Mark::Warn,
+                format!(
+                    "{installed}; {runtime} in the sandbox image not checked (no image to look into)"
+                ),
+                None,
+            ),
+            _ => (Mark::Ok, installed, None),
+        }
+    }
+}
+
+/// What the probe found in the image agents run on.
+#[derive(Default)]
+struct Probe {
+    runtimes: BTreeSet<String>,
+    node: Option<u32>,
+    glibc: bool,
+}
+
 /// The agents section of `stockade check`. Looks into `image` (when given) with one helper
-/// container for the runtimes agents need.
+/// container for the runtimes agents need and the version of its node.
 pub async fn check_section(
     engine: Option<&stockade_engine::Engine>,
     ctx: &Context,
     config: &stockade_core::config::Config,
     image: Option<&str>,
 ) -> Vec<AgentCheck> {
-    let mut present: Option<BTreeSet<String>> = None;
+    let mut probe: Option<Probe> = None;
     if let (Some(engine), Some(image)) = (engine, image) {
-        let script = "for t in node python3; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; true";
+        let script = "for t in node python3; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; \
+                      command -v node >/dev/null 2>&1 && echo \"node-version $(node --version 2>/dev/null)\"; \
+                      for f in /lib*/ld-linux-* /lib/*/ld-linux-*; do [ -e \"$f\" ] && echo glibc && break; done; true";
         match crate::helper::run(engine, &ctx.namespace, image, script, Vec::new(), false).await {
             Ok(out) if out.ok() => {
-                present = Some(out.stdout.lines().map(|l| l.trim().to_owned()).collect());
+                let mut found = Probe::default();
+                for line in out.stdout.lines().map(str::trim) {
+                    match line.strip_prefix("node-version ") {
+                        Some(version) => found.node = agents::node_major(version),
+                        None if line == "glibc" => found.glibc = true,
+                        None => {
+                            found.runtimes.insert(line.to_owned());
+                        }
+                    }
+                }
+                probe = Some(found);
             }
             Ok(out) => tracing::debug!("runtime probe: {}", out.tail(3)),
             Err(e) => tracing::debug!("runtime probe: {e}"),
@@ -147,13 +236,23 @@ pub async fn check_section(
             match agents::resolve(&name, config) {
                 Ok(agent) => {
                     let runtime = agent.required_runtime();
+                    let node = match (agent.install, agent.own_node_major()) {
+                        (agents::InstallKind::Npm, Some(own)) => Some(own),
+                        (agents::InstallKind::Npm, None) => probe.as_ref().and_then(|p| p.node),
+                        (agents::InstallKind::Pypi, _) => None,
+                    };
                     AgentCheck {
                         name,
                         version: agent.version.clone(),
                         installed,
                         runtime,
                         runtime_present: runtime
-                            .and_then(|r| present.as_ref().map(|p| p.contains(r))),
+                            .and_then(|r| probe.as_ref().map(|p| p.runtimes.contains(r))),
+                        node,
+                        min_node: agent.min_node,
+                        glibc_present: agent
+                            .own_node_major()
+                            .and_then(|_| probe.as_ref().map(|p| p.glibc)),
                         error: None,
                     }
                 }
@@ -163,38 +262,12 @@ pub async fn check_section(
                     installed,
                     runtime: None,
                     runtime_present: None,
+                    node: None,
+                    min_node: None,
+                    glibc_present: None,
                     error: Some(e.to_string()),
                 },
             }
         })
         .collect()
-}
-
-/// Human lines for `stockade check`.
-pub fn print_check(ui: &crate::ui::Ui, checks: &[AgentCheck]) {
-    for check in checks {
-        let (ok, detail) = match (&check.error, check.runtime, check.runtime_present) {
-            (Some(e), _, _) => (false, e.clone()),
-            (None, Some(runtime), Some(false)) => (
-                false,
-                format!(
-                    "needs {runtime}, which the sandbox image does not have: install {runtime} in the base image, or (npm agents) set `[agents.{}] node = \"22\"`",
-                    check.name
-                ),
-            ),
-            (None, _, _) => (
-                true,
-                match &check.installed {
-                    Some(v) => format!("{} installed", v),
-                    None => format!("{} (installed on first use)", check.version),
-                },
-            ),
-        };
-        let mark = if ok {
-            ui.paint("32", "ok  ")
-        } else {
-            ui.paint("31", "FAIL")
-        };
-        println!("{mark} Agent {}: {detail}", check.name);
-    }
 }

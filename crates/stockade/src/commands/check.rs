@@ -1,13 +1,14 @@
 //! `stockade check [--json]`: the doctor. Engine, host identity, configuration files, project,
-//! foundation image. Exits 125 when the engine cannot be reached, 1 when the configuration is
-//! invalid, else 0 (a missing or stale image is built on the next run, so it is not a failure).
+//! trust, the image chain, agents. Every line's mark comes from the status it describes: `ok`,
+//! `warn` (works, or is fixed by the next run, but needs a look) or `FAIL` (a launch would fail
+//! or could not be checked). Exits 1 with any FAIL, else 0 (warnings included).
 //! The JSON shape is documented in docs/check.md.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 use stockade_core::chain::Freshness;
-use stockade_core::config::Config;
+use stockade_core::config::{Config, ConfigError};
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::identity::Identity;
 use stockade_core::project::Project;
@@ -15,19 +16,52 @@ use stockade_engine::{EngineInfo, ImageInfo};
 
 use crate::context::Context;
 use crate::exit::{self, CliError};
-use crate::image::{TierStatus, chain_status};
+use crate::image::{TierState, TierStatus, chain_status};
+use crate::launch;
+use crate::ui::print_json;
+
+/// What a line of `check` says about what it describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mark {
+    Ok,
+    Warn,
+    Fail,
+}
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// No line is a FAIL.
     ok: bool,
+    summary: Summary,
+    /// Every line as printed, in order: the marks the summary counts.
+    checks: Vec<Line>,
     engine: EngineCheck,
     identity: Identity,
     config: ConfigCheck,
     project: ProjectCheck,
+    trust: TrustCheck,
     images: ImagesCheck,
     agents: Vec<super::agents::AgentCheck>,
     /// Allowed but risky settings (mounts of ~/.ssh and the like, the engine socket).
     warnings: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    ok: usize,
+    warn: usize,
+    fail: usize,
+}
+
+/// One line of the report.
+#[derive(Debug, Serialize)]
+struct Line {
+    status: Mark,
+    what: String,
+    detail: String,
+    /// How to fix it (FAIL and warn lines that have a fix).
+    fix: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +77,8 @@ struct EngineCheck {
 struct ConfigCheck {
     ok: bool,
     files: Vec<ConfigFileCheck>,
+    /// Errors that are in no file (a STOCKADE_* variable), or a file that cannot be read.
+    other_errors: Vec<String>,
     error: Option<String>,
 }
 
@@ -51,6 +87,8 @@ struct ConfigFileCheck {
     scope: &'static str,
     path: PathBuf,
     found: bool,
+    /// This file's errors, each `line:column: message`.
+    errors: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +96,31 @@ struct ProjectCheck {
     root: PathBuf,
     cwd: PathBuf,
     git: bool,
+    /// Why a launch refuses this directory as the project (HOME, `/`).
+    refused: Option<String>,
+}
+
+/// Whether the project's `.stockade` configuration is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum TrustState {
+    /// No `.stockade/config.toml` or `.stockade/Dockerfile`.
+    NoConfiguration,
+    /// It adds nothing beyond the project itself: no approval needed.
+    NothingToApprove,
+    Approved,
+    /// New or changed since its approval: a launch asks, or refuses without a terminal.
+    Unapproved,
+    /// Not checked: the configuration is invalid, or the files could not be read.
+    Unknown,
+}
+
+#[derive(Debug, Serialize)]
+struct TrustCheck {
+    state: TrustState,
+    /// What the configuration adds (shown when it is not approved).
+    concerns: Vec<String>,
+    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,7 +137,7 @@ struct ImagesCheck {
 struct ImageCheck {
     tag: String,
     /// `missing`, `up-to-date`, `stale`, or `unknown` (engine or config unavailable).
-    status: &'static str,
+    status: TierState,
     id: Option<String>,
     hash: Option<String>,
     expected_hash: Option<String>,
@@ -95,22 +158,37 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         Err(_) => Vec::new(),
     };
     let config_result = resolved.map(|r| r.config);
+    let file = |scope, path: PathBuf| ConfigFileCheck {
+        scope,
+        found: path.is_file(),
+        errors: match &config_result {
+            Err(CliError::Config(ConfigError::Invalid { errors })) => errors
+                .iter()
+                .filter(|e| e.path == path)
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect(),
+            _ => Vec::new(),
+        },
+        path,
+    };
+    let files = vec![file("global", global), file("project", local)];
+    // Errors no file row shows: a STOCKADE_* variable, a flag, an unreadable file.
+    let other_errors = match &config_result {
+        Ok(_) => Vec::new(),
+        Err(CliError::Config(ConfigError::Invalid { errors })) => errors
+            .iter()
+            .filter(|e| files.iter().all(|f| f.path != e.path))
+            .map(ToString::to_string)
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
     let config_check = ConfigCheck {
         ok: config_result.is_ok(),
-        files: vec![
-            ConfigFileCheck {
-                scope: "global",
-                found: global.is_file(),
-                path: global,
-            },
-            ConfigFileCheck {
-                scope: "project",
-                found: local.is_file(),
-                path: local,
-            },
-        ],
+        files,
+        other_errors,
         error: config_result.as_ref().err().map(|e| e.to_string()),
     };
+    let trust = trust_check(ctx, config_result.is_ok());
 
     let connected = ctx.connect().await;
     let (engine_check, engine) = match connected {
@@ -132,22 +210,18 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let tag = ctx.namespace.foundation_image();
     let images = match (&engine, config_result.as_ref().ok()) {
         (Some(engine), Some(config)) => images_check(ctx, engine, config, &project, tag).await,
-        _ => ImagesCheck {
-            foundation: ImageCheck::unknown(tag, None),
-            base: None,
-            project: None,
-            error: None,
-        },
+        (None, _) => ImagesCheck::unknown(tag, "the engine cannot be reached"),
+        (_, None) => ImagesCheck::unknown(tag, "the configuration is invalid"),
     };
 
     let agents = match config_result.as_ref().ok() {
         Some(config) => {
             // The runtime probe looks into the image agents run on: the last tier, when built.
             let image = match (&images.base, &images.project) {
-                (_, Some(p)) if p.status == "up-to-date" => Some(p.tag.as_str()),
+                (_, Some(p)) if p.status == TierState::UpToDate => Some(p.tag.as_str()),
                 (Some(b), p)
-                    if b.status == "up-to-date"
-                        && p.as_ref().is_none_or(|p| p.status == "none") =>
+                    if b.status == TierState::UpToDate
+                        && p.as_ref().is_none_or(|p| p.status == TierState::None) =>
                 {
                     Some(b.tag.as_str())
                 }
@@ -157,8 +231,13 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         }
         None => Vec::new(),
     };
-    let report = Report {
-        ok: engine_check.ok && config_check.ok,
+    let refused = launch::refuse_broad_root(&project, &ctx.identity.home)
+        .err()
+        .map(|e| e.to_string());
+    let mut report = Report {
+        ok: false,
+        summary: Summary::default(),
+        checks: Vec::new(),
         engine: engine_check,
         identity: ctx.identity.clone(),
         config: config_check,
@@ -166,26 +245,29 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
             root: project.root.clone(),
             cwd: project.cwd.clone(),
             git: project.is_git,
+            refused,
         },
+        trust,
         images,
         agents,
         warnings,
     };
+    report.checks = lines(ctx, &report);
+    for line in &report.checks {
+        match line.status {
+            Mark::Ok => report.summary.ok += 1,
+            Mark::Warn => report.summary.warn += 1,
+            Mark::Fail => report.summary.fail += 1,
+        }
+    }
+    report.ok = report.summary.fail == 0;
 
     if json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::other(format!("cannot encode the report: {e}"), None))?;
-        println!("{text}");
+        print_json(&report)?;
     } else {
         print_human(ctx, &report);
     }
-    Ok(if !report.engine.ok {
-        exit::ENGINE
-    } else if !report.config.ok {
-        exit::FAILURE
-    } else {
-        0
-    })
+    Ok(if report.ok { 0 } else { exit::FAILURE })
 }
 
 fn failed_engine(error: &CliError) -> EngineCheck {
@@ -201,11 +283,62 @@ fn failed_engine(error: &CliError) -> EngineCheck {
     }
 }
 
+/// The project configuration's approval, read as a launch reads it.
+fn trust_check(ctx: &Context, config_ok: bool) -> TrustCheck {
+    let unknown = |error: String| TrustCheck {
+        state: TrustState::Unknown,
+        concerns: Vec::new(),
+        error: Some(error),
+    };
+    if !config_ok {
+        return unknown("not checked: the configuration is invalid".to_owned());
+    }
+    let prepared = match launch::prepare(ctx, Vec::new()) {
+        Ok(prepared) => prepared,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let concerns = launch::concerns(&prepared);
+    let state = if launch::fingerprint(&prepared, &concerns).is_none() {
+        TrustState::NoConfiguration
+    } else if concerns.is_empty() {
+        TrustState::NothingToApprove
+    } else if launch::pending_trust(ctx, &prepared).is_some() {
+        TrustState::Unapproved
+    } else {
+        TrustState::Approved
+    };
+    TrustCheck {
+        state,
+        concerns: match state {
+            TrustState::Unapproved => concerns
+                .iter()
+                .map(|c| match &c.source {
+                    Some(source) => format!("{} ({source})", c.what),
+                    None => c.what.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        error: None,
+    }
+}
+
+impl ImagesCheck {
+    fn unknown(tag: String, why: &str) -> Self {
+        Self {
+            foundation: ImageCheck::unknown(tag, Some(why.to_owned())),
+            base: None,
+            project: None,
+            error: None,
+        }
+    }
+}
+
 impl ImageCheck {
     fn unknown(tag: String, error: Option<String>) -> Self {
         Self {
             tag,
-            status: "unknown",
+            status: TierState::Unknown,
             id: None,
             hash: None,
             expected_hash: None,
@@ -239,9 +372,9 @@ async fn images_check(
         .as_deref()
         .map(|hash| Freshness::of(info.as_ref().map(|i| &i.labels), hash, None));
     let status = match &freshness {
-        Some(freshness) => freshness.key(),
-        None if info.is_none() => "missing",
-        None => "unknown",
+        Some(freshness) => TierState::from(freshness),
+        None if info.is_none() => TierState::Missing,
+        None => TierState::Unknown,
     };
     let current: Option<&ImageInfo> = info
         .as_ref()
@@ -267,117 +400,216 @@ async fn images_check(
     }
 }
 
-fn print_human(ctx: &Context, report: &Report) {
-    let ui = &ctx.ui;
-    let mark = |ok: bool| {
-        if ok {
-            ui.paint("32", "ok  ")
-        } else {
-            ui.paint("31", "FAIL")
-        }
+/// The report's lines, each marked by the status it describes.
+fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
+    let mut out = Vec::new();
+    let mut push = |status: Mark, what: &str, detail: String, fix: Option<String>| {
+        out.push(Line {
+            status,
+            what: what.to_owned(),
+            detail,
+            fix,
+        })
     };
     let e = &report.engine;
     match &e.info {
-        Some(info) => println!(
-            "{} Engine: {} {} (API {}, {}/{}, {}) at {} ({})",
-            mark(true),
-            if info.podman { "Podman" } else { "Docker" },
-            info.version,
-            info.api_version,
-            info.os,
-            info.arch,
-            if info.rootless { "rootless" } else { "rootful" },
-            info.endpoint,
-            info.endpoint_source,
+        Some(info) => push(
+            Mark::Ok,
+            "Engine",
+            format!(
+                "{} {} (API {}, {}/{}, {}) at {} ({})",
+                if info.podman { "Podman" } else { "Docker" },
+                info.version,
+                info.api_version,
+                info.os,
+                info.arch,
+                if info.rootless { "rootless" } else { "rootful" },
+                info.endpoint,
+                info.endpoint_source,
+            ),
+            None,
         ),
-        None => {
-            println!(
-                "{} Engine: {}",
-                mark(false),
-                e.error.as_deref().unwrap_or("unreachable")
-            );
-            if let Some(hint) = &e.hint {
-                println!("       fix: {hint}");
-            }
-        }
+        None => push(
+            Mark::Fail,
+            "Engine",
+            e.error.clone().unwrap_or_else(|| "unreachable".to_owned()),
+            e.hint.clone(),
+        ),
     }
     let id = &report.identity;
-    println!(
-        "{} Identity: {} (uid {}, gid {}), HOME {}",
-        mark(true),
-        id.name,
-        id.uid,
-        id.gid,
-        id.home.display()
+    push(
+        Mark::Ok,
+        "Identity",
+        format!(
+            "{} (uid {}, gid {}), HOME {}",
+            id.name,
+            id.uid,
+            id.gid,
+            id.home.display()
+        ),
+        None,
     );
-    for file in &report.config.files {
-        println!(
-            "{} Config ({}): {} ({})",
-            mark(report.config.ok),
-            file.scope,
-            file.path.display(),
-            if file.found { "found" } else { "not found" }
-        );
+    let config = &report.config;
+    let fix = || Some("`stockade config show` lists every error".to_owned());
+    for file in &config.files {
+        let found = if file.found { "found" } else { "not found" };
+        match file.errors.as_slice() {
+            [] => push(
+                Mark::Ok,
+                &format!("Config ({})", file.scope),
+                format!("{} ({found})", file.path.display()),
+                None,
+            ),
+            [first, rest @ ..] => push(
+                Mark::Fail,
+                &format!("Config ({})", file.scope),
+                format!(
+                    "{}:{first}{}",
+                    file.path.display(),
+                    match rest.len() {
+                        0 => String::new(),
+                        n => format!(" (and {n} more)"),
+                    }
+                ),
+                fix(),
+            ),
+        }
     }
-    if let Some(error) = &report.config.error {
-        println!("       {error}");
+    for error in &config.other_errors {
+        push(Mark::Fail, "Config", error.clone(), fix());
     }
-    println!(
-        "{} Project: {}{}",
-        mark(true),
-        report.project.root.display(),
-        if report.project.git { " (git)" } else { "" }
-    );
-    let f = &report.images.foundation;
-    let status = match f.status {
-        "up-to-date" => "up to date",
-        "stale" => "stale (rebuilt on next run)",
-        "missing" => "missing (built on first run)",
-        other => other,
+    let p = &report.project;
+    let root = format!("{}{}", p.root.display(), if p.git { " (git)" } else { "" });
+    match &p.refused {
+        None => push(Mark::Ok, "Project", root, None),
+        Some(why) => push(
+            Mark::Fail,
+            "Project",
+            why.clone(),
+            Some("cd into a project directory".to_owned()),
+        ),
+    }
+    let t = &report.trust;
+    let (status, detail, fix) = match t.state {
+        TrustState::NoConfiguration => (
+            Mark::Ok,
+            "no project configuration (.stockade/) to approve".to_owned(),
+            None,
+        ),
+        TrustState::NothingToApprove => (
+            Mark::Ok,
+            "the project configuration adds nothing that needs approval".to_owned(),
+            None,
+        ),
+        TrustState::Approved => (
+            Mark::Ok,
+            "the project configuration is approved".to_owned(),
+            None,
+        ),
+        TrustState::Unapproved => (
+            Mark::Warn,
+            format!(
+                "the project configuration is new or changed and not approved; a launch asks, \
+                 and without a terminal refuses. It adds: {}",
+                t.concerns.join("; ")
+            ),
+            Some("review .stockade/, then run `stockade trust`".to_owned()),
+        ),
+        TrustState::Unknown => (Mark::Fail, t.error.clone().unwrap_or_default(), None),
     };
-    println!("{} Foundation image: {status} ({})", mark(true), f.tag);
+    push(status, "Trust", detail, fix);
+    let images = &report.images;
+    let f = &images.foundation;
+    let (status, words) = match f.status {
+        TierState::UpToDate => (Mark::Ok, "up to date".to_owned()),
+        TierState::Stale => (Mark::Warn, "stale (rebuilt on the next run)".to_owned()),
+        TierState::Missing => (Mark::Warn, "missing (built on the next run)".to_owned()),
+        TierState::None | TierState::Unknown => (
+            Mark::Fail,
+            format!(
+                "unknown ({})",
+                f.error.as_deref().unwrap_or("not looked up")
+            ),
+        ),
+    };
+    push(
+        status,
+        "Foundation image",
+        format!("{words} ({})", f.tag),
+        None,
+    );
     let home = &ctx.identity.home;
-    if let Some(base) = &report.images.base {
+    if let Some(base) = &images.base {
         let what = match (base.source, base.from.as_deref()) {
             ("dockerfile", Some(path)) => format!("custom ({})", tilde(path, home)),
             ("image", Some(name)) => format!("custom image {name}"),
             _ => "default (foundation alias)".to_owned(),
         };
-        println!(
-            "{} Base image: {what}, {} ({})",
-            mark(true),
-            tier_words(base),
-            base.tag
+        let (status, words) = tier_words(base);
+        push(
+            status,
+            "Base image",
+            format!("{what}, {words} ({})", base.tag),
+            None,
         );
     }
-    if let Some(project) = &report.images.project {
-        if project.status == "none" {
-            println!("{} Project image: none", mark(true));
+    if let Some(project) = &images.project {
+        let (status, words) = tier_words(project);
+        let detail = if project.status == TierState::None {
+            words
         } else {
-            println!(
-                "{} Project image: {} ({})",
-                mark(true),
-                tier_words(project),
-                project.tag
-            );
-        }
+            format!("{words} ({})", project.tag)
+        };
+        push(status, "Project image", detail, None);
     }
-    if let Some(error) = &report.images.error {
-        println!("{} Images: {error}", mark(false));
+    if let Some(error) = &images.error {
+        push(Mark::Fail, "Images", error.clone(), None);
     }
-    super::agents::print_check(ui, &report.agents);
+    for agent in &report.agents {
+        let (status, detail, fix) = agent.verdict();
+        push(status, &format!("Agent {}", agent.name), detail, fix);
+    }
     for warning in &report.warnings {
-        println!("{} {warning}", ui.paint("33", "warn"));
+        push(Mark::Warn, "Setting", warning.clone(), None);
     }
+    out
 }
 
-fn tier_words(tier: &TierStatus) -> String {
+fn print_human(ctx: &Context, report: &Report) {
+    let ui = &ctx.ui;
+    for line in &report.checks {
+        let mark = match line.status {
+            Mark::Ok => ui.paint("32", "ok  "),
+            Mark::Warn => ui.paint("33", "warn"),
+            Mark::Fail => ui.paint("31", "FAIL"),
+        };
+        println!("{mark} {}: {}", line.what, line.detail);
+        if let Some(fix) = &line.fix {
+            println!("       fix: {fix}");
+        }
+    }
+    let s = &report.summary;
+    println!(
+        "{} ok, {} {}, {} FAIL",
+        s.ok,
+        s.warn,
+        if s.warn == 1 { "warning" } else { "warnings" },
+        s.fail
+    );
+}
+
+fn tier_words(tier: &TierStatus) -> (Mark, String) {
     match (tier.status, tier.reason.as_deref()) {
-        ("up-to-date", _) => "up to date".to_owned(),
-        ("missing", Some(reason)) => format!("missing ({reason})"),
-        ("missing", None) => "missing (built on the next run)".to_owned(),
-        ("stale", Some(reason)) => format!("stale ({reason})"),
-        (other, _) => other.to_owned(),
+        (TierState::UpToDate, _) => (Mark::Ok, "up to date".to_owned()),
+        (TierState::None, _) => (Mark::Ok, "none".to_owned()),
+        (TierState::Missing, Some(reason)) => (Mark::Warn, format!("missing ({reason})")),
+        (TierState::Missing, None) => (Mark::Warn, "missing (built on the next run)".to_owned()),
+        (TierState::Stale, Some(reason)) => (Mark::Warn, format!("stale ({reason})")),
+        (TierState::Stale, None) => (Mark::Warn, "stale (rebuilt on the next run)".to_owned()),
+        (TierState::Unknown, reason) => (
+            Mark::Fail,
+            format!("unknown ({})", reason.unwrap_or("not looked up")),
+        ),
     }
 }
 

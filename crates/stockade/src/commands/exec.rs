@@ -79,9 +79,7 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         // The image as the chain names it; it is built (or found current) at launch.
         let mut spec = sandbox(chain_image(ctx, &prepared))?;
         extras::finish(&mut spec, &ctx.identity.home);
-        let text = serde_json::to_string_pretty(&spec)
-            .map_err(|e| CliError::caused("cannot encode the spec", e, None))?;
-        println!("{text}");
+        crate::ui::print_json(&spec)?;
         return Ok(0);
     }
 

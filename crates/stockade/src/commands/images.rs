@@ -4,6 +4,7 @@
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::inventory::{self, human_age, human_size};
+use crate::ui::{print_json, print_table};
 
 pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
@@ -11,9 +12,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let engine = ctx.connect().await?;
     let images = inventory::images(&engine, ctx, &config).await?;
     if json {
-        let text = serde_json::to_string_pretty(&images)
-            .map_err(|e| CliError::other(format!("cannot encode the list: {e}"), None))?;
-        println!("{text}");
+        print_json(&images)?;
         return Ok(0);
     }
     if images.is_empty() {
@@ -29,7 +28,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
                 } else {
                     image.tags.join(", ")
                 },
-                image.tier.clone(),
+                image.tier.to_string(),
                 image
                     .project
                     .as_ref()
@@ -46,29 +45,4 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         &rows,
     );
     Ok(0)
-}
-
-/// Columns padded to their widest cell; the last one is not padded.
-pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

@@ -2,13 +2,12 @@
 //! agent versions, homes of deleted projects) — never one a container uses (the engine is never
 //! asked to force).
 
-use std::io::{IsTerminal, Write};
-
 use stockade_engine::Removal;
 
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::inventory::{self, OwnedImage, human_size};
+use crate::ui::confirm;
 
 pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError> {
     let project = ctx.project()?;
@@ -62,13 +61,12 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         ));
         return Ok(0);
     }
-    if !yes
-        && !confirm(&format!(
-            "Remove {} images ({}){and_volumes}?",
-            orphaned.len(),
-            human_size(total)
-        ))?
-    {
+    let question = format!(
+        "Remove {} images ({}){and_volumes}?",
+        orphaned.len(),
+        human_size(total)
+    );
+    if !yes && !confirm(&question).ok_or_else(needs_confirmation)? {
         ctx.ui.info("Nothing removed.");
         return Ok(1);
     }
@@ -104,19 +102,11 @@ fn describe(image: &OwnedImage) -> String {
     format!("{name} [{}, {}]", image.tier, human_size(image.size))
 }
 
-/// Ask on the terminal; without one, refuse and say how to proceed.
-fn confirm(question: &str) -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::other(
-            "prune needs confirmation, and stdin is not a terminal",
-            Some("pass -y to remove without asking, or --dry-run to see what would go"),
-        ));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::other(format!("cannot read the answer: {e}"), None))?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+/// Without a terminal to ask on, prune refuses and says how to proceed.
+fn needs_confirmation() -> CliError {
+    CliError::refused(
+        "needs-confirmation",
+        "prune needs confirmation, and there is no terminal to ask on",
+        Some("pass -y to remove without asking, or --dry-run to see what would go"),
+    )
 }

@@ -13,9 +13,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let report = run_scan(&project, &resolved)?;
     let elapsed = started.elapsed();
     if json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::other(format!("cannot encode the report: {e}"), None))?;
-        println!("{text}");
+        crate::ui::print_json(&report)?;
         return Ok(0);
     }
     if !report.findings.is_empty() {

@@ -12,12 +12,39 @@ use stockade_engine::{Engine, VolumeInfo};
 use crate::cli::VolumesAction;
 use crate::context::Context;
 use crate::exit::CliError;
+use crate::ui::{print_json, print_table};
+
+/// What a stockade volume holds (its `io.stockade.kind` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeKind {
+    /// An agent's installed tools, one volume per version.
+    Tools,
+    /// A project's home directory.
+    Home,
+}
+
+impl VolumeKind {
+    fn of(label: &str) -> Option<Self> {
+        match label {
+            "tools" => Some(Self::Tools),
+            "home" => Some(Self::Home),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Home => "home",
+        }
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct VolumeRow {
     pub name: String,
-    /// `tools` or `home`.
-    pub kind: String,
+    pub kind: VolumeKind,
     /// Tools: the agent and version; home: the project path.
     pub agent: Option<String>,
     pub version: Option<String>,
@@ -33,13 +60,13 @@ pub struct VolumeRow {
 impl VolumeRow {
     /// Why prune removes it.
     pub fn reason(&self) -> String {
-        match self.kind.as_str() {
-            "tools" => format!(
+        match self.kind {
+            VolumeKind::Tools => format!(
                 "{} {}: not the current version",
                 self.agent.as_deref().unwrap_or("?"),
                 self.version.as_deref().unwrap_or("?")
             ),
-            _ => format!(
+            VolumeKind::Home => format!(
                 "home of {}: the project is gone",
                 self.project.as_deref().unwrap_or("?")
             ),
@@ -50,13 +77,12 @@ impl VolumeRow {
     /// home of a project directory that no longer exists.
     pub fn unused(&self) -> bool {
         !self.in_use
-            && match self.kind.as_str() {
-                "tools" => !self.current,
-                "home" => self
+            && match self.kind {
+                VolumeKind::Tools => !self.current,
+                VolumeKind::Home => self
                     .project
                     .as_deref()
                     .is_some_and(|p| !Path::new(p).exists()),
-                _ => false,
             }
     }
 }
@@ -67,31 +93,29 @@ pub async fn run(ctx: &Context, json: bool, action: Option<VolumesAction>) -> Re
         None => {
             let rows = list(&engine, ctx).await?;
             if json {
-                let text = serde_json::to_string_pretty(&rows)
-                    .map_err(|e| CliError::other(format!("cannot render JSON: {e}"), None))?;
-                println!("{text}");
+                print_json(&rows)?;
             } else {
-                println!(
-                    "{:<50} {:<6} {:<7} {:<8} WHAT",
-                    "VOLUME", "KIND", "IN USE", "CURRENT"
-                );
-                for row in rows {
-                    let what = match row.kind.as_str() {
-                        "tools" => format!(
-                            "{} {}",
-                            row.agent.unwrap_or_default(),
-                            row.version.unwrap_or_default()
-                        ),
-                        _ => row.project.unwrap_or_default(),
-                    };
-                    println!(
-                        "{:<50} {:<6} {:<7} {:<8} {what}",
-                        row.name,
-                        row.kind,
-                        if row.in_use { "yes" } else { "no" },
-                        if row.current { "yes" } else { "-" },
-                    );
-                }
+                let table: Vec<[String; 5]> = rows
+                    .into_iter()
+                    .map(|row| {
+                        let what = match row.kind {
+                            VolumeKind::Tools => format!(
+                                "{} {}",
+                                row.agent.unwrap_or_default(),
+                                row.version.unwrap_or_default()
+                            ),
+                            VolumeKind::Home => row.project.unwrap_or_default(),
+                        };
+                        [
+                            row.name,
+                            row.kind.as_str().to_owned(),
+                            if row.in_use { "yes" } else { "no" }.to_owned(),
+                            if row.current { "yes" } else { "-" }.to_owned(),
+                            what,
+                        ]
+                    })
+                    .collect();
+                print_table(&["VOLUME", "KIND", "IN USE", "CURRENT", "WHAT"], &table);
             }
             Ok(0)
         }
@@ -141,10 +165,7 @@ pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliE
 }
 
 fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<String>) -> Option<VolumeRow> {
-    let kind = v.labels.get(labels::KIND)?.clone();
-    if kind != "tools" && kind != "home" {
-        return None;
-    }
+    let kind = VolumeKind::of(v.labels.get(labels::KIND)?)?;
     Some(VolumeRow {
         in_use: in_use.contains(&v.name),
         current: current.contains(&v.name),

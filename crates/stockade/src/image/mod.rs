@@ -19,7 +19,7 @@ use crate::lock::FileLock;
 use crate::ui::seconds;
 
 pub use chain::{chain_image, chain_tags, ensure_chain, ensure_planned};
-pub use plan::{ChainPlan, TierStatus, chain_status};
+pub use plan::{ChainPlan, TierState, TierStatus, chain_status};
 
 /// Build now (even when current) or only when stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -161,6 +161,29 @@ fn hashed_context(
     Ok((context, chain::context_tier_hash(tier, &content)))
 }
 
+/// A tier's state on the engine, serialized as `stockade check --json` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TierState {
+    Missing,
+    UpToDate,
+    Stale,
+    /// The tier is not configured (no project Dockerfile).
+    None,
+    /// It could not be looked up (engine or configuration unavailable).
+    Unknown,
+}
+
+impl From<&Freshness> for TierState {
+    fn from(freshness: &Freshness) -> Self {
+        match freshness {
+            Freshness::Missing => Self::Missing,
+            Freshness::UpToDate => Self::UpToDate,
+            Freshness::Stale(_) => Self::Stale,
+        }
+    }
+}
+
 /// One tier's state on the engine, for `stockade check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TierStatus {
@@ -169,8 +192,7 @@ pub struct TierStatus {
     pub source: &'static str,
     /// The Dockerfile path or the custom image name.
     pub from: Option<String>,
-    /// `missing`, `up-to-date`, `stale`, `none` or `unknown`.
-    pub status: &'static str,
+    pub status: TierState,
     /// Why it is stale (or unknown).
     pub reason: Option<String>,
     pub id: Option<String>,
@@ -203,9 +225,19 @@ pub async fn chain_status(
                 tag: base_tag.clone(),
                 source: "default",
                 from: None,
-                status: if aliased { "up-to-date" } else { "stale" },
-                reason: (!aliased)
-                    .then(|| "re-pointed at the foundation on the next run".to_owned()),
+                // The alias is made on the next run; a missing one is missing, not stale.
+                status: match (aliased, &base_info) {
+                    (true, _) => TierState::UpToDate,
+                    (false, None) => TierState::Missing,
+                    (false, Some(_)) => TierState::Stale,
+                },
+                reason: match (aliased, &base_info) {
+                    (true, _) => None,
+                    (false, None) => Some("made on the next run".to_owned()),
+                    (false, Some(_)) => {
+                        Some("re-pointed at the foundation on the next run".to_owned())
+                    }
+                },
                 id: base_info.as_ref().map(|b| b.id.clone()),
             }
         }
@@ -243,9 +275,9 @@ pub async fn chain_status(
                     source: "image",
                     from: Some(name.clone()),
                     status: if layer_info.is_some() {
-                        "stale"
+                        TierState::Stale
                     } else {
-                        "missing"
+                        TierState::Missing
                     },
                     reason: Some(if custom.is_none() {
                         format!("{name} is not on the engine: pulled or built on the next run")
@@ -267,14 +299,17 @@ pub async fn chain_status(
             tag: project_tag,
             source: "none",
             from: None,
-            status: "none",
+            status: TierState::None,
             reason: None,
             id: None,
         },
         Some(plan) => {
             let info = engine.inspect_image(&project_tag).await?;
             let parent = match plan.parent {
-                ProjectParent::Base => base.id.as_deref().filter(|_| base.status == "up-to-date"),
+                ProjectParent::Base => base
+                    .id
+                    .as_deref()
+                    .filter(|_| base.status == TierState::UpToDate),
                 ProjectParent::Foundation => foundation_id,
             };
             let mut status = tier_status(
@@ -286,7 +321,7 @@ pub async fn chain_status(
                 // An unknown parent (stale base) makes the project stale too.
                 Some(parent.unwrap_or("(rebuilt first)")),
             );
-            if parent.is_none() && status.status == "stale" {
+            if parent.is_none() && status.status == TierState::Stale {
                 status.reason = Some("the image it builds on is rebuilt first".to_owned());
             }
             status
@@ -308,7 +343,7 @@ fn tier_status(
         tag,
         source,
         from,
-        status: freshness.key(),
+        status: TierState::from(&freshness),
         reason: match freshness {
             Freshness::Stale(reason) => Some(reason.describe().to_owned()),
             _ => None,

@@ -787,3 +787,35 @@ pub fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// insta settings that replace this environment's root directory with `[ROOT]` and its
+/// namespace with `[NS]`; tests add their own filters.
+pub fn snapshot_settings(env: &Env) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&env.root.display().to_string()), "[ROOT]");
+    settings.add_filter(&regex_escape(&env.namespace), "[NS]");
+    settings
+}
+
+impl Env {
+    /// A home volume in this namespace of a project directory that is gone: what `prune`
+    /// removes (after asking). Returns its name; the caller removes it if prune did not.
+    pub fn gone_project_home_volume(&self) -> String {
+        let volume = format!("{}-home-gone", self.namespace);
+        docker_stdout(&[
+            "volume",
+            "create",
+            "--label",
+            "io.stockade.kind=home",
+            "--label",
+            &format!("io.stockade.namespace={}", self.namespace),
+            "--label",
+            &format!(
+                "io.stockade.project={}",
+                self.root.join("gone-project").display()
+            ),
+            &volume,
+        ]);
+        volume
+    }
+}
