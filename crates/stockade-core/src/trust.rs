@@ -277,7 +277,7 @@ mod tests {
     use super::*;
 
     use crate::config::keys::{ENTRIES, KEYS, Key, SECTIONS, TOP_LEVEL, entry};
-    use crate::config::{ConfigError, Loader, SERDE_SECTIONS};
+    use crate::config::{ConfigError, Loader, MAP_SECTIONS};
 
     /// A home with a global file and a project with a project file, both written as given.
     struct Setup {
@@ -367,7 +367,7 @@ mod tests {
     fn every_key_and_entry_has_a_class() {
         // Keys carry their class by construction; top-level entries and serde sections are
         // looked up by name, so a new one without an entry fails here.
-        for name in TOP_LEVEL.iter().chain(SERDE_SECTIONS) {
+        for name in TOP_LEVEL.iter().chain(MAP_SECTIONS) {
             assert!(
                 entry(name).is_some(),
                 "top-level `{name}` has no class in ENTRIES"
@@ -375,7 +375,7 @@ mod tests {
         }
         for e in ENTRIES {
             assert!(
-                TOP_LEVEL.contains(&e.name) || SERDE_SECTIONS.contains(&e.name),
+                TOP_LEVEL.contains(&e.name) || MAP_SECTIONS.contains(&e.name),
                 "ENTRIES names `{}`, which the loader does not know",
                 e.name
             );

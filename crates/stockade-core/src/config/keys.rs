@@ -61,6 +61,28 @@ pub struct Key {
     /// What the value looks like, for messages (`a string`, `a list of strings`…).
     pub expects: &'static str,
     pub help: &'static str,
+    /// The command-line flag that sets it (the flag layer), if any.
+    pub flag: Option<Flag>,
+}
+
+/// A key's command-line flag, on `exec`, `shell`, before an agent's name and on `config show`.
+/// The CLI builds these flags from the table: a list key's flag repeats, a boolean key's flag
+/// is a switch that sets `true`.
+#[derive(Debug)]
+pub struct Flag {
+    /// `--<long>`.
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's placeholder in `--help`; `None`: a switch without a value (sets `true`).
+    pub value_name: Option<&'static str>,
+    pub help: &'static str,
+}
+
+impl Flag {
+    /// `--long`, as typed.
+    pub fn name(&self) -> String {
+        format!("--{}", self.long)
+    }
 }
 
 impl Key {
@@ -169,7 +191,7 @@ pub fn default_value(key: &Key) -> Option<Value> {
         project_root: std::path::Path::new("/"),
         home: std::path::Path::new("/"),
     };
-    (key.parse)(&Raw::Str(text.to_owned()), &cx).ok()
+    (key.parse)(&Raw::Text(text.to_owned()), &cx).ok()
 }
 
 pub static KEYS: &[Key] = &[
@@ -182,6 +204,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "image the foundation is built FROM (a mirror, or a local image when offline)",
+        flag: None,
     },
     Key {
         section: "image",
@@ -192,6 +215,7 @@ pub static KEYS: &[Key] = &[
         parse: value::ca_file,
         expects: "a list of paths",
         help: "PEM files of extra CA certificates trusted inside every image",
+        flag: None,
     },
     Key {
         section: "image",
@@ -202,6 +226,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "a custom base image by name, extended with stockade's runtime layer",
+        flag: None,
     },
     Key {
         section: "image",
@@ -212,6 +237,7 @@ pub static KEYS: &[Key] = &[
         parse: value::dockerfile_path,
         expects: "a path",
         help: "a Dockerfile that builds the custom base when it is missing",
+        flag: None,
     },
     Key {
         section: "sandbox",
@@ -222,6 +248,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::env_entry(raw),
         expects: "a list of strings",
         help: "NAME passes a host variable through when set; NAME=value sets one",
+        flag: Some(Flag {
+            long: "env",
+            short: Some('e'),
+            value_name: Some("NAME[=VALUE]"),
+            help: "Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).",
+        }),
     },
     Key {
         section: "sandbox",
@@ -232,6 +264,12 @@ pub static KEYS: &[Key] = &[
         parse: value::mount,
         expects: "a list of strings",
         help: "extra bind mounts, \"src[:dst][:ro]\"",
+        flag: Some(Flag {
+            long: "mount",
+            short: None,
+            value_name: Some("SRC[:DST][:ro]"),
+            help: "Extra bind mount, SRC[:DST][:ro] (repeatable).",
+        }),
     },
     Key {
         section: "sandbox",
@@ -242,6 +280,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::port(raw),
         expects: "a list of strings",
         help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
+        flag: Some(Flag {
+            long: "port",
+            short: Some('p'),
+            value_name: Some("PORT"),
+            help: "Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).",
+        }),
     },
     Key {
         section: "sandbox",
@@ -252,6 +296,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::memory(raw),
         expects: "a size",
         help: "memory limit, e.g. \"4g\"",
+        flag: Some(Flag {
+            long: "memory",
+            short: None,
+            value_name: Some("SIZE"),
+            help: "Memory limit, e.g. 4g.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -262,6 +312,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::cpus(raw),
         expects: "a number",
         help: "CPU limit, e.g. 2 or 1.5",
+        flag: Some(Flag {
+            long: "cpus",
+            short: None,
+            value_name: Some("N"),
+            help: "CPU limit, e.g. 2 or 1.5.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -272,6 +328,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::pids_limit(raw),
         expects: "an integer",
         help: "maximum number of processes",
+        flag: Some(Flag {
+            long: "pids-limit",
+            short: None,
+            value_name: Some("N"),
+            help: "Process limit.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -282,6 +344,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::tmp_size(raw),
         expects: "a size",
         help: "size limit of the /tmp tmpfs (it counts against memory), e.g. \"2g\"",
+        flag: None,
     },
     Key {
         section: "sandbox",
@@ -292,6 +355,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::network(raw),
         expects: "a string",
         help: "\"bridge\" or \"none\"",
+        flag: Some(Flag {
+            long: "network",
+            short: None,
+            value_name: Some("NETWORK"),
+            help: "Network: bridge or none.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -302,6 +371,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
+        flag: Some(Flag {
+            long: "read-only-root",
+            short: None,
+            value_name: None,
+            help: "Mount the image read-only.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -312,6 +387,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
+        flag: Some(Flag {
+            long: "sudo",
+            short: None,
+            value_name: None,
+            help: "Passwordless sudo inside (lifts no-new-privileges for this sandbox).",
+        }),
     },
     Key {
         section: "sandbox",
@@ -322,6 +403,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
+        flag: Some(Flag {
+            long: "ssh-agent",
+            short: None,
+            value_name: None,
+            help: "Forward the host's SSH agent into the sandbox.",
+        }),
     },
     Key {
         section: "sandbox",
@@ -332,6 +419,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the engine socket: gives the sandbox control of the host",
+        flag: None,
     },
     Key {
         section: "sandbox",
@@ -342,6 +430,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::engine_option(raw),
         expects: "a list of strings",
         help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
+        flag: None,
     },
     Key {
         section: "secrets",
@@ -352,6 +441,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "scan the project for likely secrets before each launch",
+        flag: None,
     },
     Key {
         section: "secrets",
@@ -362,11 +452,17 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::glob(raw),
         expects: "a list of strings",
         help: "globs (relative to the project root) the secret scan accepts",
+        flag: None,
     },
 ];
 
 pub fn find(section: &str, name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.section == section && k.name == name)
+}
+
+/// The keys that have a command-line flag, in table order.
+pub fn flagged() -> impl Iterator<Item = (&'static Key, &'static Flag)> {
+    KEYS.iter().filter_map(|k| Some((k, k.flag.as_ref()?)))
 }
 
 pub fn names_in(section: &str) -> Vec<&'static str> {

@@ -47,8 +47,7 @@ pub struct Resolved {
     /// The global file's settings (what `extends = false` drops).
     pub global_settings: Vec<Setting>,
     pub warnings: Vec<Warning>,
-    /// Sections with a serde schema of their own, global first (maps merge by key: the owner
-    /// applies them in this order).
+    /// Where the `[agents]` and `[tools]` sections of the applied files are, global first.
     pub sections: Vec<RawSection>,
 }
 
@@ -114,11 +113,6 @@ impl Loader {
         resolved.extends_at = extends_at;
         resolved.below_project = below_project;
         resolved.global_settings = global_settings;
-        let (agents, hours) = super::agents::from_sections(&resolved.sections)?;
-        resolved.config.agents = agents;
-        if let Some(hours) = hours {
-            resolved.config.version_cache_hours = hours;
-        }
         Ok(resolved)
     }
 }
@@ -132,8 +126,15 @@ fn merge(
     let mut files = Vec::new();
     let mut winners: Vec<Setting> = Vec::new();
     let mut sections = Vec::new();
+    let mut agents: std::collections::BTreeMap<String, super::AgentConfig> = Default::default();
+    let mut hours = None;
     for mut layer in layers {
         sections.append(&mut layer.sections);
+        // `[agents.<name>]` merge by name, then field by field; a later `[tools]` value wins.
+        for (name, agent) in layer.agents {
+            agents.entry(name).or_default().merge(agent);
+        }
+        hours = layer.version_cache_hours.or(hours);
         if let Some(path) = layer.path
             && (!layer.settings.is_empty() || path.exists())
         {
@@ -163,6 +164,10 @@ fn merge(
         config.apply(setting);
     }
     config.files = files;
+    config.agents = agents;
+    if let Some(hours) = hours {
+        config.tools.version_cache_hours = hours;
+    }
     let warnings = warnings(&settings, &config, home);
     Resolved {
         config,

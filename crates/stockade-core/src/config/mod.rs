@@ -18,14 +18,15 @@ mod starter;
 pub mod value;
 
 pub use agents::{
-    AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, is_agent_name, is_version,
+    AGENT_KEYS, AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, TOOLS_KEYS, ToolsConfig,
+    is_agent_name, is_version,
 };
 pub use error::{ConfigError, InvalidConfig};
 pub use load::{
     FlagValue, Layer, Places, is_config_var, load_file, parse_env, parse_file, parse_flags,
 };
 pub use merge::{Loader, Resolved, Warning};
-pub use sections::{RawSection, SERDE_SECTIONS, Validator};
+pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
@@ -52,8 +53,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// `[agents.<name>]`: custom agents and overrides of built-in ones, merged field by field.
     pub agents: std::collections::BTreeMap<String, AgentConfig>,
-    /// `[tools] version_cache_hours`.
-    pub version_cache_hours: u64,
+    pub tools: ToolsConfig,
     /// The configuration files that were found and applied, global first.
     pub files: Vec<PathBuf>,
 }
@@ -140,7 +140,7 @@ impl Default for Config {
                 allowlist: Vec::new(),
             },
             agents: std::collections::BTreeMap::new(),
-            version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
+            tools: ToolsConfig::default(),
             files: Vec::new(),
         };
         for key in keys::KEYS {

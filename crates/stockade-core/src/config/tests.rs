@@ -103,11 +103,297 @@ fn wrong_types_are_errors() {
     let errs = errors("[sandbox]\nenv = \"FOO\"\nsudo = \"maybe\"\nmemory = true\n");
     let at: Vec<_> = errs.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(at, vec![(2, 7), (3, 8), (4, 10)]);
-    assert!(
-        errs[0]
-            .message
-            .contains("must be a list of strings, found string")
+    assert_eq!(
+        errs[0].message,
+        "`sandbox.env`: expected a list of strings, found a string"
     );
+}
+
+#[test]
+fn file_values_are_never_coerced() {
+    let errs = errors(
+        "[sandbox]
+sudo = \"yes\"
+read_only_root = \"no\"
+pids_limit = \"24\"
+cpus = \"2\"
+network = 1
+env = [1, \"OK\", [\"A\"]]
+[secrets]
+scan = 0
+",
+    );
+    let got: Vec<(usize, usize, &str)> = errs
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 8, "`sandbox.sudo`: expected a boolean, found a string"),
+            (
+                3,
+                18,
+                "`sandbox.read_only_root`: expected a boolean, found a string"
+            ),
+            (
+                4,
+                14,
+                "`sandbox.pids_limit`: expected an integer, found a string"
+            ),
+            (5, 8, "`sandbox.cpus`: expected a number, found a string"),
+            (
+                6,
+                11,
+                "`sandbox.network`: expected a string, found an integer"
+            ),
+            (7, 8, "`sandbox.env`: expected a string, found an integer"),
+            (7, 17, "`sandbox.env`: expected a string, found an array"),
+            (9, 8, "`secrets.scan`: expected a boolean, found an integer"),
+        ]
+    );
+    assert_eq!(
+        errs[0].help.as_deref(),
+        Some("write true or false, without quotes")
+    );
+    // What the documentation allows stays allowed: sizes as strings or integers of bytes.
+    let layer = parse_str(
+        "[sandbox]
+memory = 1073741824
+tmp_size = \"512m\"
+",
+    )
+    .unwrap();
+    assert_eq!(values(&layer, "sandbox.memory"), ["\"1g\""]);
+}
+
+#[test]
+fn variables_and_flags_are_read_as_the_type_is_written() {
+    let f = Fixture::new("", "");
+    let resolved = f
+        .loader(
+            &[
+                ("STOCKADE_SANDBOX_SUDO", "true"),
+                ("STOCKADE_SANDBOX_PIDS_LIMIT", "64"),
+            ],
+            &[("--read-only-root", "sandbox.read_only_root", "true")],
+        )
+        .load()
+        .unwrap();
+    assert!(resolved.config.sandbox.sudo);
+    assert!(resolved.config.sandbox.read_only_root);
+    assert_eq!(resolved.config.sandbox.pids_limit, 64);
+    let err = f
+        .loader(
+            &[
+                ("STOCKADE_SANDBOX_SUDO", "yes"),
+                ("STOCKADE_SECRETS_SCAN", "0"),
+            ],
+            &[("--sudo", "sandbox.sudo", "on")],
+        )
+        .load()
+        .unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "$STOCKADE_SANDBOX_SUDO:1:1: `sandbox.sudo`: expected true or false, found \"yes\"",
+            "$STOCKADE_SECRETS_SCAN:1:1: `secrets.scan`: expected true or false, found \"0\"",
+            "--sudo:1:1: `sandbox.sudo`: expected true or false, found \"on\"",
+        ]
+    );
+}
+
+#[test]
+fn tools_and_agents_errors_come_with_the_others_all_of_them() {
+    let text = r#"[sandbox]
+sudo = "yes"
+memroy = "2g"
+
+[tools]
+version_cache_hours = "24"
+version_cache_hour = 1
+
+[agents.moo]
+install = "npm"
+pakage = "cowsay"
+version = 2
+args = ["--x", 3]
+skip_permissions = "no"
+env = { A = 1 }
+
+[agents.cow]
+install = "cargo"
+"#;
+    let errs = errors(text);
+    let got: Vec<(usize, usize, &str, Option<&str>)> = errs
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str(), e.help.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                8,
+                "`sandbox.sudo`: expected a boolean, found a string",
+                Some("write true or false, without quotes")
+            ),
+            (
+                3,
+                1,
+                "unknown key `memroy` in [sandbox]",
+                Some("did you mean `memory`?")
+            ),
+            (
+                6,
+                23,
+                "`tools.version_cache_hours`: expected an integer, found a string",
+                Some("write an integer without quotes, e.g. 24")
+            ),
+            (
+                7,
+                1,
+                "unknown key `version_cache_hour` in [tools]",
+                Some("did you mean `version_cache_hours`?")
+            ),
+            (
+                11,
+                1,
+                "unknown key `pakage` in [agents.moo]",
+                Some("did you mean `package`?")
+            ),
+            (
+                12,
+                11,
+                "`agents.moo.version`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                13,
+                16,
+                "`agents.moo.args`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                14,
+                20,
+                "`agents.moo.skip_permissions`: expected a boolean, found a string",
+                Some("write true or false, without quotes")
+            ),
+            (
+                15,
+                13,
+                "`agents.moo.env`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                18,
+                11,
+                "unknown install kind \"cargo\"",
+                Some("use one of: npm, pypi")
+            ),
+        ],
+        "{errs:#?}"
+    );
+    for e in &errs {
+        assert!(!e.message.contains("invalid type"), "{e}");
+    }
+}
+
+#[test]
+fn sections_that_are_not_tables_are_errors() {
+    let errs = errors(
+        "tools = 3
+agents = { moo = \"npm\" }
+sandbox = []
+",
+    );
+    let got: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "`tools` must be a table, found an integer",
+            "`agents.moo` must be a table, found a string",
+            "`sandbox` must be a table, found an array",
+        ]
+    );
+}
+
+#[test]
+fn every_layer_s_errors_come_together_in_layer_order() {
+    let f = Fixture::new(
+        "[tools]
+version_cache_hours = -1
+[sandbox]
+cpus = true
+",
+        "[agents.moo]
+comand = \"x\"
+[sandbx]
+",
+    );
+    let err = f
+        .loader(
+            &[("STOCKADE_SANDBOX_MEMROY", "2g")],
+            &[("--network", "sandbox.network", "host")],
+        )
+        .load()
+        .unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<(String, usize, Option<&str>)> = errors
+        .iter()
+        .map(|e| {
+            let file = e.path.file_name().unwrap().to_string_lossy().into_owned();
+            (file, e.line, e.help.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "global.toml".to_owned(),
+                2,
+                Some("0 asks for the latest version every time")
+            ),
+            (
+                "global.toml".to_owned(),
+                4,
+                Some("write a number without quotes, e.g. 2 or 1.5")
+            ),
+            ("config.toml".to_owned(), 2, Some("did you mean `command`?")),
+            ("config.toml".to_owned(), 3, Some("did you mean `sandbox`?")),
+            (
+                "$STOCKADE_SANDBOX_MEMROY".to_owned(),
+                1,
+                Some("did you mean STOCKADE_SANDBOX_MEMORY?")
+            ),
+            (
+                "--network".to_owned(),
+                1,
+                Some("`bridge` (the engine's default network) or `none` (no network at all)")
+            ),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn json_follows_the_toml_layout() {
+    let config = load_global(
+        "[tools]
+version_cache_hours = 6
+",
+    )
+    .unwrap();
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["tools"]["version_cache_hours"], 6);
+    assert!(json.get("version_cache_hours").is_none(), "{json}");
 }
 
 #[test]
@@ -246,10 +532,13 @@ impl Fixture {
                 .collect(),
             flags: flags
                 .iter()
-                .map(|(f, k, v)| FlagValue {
-                    flag: f.to_string(),
-                    key: k.to_string(),
-                    value: v.to_string(),
+                .map(|(f, k, v)| {
+                    let (section, name) = k.split_once('.').unwrap();
+                    FlagValue {
+                        flag: f.to_string(),
+                        key: keys::find(section, name).unwrap(),
+                        value: v.to_string(),
+                    }
                 })
                 .collect(),
         }
@@ -472,7 +761,7 @@ fn agents_and_tools_sections() {
         "[tools]\nversion_cache_hours = 2\n[sandbox]\nssh_agent = true\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\nversion = \"1.6.0\"\nconfig_dirs = [\"~/.moo\", \".config/moo/\"]\napi_keys = [\"MOO_KEY\"]\nenv = { MOO_UPDATE = \"0\" }\n[agents.claude]\nskip_permissions = false\n",
     )
     .unwrap();
-    assert_eq!(config.version_cache_hours, 2);
+    assert_eq!(config.tools.version_cache_hours, 2);
     assert!(config.sandbox.ssh_agent);
     let moo = &config.agents["moo"];
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
@@ -530,7 +819,7 @@ fn agent_layers_merge_field_by_field() {
     let moo = &config.agents["moo"];
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
     assert_eq!(moo.version.as_deref(), Some("1.6.0"));
-    assert_eq!(config.version_cache_hours, 24);
+    assert_eq!(config.tools.version_cache_hours, 24);
 }
 
 /// Parse `text` as the project file of `fixture`'s project, or as its global file.
