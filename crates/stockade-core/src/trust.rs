@@ -99,6 +99,9 @@ pub fn concerns(resolved: &Resolved, root: &Path) -> Vec<Concern> {
 
 /// What a value of a widening key gives the sandbox, if anything.
 fn widens(s: &Setting, root: &Path) -> Option<String> {
+    if let Some(concern) = s.key.concern {
+        return concern(&s.value);
+    }
     match &s.value {
         Value::Mount(m) if !m.source.starts_with(root) || !m.target.starts_with(root) => {
             Some(format!(
@@ -129,27 +132,8 @@ fn widens(s: &Setting, root: &Path) -> Option<String> {
         // A literal value reaches only the sandbox (reserved names are refused by the loader).
         Value::Env(EnvSetting::Set { .. }) => None,
         Value::Port(p) => Some(format!("publishes port {p}")),
-        Value::Bool(true) if s.key.name == "sudo" => {
-            Some("enables sudo inside (no-new-privileges lifted)".to_owned())
-        }
-        Value::Bool(true) if s.key.name == "ssh_agent" => {
-            Some("forwards your SSH agent (it can sign with your keys)".to_owned())
-        }
-        Value::Bool(true) if s.key.name == "docker_socket" => {
-            Some("mounts the engine socket (control of the host's containers)".to_owned())
-        }
         Value::Bool(_) => None,
         Value::EngineOption(o) => Some(format!("adds the engine option {o}")),
-        Value::Str(glob) if s.key.name == "allowlist" => {
-            Some(format!("lets the secret scan accept {glob:?}"))
-        }
-        Value::Str(image) if s.key.name == "base" => Some(format!(
-            "builds this project's sandbox on the image {image}"
-        )),
-        Value::Path(p) if s.key.name == "base_dockerfile" => Some(format!(
-            "builds this project's custom base from {} (its commands run at build time)",
-            p.display()
-        )),
         other => Some(format!("sets {} = {other}", s.key.path())),
     }
 }

@@ -1,13 +1,17 @@
 //! Every configuration key stockade knows, in one table: its section, how layers apply it
 //! (shape), its class (what a project file setting it does: widens, narrows, neutral,
-//! global-only), its default, its parser and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
-//! variables and flags are all checked against this table; `Config::default()`, `config show`,
-//! the approval check (`trust::concerns`) and the project-file rules (`rules.rs`) read it.
+//! global-only), its default, its parser, where it lives in [`Config`] (`get`, `set`), its
+//! command-line flag, its launch warning and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
+//! variables and flags are all checked against this table; `Config::default()`, the merge,
+//! `config show`, the CLI's sandbox flags, the approval check (`trust::concerns`) and the
+//! project-file rules (`rules.rs`) read it: no other place matches a key by its name.
 //! Top-level entries that are not keys (`extends`, `[agents]`, `[tools]`) are classed in
 //! [`ENTRIES`]. Tests fail when an entry has no class, when a widening or narrowing key has no
 //! concern test sample, and when docs/configuration.md disagrees on a class or default.
 
-use super::value::{self, Bad, ParseContext, Raw, Value};
+use super::Config;
+use super::source::Scope;
+use super::value::{self, Bad, EnvSetting, ParseContext, Raw, Value};
 
 /// How a key is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,16 @@ pub struct Key {
     pub help: &'static str,
     /// The command-line flag that sets it (the flag layer), if any.
     pub flag: Option<Flag>,
+    /// Its value in a resolved configuration (`None`: unset, or a list key).
+    pub get: fn(&Config) -> Option<Value>,
+    /// Applies one value the merge decided on (a scalar replaces, a list element appends);
+    /// the scope is the layer it came from.
+    pub set: fn(&mut Config, &Value, Scope),
+    /// A warning printed at each launch (and by `check`) while the resolved value is `true`.
+    pub warning: Option<&'static str>,
+    /// What a project file's value gives the sandbox, as the approval prompt says it (`None`
+    /// here: said from the value's kind, e.g. a mount or a port; `None` returned: nothing).
+    pub concern: Option<fn(&Value) -> Option<String>>,
 }
 
 /// A key's command-line flag, on `exec`, `shell`, before an agent's name and on `config show`.
@@ -205,6 +219,14 @@ pub static KEYS: &[Key] = &[
         expects: "a string",
         help: "image the foundation is built FROM (a mirror, or a local image when offline)",
         flag: None,
+        get: |c| Some(Value::Str(c.image.from.clone())),
+        set: |c, v, _| {
+            if let Value::Str(s) = v {
+                c.image.from = s.clone();
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "image",
@@ -216,6 +238,14 @@ pub static KEYS: &[Key] = &[
         expects: "a list of paths",
         help: "PEM files of extra CA certificates trusted inside every image",
         flag: None,
+        get: |_| None,
+        set: |c, v, _| {
+            if let Value::Path(p) = v {
+                c.image.ca_certificates.push(p.clone());
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "image",
@@ -227,6 +257,20 @@ pub static KEYS: &[Key] = &[
         expects: "a string",
         help: "a custom base image by name, extended with stockade's runtime layer",
         flag: None,
+        get: |c| c.image.base.clone().map(Value::Str),
+        set: |c, v, scope| {
+            if let Value::Str(s) = v {
+                c.image.base = Some(s.clone());
+                c.image.base_from_project |= scope == Scope::Project;
+            }
+        },
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Str(image) => Some(format!(
+                "builds this project's sandbox on the image {image}"
+            )),
+            _ => None,
+        }),
     },
     Key {
         section: "image",
@@ -238,6 +282,21 @@ pub static KEYS: &[Key] = &[
         expects: "a path",
         help: "a Dockerfile that builds the custom base when it is missing",
         flag: None,
+        get: |c| c.image.base_dockerfile.clone().map(Value::Path),
+        set: |c, v, scope| {
+            if let Value::Path(p) = v {
+                c.image.base_dockerfile = Some(p.clone());
+                c.image.base_from_project |= scope == Scope::Project;
+            }
+        },
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Path(p) => Some(format!(
+                "builds this project's custom base from {} (its commands run at build time)",
+                p.display()
+            )),
+            _ => None,
+        }),
     },
     Key {
         section: "sandbox",
@@ -254,6 +313,16 @@ pub static KEYS: &[Key] = &[
             value_name: Some("NAME[=VALUE]"),
             help: "Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).",
         }),
+        get: |_| None,
+        set: |c, v, _| match v {
+            Value::Env(EnvSetting::Pass { name }) => c.sandbox.env.push(name.clone()),
+            Value::Env(EnvSetting::Set { name, value }) => {
+                c.sandbox.set_env.push((name.clone(), value.clone()));
+            }
+            _ => {}
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -270,6 +339,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("SRC[:DST][:ro]"),
             help: "Extra bind mount, SRC[:DST][:ro] (repeatable).",
         }),
+        get: |_| None,
+        set: |c, v, _| {
+            if let Value::Mount(m) = v {
+                c.sandbox.mounts.push(m.clone());
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -286,6 +363,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("PORT"),
             help: "Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).",
         }),
+        get: |_| None,
+        set: |c, v, _| {
+            if let Value::Port(p) = v {
+                c.sandbox.ports.push(p.clone());
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -302,6 +387,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("SIZE"),
             help: "Memory limit, e.g. 4g.",
         }),
+        get: |c| c.sandbox.memory.map(Value::Bytes),
+        set: |c, v, _| {
+            if let Value::Bytes(b) = v {
+                c.sandbox.memory = Some(*b);
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -318,6 +411,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("N"),
             help: "CPU limit, e.g. 2 or 1.5.",
         }),
+        get: |c| c.sandbox.cpus.map(Value::Cpus),
+        set: |c, v, _| {
+            if let Value::Cpus(n) = v {
+                c.sandbox.cpus = Some(*n);
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -334,6 +435,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("N"),
             help: "Process limit.",
         }),
+        get: |c| Some(Value::Int(c.sandbox.pids_limit)),
+        set: |c, v, _| {
+            if let Value::Int(i) = v {
+                c.sandbox.pids_limit = *i;
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -345,6 +454,14 @@ pub static KEYS: &[Key] = &[
         expects: "a size",
         help: "size limit of the /tmp tmpfs (it counts against memory), e.g. \"2g\"",
         flag: None,
+        get: |c| Some(Value::Bytes(c.sandbox.tmp_size)),
+        set: |c, v, _| {
+            if let Value::Bytes(b) = v {
+                c.sandbox.tmp_size = *b;
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -361,6 +478,14 @@ pub static KEYS: &[Key] = &[
             value_name: Some("NETWORK"),
             help: "Network: bridge or none.",
         }),
+        get: |c| Some(Value::Network(c.sandbox.network)),
+        set: |c, v, _| {
+            if let Value::Network(n) = v {
+                c.sandbox.network = *n;
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -377,6 +502,14 @@ pub static KEYS: &[Key] = &[
             value_name: None,
             help: "Mount the image read-only.",
         }),
+        get: |c| Some(Value::Bool(c.sandbox.read_only_root)),
+        set: |c, v, _| {
+            if let Value::Bool(b) = v {
+                c.sandbox.read_only_root = *b;
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -392,6 +525,17 @@ pub static KEYS: &[Key] = &[
             short: None,
             value_name: None,
             help: "Passwordless sudo inside (lifts no-new-privileges for this sandbox).",
+        }),
+        get: |c| Some(Value::Bool(c.sandbox.sudo)),
+        set: |c, v, _| {
+            if let Value::Bool(b) = v {
+                c.sandbox.sudo = *b;
+            }
+        },
+        warning: None,
+        concern: Some(|v| {
+            (*v == Value::Bool(true))
+                .then(|| "enables sudo inside (no-new-privileges lifted)".to_owned())
         }),
     },
     Key {
@@ -409,6 +553,17 @@ pub static KEYS: &[Key] = &[
             value_name: None,
             help: "Forward the host's SSH agent into the sandbox.",
         }),
+        get: |c| Some(Value::Bool(c.sandbox.ssh_agent)),
+        set: |c, v, _| {
+            if let Value::Bool(b) = v {
+                c.sandbox.ssh_agent = *b;
+            }
+        },
+        warning: None,
+        concern: Some(|v| {
+            (*v == Value::Bool(true))
+                .then(|| "forwards your SSH agent (it can sign with your keys)".to_owned())
+        }),
     },
     Key {
         section: "sandbox",
@@ -420,6 +575,20 @@ pub static KEYS: &[Key] = &[
         expects: "a boolean",
         help: "mount the engine socket: gives the sandbox control of the host",
         flag: None,
+        get: |c| Some(Value::Bool(c.sandbox.docker_socket)),
+        set: |c, v, _| {
+            if let Value::Bool(b) = v {
+                c.sandbox.docker_socket = *b;
+            }
+        },
+        warning: Some(
+            "docker_socket = true: the sandbox can control the container engine, \
+             which is root on this host in all but name",
+        ),
+        concern: Some(|v| {
+            (*v == Value::Bool(true))
+                .then(|| "mounts the engine socket (control of the host's containers)".to_owned())
+        }),
     },
     Key {
         section: "sandbox",
@@ -431,6 +600,14 @@ pub static KEYS: &[Key] = &[
         expects: "a list of strings",
         help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
         flag: None,
+        get: |_| None,
+        set: |c, v, _| {
+            if let Value::EngineOption(o) = v {
+                c.sandbox.engine_options.push(o.clone());
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "secrets",
@@ -442,6 +619,14 @@ pub static KEYS: &[Key] = &[
         expects: "a boolean",
         help: "scan the project for likely secrets before each launch",
         flag: None,
+        get: |c| Some(Value::Bool(c.secrets.scan)),
+        set: |c, v, _| {
+            if let Value::Bool(b) = v {
+                c.secrets.scan = *b;
+            }
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "secrets",
@@ -453,6 +638,14 @@ pub static KEYS: &[Key] = &[
         expects: "a list of strings",
         help: "globs (relative to the project root) the secret scan accepts",
         flag: None,
+        get: |_| None,
+        set: |c, v, _| {
+            if let Value::Str(g) = v {
+                c.secrets.allowlist.push(g.clone());
+            }
+        },
+        warning: None,
+        concern: Some(|v| Some(format!("lets the secret scan accept {v}"))),
     },
 ];
 

@@ -213,12 +213,11 @@ fn warnings(settings: &[Setting], config: &Config, home: &Path) -> Vec<Warning> 
                 }
             }
             Value::Bool(true)
-                if setting.key.name == "docker_socket" && config.sandbox.docker_socket =>
+                if (setting.key.get)(config) == Some(Value::Bool(true))
+                    && let Some(warning) = setting.key.warning =>
             {
                 out.push(Warning {
-                    message: "docker_socket = true: the sandbox can control the container engine, \
-                              which is root on this host in all but name"
-                        .to_owned(),
+                    message: warning.to_owned(),
                     source: setting.origin.source.clone(),
                 });
             }

@@ -1023,3 +1023,43 @@ fn a_project_agent_may_not_set_reserved_variables_either() {
     let err = f.loader(&[], &[]).load().unwrap_err();
     assert!(err.to_string().contains("bad name"), "{err}");
 }
+
+#[test]
+fn the_key_table_reads_and_writes_the_config() {
+    let config = Config::default();
+    for key in keys::KEYS {
+        match (key.shape, keys::default_value(key)) {
+            (keys::Shape::Scalar, Some(default)) => {
+                assert_eq!(config.value_of(key), Some(default), "{key:?}");
+            }
+            (keys::Shape::Scalar, None) | (keys::Shape::List, _) => {
+                assert_eq!(config.value_of(key), None, "{key:?}");
+            }
+        }
+    }
+    let f = Fixture::new("[sandbox]\ndocker_socket = true\ncpus = 1.5\n", "");
+    let resolved = f
+        .loader(&[], &[("--ssh-agent", "sandbox.ssh_agent", "true")])
+        .load()
+        .unwrap();
+    let cpus = keys::find("sandbox", "cpus").unwrap();
+    assert_eq!(resolved.config.value_of(cpus), Some(Value::Cpus(1500)));
+    assert!(resolved.config.sandbox.ssh_agent);
+    let warnings: Vec<&str> = resolved
+        .warnings
+        .iter()
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "docker_socket = true: the sandbox can control the container engine, which is root on this host in all but name"
+        ]
+    );
+    // A later layer turning it off silences it.
+    let resolved = f
+        .loader(&[("STOCKADE_SANDBOX_DOCKER_SOCKET", "false")], &[])
+        .load()
+        .unwrap();
+    assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+}
