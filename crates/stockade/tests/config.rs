@@ -99,13 +99,25 @@ fn show_json_with_sources() {
     let s = setup(GLOBAL, PROJECT);
     let (code, stdout, stderr) = stockade(
         &s,
-        &["config", "show", "--json", "--sources", "--sudo"],
+        &[
+            "config",
+            "show",
+            "--json",
+            "--sources",
+            "--sudo",
+            "--ssh-agent",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["config"]["sandbox"]["memory"], 2u64 << 30);
     assert_eq!(json["config"]["sandbox"]["sudo"], true);
+    assert_eq!(json["config"]["sandbox"]["ssh_agent"], true);
+    assert_eq!(
+        json["sources"]["sandbox.ssh_agent"],
+        serde_json::json!([{"kind": "flag", "flag": "--ssh-agent"}])
+    );
     assert_eq!(
         json["sources"]["sandbox.sudo"][0],
         serde_json::json!({"kind": "flag", "flag": "--sudo"})
@@ -143,56 +155,67 @@ fn init_writes_a_valid_commented_file_and_path_finds_it() {
     assert_eq!(code, 0, "{stderr}");
 }
 
-/// A failing `config show`: exit 1, nothing on stdout, stderr as a whole.
-fn show_errors(s: &Setup, args: &[&str], vars: &[(&str, &str)]) -> String {
+/// `config show` over these files fails: exit 1, nothing on stdout, and stderr as a whole is
+/// the snapshot `name`.
+fn show_errors(name: &str, files: [&str; 2], args: &[&str], vars: &[(&str, &str)]) -> String {
+    let s = setup(files[0], files[1]);
     let mut all = vec!["config", "show"];
     all.extend_from_slice(args);
-    let (code, stdout, stderr) = stockade(s, &all, vars);
+    let (code, stdout, stderr) = stockade(&s, &all, vars);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert_eq!(stdout, "");
+    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(name, stderr));
     stderr
 }
 
 #[test]
 fn errors_of_every_file_variable_and_flag_come_at_once() {
-    let s = setup(
-        "[image]\nform = \"mirror/debian:12\"\n\n[sandbox]\nmemory = true\npids_limit = \"24\"\n\n[tools]\nversion_cache_hours = \"24\"\n",
-        "[sandbx]\nsudo = true\n\n[sandbox]\ncpus = \"lots\"\n\n[agents.aider]\ninstall = \"pypi\"\npakage = \"aider-chat\"\n",
-    );
-    let stderr = show_errors(
-        &s,
+    show_errors(
+        "errors_of_every_file_variable_and_flag_come_at_once",
+        [
+            "[image]\nform = \"mirror/debian:12\"\n\n[sandbox]\nmemory = true\npids_limit = \"24\"\n\n[tools]\nversion_cache_hours = \"24\"\n",
+            "[sandbx]\nsudo = true\n\n[sandbox]\ncpus = \"lots\"\n\n[agents.aider]\ninstall = \"pypi\"\npakage = \"aider-chat\"\n",
+        ],
         &["--network", "host"],
         &[("STOCKADE_SANDBOX_MEMROY", "2g")],
     );
-    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stderr));
 }
 
 #[test]
 fn a_value_of_the_wrong_type_is_an_error_never_coerced() {
-    let s = setup(
-        "",
-        "[sandbox]\nsudo = \"yes\"\nread_only_root = \"no\"\npids_limit = \"512\"\n",
+    show_errors(
+        "a_value_of_the_wrong_type_is_an_error_never_coerced",
+        [
+            "",
+            "[sandbox]\nsudo = \"yes\"\nread_only_root = \"no\"\npids_limit = \"512\"\n",
+        ],
+        &[],
+        &[("STOCKADE_SECRETS_SCAN", "no")],
     );
-    let stderr = show_errors(&s, &[], &[("STOCKADE_SECRETS_SCAN", "no")]);
-    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stderr));
 }
 
 #[test]
 fn an_unknown_key_or_section_gets_a_did_you_mean() {
-    let s = setup("[sandbox]\nmemroy = \"2g\"\n\n[secret]\nscan = true\n", "");
-    let stderr = show_errors(&s, &[], &[]);
-    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stderr));
+    show_errors(
+        "an_unknown_key_or_section_gets_a_did_you_mean",
+        ["[sandbox]\nmemroy = \"2g\"\n\n[secret]\nscan = true\n", ""],
+        &[],
+        &[],
+    );
 }
 
 #[test]
 fn tools_and_agents_errors_come_with_the_sandbox_ones() {
-    let s = setup(
-        "[sandbox]\nsudo = 1\nnetwork = \"host\"\n\n[tools]\nversion_cache_hours = -1\ncache = 2\n\n[agents.moo]\ninstall = \"cargo\"\nversion = 2\nskip_permissions = \"no\"\nargs = [\"--x\", 3]\n\n[agents.cow]\ncomand = \"cowsay\"\n",
-        "",
+    let stderr = show_errors(
+        "tools_and_agents_errors_come_with_the_sandbox_ones",
+        [
+            "[sandbox]\nsudo = 1\nnetwork = \"host\"\n\n[tools]\nversion_cache_hours = -1\ncache = 2\n\n[agents.moo]\ninstall = \"cargo\"\nversion = 2\nskip_permissions = \"no\"\nargs = [\"--x\", 3]\n\n[agents.cow]\ncomand = \"cowsay\"\n",
+            "",
+        ],
+        &[],
+        &[],
     );
-    let stderr = show_errors(&s, &[], &[]);
     assert!(!stderr.contains("invalid type"), "{stderr}");
-    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stderr));
 }
 
 #[test]
@@ -222,18 +245,6 @@ fn ssh_agent_is_a_flag_layer_with_a_source() {
             "sudo = true                                  # flag --sudo",
             "ssh_agent = true                             # flag --ssh-agent",
         ]
-    );
-    let (code, stdout, stderr) = stockade(
-        &s,
-        &["config", "show", "--json", "--sources", "--ssh-agent"],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(json["config"]["sandbox"]["ssh_agent"], true);
-    assert_eq!(
-        json["sources"]["sandbox.ssh_agent"],
-        serde_json::json!([{"kind": "flag", "flag": "--ssh-agent"}])
     );
     // Before a command that launches nothing, it is a usage error like the other sandbox flags.
     let (code, _, stderr) = stockade(&s, &["--ssh-agent", "config", "path"], &[]);

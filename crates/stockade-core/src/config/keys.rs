@@ -93,6 +93,39 @@ pub struct Flag {
 }
 
 impl Flag {
+    /// A flag with a value (`--memory 4g`).
+    const fn value(long: &'static str, value_name: &'static str, help: &'static str) -> Self {
+        Self {
+            long,
+            short: None,
+            value_name: Some(value_name),
+            help,
+        }
+    }
+
+    /// A flag with a value and a one-letter form (`-e NAME`).
+    const fn short(
+        short: char,
+        long: &'static str,
+        value_name: &'static str,
+        help: &'static str,
+    ) -> Self {
+        Self {
+            short: Some(short),
+            ..Self::value(long, value_name, help)
+        }
+    }
+
+    /// A switch: it sets `true`.
+    const fn switch(long: &'static str, help: &'static str) -> Self {
+        Self {
+            long,
+            short: None,
+            value_name: None,
+            help,
+        }
+    }
+
     /// `--long`, as typed.
     pub fn name(&self) -> String {
         format!("--{}", self.long)
@@ -208,6 +241,71 @@ pub fn default_value(key: &Key) -> Option<Value> {
     (key.parse)(&Raw::Text(text.to_owned()), &cx).ok()
 }
 
+/// A boolean key's approval concern: said when a project sets it to `true`.
+fn when_true(value: &Value, what: &str) -> Option<String> {
+    (*value == Value::Bool(true)).then(|| what.to_owned())
+}
+
+/// `Key::get` of a field (`get!(Bool, sandbox.sudo)`).
+macro_rules! get {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &Config| Some(Value::$kind(c.$($field).+.clone()))
+    };
+}
+
+/// `Key::get` of an optional field.
+macro_rules! get_some {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &Config| c.$($field).+.clone().map(Value::$kind)
+    };
+}
+
+/// `Key::set` of a field: the value replaces it.
+macro_rules! set {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+ = x.clone();
+            }
+        }
+    };
+}
+
+/// `Key::set` of an optional field.
+macro_rules! set_some {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+ = Some(x.clone());
+            }
+        }
+    };
+}
+
+/// `Key::set` of a list: the value is appended.
+macro_rules! push {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+.push(x.clone());
+            }
+        }
+    };
+}
+
+/// `Key::set` of `[image] base` or `base_dockerfile`: set in a project file, the custom base
+/// belongs to that project.
+macro_rules! set_base {
+    ($kind:ident, $field:ident) => {
+        |c: &mut Config, v: &Value, scope: Scope| {
+            if let Value::$kind(x) = v {
+                c.image.$field = Some(x.clone());
+                c.image.base_from_project |= scope == Scope::Project;
+            }
+        }
+    };
+}
+
 pub static KEYS: &[Key] = &[
     Key {
         section: "image",
@@ -219,12 +317,8 @@ pub static KEYS: &[Key] = &[
         expects: "a string",
         help: "image the foundation is built FROM (a mirror, or a local image when offline)",
         flag: None,
-        get: |c| Some(Value::Str(c.image.from.clone())),
-        set: |c, v, _| {
-            if let Value::Str(s) = v {
-                c.image.from = s.clone();
-            }
-        },
+        get: get!(Str, image.from),
+        set: set!(Str, image.from),
         warning: None,
         concern: None,
     },
@@ -239,11 +333,7 @@ pub static KEYS: &[Key] = &[
         help: "PEM files of extra CA certificates trusted inside every image",
         flag: None,
         get: |_| None,
-        set: |c, v, _| {
-            if let Value::Path(p) = v {
-                c.image.ca_certificates.push(p.clone());
-            }
-        },
+        set: push!(Path, image.ca_certificates),
         warning: None,
         concern: None,
     },
@@ -257,13 +347,8 @@ pub static KEYS: &[Key] = &[
         expects: "a string",
         help: "a custom base image by name, extended with stockade's runtime layer",
         flag: None,
-        get: |c| c.image.base.clone().map(Value::Str),
-        set: |c, v, scope| {
-            if let Value::Str(s) = v {
-                c.image.base = Some(s.clone());
-                c.image.base_from_project |= scope == Scope::Project;
-            }
-        },
+        get: get_some!(Str, image.base),
+        set: set_base!(Str, base),
         warning: None,
         concern: Some(|v| match v {
             Value::Str(image) => Some(format!(
@@ -282,13 +367,8 @@ pub static KEYS: &[Key] = &[
         expects: "a path",
         help: "a Dockerfile that builds the custom base when it is missing",
         flag: None,
-        get: |c| c.image.base_dockerfile.clone().map(Value::Path),
-        set: |c, v, scope| {
-            if let Value::Path(p) = v {
-                c.image.base_dockerfile = Some(p.clone());
-                c.image.base_from_project |= scope == Scope::Project;
-            }
-        },
+        get: get_some!(Path, image.base_dockerfile),
+        set: set_base!(Path, base_dockerfile),
         warning: None,
         concern: Some(|v| match v {
             Value::Path(p) => Some(format!(
@@ -307,12 +387,12 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::env_entry(raw),
         expects: "a list of strings",
         help: "NAME passes a host variable through when set; NAME=value sets one",
-        flag: Some(Flag {
-            long: "env",
-            short: Some('e'),
-            value_name: Some("NAME[=VALUE]"),
-            help: "Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).",
-        }),
+        flag: Some(Flag::short(
+            'e',
+            "env",
+            "NAME[=VALUE]",
+            "Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).",
+        )),
         get: |_| None,
         set: |c, v, _| match v {
             Value::Env(EnvSetting::Pass { name }) => c.sandbox.env.push(name.clone()),
@@ -333,18 +413,13 @@ pub static KEYS: &[Key] = &[
         parse: value::mount,
         expects: "a list of strings",
         help: "extra bind mounts, \"src[:dst][:ro]\"",
-        flag: Some(Flag {
-            long: "mount",
-            short: None,
-            value_name: Some("SRC[:DST][:ro]"),
-            help: "Extra bind mount, SRC[:DST][:ro] (repeatable).",
-        }),
+        flag: Some(Flag::value(
+            "mount",
+            "SRC[:DST][:ro]",
+            "Extra bind mount, SRC[:DST][:ro] (repeatable).",
+        )),
         get: |_| None,
-        set: |c, v, _| {
-            if let Value::Mount(m) = v {
-                c.sandbox.mounts.push(m.clone());
-            }
-        },
+        set: push!(Mount, sandbox.mounts),
         warning: None,
         concern: None,
     },
@@ -357,18 +432,14 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::port(raw),
         expects: "a list of strings",
         help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
-        flag: Some(Flag {
-            long: "port",
-            short: Some('p'),
-            value_name: Some("PORT"),
-            help: "Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).",
-        }),
+        flag: Some(Flag::short(
+            'p',
+            "port",
+            "PORT",
+            "Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).",
+        )),
         get: |_| None,
-        set: |c, v, _| {
-            if let Value::Port(p) = v {
-                c.sandbox.ports.push(p.clone());
-            }
-        },
+        set: push!(Port, sandbox.ports),
         warning: None,
         concern: None,
     },
@@ -381,18 +452,9 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::memory(raw),
         expects: "a size",
         help: "memory limit, e.g. \"4g\"",
-        flag: Some(Flag {
-            long: "memory",
-            short: None,
-            value_name: Some("SIZE"),
-            help: "Memory limit, e.g. 4g.",
-        }),
-        get: |c| c.sandbox.memory.map(Value::Bytes),
-        set: |c, v, _| {
-            if let Value::Bytes(b) = v {
-                c.sandbox.memory = Some(*b);
-            }
-        },
+        flag: Some(Flag::value("memory", "SIZE", "Memory limit, e.g. 4g.")),
+        get: get_some!(Bytes, sandbox.memory),
+        set: set_some!(Bytes, sandbox.memory),
         warning: None,
         concern: None,
     },
@@ -405,18 +467,9 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::cpus(raw),
         expects: "a number",
         help: "CPU limit, e.g. 2 or 1.5",
-        flag: Some(Flag {
-            long: "cpus",
-            short: None,
-            value_name: Some("N"),
-            help: "CPU limit, e.g. 2 or 1.5.",
-        }),
-        get: |c| c.sandbox.cpus.map(Value::Cpus),
-        set: |c, v, _| {
-            if let Value::Cpus(n) = v {
-                c.sandbox.cpus = Some(*n);
-            }
-        },
+        flag: Some(Flag::value("cpus", "N", "CPU limit, e.g. 2 or 1.5.")),
+        get: get_some!(Cpus, sandbox.cpus),
+        set: set_some!(Cpus, sandbox.cpus),
         warning: None,
         concern: None,
     },
@@ -429,18 +482,9 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::pids_limit(raw),
         expects: "an integer",
         help: "maximum number of processes",
-        flag: Some(Flag {
-            long: "pids-limit",
-            short: None,
-            value_name: Some("N"),
-            help: "Process limit.",
-        }),
-        get: |c| Some(Value::Int(c.sandbox.pids_limit)),
-        set: |c, v, _| {
-            if let Value::Int(i) = v {
-                c.sandbox.pids_limit = *i;
-            }
-        },
+        flag: Some(Flag::value("pids-limit", "N", "Process limit.")),
+        get: get!(Int, sandbox.pids_limit),
+        set: set!(Int, sandbox.pids_limit),
         warning: None,
         concern: None,
     },
@@ -454,12 +498,8 @@ pub static KEYS: &[Key] = &[
         expects: "a size",
         help: "size limit of the /tmp tmpfs (it counts against memory), e.g. \"2g\"",
         flag: None,
-        get: |c| Some(Value::Bytes(c.sandbox.tmp_size)),
-        set: |c, v, _| {
-            if let Value::Bytes(b) = v {
-                c.sandbox.tmp_size = *b;
-            }
-        },
+        get: get!(Bytes, sandbox.tmp_size),
+        set: set!(Bytes, sandbox.tmp_size),
         warning: None,
         concern: None,
     },
@@ -472,18 +512,13 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::network(raw),
         expects: "a string",
         help: "\"bridge\" or \"none\"",
-        flag: Some(Flag {
-            long: "network",
-            short: None,
-            value_name: Some("NETWORK"),
-            help: "Network: bridge or none.",
-        }),
-        get: |c| Some(Value::Network(c.sandbox.network)),
-        set: |c, v, _| {
-            if let Value::Network(n) = v {
-                c.sandbox.network = *n;
-            }
-        },
+        flag: Some(Flag::value(
+            "network",
+            "NETWORK",
+            "Network: bridge or none.",
+        )),
+        get: get!(Network, sandbox.network),
+        set: set!(Network, sandbox.network),
         warning: None,
         concern: None,
     },
@@ -496,18 +531,9 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
-        flag: Some(Flag {
-            long: "read-only-root",
-            short: None,
-            value_name: None,
-            help: "Mount the image read-only.",
-        }),
-        get: |c| Some(Value::Bool(c.sandbox.read_only_root)),
-        set: |c, v, _| {
-            if let Value::Bool(b) = v {
-                c.sandbox.read_only_root = *b;
-            }
-        },
+        flag: Some(Flag::switch("read-only-root", "Mount the image read-only.")),
+        get: get!(Bool, sandbox.read_only_root),
+        set: set!(Bool, sandbox.read_only_root),
         warning: None,
         concern: None,
     },
@@ -520,23 +546,14 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
-        flag: Some(Flag {
-            long: "sudo",
-            short: None,
-            value_name: None,
-            help: "Passwordless sudo inside (lifts no-new-privileges for this sandbox).",
-        }),
-        get: |c| Some(Value::Bool(c.sandbox.sudo)),
-        set: |c, v, _| {
-            if let Value::Bool(b) = v {
-                c.sandbox.sudo = *b;
-            }
-        },
+        flag: Some(Flag::switch(
+            "sudo",
+            "Passwordless sudo inside (lifts no-new-privileges for this sandbox).",
+        )),
+        get: get!(Bool, sandbox.sudo),
+        set: set!(Bool, sandbox.sudo),
         warning: None,
-        concern: Some(|v| {
-            (*v == Value::Bool(true))
-                .then(|| "enables sudo inside (no-new-privileges lifted)".to_owned())
-        }),
+        concern: Some(|v| when_true(v, "enables sudo inside (no-new-privileges lifted)")),
     },
     Key {
         section: "sandbox",
@@ -547,23 +564,14 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
-        flag: Some(Flag {
-            long: "ssh-agent",
-            short: None,
-            value_name: None,
-            help: "Forward the host's SSH agent into the sandbox.",
-        }),
-        get: |c| Some(Value::Bool(c.sandbox.ssh_agent)),
-        set: |c, v, _| {
-            if let Value::Bool(b) = v {
-                c.sandbox.ssh_agent = *b;
-            }
-        },
+        flag: Some(Flag::switch(
+            "ssh-agent",
+            "Forward the host's SSH agent into the sandbox.",
+        )),
+        get: get!(Bool, sandbox.ssh_agent),
+        set: set!(Bool, sandbox.ssh_agent),
         warning: None,
-        concern: Some(|v| {
-            (*v == Value::Bool(true))
-                .then(|| "forwards your SSH agent (it can sign with your keys)".to_owned())
-        }),
+        concern: Some(|v| when_true(v, "forwards your SSH agent (it can sign with your keys)")),
     },
     Key {
         section: "sandbox",
@@ -575,19 +583,17 @@ pub static KEYS: &[Key] = &[
         expects: "a boolean",
         help: "mount the engine socket: gives the sandbox control of the host",
         flag: None,
-        get: |c| Some(Value::Bool(c.sandbox.docker_socket)),
-        set: |c, v, _| {
-            if let Value::Bool(b) = v {
-                c.sandbox.docker_socket = *b;
-            }
-        },
+        get: get!(Bool, sandbox.docker_socket),
+        set: set!(Bool, sandbox.docker_socket),
         warning: Some(
             "docker_socket = true: the sandbox can control the container engine, \
              which is root on this host in all but name",
         ),
         concern: Some(|v| {
-            (*v == Value::Bool(true))
-                .then(|| "mounts the engine socket (control of the host's containers)".to_owned())
+            when_true(
+                v,
+                "mounts the engine socket (control of the host's containers)",
+            )
         }),
     },
     Key {
@@ -601,11 +607,7 @@ pub static KEYS: &[Key] = &[
         help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
         flag: None,
         get: |_| None,
-        set: |c, v, _| {
-            if let Value::EngineOption(o) = v {
-                c.sandbox.engine_options.push(o.clone());
-            }
-        },
+        set: push!(EngineOption, sandbox.engine_options),
         warning: None,
         concern: None,
     },
@@ -619,12 +621,8 @@ pub static KEYS: &[Key] = &[
         expects: "a boolean",
         help: "scan the project for likely secrets before each launch",
         flag: None,
-        get: |c| Some(Value::Bool(c.secrets.scan)),
-        set: |c, v, _| {
-            if let Value::Bool(b) = v {
-                c.secrets.scan = *b;
-            }
-        },
+        get: get!(Bool, secrets.scan),
+        set: set!(Bool, secrets.scan),
         warning: None,
         concern: None,
     },
@@ -639,11 +637,7 @@ pub static KEYS: &[Key] = &[
         help: "globs (relative to the project root) the secret scan accepts",
         flag: None,
         get: |_| None,
-        set: |c, v, _| {
-            if let Value::Str(g) = v {
-                c.secrets.allowlist.push(g.clone());
-            }
-        },
+        set: push!(Str, secrets.allowlist),
         warning: None,
         concern: Some(|v| Some(format!("lets the secret scan accept {v}"))),
     },
