@@ -88,7 +88,13 @@ fn show_sources_over_global_project_env_and_flags() {
 
 #[test]
 fn show_without_sources_and_extends_false() {
-    let s = setup(GLOBAL, &format!("extends = false\n{PROJECT}"));
+    // Without the global file, the project describes aider in full (a custom agent needs
+    // `install` and `package`).
+    let project = PROJECT.replace(
+        "[agents.aider]\n",
+        "[agents.aider]\ninstall = \"pypi\"\npackage = \"aider-chat\"\n",
+    );
+    let s = setup(GLOBAL, &format!("extends = false\n{project}"));
     let (code, stdout, stderr) = stockade(&s, &["config", "show"], &[]);
     assert_eq!(code, 0, "{stderr}");
     snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(stdout));
@@ -209,7 +215,7 @@ fn tools_and_agents_errors_come_with_the_sandbox_ones() {
     let stderr = show_errors(
         "tools_and_agents_errors_come_with_the_sandbox_ones",
         [
-            "[sandbox]\nsudo = 1\nnetwork = \"host\"\n\n[tools]\nversion_cache_hours = -1\ncache = 2\n\n[agents.moo]\ninstall = \"cargo\"\nversion = 2\nskip_permissions = \"no\"\nargs = [\"--x\", 3]\n\n[agents.cow]\ncomand = \"cowsay\"\n",
+            "[sandbox]\nsudo = 1\nnetwork = \"host\"\n\n[tools]\nversion_cache_hours = -1\ncache = 2\n\n[agents.moo]\ninstall = \"cargo\"\nversion = 2\nskip_permissions = \"no\"\nargs = [\"--x\", 3]\n\n[agents.cow]\ncomand = \"cowsay\"\n\n[agents.claud]\nversion = \"2.1.0\"\n",
             "",
         ],
         &[],

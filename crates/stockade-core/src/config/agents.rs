@@ -8,7 +8,9 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::error::InvalidConfig;
 use super::sections::Validator;
+use super::source::Origin;
 use super::source::Scope;
 use super::value::{did_you_mean, is_env_name};
 
@@ -262,21 +264,31 @@ pub(super) fn read_tools(v: &mut Validator, item: &Spanned<DeValue<'_>>) -> Opti
     hours
 }
 
-/// One file's `[agents]`: each agent it describes, with only the fields it sets. Problems go
-/// to `v`, all of them.
+/// Where one file describes an agent, and which of its keys it writes (valid or not).
+#[derive(Debug, Clone)]
+pub struct AgentWritten {
+    pub name: String,
+    /// The agent's name in its `[agents.<name>]` header.
+    pub at: Origin,
+    pub keys: Vec<&'static str>,
+}
+
+/// One file's `[agents]`: each agent it describes, with only the fields it sets, and where.
+/// Problems go to `v`, all of them.
 pub(super) fn read_agents(
     v: &mut Validator,
     item: &Spanned<DeValue<'_>>,
     scope: Scope,
-) -> BTreeMap<String, AgentConfig> {
+) -> (BTreeMap<String, AgentConfig>, Vec<AgentWritten>) {
     let mut f = Fields {
         v,
         table: "agents".to_owned(),
     };
     let Some(agents) = f.table(item, "write one [agents.<name>] section per agent") else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), Vec::new());
     };
     let mut sections = Vec::new();
+    let mut written = Vec::new();
     for (name, value) in agents.iter() {
         let name = Spanned::new(name.span(), name.get_ref().to_string());
         f.table = format!("agents.{}", name.get_ref());
@@ -284,8 +296,10 @@ pub(super) fn read_agents(
             continue;
         };
         let mut section = AgentSection::default();
+        let mut keys = Vec::new();
         for (key, value) in table.iter() {
             let k = key.get_ref().as_ref();
+            keys.extend(AGENT_KEYS.iter().find(|known| **known == k));
             match k {
                 "install" => section.install = f.string(k, value),
                 "package" => section.package = f.string(k, value),
@@ -307,12 +321,69 @@ pub(super) fn read_agents(
                 "skip_permissions" => {
                     section.skip_permissions = f.boolean(k, value).map(Spanned::into_inner);
                 }
-                _ => f.unknown(key, AGENT_KEYS),
+                _ => {
+                    // A misspelt key counts as the key meant: its error says so already.
+                    keys.extend(
+                        did_you_mean(k, AGENT_KEYS)
+                            .and_then(|near| AGENT_KEYS.iter().find(|known| **known == near)),
+                    );
+                    f.unknown(key, AGENT_KEYS);
+                }
             }
         }
+        if !is_agent_name(name.get_ref()) {
+            // Reported by the validation below; not an agent.
+            sections.push((name, section));
+            continue;
+        }
+        written.push(AgentWritten {
+            name: name.get_ref().clone(),
+            at: Origin::file(scope, f.v.path().to_path_buf(), f.v.text(), name.span()),
+            keys,
+        });
         sections.push((name, section));
     }
-    validate_agents(f.v, sections, scope)
+    (validate_agents(f.v, sections, scope), written)
+}
+
+/// The keys a custom agent (one not in the built-in catalog) needs from some file.
+const CUSTOM_AGENT_NEEDS: &[&str] = &["install", "package"];
+
+/// Custom agents that the applied files, together, leave without `install` or `package`:
+/// reported where the last of them describes the agent, with "did you mean" when the name is
+/// close to a built-in agent's. `files`: the applied file layers, global first.
+pub(super) fn incomplete(files: &[&[AgentWritten]]) -> Vec<InvalidConfig> {
+    let builtin: Vec<&str> = crate::agents::BUILTIN.iter().map(|b| b.name).collect();
+    // Each agent: where the last file describes it, and the keys all of them write.
+    let mut seen: BTreeMap<&str, (&Origin, Vec<&str>)> = BTreeMap::new();
+    for agent in files.iter().flat_map(|written| written.iter()) {
+        let entry = seen
+            .entry(agent.name.as_str())
+            .or_insert((&agent.at, Vec::new()));
+        entry.0 = &agent.at;
+        entry.1.extend(&agent.keys);
+    }
+    let mut errors = Vec::new();
+    for (name, (at, keys)) in seen {
+        let missing: Vec<String> = CUSTOM_AGENT_NEEDS
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .map(|k| format!("`{k}`"))
+            .collect();
+        if builtin.contains(&name) || missing.is_empty() {
+            continue;
+        }
+        let needs = "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package`";
+        errors.push(at.error(
+            format!("custom agent `{name}` has no {}", missing.join(" and no ")),
+            "not a built-in agent",
+            Some(match did_you_mean(name, &builtin) {
+                Some(near) => format!("did you mean [agents.{near}]? Otherwise {needs}"),
+                None => format!("{needs} (see docs/agents.md)"),
+            }),
+        ));
+    }
+    errors
 }
 
 /// Install kinds stockade knows.

@@ -32,6 +32,8 @@ pub struct Layer {
     pub sections: Vec<RawSection>,
     /// `[agents.<name>]`: what this layer sets for each agent.
     pub agents: BTreeMap<String, AgentConfig>,
+    /// Where this file describes each agent, and which keys it writes.
+    pub agents_written: Vec<agents::AgentWritten>,
     /// `[tools] version_cache_hours`, when this layer sets it.
     pub version_cache_hours: Option<u64>,
 }
@@ -159,7 +161,7 @@ fn parse_table(
             // Read with the rest of the file: its problems join the others.
             let mut v = Validator::new(path.to_path_buf(), shared.clone());
             if name == "agents" {
-                layer.agents = agents::read_agents(&mut v, item, scope);
+                (layer.agents, layer.agents_written) = agents::read_agents(&mut v, item, scope);
             } else {
                 layer.version_cache_hours = agents::read_tools(&mut v, item);
             }

@@ -84,6 +84,14 @@ impl Loader {
             Some(None) => Layer::default(),
             None => load_file(&self.project, Scope::Project, places, &mut errors)?,
         };
+        // Custom agents the applied files leave incomplete (before the variables' errors).
+        let applied: Vec<&[super::agents::AgentWritten]> = match project.extends {
+            Some(false) => vec![&project.agents_written],
+            _ => vec![&global.agents_written, &project.agents_written],
+        };
+        errors.extend(super::agents::incomplete(&applied));
+        // The files' errors: the global file's, then the project's, each in text order.
+        errors.sort_by_key(|e| (e.path != self.global, e.line, e.column));
         let env = parse_env(&self.env, places, &mut errors);
         let flags = parse_flags(&self.flags, places, &mut errors);
         if !errors.is_empty() {

@@ -40,6 +40,14 @@ impl Validator {
         }
     }
 
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub fn text(&self) -> Arc<str> {
+        self.text.clone()
+    }
+
     pub fn error<T>(
         &mut self,
         at: &Spanned<T>,

@@ -373,6 +373,13 @@ comand = \"x\"
                 4,
                 Some("write a number without quotes, e.g. 2 or 1.5")
             ),
+            (
+                "config.toml".to_owned(),
+                1,
+                Some(
+                    "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package` (see docs/agents.md)"
+                )
+            ),
             ("config.toml".to_owned(), 2, Some("did you mean `command`?")),
             ("config.toml".to_owned(), 3, Some("did you mean `sandbox`?")),
             (
@@ -758,9 +765,10 @@ fn bad_agent_values_point_at_them() {
     ) {
         Err(ConfigError::Invalid { errors }) => {
             let at: Vec<_> = errors.iter().map(|e| e.line).collect();
-            assert_eq!(at, vec![1, 4, 5, 6, 6], "{errors:?}");
+            assert_eq!(at, vec![1, 3, 4, 5, 6, 6], "{errors:?}");
+            assert_eq!(errors[1].message, "custom agent `x` has no `package`");
             assert!(
-                errors[1]
+                errors[2]
                     .help
                     .as_deref()
                     .unwrap_or("")
@@ -1041,4 +1049,52 @@ fn the_key_table_reads_and_writes_the_config() {
         .load()
         .unwrap();
     assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+}
+
+#[test]
+fn a_custom_agent_needs_install_and_package_from_some_file() {
+    // Complete across the layers: the global file installs it, the project pins it.
+    let f = Fixture::new(
+        "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\n",
+        "[agents.moo]\nversion = \"1.6.0\"\n[agents.claude]\nversion = \"2.1.0\"\n",
+    );
+    f.loader(&[], &[]).load().unwrap();
+    // A name close to a built-in agent's gets a did-you-mean.
+    let f = Fixture::new(
+        "[agents.claud]\nversion = \"2.1.0\"\n",
+        "extends = false\n[agents.moo]\nversion = \"1.6.0\"\n",
+    );
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<(String, Option<&str>)> = errors
+        .iter()
+        .map(|e| (e.to_string(), e.help.as_deref()))
+        .collect();
+    let project = f.dir.path().join("project/.stockade/config.toml");
+    assert_eq!(
+        got,
+        [(
+            format!(
+                "{}:2:9: custom agent `moo` has no `install` and no `package`",
+                project.display()
+            ),
+            Some(
+                "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package` (see docs/agents.md)"
+            )
+        )],
+        "the global file is ignored (extends = false)"
+    );
+    let f = Fixture::new("[agents.claud]\nversion = \"2.1.0\"\n", "");
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some(
+            "did you mean [agents.claude]? Otherwise a custom agent needs `install = \"npm\"` (or \"pypi\") and `package`"
+        )
+    );
 }
