@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn every_key_and_entry_has_a_class() {
-        // Keys carry their class by construction; top-level entries and serde sections are
+        // Keys carry their class by construction; top-level entries and map sections are
         // looked up by name, so a new one without an entry fails here.
         for name in TOP_LEVEL.iter().chain(MAP_SECTIONS) {
             assert!(

@@ -151,12 +151,24 @@ impl FromArgMatches for SandboxFlags {
     }
 }
 
+/// A flag's help: its key's, as a sentence (a list key's flag repeats).
+fn flag_help(key: &keys::Key) -> String {
+    let mut chars = key.help.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string());
+    let repeat = if key.shape == Shape::List {
+        " (repeatable)"
+    } else {
+        ""
+    };
+    format!("{}{}{repeat}.", first.unwrap_or_default(), chars.as_str())
+}
+
 impl Args for SandboxFlags {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         keys::flagged().fold(cmd, |cmd, (key, flag)| {
             let arg = Arg::new(flag.long)
                 .long(flag.long)
-                .help(flag.help)
+                .help(flag_help(key))
                 .help_heading("Sandbox");
             let arg = match flag.short {
                 Some(short) => arg.short(short),

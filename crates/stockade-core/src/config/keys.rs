@@ -88,41 +88,34 @@ pub struct Flag {
     pub long: &'static str,
     pub short: Option<char>,
     /// The value's placeholder in `--help`; `None`: a switch without a value (sets `true`).
+    /// Its help text is the key's.
     pub value_name: Option<&'static str>,
-    pub help: &'static str,
 }
 
 impl Flag {
     /// A flag with a value (`--memory 4g`).
-    const fn value(long: &'static str, value_name: &'static str, help: &'static str) -> Self {
+    const fn value(long: &'static str, value_name: &'static str) -> Self {
         Self {
             long,
             short: None,
             value_name: Some(value_name),
-            help,
         }
     }
 
     /// A flag with a value and a one-letter form (`-e NAME`).
-    const fn short(
-        short: char,
-        long: &'static str,
-        value_name: &'static str,
-        help: &'static str,
-    ) -> Self {
+    const fn short(short: char, long: &'static str, value_name: &'static str) -> Self {
         Self {
             short: Some(short),
-            ..Self::value(long, value_name, help)
+            ..Self::value(long, value_name)
         }
     }
 
     /// A switch: it sets `true`.
-    const fn switch(long: &'static str, help: &'static str) -> Self {
+    const fn switch(long: &'static str) -> Self {
         Self {
             long,
             short: None,
             value_name: None,
-            help,
         }
     }
 
@@ -168,7 +161,7 @@ pub const SECTIONS: &[&str] = &["image", "sandbox", "secrets"];
 pub const TOP_LEVEL: &[&str] = &["extends"];
 
 /// A top-level entry the key table does not describe key by key: `extends` and the sections
-/// with a serde schema of their own (`[agents.<name>]`, `[tools]`).
+/// read by their own walker (`[agents.<name>]`, `[tools]`: see `agents.rs`).
 #[derive(Debug)]
 pub struct Entry {
     pub name: &'static str,
@@ -387,12 +380,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::env_entry(raw),
         expects: "a list of strings",
         help: "NAME passes a host variable through when set; NAME=value sets one",
-        flag: Some(Flag::short(
-            'e',
-            "env",
-            "NAME[=VALUE]",
-            "Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).",
-        )),
+        flag: Some(Flag::short('e', "env", "NAME[=VALUE]")),
         get: |_| None,
         set: |c, v, _| match v {
             Value::Env(EnvSetting::Pass { name }) => c.sandbox.env.push(name.clone()),
@@ -413,11 +401,7 @@ pub static KEYS: &[Key] = &[
         parse: value::mount,
         expects: "a list of strings",
         help: "extra bind mounts, \"src[:dst][:ro]\"",
-        flag: Some(Flag::value(
-            "mount",
-            "SRC[:DST][:ro]",
-            "Extra bind mount, SRC[:DST][:ro] (repeatable).",
-        )),
+        flag: Some(Flag::value("mount", "SRC[:DST][:ro]")),
         get: |_| None,
         set: push!(Mount, sandbox.mounts),
         warning: None,
@@ -432,12 +416,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::port(raw),
         expects: "a list of strings",
         help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
-        flag: Some(Flag::short(
-            'p',
-            "port",
-            "PORT",
-            "Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).",
-        )),
+        flag: Some(Flag::short('p', "port", "PORT")),
         get: |_| None,
         set: push!(Port, sandbox.ports),
         warning: None,
@@ -452,7 +431,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::memory(raw),
         expects: "a size",
         help: "memory limit, e.g. \"4g\"",
-        flag: Some(Flag::value("memory", "SIZE", "Memory limit, e.g. 4g.")),
+        flag: Some(Flag::value("memory", "SIZE")),
         get: get_some!(Bytes, sandbox.memory),
         set: set_some!(Bytes, sandbox.memory),
         warning: None,
@@ -467,7 +446,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::cpus(raw),
         expects: "a number",
         help: "CPU limit, e.g. 2 or 1.5",
-        flag: Some(Flag::value("cpus", "N", "CPU limit, e.g. 2 or 1.5.")),
+        flag: Some(Flag::value("cpus", "N")),
         get: get_some!(Cpus, sandbox.cpus),
         set: set_some!(Cpus, sandbox.cpus),
         warning: None,
@@ -482,7 +461,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::pids_limit(raw),
         expects: "an integer",
         help: "maximum number of processes",
-        flag: Some(Flag::value("pids-limit", "N", "Process limit.")),
+        flag: Some(Flag::value("pids-limit", "N")),
         get: get!(Int, sandbox.pids_limit),
         set: set!(Int, sandbox.pids_limit),
         warning: None,
@@ -511,12 +490,8 @@ pub static KEYS: &[Key] = &[
         default: Some("bridge"),
         parse: |raw, _| value::network(raw),
         expects: "a string",
-        help: "\"bridge\" or \"none\"",
-        flag: Some(Flag::value(
-            "network",
-            "NETWORK",
-            "Network: bridge or none.",
-        )),
+        help: "network: \"bridge\" or \"none\"",
+        flag: Some(Flag::value("network", "NETWORK")),
         get: get!(Network, sandbox.network),
         set: set!(Network, sandbox.network),
         warning: None,
@@ -531,7 +506,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
-        flag: Some(Flag::switch("read-only-root", "Mount the image read-only.")),
+        flag: Some(Flag::switch("read-only-root")),
         get: get!(Bool, sandbox.read_only_root),
         set: set!(Bool, sandbox.read_only_root),
         warning: None,
@@ -546,10 +521,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
-        flag: Some(Flag::switch(
-            "sudo",
-            "Passwordless sudo inside (lifts no-new-privileges for this sandbox).",
-        )),
+        flag: Some(Flag::switch("sudo")),
         get: get!(Bool, sandbox.sudo),
         set: set!(Bool, sandbox.sudo),
         warning: None,
@@ -564,10 +536,7 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
-        flag: Some(Flag::switch(
-            "ssh-agent",
-            "Forward the host's SSH agent into the sandbox.",
-        )),
+        flag: Some(Flag::switch("ssh-agent")),
         get: get!(Bool, sandbox.ssh_agent),
         set: set!(Bool, sandbox.ssh_agent),
         warning: None,

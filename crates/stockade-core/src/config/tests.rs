@@ -729,7 +729,7 @@ proptest! {
     }
 }
 
-/// The whole pipeline (serde sections included) over one global file.
+/// The whole pipeline (`[agents]` and `[tools]` included) over one global file.
 fn load_global(text: &str) -> Result<Config, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let global = dir.path().join("config.toml");
