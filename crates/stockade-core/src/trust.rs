@@ -99,6 +99,9 @@ pub fn concerns(resolved: &Resolved, root: &Path) -> Vec<Concern> {
 
 /// What a value of a widening key gives the sandbox, if anything.
 fn widens(s: &Setting, root: &Path) -> Option<String> {
+    if let Some(concern) = s.key.concern {
+        return concern(&s.value);
+    }
     match &s.value {
         Value::Mount(m) if !m.source.starts_with(root) || !m.target.starts_with(root) => {
             Some(format!(
@@ -129,27 +132,8 @@ fn widens(s: &Setting, root: &Path) -> Option<String> {
         // A literal value reaches only the sandbox (reserved names are refused by the loader).
         Value::Env(EnvSetting::Set { .. }) => None,
         Value::Port(p) => Some(format!("publishes port {p}")),
-        Value::Bool(true) if s.key.name == "sudo" => {
-            Some("enables sudo inside (no-new-privileges lifted)".to_owned())
-        }
-        Value::Bool(true) if s.key.name == "ssh_agent" => {
-            Some("forwards your SSH agent (it can sign with your keys)".to_owned())
-        }
-        Value::Bool(true) if s.key.name == "docker_socket" => {
-            Some("mounts the engine socket (control of the host's containers)".to_owned())
-        }
         Value::Bool(_) => None,
         Value::EngineOption(o) => Some(format!("adds the engine option {o}")),
-        Value::Str(glob) if s.key.name == "allowlist" => {
-            Some(format!("lets the secret scan accept {glob:?}"))
-        }
-        Value::Str(image) if s.key.name == "base" => Some(format!(
-            "builds this project's sandbox on the image {image}"
-        )),
-        Value::Path(p) if s.key.name == "base_dockerfile" => Some(format!(
-            "builds this project's custom base from {} (its commands run at build time)",
-            p.display()
-        )),
         other => Some(format!("sets {} = {other}", s.key.path())),
     }
 }
@@ -277,7 +261,7 @@ mod tests {
     use super::*;
 
     use crate::config::keys::{ENTRIES, KEYS, Key, SECTIONS, TOP_LEVEL, entry};
-    use crate::config::{ConfigError, Loader, SERDE_SECTIONS};
+    use crate::config::{ConfigError, Loader, MAP_SECTIONS};
 
     /// A home with a global file and a project with a project file, both written as given.
     struct Setup {
@@ -365,9 +349,9 @@ mod tests {
 
     #[test]
     fn every_key_and_entry_has_a_class() {
-        // Keys carry their class by construction; top-level entries and serde sections are
+        // Keys carry their class by construction; top-level entries and map sections are
         // looked up by name, so a new one without an entry fails here.
-        for name in TOP_LEVEL.iter().chain(SERDE_SECTIONS) {
+        for name in TOP_LEVEL.iter().chain(MAP_SECTIONS) {
             assert!(
                 entry(name).is_some(),
                 "top-level `{name}` has no class in ENTRIES"
@@ -375,7 +359,7 @@ mod tests {
         }
         for e in ENTRIES {
             assert!(
-                TOP_LEVEL.contains(&e.name) || SERDE_SECTIONS.contains(&e.name),
+                TOP_LEVEL.contains(&e.name) || MAP_SECTIONS.contains(&e.name),
                 "ENTRIES names `{}`, which the loader does not know",
                 e.name
             );

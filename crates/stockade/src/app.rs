@@ -43,13 +43,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let outcome = runtime.block_on(dispatch(
-        cli.command,
-        ui,
-        json,
-        cli.global.ssh_agent,
-        cli.agent_launch,
-    ));
+    let outcome = runtime.block_on(dispatch(cli.command, ui, json, cli.agent_launch));
     // A blocking read of stdin may still be pending; do not wait for it.
     runtime.shutdown_background();
     match outcome {
@@ -70,12 +64,10 @@ async fn dispatch(
     command: Command,
     ui: Ui,
     json: bool,
-    ssh_agent: bool,
     agent_launch: AgentLaunchArgs,
 ) -> Result<u8, CliError> {
     let mut ctx = Context::from_env(ui)?;
     ctx.ui.json = json;
-    ctx.ssh_agent = ssh_agent;
     match command {
         // Sandbox flags before `exec`/`shell` count as if they followed it (those after win).
         Command::Exec(args) => {
@@ -93,7 +85,7 @@ async fn dispatch(
                 json,
                 sources,
                 sandbox,
-            } => commands::config::show(&ctx, sandbox.to_config(), json, sources),
+            } => commands::config::show(&ctx, sandbox.values, json, sources),
             ConfigCommand::Init { global, force } => commands::config::init(&ctx, global, force),
             ConfigCommand::Path => commands::config::path(&ctx),
         },
@@ -122,7 +114,7 @@ async fn dispatch(
 
 /// Sandbox and launch flags given before the subcommand apply to it, as an earlier layer.
 fn before(request: &mut commands::exec::ExecRequest, early: &AgentLaunchArgs) {
-    let mut flags = early.sandbox.to_config();
+    let mut flags = early.sandbox.values.clone();
     flags.append(&mut request.flags);
     request.flags = flags;
     request.allow.trust |= early.launch.trust;
@@ -328,7 +320,7 @@ fn exec_request(
 ) -> commands::exec::ExecRequest {
     commands::exec::ExecRequest {
         command,
-        flags: sandbox.to_config(),
+        flags: sandbox.values.clone(),
         agent: None,
         allow: crate::launch::Allowances {
             trust: launch.trust,

@@ -1,8 +1,9 @@
 //! The command line, as clap types. Commands never see these: `app.rs` turns them into settings.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use stockade_core::config::FlagValue;
+use stockade_core::config::keys::{self, Shape};
 
 /// Run AI coding agents in hardened, reproducible containers.
 #[derive(Debug, Parser)]
@@ -45,9 +46,6 @@ pub struct GlobalArgs {
     /// When to use colors (NO_COLOR is honoured by `auto`).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// Forward the host's SSH agent into the sandbox (also `[sandbox] ssh_agent = true`).
-    #[arg(long, global = true)]
-    pub ssh_agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,50 +124,76 @@ pub enum VolumesAction {
     Prune,
 }
 
-/// Sandbox settings from the command line: the last configuration layer.
-#[derive(Debug, Clone, Default, Args)]
+/// Sandbox settings from the command line: the last configuration layer. The flags are those
+/// of the key table (`keys::Key::flag`): each sets its key, as the same value in a file would.
+#[derive(Debug, Clone, Default)]
 pub struct SandboxFlags {
-    /// Extra bind mount, SRC[:DST][:ro] (repeatable).
-    #[arg(
-        long = "mount",
-        value_name = "SRC[:DST][:ro]",
-        help_heading = "Sandbox"
-    )]
-    pub mounts: Vec<String>,
-    /// Environment variable: NAME passes the host value through, NAME=value sets one (repeatable).
-    #[arg(
-        short = 'e',
-        long = "env",
-        value_name = "NAME[=VALUE]",
-        help_heading = "Sandbox"
-    )]
-    pub env: Vec<String>,
-    /// Publish a port, [IP:]HOST:CONTAINER[/PROTO]; IP defaults to 127.0.0.1 (repeatable).
-    #[arg(
-        short = 'p',
-        long = "port",
-        value_name = "PORT",
-        help_heading = "Sandbox"
-    )]
-    pub ports: Vec<String>,
-    /// Memory limit, e.g. 4g.
-    #[arg(long, value_name = "SIZE", help_heading = "Sandbox")]
-    pub memory: Option<String>,
-    /// CPU limit, e.g. 2 or 1.5.
-    #[arg(long, value_name = "N", help_heading = "Sandbox")]
-    pub cpus: Option<String>,
-    /// Process limit.
-    #[arg(long, value_name = "N", help_heading = "Sandbox")]
-    pub pids_limit: Option<String>,
-    /// Network: bridge or none.
-    #[arg(long, value_name = "NETWORK", help_heading = "Sandbox")]
-    pub network: Option<String>,
-    /// Mount the image read-only.
-    #[arg(long, help_heading = "Sandbox")]
-    pub read_only_root: bool,
-    /// Passwordless sudo inside (lifts no-new-privileges for this sandbox).
-    #[arg(long, help_heading = "Sandbox")]
-    pub sudo: bool,
+    /// The values given, in the key table's order (a repeated flag in the order typed).
+    pub values: Vec<FlagValue>,
+}
+
+impl FromArgMatches for SandboxFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = Self::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for (key, flag) in keys::flagged() {
+            if flag.value_name.is_none() {
+                if matches.get_flag(flag.long) {
+                    self.values.push(FlagValue::new(key, "true"));
+                }
+            } else if let Some(values) = matches.get_many::<String>(flag.long) {
+                self.values
+                    .extend(values.map(|value| FlagValue::new(key, value.as_str())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A flag's help: its key's, as a sentence (a list key's flag repeats).
+fn flag_help(key: &keys::Key) -> String {
+    let mut chars = key.help.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string());
+    let repeat = if key.shape == Shape::List {
+        " (repeatable)"
+    } else {
+        ""
+    };
+    format!("{}{}{repeat}.", first.unwrap_or_default(), chars.as_str())
+}
+
+impl Args for SandboxFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        keys::flagged().fold(cmd, |cmd, (key, flag)| {
+            let arg = Arg::new(flag.long)
+                .long(flag.long)
+                .help(flag_help(key))
+                .help_heading("Sandbox");
+            let arg = match flag.short {
+                Some(short) => arg.short(short),
+                None => arg,
+            };
+            cmd.arg(match (flag.value_name, key.shape) {
+                (None, _) => arg.action(ArgAction::SetTrue),
+                (Some(name), Shape::List) => arg
+                    .value_name(name)
+                    .value_parser(clap::value_parser!(String))
+                    .action(ArgAction::Append),
+                (Some(name), Shape::Scalar) => arg
+                    .value_name(name)
+                    .value_parser(clap::value_parser!(String))
+                    .action(ArgAction::Set),
+            })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// What a launch may go ahead despite.
@@ -302,12 +326,7 @@ pub struct CompletionsArgs {
 impl AgentLaunchArgs {
     /// The flags given, as typed (`--network`…), for messages.
     pub fn given(&self) -> Vec<String> {
-        let mut given: Vec<String> = self
-            .sandbox
-            .to_config()
-            .into_iter()
-            .map(|f| f.flag)
-            .collect();
+        let mut given: Vec<String> = self.sandbox.values.iter().map(|f| f.flag.clone()).collect();
         if self.launch.trust {
             given.push("--trust".to_owned());
         }
@@ -319,54 +338,42 @@ impl AgentLaunchArgs {
     }
 }
 
-impl SandboxFlags {
-    /// The flags as configuration values (the last layer).
-    pub fn to_config(&self) -> Vec<FlagValue> {
-        let mut out = Vec::new();
-        let mut add = |flag: &str, key: &str, value: &str| {
-            out.push(FlagValue {
-                flag: flag.to_owned(),
-                key: key.to_owned(),
-                value: value.to_owned(),
-            });
-        };
-        for m in &self.mounts {
-            add("--mount", "sandbox.mounts", m);
-        }
-        for e in &self.env {
-            add("--env", "sandbox.env", e);
-        }
-        for p in &self.ports {
-            add("--port", "sandbox.ports", p);
-        }
-        for (flag, key, value) in [
-            ("--memory", "sandbox.memory", &self.memory),
-            ("--cpus", "sandbox.cpus", &self.cpus),
-            ("--pids-limit", "sandbox.pids_limit", &self.pids_limit),
-            ("--network", "sandbox.network", &self.network),
-        ] {
-            if let Some(value) = value {
-                add(flag, key, value);
-            }
-        }
-        if self.read_only_root {
-            add("--read-only-root", "sandbox.read_only_root", "true");
-        }
-        if self.sudo {
-            add("--sudo", "sandbox.sudo", "true");
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn flags(sandbox: &SandboxFlags) -> Vec<(&str, &str)> {
+        sandbox
+            .values
+            .iter()
+            .map(|f| (f.flag.as_str(), f.value.as_str()))
+            .collect()
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_of_the_key_table_sets_its_key() {
+        let mut args = vec!["stockade".to_owned(), "exec".to_owned()];
+        for (key, flag) in keys::flagged() {
+            args.push(flag.name());
+            if flag.value_name.is_some() {
+                args.push(format!("value-of-{}", key.name));
+            }
+        }
+        args.push("true".to_owned());
+        let cli = Cli::parse_from(args);
+        let Command::Exec(exec) = cli.command else {
+            panic!("not exec");
+        };
+        let set: Vec<String> = exec.sandbox.values.iter().map(|f| f.key.path()).collect();
+        let expected: Vec<String> = keys::flagged().map(|(k, _)| k.path()).collect();
+        assert_eq!(set, expected);
+        assert!(expected.contains(&"sandbox.ssh_agent".to_owned()));
     }
 
     #[test]
@@ -395,7 +402,10 @@ mod tests {
         match cli.command {
             Command::Exec(args) => {
                 assert_eq!(args.command, ["ls", "--memory"]);
-                assert_eq!(args.sandbox.memory.as_deref(), Some("1g"));
+                assert_eq!(
+                    flags(&args.sandbox),
+                    [("--port", "80:80"), ("--memory", "1g")]
+                );
                 assert!(args.dry_run);
             }
             other => panic!("{other:?}"),
@@ -410,7 +420,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cli = Cli::parse_from(["stockade", "--ssh-agent", "my-agent", "--version"]);
-        assert!(cli.global.ssh_agent);
+        assert_eq!(flags(&cli.agent_launch.sandbox), [("--ssh-agent", "true")]);
         match cli.command {
             Command::Agent(args) => assert_eq!(args, ["my-agent", "--version"]),
             other => panic!("{other:?}"),
@@ -432,8 +442,10 @@ mod tests {
         ]);
         assert!(cli.agent_launch.launch.trust);
         assert!(cli.agent_launch.launch.allow_secrets);
-        assert_eq!(cli.agent_launch.sandbox.env, ["FOO"]);
-        assert_eq!(cli.agent_launch.sandbox.memory.as_deref(), Some("2g"));
+        assert_eq!(
+            flags(&cli.agent_launch.sandbox),
+            [("--env", "FOO"), ("--memory", "2g")]
+        );
         match cli.command {
             Command::Agent(args) => assert_eq!(args, ["opencode", "--trust"]),
             other => panic!("{other:?}"),

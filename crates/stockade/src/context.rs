@@ -19,8 +19,6 @@ pub struct Context {
     pub identity: Identity,
     pub namespace: Namespace,
     pub cwd: PathBuf,
-    /// `--ssh-agent`.
-    pub ssh_agent: bool,
 }
 
 impl Context {
@@ -47,7 +45,6 @@ impl Context {
             identity,
             namespace,
             cwd,
-            ssh_agent: false,
         })
     }
 

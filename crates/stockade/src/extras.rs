@@ -40,7 +40,7 @@ pub fn apply(
         GitDir::NotFollowed(why) => ctx.ui.warn(&why),
         GitDir::Inside => {}
     }
-    if config.sandbox.ssh_agent || ctx.ssh_agent {
+    if config.sandbox.ssh_agent {
         ssh_agent(spec, ctx);
     }
     Ok(())

@@ -323,7 +323,7 @@ impl ToolsCtx<'_> {
         let key = VersionCache::key(agent.install.runtime(), &agent.package, &agent.version);
         let path = self.cache_path();
         let mut cache = VersionCache::load(&path);
-        let ttl = self.config.version_cache_hours.saturating_mul(3600);
+        let ttl = self.config.tools.version_cache_hours.saturating_mul(3600);
         if use_cache && let Some(hit) = cache.fresh(&key, now(), ttl) {
             return Ok(hit.version.clone());
         }

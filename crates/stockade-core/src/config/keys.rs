@@ -1,13 +1,17 @@
 //! Every configuration key stockade knows, in one table: its section, how layers apply it
 //! (shape), its class (what a project file setting it does: widens, narrows, neutral,
-//! global-only), its default, its parser and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
-//! variables and flags are all checked against this table; `Config::default()`, `config show`,
-//! the approval check (`trust::concerns`) and the project-file rules (`rules.rs`) read it.
+//! global-only), its default, its parser, where it lives in [`Config`] (`get`, `set`), its
+//! command-line flag, its launch warning and one line of help. Files, `STOCKADE_<SECTION>_<KEY>`
+//! variables and flags are all checked against this table; `Config::default()`, the merge,
+//! `config show`, the CLI's sandbox flags, the approval check (`trust::concerns`) and the
+//! project-file rules (`rules.rs`) read it: no other place matches a key by its name.
 //! Top-level entries that are not keys (`extends`, `[agents]`, `[tools]`) are classed in
 //! [`ENTRIES`]. Tests fail when an entry has no class, when a widening or narrowing key has no
 //! concern test sample, and when docs/configuration.md disagrees on a class or default.
 
-use super::value::{self, Bad, ParseContext, Raw, Value};
+use super::Config;
+use super::source::Scope;
+use super::value::{self, Bad, EnvSetting, ParseContext, Raw, Value};
 
 /// How a key is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,64 @@ pub struct Key {
     /// What the value looks like, for messages (`a string`, `a list of strings`…).
     pub expects: &'static str,
     pub help: &'static str,
+    /// The command-line flag that sets it (the flag layer), if any.
+    pub flag: Option<Flag>,
+    /// Its value in a resolved configuration (`None`: unset, or a list key).
+    pub get: fn(&Config) -> Option<Value>,
+    /// Applies one value the merge decided on (a scalar replaces, a list element appends);
+    /// the scope is the layer it came from.
+    pub set: fn(&mut Config, &Value, Scope),
+    /// A warning printed at each launch (and by `check`) while the resolved value is `true`.
+    pub warning: Option<&'static str>,
+    /// What a project file's value gives the sandbox, as the approval prompt says it (`None`
+    /// here: said from the value's kind, e.g. a mount or a port; `None` returned: nothing).
+    pub concern: Option<fn(&Value) -> Option<String>>,
+}
+
+/// A key's command-line flag, on `exec`, `shell`, before an agent's name and on `config show`.
+/// The CLI builds these flags from the table: a list key's flag repeats, a boolean key's flag
+/// is a switch that sets `true`.
+#[derive(Debug)]
+pub struct Flag {
+    /// `--<long>`.
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's placeholder in `--help`; `None`: a switch without a value (sets `true`).
+    /// Its help text is the key's.
+    pub value_name: Option<&'static str>,
+}
+
+impl Flag {
+    /// A flag with a value (`--memory 4g`).
+    const fn value(long: &'static str, value_name: &'static str) -> Self {
+        Self {
+            long,
+            short: None,
+            value_name: Some(value_name),
+        }
+    }
+
+    /// A flag with a value and a one-letter form (`-e NAME`).
+    const fn short(short: char, long: &'static str, value_name: &'static str) -> Self {
+        Self {
+            short: Some(short),
+            ..Self::value(long, value_name)
+        }
+    }
+
+    /// A switch: it sets `true`.
+    const fn switch(long: &'static str) -> Self {
+        Self {
+            long,
+            short: None,
+            value_name: None,
+        }
+    }
+
+    /// `--long`, as typed.
+    pub fn name(&self) -> String {
+        format!("--{}", self.long)
+    }
 }
 
 impl Key {
@@ -99,7 +161,7 @@ pub const SECTIONS: &[&str] = &["image", "sandbox", "secrets"];
 pub const TOP_LEVEL: &[&str] = &["extends"];
 
 /// A top-level entry the key table does not describe key by key: `extends` and the sections
-/// with a serde schema of their own (`[agents.<name>]`, `[tools]`).
+/// read by their own walker (`[agents.<name>]`, `[tools]`: see `agents.rs`).
 #[derive(Debug)]
 pub struct Entry {
     pub name: &'static str,
@@ -169,7 +231,72 @@ pub fn default_value(key: &Key) -> Option<Value> {
         project_root: std::path::Path::new("/"),
         home: std::path::Path::new("/"),
     };
-    (key.parse)(&Raw::Str(text.to_owned()), &cx).ok()
+    (key.parse)(&Raw::Text(text.to_owned()), &cx).ok()
+}
+
+/// A boolean key's approval concern: said when a project sets it to `true`.
+fn when_true(value: &Value, what: &str) -> Option<String> {
+    (*value == Value::Bool(true)).then(|| what.to_owned())
+}
+
+/// `Key::get` of a field (`get!(Bool, sandbox.sudo)`).
+macro_rules! get {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &Config| Some(Value::$kind(c.$($field).+.clone()))
+    };
+}
+
+/// `Key::get` of an optional field.
+macro_rules! get_some {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &Config| c.$($field).+.clone().map(Value::$kind)
+    };
+}
+
+/// `Key::set` of a field: the value replaces it.
+macro_rules! set {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+ = x.clone();
+            }
+        }
+    };
+}
+
+/// `Key::set` of an optional field.
+macro_rules! set_some {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+ = Some(x.clone());
+            }
+        }
+    };
+}
+
+/// `Key::set` of a list: the value is appended.
+macro_rules! push {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::$kind(x) = v {
+                c.$($field).+.push(x.clone());
+            }
+        }
+    };
+}
+
+/// `Key::set` of `[image] base` or `base_dockerfile`: set in a project file, the custom base
+/// belongs to that project.
+macro_rules! set_base {
+    ($kind:ident, $field:ident) => {
+        |c: &mut Config, v: &Value, scope: Scope| {
+            if let Value::$kind(x) = v {
+                c.image.$field = Some(x.clone());
+                c.image.base_from_project |= scope == Scope::Project;
+            }
+        }
+    };
 }
 
 pub static KEYS: &[Key] = &[
@@ -182,6 +309,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "image the foundation is built FROM (a mirror, or a local image when offline)",
+        flag: None,
+        get: get!(Str, image.from),
+        set: set!(Str, image.from),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "image",
@@ -192,6 +324,11 @@ pub static KEYS: &[Key] = &[
         parse: value::ca_file,
         expects: "a list of paths",
         help: "PEM files of extra CA certificates trusted inside every image",
+        flag: None,
+        get: |_| None,
+        set: push!(Path, image.ca_certificates),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "image",
@@ -202,6 +339,16 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::image_reference(raw),
         expects: "a string",
         help: "a custom base image by name, extended with stockade's runtime layer",
+        flag: None,
+        get: get_some!(Str, image.base),
+        set: set_base!(Str, base),
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Str(image) => Some(format!(
+                "builds this project's sandbox on the image {image}"
+            )),
+            _ => None,
+        }),
     },
     Key {
         section: "image",
@@ -212,6 +359,17 @@ pub static KEYS: &[Key] = &[
         parse: value::dockerfile_path,
         expects: "a path",
         help: "a Dockerfile that builds the custom base when it is missing",
+        flag: None,
+        get: get_some!(Path, image.base_dockerfile),
+        set: set_base!(Path, base_dockerfile),
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Path(p) => Some(format!(
+                "builds this project's custom base from {} (its commands run at build time)",
+                p.display()
+            )),
+            _ => None,
+        }),
     },
     Key {
         section: "sandbox",
@@ -222,6 +380,17 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::env_entry(raw),
         expects: "a list of strings",
         help: "NAME passes a host variable through when set; NAME=value sets one",
+        flag: Some(Flag::short('e', "env", "NAME[=VALUE]")),
+        get: |_| None,
+        set: |c, v, _| match v {
+            Value::Env(EnvSetting::Pass { name }) => c.sandbox.env.push(name.clone()),
+            Value::Env(EnvSetting::Set { name, value }) => {
+                c.sandbox.set_env.push((name.clone(), value.clone()));
+            }
+            _ => {}
+        },
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -232,6 +401,11 @@ pub static KEYS: &[Key] = &[
         parse: value::mount,
         expects: "a list of strings",
         help: "extra bind mounts, \"src[:dst][:ro]\"",
+        flag: Some(Flag::value("mount", "SRC[:DST][:ro]")),
+        get: |_| None,
+        set: push!(Mount, sandbox.mounts),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -242,6 +416,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::port(raw),
         expects: "a list of strings",
         help: "published ports, \"[ip:]host:container[/proto]\" (ip defaults to 127.0.0.1)",
+        flag: Some(Flag::short('p', "port", "PORT")),
+        get: |_| None,
+        set: push!(Port, sandbox.ports),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -252,6 +431,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::memory(raw),
         expects: "a size",
         help: "memory limit, e.g. \"4g\"",
+        flag: Some(Flag::value("memory", "SIZE")),
+        get: get_some!(Bytes, sandbox.memory),
+        set: set_some!(Bytes, sandbox.memory),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -262,6 +446,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::cpus(raw),
         expects: "a number",
         help: "CPU limit, e.g. 2 or 1.5",
+        flag: Some(Flag::value("cpus", "N")),
+        get: get_some!(Cpus, sandbox.cpus),
+        set: set_some!(Cpus, sandbox.cpus),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -272,6 +461,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::pids_limit(raw),
         expects: "an integer",
         help: "maximum number of processes",
+        flag: Some(Flag::value("pids-limit", "N")),
+        get: get!(Int, sandbox.pids_limit),
+        set: set!(Int, sandbox.pids_limit),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -282,6 +476,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::tmp_size(raw),
         expects: "a size",
         help: "size limit of the /tmp tmpfs (it counts against memory), e.g. \"2g\"",
+        flag: None,
+        get: get!(Bytes, sandbox.tmp_size),
+        set: set!(Bytes, sandbox.tmp_size),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -291,7 +490,12 @@ pub static KEYS: &[Key] = &[
         default: Some("bridge"),
         parse: |raw, _| value::network(raw),
         expects: "a string",
-        help: "\"bridge\" or \"none\"",
+        help: "network: \"bridge\" or \"none\"",
+        flag: Some(Flag::value("network", "NETWORK")),
+        get: get!(Network, sandbox.network),
+        set: set!(Network, sandbox.network),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -302,6 +506,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the image's file system read-only (writable: project, mounts, /tmp, HOME)",
+        flag: Some(Flag::switch("read-only-root")),
+        get: get!(Bool, sandbox.read_only_root),
+        set: set!(Bool, sandbox.read_only_root),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",
@@ -312,6 +521,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "passwordless sudo inside; lifts no-new-privileges for this sandbox",
+        flag: Some(Flag::switch("sudo")),
+        get: get!(Bool, sandbox.sudo),
+        set: set!(Bool, sandbox.sudo),
+        warning: None,
+        concern: Some(|v| when_true(v, "enables sudo inside (no-new-privileges lifted)")),
     },
     Key {
         section: "sandbox",
@@ -322,6 +536,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "forward the host's SSH agent (SSH_AUTH_SOCK) into sandboxes",
+        flag: Some(Flag::switch("ssh-agent")),
+        get: get!(Bool, sandbox.ssh_agent),
+        set: set!(Bool, sandbox.ssh_agent),
+        warning: None,
+        concern: Some(|v| when_true(v, "forwards your SSH agent (it can sign with your keys)")),
     },
     Key {
         section: "sandbox",
@@ -332,6 +551,19 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "mount the engine socket: gives the sandbox control of the host",
+        flag: None,
+        get: get!(Bool, sandbox.docker_socket),
+        set: set!(Bool, sandbox.docker_socket),
+        warning: Some(
+            "docker_socket = true: the sandbox can control the container engine, \
+             which is root on this host in all but name",
+        ),
+        concern: Some(|v| {
+            when_true(
+                v,
+                "mounts the engine socket (control of the host's containers)",
+            )
+        }),
     },
     Key {
         section: "sandbox",
@@ -342,6 +574,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::engine_option(raw),
         expects: "a list of strings",
         help: "extra engine options for experts, e.g. \"--shm-size=1g\"",
+        flag: None,
+        get: |_| None,
+        set: push!(EngineOption, sandbox.engine_options),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "secrets",
@@ -352,6 +589,11 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::boolean(raw),
         expects: "a boolean",
         help: "scan the project for likely secrets before each launch",
+        flag: None,
+        get: get!(Bool, secrets.scan),
+        set: set!(Bool, secrets.scan),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "secrets",
@@ -362,11 +604,21 @@ pub static KEYS: &[Key] = &[
         parse: |raw, _| value::glob(raw),
         expects: "a list of strings",
         help: "globs (relative to the project root) the secret scan accepts",
+        flag: None,
+        get: |_| None,
+        set: push!(Str, secrets.allowlist),
+        warning: None,
+        concern: Some(|v| Some(format!("lets the secret scan accept {v}"))),
     },
 ];
 
 pub fn find(section: &str, name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.section == section && k.name == name)
+}
+
+/// The keys that have a command-line flag, in table order.
+pub fn flagged() -> impl Iterator<Item = (&'static Key, &'static Flag)> {
+    KEYS.iter().filter_map(|k| Some((k, k.flag.as_ref()?)))
 }
 
 pub fn names_in(section: &str) -> Vec<&'static str> {

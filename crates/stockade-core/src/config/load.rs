@@ -2,6 +2,7 @@
 //! is parsed into spanned TOML and checked by hand against the key table, so every problem in
 //! it (syntax errors, unknown keys, wrong types, bad values) is reported at once.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::agents::{self, AgentConfig, found};
 use super::error::{ConfigError, InvalidConfig};
 use super::keys::{self, Class, Key, SECTIONS, Shape, TOP_LEVEL};
 use super::rules;
-use super::sections::{RawSection, SERDE_SECTIONS};
+use super::sections::{MAP_SECTIONS, RawSection, Validator};
 use super::source::{Origin, Scope, Setting};
 use super::value::{ParseContext, Raw, did_you_mean};
 
@@ -26,8 +28,14 @@ pub struct Layer {
     pub extends: Option<bool>,
     /// Where `extends` is written.
     pub extends_at: Option<super::source::Source>,
-    /// Sections with a serde schema of their own ([`super::SERDE_SECTIONS`]), as written.
+    /// Where the sections the key table does not describe ([`super::MAP_SECTIONS`]) are.
     pub sections: Vec<RawSection>,
+    /// `[agents.<name>]`: what this layer sets for each agent.
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Where this file describes each agent, and which keys it writes.
+    pub agents_written: Vec<agents::AgentWritten>,
+    /// `[tools] version_cache_hours`, when this layer sets it.
+    pub version_cache_hours: Option<u64>,
 }
 
 /// Paths that parsers need besides the file's own directory.
@@ -136,25 +144,33 @@ fn parse_table(
                     Some("remove it; `extends = false` in .stockade/config.toml ignores the global file".into()),
                 )),
                 other => walker.errors.push(origin(item.span()).error(
-                    format!("`extends` must be a boolean, found {}", other.type_str()),
+                    format!("`extends`: expected a boolean, found {}", found(other)),
                     "wrong type",
-                    Some("write `extends = false` or `extends = true`".into()),
+                    Some("write `extends = false` or `extends = true`, without quotes".into()),
                 )),
             }
             continue;
         }
-        if SERDE_SECTIONS.contains(&name) {
+        if MAP_SECTIONS.contains(&name) {
             layer.sections.push(RawSection {
                 name: name.to_owned(),
                 scope,
                 path: path.to_path_buf(),
                 text: shared.clone(),
             });
+            // Read with the rest of the file: its problems join the others.
+            let mut v = Validator::new(path.to_path_buf(), shared.clone());
+            if name == "agents" {
+                (layer.agents, layer.agents_written) = agents::read_agents(&mut v, item, scope);
+            } else {
+                layer.version_cache_hours = agents::read_tools(&mut v, item);
+            }
+            walker.errors.append(&mut v.errors);
             continue;
         }
         if !SECTIONS.contains(&name) {
             let mut candidates: Vec<&str> = SECTIONS.to_vec();
-            candidates.extend_from_slice(SERDE_SECTIONS);
+            candidates.extend_from_slice(MAP_SECTIONS);
             candidates.extend_from_slice(TOP_LEVEL);
             walker.errors.push(origin(key_span).error(
                 format!("unknown section `{name}`"),
@@ -171,10 +187,7 @@ fn parse_table(
         }
         let DeValue::Table(table) = item.get_ref() else {
             walker.errors.push(origin(item.span()).error(
-                format!(
-                    "`{name}` must be a table, found {}",
-                    item.get_ref().type_str()
-                ),
+                format!("`{name}` must be a table, found {}", found(item.get_ref())),
                 "wrong type",
                 Some(format!("write a [{name}] section")),
             ));
@@ -232,10 +245,10 @@ impl Walker<'_, '_> {
             }
             (Shape::List, other) => self.errors.push(origin(value.span()).error(
                 format!(
-                    "`{}` must be {}, found {}",
+                    "`{}`: expected {}, found {}",
                     key.path(),
                     key.expects,
-                    other.type_str()
+                    found(other)
                 ),
                 "wrong type",
                 Some("write a list: [\"…\", \"…\"]".to_owned()),
@@ -279,12 +292,16 @@ impl Walker<'_, '_> {
                 }
             },
             other => {
+                // Arrays, tables and dates are no key's value (nor a list's element).
+                let expects = match key.shape {
+                    Shape::Scalar => key.expects,
+                    Shape::List => "a string",
+                };
                 self.errors.push(at.error(
                     format!(
-                        "`{}` must be {}, found {}",
+                        "`{}`: expected {expects}, found {}",
                         key.path(),
-                        key.expects,
-                        other.type_str()
+                        found(other)
                     ),
                     "wrong type",
                     None,
@@ -361,19 +378,33 @@ pub fn parse_env(
         };
         for span in pieces {
             let origin = Origin::env(var, shared.clone(), span.clone());
-            let raw = Raw::Str(text[span].to_owned());
+            let raw = Raw::Text(text[span].to_owned());
             push_parsed(key, &raw, &cx, origin, &mut layer.settings, errors);
         }
     }
     layer
 }
 
-/// A command-line flag that sets a key: the flag as typed, the key's `section.name`, the value.
+/// A command-line flag that sets a key: the flag as typed, its key, the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagValue {
     pub flag: String,
-    pub key: String,
+    pub key: &'static Key,
     pub value: String,
+}
+
+impl FlagValue {
+    /// The key's own flag (see [`keys::Flag`]) with this value; a switch's value is `true`.
+    pub fn new(key: &'static Key, value: impl Into<String>) -> Self {
+        Self {
+            flag: key
+                .flag
+                .as_ref()
+                .map_or_else(|| key.path(), keys::Flag::name),
+            key,
+            value: value.into(),
+        }
+    }
 }
 
 /// The flag layer. One flag, one value (lists repeat the flag).
@@ -389,22 +420,9 @@ pub fn parse_flags(
         home: places.home,
     };
     for flag in flags {
-        let shared: Arc<str> = Arc::from(flag.value.as_str());
-        let origin = Origin::flag(&flag.flag, shared);
-        let Some(key) = flag
-            .key
-            .split_once('.')
-            .and_then(|(section, name)| keys::find(section, name))
-        else {
-            errors.push(origin.error(
-                format!("{} maps to no configuration key ({})", flag.flag, flag.key),
-                "unknown",
-                None,
-            ));
-            continue;
-        };
-        let raw = Raw::Str(flag.value.clone());
-        push_parsed(key, &raw, &cx, origin, &mut layer.settings, errors);
+        let origin = Origin::flag(&flag.flag, Arc::from(flag.value.as_str()));
+        let raw = Raw::Text(flag.value.clone());
+        push_parsed(flag.key, &raw, &cx, origin, &mut layer.settings, errors);
     }
     layer
 }

@@ -47,8 +47,7 @@ pub struct Resolved {
     /// The global file's settings (what `extends = false` drops).
     pub global_settings: Vec<Setting>,
     pub warnings: Vec<Warning>,
-    /// Sections with a serde schema of their own, global first (maps merge by key: the owner
-    /// applies them in this order).
+    /// Where the `[agents]` and `[tools]` sections of the applied files are, global first.
     pub sections: Vec<RawSection>,
 }
 
@@ -85,6 +84,14 @@ impl Loader {
             Some(None) => Layer::default(),
             None => load_file(&self.project, Scope::Project, places, &mut errors)?,
         };
+        // Custom agents the applied files leave incomplete (before the variables' errors).
+        let applied: Vec<&[super::agents::AgentWritten]> = match project.extends {
+            Some(false) => vec![&project.agents_written],
+            _ => vec![&global.agents_written, &project.agents_written],
+        };
+        errors.extend(super::agents::incomplete(&applied));
+        // The files' errors: the global file's, then the project's, each in text order.
+        errors.sort_by_key(|e| (e.path != self.global, e.line, e.column));
         let env = parse_env(&self.env, places, &mut errors);
         let flags = parse_flags(&self.flags, places, &mut errors);
         if !errors.is_empty() {
@@ -114,11 +121,6 @@ impl Loader {
         resolved.extends_at = extends_at;
         resolved.below_project = below_project;
         resolved.global_settings = global_settings;
-        let (agents, hours) = super::agents::from_sections(&resolved.sections)?;
-        resolved.config.agents = agents;
-        if let Some(hours) = hours {
-            resolved.config.version_cache_hours = hours;
-        }
         Ok(resolved)
     }
 }
@@ -132,8 +134,15 @@ fn merge(
     let mut files = Vec::new();
     let mut winners: Vec<Setting> = Vec::new();
     let mut sections = Vec::new();
+    let mut agents: std::collections::BTreeMap<String, super::AgentConfig> = Default::default();
+    let mut hours = None;
     for mut layer in layers {
         sections.append(&mut layer.sections);
+        // `[agents.<name>]` merge by name, then field by field; a later `[tools]` value wins.
+        for (name, agent) in layer.agents {
+            agents.entry(name).or_default().merge(agent);
+        }
+        hours = layer.version_cache_hours.or(hours);
         if let Some(path) = layer.path
             && (!layer.settings.is_empty() || path.exists())
         {
@@ -163,6 +172,10 @@ fn merge(
         config.apply(setting);
     }
     config.files = files;
+    config.agents = agents;
+    if let Some(hours) = hours {
+        config.tools.version_cache_hours = hours;
+    }
     let warnings = warnings(&settings, &config, home);
     Resolved {
         config,
@@ -208,12 +221,11 @@ fn warnings(settings: &[Setting], config: &Config, home: &Path) -> Vec<Warning> 
                 }
             }
             Value::Bool(true)
-                if setting.key.name == "docker_socket" && config.sandbox.docker_socket =>
+                if (setting.key.get)(config) == Some(Value::Bool(true))
+                    && let Some(warning) = setting.key.warning =>
             {
                 out.push(Warning {
-                    message: "docker_socket = true: the sandbox can control the container engine, \
-                              which is root on this host in all but name"
-                        .to_owned(),
+                    message: warning.to_owned(),
                     source: setting.origin.source.clone(),
                 });
             }

@@ -18,14 +18,15 @@ mod starter;
 pub mod value;
 
 pub use agents::{
-    AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, is_agent_name, is_version,
+    AGENT_KEYS, AgentConfig, DEFAULT_VERSION_CACHE_HOURS, INSTALL_KINDS, TOOLS_KEYS, ToolsConfig,
+    is_agent_name, is_version,
 };
 pub use error::{ConfigError, InvalidConfig};
 pub use load::{
     FlagValue, Layer, Places, is_config_var, load_file, parse_env, parse_file, parse_flags,
 };
 pub use merge::{Loader, Resolved, Warning};
-pub use sections::{RawSection, SERDE_SECTIONS, Validator};
+pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
@@ -52,8 +53,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// `[agents.<name>]`: custom agents and overrides of built-in ones, merged field by field.
     pub agents: std::collections::BTreeMap<String, AgentConfig>,
-    /// `[tools] version_cache_hours`.
-    pub version_cache_hours: u64,
+    pub tools: ToolsConfig,
     /// The configuration files that were found and applied, global first.
     pub files: Vec<PathBuf>,
 }
@@ -140,7 +140,7 @@ impl Default for Config {
                 allowlist: Vec::new(),
             },
             agents: std::collections::BTreeMap::new(),
-            version_cache_hours: DEFAULT_VERSION_CACHE_HOURS,
+            tools: ToolsConfig::default(),
             files: Vec::new(),
         };
         for key in keys::KEYS {
@@ -175,23 +175,7 @@ impl Config {
 
     /// The value of a scalar key in this configuration (`None`: unset, or a list key).
     pub fn value_of(&self, key: &Key) -> Option<Value> {
-        let s = &self.sandbox;
-        Some(match (key.section, key.name) {
-            ("image", "from") => Value::Str(self.image.from.clone()),
-            ("image", "base") => Value::Str(self.image.base.clone()?),
-            ("image", "base_dockerfile") => Value::Path(self.image.base_dockerfile.clone()?),
-            ("sandbox", "memory") => Value::Bytes(s.memory?),
-            ("sandbox", "cpus") => Value::Cpus(s.cpus?),
-            ("sandbox", "pids_limit") => Value::Int(s.pids_limit),
-            ("sandbox", "tmp_size") => Value::Bytes(s.tmp_size),
-            ("sandbox", "network") => Value::Network(s.network),
-            ("sandbox", "read_only_root") => Value::Bool(s.read_only_root),
-            ("sandbox", "sudo") => Value::Bool(s.sudo),
-            ("sandbox", "ssh_agent") => Value::Bool(s.ssh_agent),
-            ("sandbox", "docker_socket") => Value::Bool(s.docker_socket),
-            ("secrets", "scan") => Value::Bool(self.secrets.scan),
-            _ => return None,
-        })
+        (key.get)(self)
     }
 
     /// Apply one setting (the merge has decided it wins or adds).
@@ -200,43 +184,7 @@ impl Config {
     }
 
     fn set(&mut self, key: &Key, value: &Value, scope: Scope) {
-        let s = &mut self.sandbox;
-        match (key.section, key.name, value) {
-            ("image", "from", Value::Str(v)) => self.image.from = v.clone(),
-            ("image", "base", Value::Str(v)) => {
-                self.image.base = Some(v.clone());
-                self.image.base_from_project |= scope == Scope::Project;
-            }
-            ("image", "base_dockerfile", Value::Path(p)) => {
-                self.image.base_dockerfile = Some(p.clone());
-                self.image.base_from_project |= scope == Scope::Project;
-            }
-            ("image", "ca_certificates", Value::Path(p)) => {
-                self.image.ca_certificates.push(p.clone())
-            }
-            ("sandbox", "env", Value::Env(EnvSetting::Pass { name })) => s.env.push(name.clone()),
-            ("sandbox", "env", Value::Env(EnvSetting::Set { name, value })) => {
-                s.set_env.push((name.clone(), value.clone()));
-            }
-            ("sandbox", "mounts", Value::Mount(m)) => s.mounts.push(m.clone()),
-            ("sandbox", "ports", Value::Port(p)) => s.ports.push(p.clone()),
-            ("sandbox", "memory", Value::Bytes(b)) => s.memory = Some(*b),
-            ("sandbox", "cpus", Value::Cpus(c)) => s.cpus = Some(*c),
-            ("sandbox", "pids_limit", Value::Int(i)) => s.pids_limit = *i,
-            ("sandbox", "tmp_size", Value::Bytes(b)) => s.tmp_size = *b,
-            ("sandbox", "network", Value::Network(n)) => s.network = *n,
-            ("sandbox", "read_only_root", Value::Bool(b)) => s.read_only_root = *b,
-            ("sandbox", "sudo", Value::Bool(b)) => s.sudo = *b,
-            ("sandbox", "ssh_agent", Value::Bool(b)) => s.ssh_agent = *b,
-            ("sandbox", "docker_socket", Value::Bool(b)) => s.docker_socket = *b,
-            ("sandbox", "engine_options", Value::EngineOption(o)) => {
-                s.engine_options.push(o.clone());
-            }
-            ("secrets", "scan", Value::Bool(b)) => self.secrets.scan = *b,
-            ("secrets", "allowlist", Value::Str(g)) => self.secrets.allowlist.push(g.clone()),
-            // The key table and the parsers agree on types; nothing else reaches here.
-            _ => {}
-        }
+        (key.set)(self, value, scope);
     }
 }
 

@@ -58,9 +58,8 @@ pub fn check(key: &Key, value: &Value, scope: Scope, project_root: &Path) -> Res
         Value::Env(env) if project => env_name(env.name()),
         Value::Mount(m) => target(&m.target, project, "mount target"),
         Value::EngineOption(o) => engine_option(o, project),
-        Value::Path(p) if project && key.name == "base_dockerfile" => {
-            inside_project(p, project_root)
-        }
+        // The paths a project file may set (`base_dockerfile`) stay inside the project.
+        Value::Path(p) if project => inside_project(p, project_root),
         _ => Ok(()),
     }
 }

@@ -38,6 +38,14 @@ fn first_error(text: &str) -> InvalidConfig {
     errors(text).remove(0)
 }
 
+/// Each error's line, column and message.
+fn messages(errors: &[InvalidConfig]) -> Vec<(usize, usize, &str)> {
+    errors
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect()
+}
+
 fn values(layer: &Layer, key: &str) -> Vec<String> {
     layer
         .settings
@@ -103,11 +111,303 @@ fn wrong_types_are_errors() {
     let errs = errors("[sandbox]\nenv = \"FOO\"\nsudo = \"maybe\"\nmemory = true\n");
     let at: Vec<_> = errs.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(at, vec![(2, 7), (3, 8), (4, 10)]);
-    assert!(
-        errs[0]
-            .message
-            .contains("must be a list of strings, found string")
+    assert_eq!(
+        errs[0].message,
+        "`sandbox.env`: expected a list of strings, found a string"
     );
+}
+
+#[test]
+fn file_values_are_never_coerced() {
+    let errs = errors(
+        "[sandbox]
+sudo = \"yes\"
+read_only_root = \"no\"
+pids_limit = \"24\"
+cpus = \"2\"
+network = 1
+env = [1, \"OK\", [\"A\"]]
+[secrets]
+scan = 0
+",
+    );
+    assert_eq!(
+        messages(&errs),
+        [
+            (2, 8, "`sandbox.sudo`: expected a boolean, found a string"),
+            (
+                3,
+                18,
+                "`sandbox.read_only_root`: expected a boolean, found a string"
+            ),
+            (
+                4,
+                14,
+                "`sandbox.pids_limit`: expected an integer, found a string"
+            ),
+            (5, 8, "`sandbox.cpus`: expected a number, found a string"),
+            (
+                6,
+                11,
+                "`sandbox.network`: expected a string, found an integer"
+            ),
+            (7, 8, "`sandbox.env`: expected a string, found an integer"),
+            (7, 17, "`sandbox.env`: expected a string, found an array"),
+            (9, 8, "`secrets.scan`: expected a boolean, found an integer"),
+        ]
+    );
+    assert_eq!(
+        errs[0].help.as_deref(),
+        Some("write true or false, without quotes")
+    );
+    // What the documentation allows stays allowed: sizes as strings or integers of bytes.
+    let layer = parse_str(
+        "[sandbox]
+memory = 1073741824
+tmp_size = \"512m\"
+",
+    )
+    .unwrap();
+    assert_eq!(values(&layer, "sandbox.memory"), ["\"1g\""]);
+}
+
+#[test]
+fn variables_and_flags_are_read_as_the_type_is_written() {
+    let f = Fixture::new("", "");
+    let load = |env: &[(&str, &str)], flag: &str, value: &str| {
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        f.loader(env, &[(flag, &format!("sandbox.{key}"), value)])
+            .load()
+    };
+    let resolved = load(
+        &[
+            ("STOCKADE_SANDBOX_SUDO", "true"),
+            ("STOCKADE_SANDBOX_PIDS_LIMIT", "64"),
+        ],
+        "--read-only-root",
+        "true",
+    )
+    .unwrap();
+    assert!(resolved.config.sandbox.sudo);
+    assert!(resolved.config.sandbox.read_only_root);
+    assert_eq!(resolved.config.sandbox.pids_limit, 64);
+    let err = load(
+        &[
+            ("STOCKADE_SANDBOX_SUDO", "yes"),
+            ("STOCKADE_SECRETS_SCAN", "0"),
+        ],
+        "--sudo",
+        "on",
+    )
+    .unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "$STOCKADE_SANDBOX_SUDO:1:1: `sandbox.sudo`: expected true or false, found \"yes\"",
+            "$STOCKADE_SECRETS_SCAN:1:1: `secrets.scan`: expected true or false, found \"0\"",
+            "--sudo:1:1: `sandbox.sudo`: expected true or false, found \"on\"",
+        ]
+    );
+}
+
+#[test]
+fn tools_and_agents_errors_come_with_the_others_all_of_them() {
+    let text = r#"[sandbox]
+sudo = "yes"
+memroy = "2g"
+
+[tools]
+version_cache_hours = "24"
+version_cache_hour = 1
+
+[agents.moo]
+install = "npm"
+pakage = "cowsay"
+version = 2
+args = ["--x", 3]
+skip_permissions = "no"
+env = { A = 1 }
+
+[agents.cow]
+install = "cargo"
+"#;
+    let errs = errors(text);
+    let got: Vec<(usize, usize, &str, Option<&str>)> = errs
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str(), e.help.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                8,
+                "`sandbox.sudo`: expected a boolean, found a string",
+                Some("write true or false, without quotes")
+            ),
+            (
+                3,
+                1,
+                "unknown key `memroy` in [sandbox]",
+                Some("did you mean `memory`?")
+            ),
+            (
+                6,
+                23,
+                "`tools.version_cache_hours`: expected an integer, found a string",
+                Some("write an integer without quotes, e.g. 24")
+            ),
+            (
+                7,
+                1,
+                "unknown key `version_cache_hour` in [tools]",
+                Some("did you mean `version_cache_hours`?")
+            ),
+            (
+                11,
+                1,
+                "unknown key `pakage` in [agents.moo]",
+                Some("did you mean `package`?")
+            ),
+            (
+                12,
+                11,
+                "`agents.moo.version`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                13,
+                16,
+                "`agents.moo.args`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                14,
+                20,
+                "`agents.moo.skip_permissions`: expected a boolean, found a string",
+                Some("write true or false, without quotes")
+            ),
+            (
+                15,
+                13,
+                "`agents.moo.env`: expected a string, found an integer",
+                Some("put the value in double quotes")
+            ),
+            (
+                18,
+                11,
+                "unknown install kind \"cargo\"",
+                Some("use one of: npm, pypi")
+            ),
+        ],
+        "{errs:#?}"
+    );
+    for e in &errs {
+        assert!(!e.message.contains("invalid type"), "{e}");
+    }
+}
+
+#[test]
+fn sections_that_are_not_tables_are_errors() {
+    let errs = errors(
+        "tools = 3
+agents = { moo = \"npm\" }
+sandbox = []
+",
+    );
+    let got: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "`tools` must be a table, found an integer",
+            "`agents.moo` must be a table, found a string",
+            "`sandbox` must be a table, found an array",
+        ]
+    );
+}
+
+#[test]
+fn every_layer_s_errors_come_together_in_layer_order() {
+    let f = Fixture::new(
+        "[tools]
+version_cache_hours = -1
+[sandbox]
+cpus = true
+",
+        "[agents.moo]
+comand = \"x\"
+[sandbx]
+",
+    );
+    let err = f
+        .loader(
+            &[("STOCKADE_SANDBOX_MEMROY", "2g")],
+            &[("--network", "sandbox.network", "host")],
+        )
+        .load()
+        .unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<(String, usize, Option<&str>)> = errors
+        .iter()
+        .map(|e| {
+            let file = e.path.file_name().unwrap().to_string_lossy().into_owned();
+            (file, e.line, e.help.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "global.toml".to_owned(),
+                2,
+                Some("0 asks for the latest version every time")
+            ),
+            (
+                "global.toml".to_owned(),
+                4,
+                Some("write a number without quotes, e.g. 2 or 1.5")
+            ),
+            (
+                "config.toml".to_owned(),
+                1,
+                Some(
+                    "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package` (see docs/agents.md)"
+                )
+            ),
+            ("config.toml".to_owned(), 2, Some("did you mean `command`?")),
+            ("config.toml".to_owned(), 3, Some("did you mean `sandbox`?")),
+            (
+                "$STOCKADE_SANDBOX_MEMROY".to_owned(),
+                1,
+                Some("did you mean STOCKADE_SANDBOX_MEMORY?")
+            ),
+            (
+                "--network".to_owned(),
+                1,
+                Some("`bridge` (the engine's default network) or `none` (no network at all)")
+            ),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn json_follows_the_toml_layout() {
+    let config = load_global(
+        "[tools]
+version_cache_hours = 6
+",
+    )
+    .unwrap();
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["tools"]["version_cache_hours"], 6);
+    assert!(json.get("version_cache_hours").is_none(), "{json}");
 }
 
 #[test]
@@ -246,10 +546,13 @@ impl Fixture {
                 .collect(),
             flags: flags
                 .iter()
-                .map(|(f, k, v)| FlagValue {
-                    flag: f.to_string(),
-                    key: k.to_string(),
-                    value: v.to_string(),
+                .map(|(f, k, v)| {
+                    let (section, name) = k.split_once('.').unwrap();
+                    FlagValue {
+                        flag: f.to_string(),
+                        key: keys::find(section, name).unwrap(),
+                        value: v.to_string(),
+                    }
                 })
                 .collect(),
         }
@@ -298,34 +601,6 @@ fn extends_false_ignores_the_global_file() {
     let resolved = f.loader(&[], &[]).load().unwrap();
     assert_eq!(resolved.config.image.from, DEFAULT_FROM);
     assert!(resolved.global_ignored);
-}
-
-#[test]
-fn errors_of_every_layer_come_together() {
-    let f = Fixture::new("[sandbox]\nsudo = 3\n", "[sandbox]\ncpus = -1\n");
-    let err = f
-        .loader(
-            &[("STOCKADE_SANDBOX_MEMROY", "1g")],
-            &[("--network", "sandbox.network", "host")],
-        )
-        .load()
-        .unwrap_err();
-    match err {
-        ConfigError::Invalid { errors } => {
-            assert_eq!(errors.len(), 4, "{errors:?}");
-            assert!(
-                errors[2]
-                    .to_string()
-                    .starts_with("$STOCKADE_SANDBOX_MEMROY:1:1")
-            );
-            assert_eq!(
-                errors[2].help.as_deref(),
-                Some("did you mean STOCKADE_SANDBOX_MEMORY?")
-            );
-            assert!(errors[3].to_string().starts_with("--network:1:1"));
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]
@@ -454,7 +729,7 @@ proptest! {
     }
 }
 
-/// The whole pipeline (serde sections included) over one global file.
+/// The whole pipeline (`[agents]` and `[tools]` included) over one global file.
 fn load_global(text: &str) -> Result<Config, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let global = dir.path().join("config.toml");
@@ -472,7 +747,7 @@ fn agents_and_tools_sections() {
         "[tools]\nversion_cache_hours = 2\n[sandbox]\nssh_agent = true\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\nversion = \"1.6.0\"\nconfig_dirs = [\"~/.moo\", \".config/moo/\"]\napi_keys = [\"MOO_KEY\"]\nenv = { MOO_UPDATE = \"0\" }\n[agents.claude]\nskip_permissions = false\n",
     )
     .unwrap();
-    assert_eq!(config.version_cache_hours, 2);
+    assert_eq!(config.tools.version_cache_hours, 2);
     assert!(config.sandbox.ssh_agent);
     let moo = &config.agents["moo"];
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
@@ -490,9 +765,10 @@ fn bad_agent_values_point_at_them() {
     ) {
         Err(ConfigError::Invalid { errors }) => {
             let at: Vec<_> = errors.iter().map(|e| e.line).collect();
-            assert_eq!(at, vec![1, 4, 5, 6, 6], "{errors:?}");
+            assert_eq!(at, vec![1, 3, 4, 5, 6, 6], "{errors:?}");
+            assert_eq!(errors[1].message, "custom agent `x` has no `package`");
             assert!(
-                errors[1]
+                errors[2]
                     .help
                     .as_deref()
                     .unwrap_or("")
@@ -530,7 +806,7 @@ fn agent_layers_merge_field_by_field() {
     let moo = &config.agents["moo"];
     assert_eq!(moo.package.as_deref(), Some("cowsay"));
     assert_eq!(moo.version.as_deref(), Some("1.6.0"));
-    assert_eq!(config.version_cache_hours, 24);
+    assert_eq!(config.tools.version_cache_hours, 24);
 }
 
 /// Parse `text` as the project file of `fixture`'s project, or as its global file.
@@ -733,4 +1009,92 @@ fn a_project_agent_may_not_set_reserved_variables_either() {
     let f = Fixture::new(agent, "");
     let err = f.loader(&[], &[]).load().unwrap_err();
     assert!(err.to_string().contains("bad name"), "{err}");
+}
+
+#[test]
+fn the_key_table_reads_and_writes_the_config() {
+    let config = Config::default();
+    for key in keys::KEYS {
+        match (key.shape, keys::default_value(key)) {
+            (keys::Shape::Scalar, Some(default)) => {
+                assert_eq!(config.value_of(key), Some(default), "{key:?}");
+            }
+            (keys::Shape::Scalar, None) | (keys::Shape::List, _) => {
+                assert_eq!(config.value_of(key), None, "{key:?}");
+            }
+        }
+    }
+    let f = Fixture::new("[sandbox]\ndocker_socket = true\ncpus = 1.5\n", "");
+    let resolved = f
+        .loader(&[], &[("--ssh-agent", "sandbox.ssh_agent", "true")])
+        .load()
+        .unwrap();
+    let cpus = keys::find("sandbox", "cpus").unwrap();
+    assert_eq!(resolved.config.value_of(cpus), Some(Value::Cpus(1500)));
+    assert!(resolved.config.sandbox.ssh_agent);
+    let warnings: Vec<&str> = resolved
+        .warnings
+        .iter()
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "docker_socket = true: the sandbox can control the container engine, which is root on this host in all but name"
+        ]
+    );
+    // A later layer turning it off silences it.
+    let resolved = f
+        .loader(&[("STOCKADE_SANDBOX_DOCKER_SOCKET", "false")], &[])
+        .load()
+        .unwrap();
+    assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+}
+
+#[test]
+fn a_custom_agent_needs_install_and_package_from_some_file() {
+    // Complete across the layers: the global file installs it, the project pins it.
+    let f = Fixture::new(
+        "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\n",
+        "[agents.moo]\nversion = \"1.6.0\"\n[agents.claude]\nversion = \"2.1.0\"\n",
+    );
+    f.loader(&[], &[]).load().unwrap();
+    // A name close to a built-in agent's gets a did-you-mean.
+    let f = Fixture::new(
+        "[agents.claud]\nversion = \"2.1.0\"\n",
+        "extends = false\n[agents.moo]\nversion = \"1.6.0\"\n",
+    );
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<(String, Option<&str>)> = errors
+        .iter()
+        .map(|e| (e.to_string(), e.help.as_deref()))
+        .collect();
+    let project = f.dir.path().join("project/.stockade/config.toml");
+    assert_eq!(
+        got,
+        [(
+            format!(
+                "{}:2:9: custom agent `moo` has no `install` and no `package`",
+                project.display()
+            ),
+            Some(
+                "a custom agent needs `install = \"npm\"` (or \"pypi\") and `package` (see docs/agents.md)"
+            )
+        )],
+        "the global file is ignored (extends = false)"
+    );
+    let f = Fixture::new("[agents.claud]\nversion = \"2.1.0\"\n", "");
+    let err = f.loader(&[], &[]).load().unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some(
+            "did you mean [agents.claude]? Otherwise a custom agent needs `install = \"npm\"` (or \"pypi\") and `package`"
+        )
+    );
 }

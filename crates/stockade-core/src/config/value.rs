@@ -25,13 +25,18 @@ impl Bad {
     }
 }
 
-/// What a value was written as, before the key's parser looked at it.
+/// What a value was written as, before the key's parser looked at it. A file's values have a
+/// TOML type, and a value of the wrong type is an error (`sudo = "yes"` is a string, not a
+/// boolean): nothing is coerced. Variables and flags are text without a type ([`Raw::Text`]):
+/// the text is read as the key's type would be written in a file (`true`, `1024`, `4g`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Raw {
     Str(String),
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// The text of a `STOCKADE_*` variable or a flag.
+    Text(String),
 }
 
 impl Raw {
@@ -41,8 +46,18 @@ impl Raw {
             Self::Bool(_) => "a boolean",
             Self::Int(_) => "an integer",
             Self::Float(_) => "a float",
+            Self::Text(_) => "text",
         }
     }
+}
+
+/// The error for a value of the wrong type: "expected a boolean, found a string".
+pub fn wrong_type(expects: &str, raw: &Raw, help: &str) -> Bad {
+    Bad::new(
+        format!("expected {expects}, found {}", raw.type_name()),
+        "wrong type",
+        Some(help),
+    )
 }
 
 /// Where relative paths and `~` point while parsing.
@@ -225,31 +240,33 @@ pub const ENGINE_OPTIONS: &[&str] = &[
 
 pub fn string(raw: &Raw) -> Result<&str, Bad> {
     match raw {
-        Raw::Str(s) => Ok(s),
-        other => Err(Bad::new(
-            format!("expected a string, found {}", other.type_name()),
-            "wrong type",
-            Some("put the value in double quotes"),
+        Raw::Str(s) | Raw::Text(s) => Ok(s),
+        other => Err(wrong_type(
+            "a string",
+            other,
+            "put the value in double quotes",
         )),
     }
 }
 
+/// `true` or `false`: a TOML boolean in a file (`"yes"`, `"false"` and `1` are not), the text
+/// `true` or `false` in a variable or flag.
 pub fn boolean(raw: &Raw) -> Result<Value, Bad> {
     match raw {
         Raw::Bool(b) => Ok(Value::Bool(*b)),
-        Raw::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
-            "false" | "0" | "no" | "off" => Ok(Value::Bool(false)),
+        Raw::Text(s) => match s.trim() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
             _ => Err(Bad::new(
                 format!("expected true or false, found {s:?}"),
                 "not a boolean",
-                Some("write true or false (without quotes in a file)"),
+                Some("write true or false"),
             )),
         },
-        other => Err(Bad::new(
-            format!("expected a boolean, found {}", other.type_name()),
-            "wrong type",
-            Some("write true or false"),
+        other => Err(wrong_type(
+            "a boolean",
+            other,
+            "write true or false, without quotes",
         )),
     }
 }
@@ -522,7 +539,7 @@ pub fn size(raw: &Raw, minimum: u64) -> Result<u64, Bad> {
     };
     let bytes = match raw {
         Raw::Int(i) => u64::try_from(*i).map_err(|_| bad(format!("{i} is negative")))?,
-        Raw::Str(s) => {
+        Raw::Str(s) | Raw::Text(s) => {
             let lower = s.trim().to_ascii_lowercase();
             let digits_end = lower
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -545,7 +562,13 @@ pub fn size(raw: &Raw, minimum: u64) -> Result<u64, Bad> {
             }
             value as u64
         }
-        other => return Err(bad(format!("expected a size, found {}", other.type_name()))),
+        other => {
+            return Err(wrong_type(
+                "a size",
+                other,
+                "write an integer of bytes or a string like \"512m\" or \"4g\"",
+            ));
+        }
     };
     if bytes < minimum {
         return Err(Bad::new(
@@ -576,18 +599,18 @@ pub fn cpus(raw: &Raw) -> Result<Value, Bad> {
     let value = match raw {
         Raw::Int(i) => *i as f64,
         Raw::Float(f) => *f,
-        Raw::Str(s) => s.trim().parse::<f64>().map_err(|_| {
+        Raw::Text(s) => s.trim().parse::<f64>().map_err(|_| {
             Bad::new(
                 format!("{s:?} is not a number of CPUs"),
                 "not a number",
                 Some("e.g. 2 or 1.5"),
             )
         })?,
-        Raw::Bool(_) => {
-            return Err(Bad::new(
-                "expected a number of CPUs, found a boolean",
-                "wrong type",
-                Some("e.g. 2 or 1.5"),
+        other => {
+            return Err(wrong_type(
+                "a number",
+                other,
+                "write a number without quotes, e.g. 2 or 1.5",
             ));
         }
     };
@@ -604,7 +627,7 @@ pub fn cpus(raw: &Raw) -> Result<Value, Bad> {
 pub fn pids_limit(raw: &Raw) -> Result<Value, Bad> {
     let value = match raw {
         Raw::Int(i) => *i,
-        Raw::Str(s) => s.trim().parse::<i64>().map_err(|_| {
+        Raw::Text(s) => s.trim().parse::<i64>().map_err(|_| {
             Bad::new(
                 format!("{s:?} is not an integer"),
                 "not an integer",
@@ -612,10 +635,10 @@ pub fn pids_limit(raw: &Raw) -> Result<Value, Bad> {
             )
         })?,
         other => {
-            return Err(Bad::new(
-                format!("expected an integer, found {}", other.type_name()),
-                "wrong type",
-                Some("e.g. 1024"),
+            return Err(wrong_type(
+                "an integer",
+                other,
+                "write an integer without quotes, e.g. 1024",
             ));
         }
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use stockade_core::config::keys::{self, KEYS, Key, SECTIONS, Shape};
+use stockade_core::config::keys::{self, KEYS, SECTIONS, Shape};
 use stockade_core::config::{FlagValue, Resolved, Source, starter_file};
 
 use crate::context::Context;
@@ -64,7 +64,7 @@ fn render(resolved: &Resolved, sources: bool) -> String {
                         &format!("{} = {}", key.name, s.value),
                         sources.then(|| describe(&s.origin.source)),
                     ),
-                    None => match default_of(key) {
+                    None => match keys::default_value(key) {
                         Some(value) => line(
                             &mut out,
                             &format!("{} = {value}", key.name),
@@ -125,14 +125,11 @@ fn render_serde_sections(resolved: &Resolved, sources: bool, out: &mut String) {
         })
     };
     out.push_str("\n[tools]\n");
-    line(
-        out,
-        &format!(
-            "version_cache_hours = {}",
-            resolved.config.version_cache_hours
-        ),
-        from("tools"),
-    );
+    if let Ok(text) = toml::to_string(&resolved.config.tools) {
+        for entry in text.lines() {
+            line(out, entry, from("tools"));
+        }
+    }
     if resolved.config.agents.is_empty() {
         return;
     }
@@ -169,11 +166,6 @@ fn describe(source: &Source) -> String {
         ),
         other => other.to_string(),
     }
-}
-
-/// The key table's default, as TOML would spell it.
-fn default_of(key: &Key) -> Option<String> {
-    keys::default_value(key).map(|v| v.to_string())
 }
 
 pub fn init(ctx: &Context, global: bool, force: bool) -> Result<u8, CliError> {
