@@ -273,3 +273,26 @@ fn an_error_shows_its_cause_under_the_message() {
       `-> Not a directory (os error 20)
     ");
 }
+
+/// A command that starts no sandbox lists no sandbox or launch flag in its help.
+#[test]
+fn help_of_a_command_without_a_sandbox_has_no_sandbox_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let out = stockade(&["images", "--help"], home.path());
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r"
+    List stockade's images: tier, project, size, and whether they are in use or orphaned
+
+    Usage: stockade images [OPTIONS]
+
+    Options:
+          --json          Print the list as JSON
+      -v, --verbose...    Show more: -v lists every engine call and streams build output; -vv adds
+                          internals
+      -q, --quiet         Show only results and errors: no progress, no confirmations
+          --color <WHEN>  When to use colors (NO_COLOR is honoured by `auto`) [default: auto] [possible
+                          values: auto, always, never]
+      -h, --help          Print help
+      -V, --version       Print version
+    ");
+}
