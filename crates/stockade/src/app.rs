@@ -212,7 +212,7 @@ fn usage_error(error: clap::Error, json: bool) -> ExitCode {
             || "see `stockade --help` or `stockade <command> --help`".to_owned(),
             str::to_owned,
         );
-    emit_json(&JsonError {
+    emit_json(&exit::JsonError {
         error: message,
         code: "usage",
         hint: Some(hint),
@@ -222,20 +222,7 @@ fn usage_error(error: clap::Error, json: bool) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
-/// An error as `--json` prints it: one object on stderr (docs/exit-codes.md).
-#[derive(serde::Serialize)]
-struct JsonError {
-    error: String,
-    code: &'static str,
-    hint: Option<String>,
-    /// `file:line:column` (or the file) the error is about, when there is one.
-    location: Option<String>,
-    /// Every configuration error, when there are several (the first is the object itself).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<Vec<JsonError>>,
-}
-
-fn emit_json(error: &JsonError) {
+fn emit_json(error: &exit::JsonError) {
     match serde_json::to_string(error) {
         Ok(text) => eprintln!("{text}"),
         Err(e) => eprintln!("stockade: cannot encode the error as JSON: {e}"),
@@ -243,73 +230,7 @@ fn emit_json(error: &JsonError) {
 }
 
 fn report_json(error: &CliError) {
-    let code = error.code();
-    let object = match error {
-        CliError::Config(ConfigError::Invalid { errors }) => {
-            let each: Vec<JsonError> = errors
-                .iter()
-                .map(|e| JsonError {
-                    error: e.message.clone(),
-                    code,
-                    hint: e.help.clone(),
-                    location: Some(format!("{}:{}:{}", e.path.display(), e.line, e.column)),
-                    errors: None,
-                })
-                .collect();
-            match <[JsonError; 1]>::try_from(each) {
-                Ok([one]) => one,
-                Err(each) => JsonError {
-                    error: format!("{} errors in configuration; nothing was run", each.len()),
-                    code,
-                    hint: Some("fix each; `errors` lists them with their locations".to_owned()),
-                    location: each.first().and_then(|e| e.location.clone()),
-                    errors: Some(each),
-                },
-            }
-        }
-        CliError::Config(ConfigError::Read { path, .. }) => JsonError {
-            error: error.to_string(),
-            code,
-            hint: Some("fix the file's permissions, or remove it".to_owned()),
-            location: Some(path.display().to_string()),
-            errors: None,
-        },
-        CliError::Engine(engine) => JsonError {
-            error: engine.to_string(),
-            code,
-            hint: engine.hint(),
-            location: None,
-            errors: None,
-        },
-        CliError::Caused {
-            message,
-            source,
-            help,
-        } => {
-            // The cause chain, joined: JSON has no place for miette's tree.
-            let mut text = message.clone();
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-            while let Some(e) = cause {
-                text.push_str(&format!(": {e}"));
-                cause = e.source();
-            }
-            JsonError {
-                error: text,
-                code,
-                hint: help.clone(),
-                location: None,
-                errors: None,
-            }
-        }
-        CliError::Other { message, help } | CliError::Refused { message, help, .. } => JsonError {
-            error: message.clone(),
-            code,
-            hint: help.clone(),
-            location: None,
-            errors: None,
-        },
-    };
-    emit_json(&object);
+    emit_json(&error.to_json());
 }
 
 fn exec_request(

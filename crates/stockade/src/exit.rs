@@ -100,4 +100,87 @@ impl CliError {
             Self::Other { .. } | Self::Caused { .. } => "failed",
         }
     }
+
+    /// This error as `--json` reports it.
+    pub fn to_json(&self) -> JsonError {
+        let code = self.code();
+        match self {
+            Self::Config(ConfigError::Invalid { errors }) => {
+                let each: Vec<JsonError> = errors
+                    .iter()
+                    .map(|e| JsonError {
+                        error: e.message.clone(),
+                        code,
+                        hint: e.help.clone(),
+                        location: Some(format!("{}:{}:{}", e.path.display(), e.line, e.column)),
+                        errors: None,
+                    })
+                    .collect();
+                match <[JsonError; 1]>::try_from(each) {
+                    Ok([one]) => one,
+                    Err(each) => JsonError {
+                        error: format!("{} errors in configuration; nothing was run", each.len()),
+                        code,
+                        hint: Some("fix each; `errors` lists them with their locations".to_owned()),
+                        location: each.first().and_then(|e| e.location.clone()),
+                        errors: Some(each),
+                    },
+                }
+            }
+            Self::Config(ConfigError::Read { path, .. }) => JsonError {
+                error: self.to_string(),
+                code,
+                hint: Some("fix the file's permissions, or remove it".to_owned()),
+                location: Some(path.display().to_string()),
+                errors: None,
+            },
+            Self::Engine(engine) => JsonError {
+                error: engine.to_string(),
+                code,
+                hint: engine.hint(),
+                location: None,
+                errors: None,
+            },
+            Self::Caused {
+                message,
+                source,
+                help,
+            } => {
+                // The cause chain, joined: JSON has no place for miette's tree.
+                let mut text = message.clone();
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+                while let Some(e) = cause {
+                    text.push_str(&format!(": {e}"));
+                    cause = e.source();
+                }
+                JsonError {
+                    error: text,
+                    code,
+                    hint: help.clone(),
+                    location: None,
+                    errors: None,
+                }
+            }
+            Self::Other { message, help } | Self::Refused { message, help, .. } => JsonError {
+                error: message.clone(),
+                code,
+                hint: help.clone(),
+                location: None,
+                errors: None,
+            },
+        }
+    }
+}
+
+/// An error as `--json` prints it: one object on stderr (docs/exit-codes.md).
+#[derive(serde::Serialize)]
+pub struct JsonError {
+    pub error: String,
+    pub code: &'static str,
+    pub hint: Option<String>,
+    /// `file:line:column` (or the file) the error is about, when there is one.
+    pub location: Option<String>,
+    /// Every configuration error, when there are several (the first is the object itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<JsonError>>,
 }
