@@ -508,3 +508,105 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
     run.expect_code(0);
     assert_eq!(run.stdout(), "fine\n");
 }
+
+/// Tags `tag` at `image` for the test's duration when nothing is there (another installation's
+/// tier, un-namespaced); leaves an existing image alone.
+struct OtherInstallation(Vec<String>);
+
+impl OtherInstallation {
+    fn plant(tags: &[&str], image: &str) -> Self {
+        let mut planted = Vec::new();
+        for tag in tags {
+            if !docker(&["image", "inspect", tag]).status.success() {
+                docker_stdout(&["tag", image, tag]);
+                planted.push((*tag).to_owned());
+            }
+        }
+        Self(planted)
+    }
+}
+
+impl Drop for OtherInstallation {
+    fn drop(&mut self) {
+        for tag in &self.0 {
+            let _ = docker(&["rmi", tag]);
+        }
+    }
+}
+
+fn label(tag: &str, key: &str) -> String {
+    docker_stdout(&[
+        "image",
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+        tag,
+    ])
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn un_namespaced_tiers_in_from_resolve_to_the_namespace() {
+    let env = Env::layered("nsfrom");
+    // Another installation (no namespace) has tiers of its own: a busybox image, without the
+    // marker our base has.
+    let _other =
+        OtherInstallation::plant(&["stockade:base", "stockade:foundation"], &busybox_image());
+    let other_base = env.image_id("stockade:base").unwrap();
+    // Our global base and the project, both written as the docs show them (no namespace).
+    std::fs::write(
+        env.config_dir().join("Dockerfile"),
+        "FROM stockade:foundation\nRUN echo ours > /etc/tier-ours\n",
+    )
+    .unwrap();
+    env.write(
+        ".stockade/Dockerfile",
+        "FROM stockade:base\nRUN cat /etc/tier-ours > /etc/tier-project\n",
+    );
+    let run = env.run(&["exec", "--trust", "--", "cat", "/etc/tier-project"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "ours\n", "{}", run.stderr());
+    let (foundation, base, project) = ids(&env);
+    assert_ne!(base.as_deref(), Some(other_base.as_str()));
+    assert_eq!(
+        label(&env.base_tag(), "io.stockade.parent"),
+        foundation.clone().unwrap()
+    );
+    assert_eq!(
+        label(&env.project_tag(), "io.stockade.parent"),
+        base.clone().unwrap()
+    );
+    // The project image's layers start with our base's.
+    let layers = |tag: &str| {
+        docker_stdout(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            tag,
+        ])
+    };
+    let ours = layers(&env.base_tag());
+    assert!(
+        layers(&env.project_tag()).starts_with(ours.trim().trim_end_matches(']')),
+        "the project image is built on {}",
+        env.base_tag()
+    );
+    check_says(&env, &["Project image: up to date"]);
+
+    // `FROM stockade:foundation` in the project: our foundation, without the global base.
+    env.write(
+        ".stockade/Dockerfile",
+        "FROM stockade:foundation\nRUN test ! -e /etc/tier-ours && echo plain > /etc/tier-project\n",
+    );
+    let run = env.run(&["exec", "--trust", "--", "cat", "/etc/tier-project"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "plain\n", "{}", run.stderr());
+    assert_eq!(
+        label(&env.project_tag(), "io.stockade.parent"),
+        foundation.unwrap()
+    );
+    assert_ne!(ids(&env).2, project);
+    check_says(&env, &["Project image: up to date"]);
+}

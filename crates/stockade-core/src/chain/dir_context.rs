@@ -225,9 +225,13 @@ impl DirContext {
         Ok(hash)
     }
 
-    /// The context as an uncompressed tar, read from disk, with `append` added to the end of
-    /// the file `dockerfile` (stockade's `LABEL` instruction).
-    pub fn to_tar(&self, dockerfile: &str, append: &str) -> Result<Vec<u8>, ContextError> {
+    /// The context as an uncompressed tar, read from disk, with the file `dockerfile` replaced
+    /// by `edit` of its bytes (stockade's edit: tiers resolved, the `LABEL` instruction).
+    pub fn to_tar(
+        &self,
+        dockerfile: &str,
+        edit: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<Vec<u8>, ContextError> {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         for e in &self.entries {
@@ -237,8 +241,7 @@ impl DirContext {
                 source,
             };
             if e.kind == Kind::File && e.path == dockerfile {
-                let mut bytes = fs::read(&path).map_err(io)?;
-                bytes.extend_from_slice(append.as_bytes());
+                let bytes = edit(&fs::read(&path).map_err(io)?);
                 let mut header = tar::Header::new_gnu();
                 header.set_mode(e.mode);
                 header.set_size(bytes.len() as u64);
@@ -556,7 +559,7 @@ mod tests {
         std::os::unix::fs::symlink("sub/f", dir.path().join("link")).unwrap();
         let bytes = DirContext::scan(dir.path(), &[])
             .unwrap()
-            .to_tar("Dockerfile", "\nLABEL a=b\n")
+            .to_tar("Dockerfile", |bytes| [bytes, b"\nLABEL a=b\n"].concat())
             .unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();

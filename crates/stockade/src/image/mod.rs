@@ -8,7 +8,7 @@ mod plan;
 
 use std::collections::HashMap;
 
-use stockade_core::chain::Freshness;
+use stockade_core::chain::{DockerfileEdit, Freshness};
 use stockade_core::foundation::PROXY_VARS;
 use stockade_core::labels;
 use stockade_engine::{BuildEvent, BuildRequest, Engine, ImageInfo, Removal};
@@ -114,14 +114,15 @@ impl ChainRun {
 }
 
 /// Make sure `build`'s image is current, building it from `context` when it is not. `context`
-/// gets a `LABEL` instruction to append to the Dockerfile.
+/// gets the edit to make to the Dockerfile's bytes (tiers resolved to the namespace, the `LABEL`
+/// instruction appended).
 pub async fn ensure_built(
     engine: &Engine,
     ctx: &Context,
     build: TierBuild,
     mode: BuildMode,
     run: &mut ChainRun,
-    context: impl FnOnce(&str) -> Result<Vec<u8>, CliError>,
+    context: impl FnOnce(&DockerfileEdit) -> Result<Vec<u8>, CliError>,
 ) -> Result<Ready, CliError> {
     let fresh = |info: &Option<ImageInfo>| -> Option<Ready> {
         let info = info.as_ref()?;
@@ -167,7 +168,10 @@ pub async fn ensure_built(
     }
     // The labels go into the Dockerfile as one LABEL instruction: the classic builder would make
     // a step of each label passed as a build parameter.
-    let context = context(&labels::dockerfile_instruction(&image_labels))?;
+    let context = context(&DockerfileEdit {
+        namespace: ctx.namespace.clone(),
+        labels: labels::dockerfile_instruction(&image_labels),
+    })?;
 
     let ui = &ctx.ui;
     let task = ui.task(&format!("Building {}…", build.title));
