@@ -610,3 +610,130 @@ fn un_namespaced_tiers_in_from_resolve_to_the_namespace() {
     assert_ne!(ids(&env).2, project);
     check_says(&env, &["Project image: up to date"]);
 }
+
+/// Where the chain's base comes from, for the prune tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BaseKind {
+    /// No global Dockerfile: `stockade:base` is the foundation.
+    Alias,
+    GlobalDockerfile,
+    /// `[image] base` in the global file.
+    CustomImage,
+    /// `[image] base` in the project's file: the project owns the layer.
+    ProjectCustomImage,
+}
+
+/// Every project tier over `kind`: none, a Dockerfile `FROM stockade:base` and one `FROM
+/// stockade:foundation` (a project that names its own base cannot build on the shared one).
+/// After each run, `prune --dry-run` and `prune -y` find nothing (the full transcript is
+/// snapshotted), the chain's tags still point where they did, and the next run builds nothing.
+fn prune_never_touches_the_current_chain(kind: BaseKind, name: &str) {
+    let env = Env::layered(name);
+    match kind {
+        BaseKind::Alias => {}
+        BaseKind::GlobalDockerfile => std::fs::write(
+            env.config_dir().join("Dockerfile"),
+            "FROM stockade:foundation\nRUN echo global > /etc/tier-global\n",
+        )
+        .unwrap(),
+        BaseKind::CustomImage => env.write_global_config(&format!(
+            "{}base = \"{}\"\n",
+            common::default_config(&base_image()),
+            base_image()
+        )),
+        BaseKind::ProjectCustomImage => env.write(
+            ".stockade/config.toml",
+            &format!("[image]\nbase = \"{}\"\n", base_image()),
+        ),
+    }
+    let variants: &[(&str, Option<&str>)] = &[
+        ("no project Dockerfile", None),
+        ("project FROM stockade:base", Some("stockade:base")),
+        (
+            "project FROM stockade:foundation",
+            Some("stockade:foundation"),
+        ),
+    ];
+    let mut transcript = String::new();
+    for (title, from) in variants {
+        if kind == BaseKind::ProjectCustomImage && *from == Some("stockade:base") {
+            continue;
+        }
+        let dockerfile = env.project.join(".stockade/Dockerfile");
+        match from {
+            Some(from) => env.write(
+                ".stockade/Dockerfile",
+                &format!("FROM {from}\nRUN echo {title:?} > /etc/tier-project\n"),
+            ),
+            None => {
+                let _ = std::fs::remove_file(&dockerfile);
+            }
+        }
+        env.run(&["trust"]).expect_code(0);
+        let first = env.run(&["exec", "--", "true"]);
+        first.expect_code(0);
+        let tags = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let mut chain: Vec<&str> = tags
+            .lines()
+            .filter(|line| line.starts_with(&format!("{}-stockade", env.namespace)))
+            .collect();
+        chain.sort();
+        let listed = env.run(&["images", "--json"]);
+        listed.expect_code(0);
+        let json: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+        for image in json.as_array().unwrap() {
+            assert!(image["orphaned"].is_null(), "{title}: {image}");
+        }
+        transcript.push_str(&format!("## {title}\n"));
+        for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
+            let run = env.run(args);
+            run.expect_code(0);
+            transcript.push_str(&format!(
+                "$ stockade {}\n{}{}",
+                args.join(" "),
+                run.stdout(),
+                run.stderr()
+            ));
+        }
+        let after = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let mut kept: Vec<&str> = after
+            .lines()
+            .filter(|line| line.starts_with(&format!("{}-stockade", env.namespace)))
+            .collect();
+        kept.sort();
+        assert_eq!(kept, chain, "{title}: prune changed the chain");
+        if from.is_some() {
+            assert!(env.image_id(&env.project_tag()).is_some(), "{title}");
+        }
+        let again = env.run(&["exec", "--", "cat", "/etc/os-release"]);
+        again.expect_code(0);
+        assert!(
+            !again.stderr().contains("Building"),
+            "{title}: {}",
+            again.stderr()
+        );
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&env.namespace), "[NS]");
+    settings.bind(|| insta::assert_snapshot!(name, transcript));
+}
+
+#[test]
+fn prune_keeps_the_chain_over_the_foundation_alias() {
+    prune_never_touches_the_current_chain(BaseKind::Alias, "prune-alias");
+}
+
+#[test]
+fn prune_keeps_the_chain_over_a_global_dockerfile() {
+    prune_never_touches_the_current_chain(BaseKind::GlobalDockerfile, "prune-global");
+}
+
+#[test]
+fn prune_keeps_the_chain_over_a_custom_image() {
+    prune_never_touches_the_current_chain(BaseKind::CustomImage, "prune-custom");
+}
+
+#[test]
+fn prune_keeps_the_chain_over_a_project_custom_image() {
+    prune_never_touches_the_current_chain(BaseKind::ProjectCustomImage, "prune-project-custom");
+}
