@@ -469,13 +469,34 @@ fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
     docker_stdout(&["rm", &container]);
 }
 
+/// The container the engine runs a build step in, found by its command: `(container, image)`.
+fn build_step_container(command: &str) -> Option<(String, String)> {
+    docker_stdout(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}\t{{.Image}}\t{{.Command}}",
+    ])
+    .lines()
+    .find(|line| line.contains(command))
+    .and_then(|line| {
+        let mut fields = line.split('\t');
+        Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+    })
+}
+
 #[test]
-fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
+fn interrupted_build_leaves_no_tag_no_intermediates_and_the_next_run_builds_cleanly() {
     use std::io::{BufRead, BufReader};
     let env = Env::layered("interrupt");
+    // A step that commits an image (unique, so never from the build cache), then a slow one.
+    let token = env.namespace.clone();
     env.write(
         ".stockade/Dockerfile",
-        &format!("FROM {}\nRUN sleep 60\n", env.base_tag()),
+        &format!(
+            "FROM {}\nRUN echo {token} > /first\nRUN sleep 61 # {token}\n",
+            env.base_tag()
+        ),
     );
     let mut child = env
         .command(&["exec", "--trust", "--", "true"])
@@ -485,19 +506,47 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
     let mut line = String::new();
-    while !line.contains("Building project image") {
+    // The engine's build stream reached the slow step (its step line, printed without a
+    // terminal)…
+    while !line.contains(": RUN sleep 61") {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no build started");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no build step: {seen}"
+        );
+        seen.push_str(&line);
     }
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // …and runs it, in a container made from the first step's image.
+    let (container, intermediate) = common::poll(std::time::Duration::from_secs(30), || {
+        build_step_container(&format!("sleep 61 # {token}"))
+    })
+    .expect("the engine runs the slow step");
+    assert!(env.image_id(&intermediate).is_some());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let status = child.wait().unwrap();
-    assert!(!status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("interrupted: the build of project image stopped; removing the 1 intermediate images it made"),
+        "{rest}"
+    );
     assert!(
         env.image_id(&env.project_tag()).is_none(),
         "no half-made tag"
+    );
+    assert!(
+        env.image_id(&intermediate).is_none(),
+        "the intermediate {intermediate} is left"
+    );
+    assert!(
+        !docker(&["container", "inspect", &container])
+            .status
+            .success(),
+        "the step's container {container} is left"
     );
 
     env.write(
@@ -736,4 +785,24 @@ fn prune_keeps_the_chain_over_a_custom_image() {
 #[test]
 fn prune_keeps_the_chain_over_a_project_custom_image() {
     prune_never_touches_the_current_chain(BaseKind::ProjectCustomImage, "prune-project-custom");
+}
+
+#[test]
+fn without_a_terminal_a_build_prints_each_step() {
+    let env = Env::layered("steps");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!(
+            "FROM stockade:base\nRUN echo {} > /token\nRUN sleep 1\n",
+            env.namespace
+        ),
+    );
+    env.run(&["trust"]).expect_code(0);
+    let run = env.run(&["build"]);
+    run.expect_code(0);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&env.namespace), "[NS]");
+    settings.add_filter(r"\(\d+(\.\d+)? s\)", "([ELAPSED])");
+    settings.add_filter(r"[0-9a-f]{20,}…?", "[HASH]");
+    settings.bind(|| insta::assert_snapshot!(run.stderr()));
 }
