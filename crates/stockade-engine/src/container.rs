@@ -130,6 +130,10 @@ impl Engine {
                     ("max-file".to_owned(), LOG_MAX_FILES.to_owned()),
                 ])),
             }),
+            // A backstop: a sandbox is removed by stockade when it ends; if stockade or the
+            // engine goes away first, the engine removes it (on exit, or when it restarts).
+            // Its exit code and OOM state then come from the event log (events.rs).
+            auto_remove: Some(true),
             ..Default::default()
         };
         let mut hostname = None;
@@ -263,7 +267,19 @@ impl Engine {
         match stream.next().await {
             Some(Ok(response)) => Ok(response.status_code),
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(self.err(&operation, e)),
+            Some(Err(e)) => match self.err(&operation, e) {
+                // Auto-removed already: its `die` event has the code.
+                EngineError::Api { status: 404, .. } => {
+                    self.exit_record(id).await?.code.ok_or(EngineError::Api {
+                        operation,
+                        status: 404,
+                        message: "the container is gone and the engine no longer has its \
+                                  exit code"
+                            .to_owned(),
+                    })
+                }
+                other => Err(other),
+            },
             None => Err(EngineError::Api {
                 operation,
                 status: 0,
@@ -283,11 +299,16 @@ impl Engine {
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await
-            .map_err(|e| self.err(&operation, e))?;
-        Ok(info
-            .state
-            .and_then(|state| state.oom_killed)
-            .unwrap_or(false))
+            .map_err(|e| self.err(&operation, e));
+        match info {
+            Ok(info) => Ok(info
+                .state
+                .and_then(|state| state.oom_killed)
+                .unwrap_or(false)),
+            // Auto-removed already: an `oom` event says so.
+            Err(EngineError::Api { status: 404, .. }) => Ok(self.exit_record(id).await?.oom_killed),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<(), EngineError> {

@@ -806,3 +806,83 @@ fn without_a_terminal_a_build_prints_each_step() {
     settings.add_filter(r"[0-9a-f]{20,}…?", "[HASH]");
     settings.bind(|| insta::assert_snapshot!(run.stderr()));
 }
+
+#[test]
+fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
+    let env = Env::layered("leftover");
+    env.write(".stockade/Dockerfile", "FROM stockade:base\nRUN true\n");
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+    let image = env.project_tag();
+    let ns = env.namespace.clone();
+    let project = format!("io.stockade.project={}", env.project.display());
+    // A sandbox left Exited (as one created without auto-remove was when its engine went
+    // away), one meant to stay, one of another installation, and one still running.
+    let create = |name: &str, namespace: &str, extra: &[&str], command: &[&str]| {
+        let mut args = vec![
+            "create",
+            "--name",
+            name,
+            "--label",
+            "io.stockade.kind=sandbox",
+            "--label",
+            &project,
+        ];
+        let ns_label = format!("io.stockade.namespace={namespace}");
+        args.extend(["--label", ns_label.as_str()]);
+        args.extend(extra);
+        args.push(&image);
+        args.extend(command);
+        let id = docker_stdout(&args).trim().to_owned();
+        docker_stdout(&["start", &id]);
+        id
+    };
+    let left = create(&format!("{ns}-stockade-left"), &ns, &[], &["true"]);
+    let kept = create(
+        &format!("{ns}-stockade-kept"),
+        &ns,
+        &["--label", "io.stockade.keep=true"],
+        &["true"],
+    );
+    let foreign = create(&format!("{ns}-other"), "someone-else", &[], &["true"]);
+    let running = create(
+        &format!("{ns}-stockade-running"),
+        &ns,
+        &[],
+        &["sleep", "120"],
+    );
+    let exited = |id: &str| {
+        docker_stdout(&["container", "inspect", "--format", "{{.State.Status}}", id])
+            .trim()
+            .to_owned()
+    };
+    common::poll(std::time::Duration::from_secs(10), || {
+        (exited(&left) == "exited" && exited(&kept) == "exited" && exited(&foreign) == "exited")
+            .then_some(())
+    })
+    .expect("the short containers exit");
+
+    let mut transcript = String::new();
+    for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
+        let run = env.run(args);
+        run.expect_code(0);
+        transcript.push_str(&format!(
+            "$ stockade {}\n{}{}",
+            args.join(" "),
+            run.stdout(),
+            run.stderr()
+        ));
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&ns), "[NS]");
+    settings.bind(|| insta::assert_snapshot!(transcript));
+
+    assert!(!docker(&["container", "inspect", &left]).status.success());
+    for id in [&kept, &foreign, &running] {
+        assert!(docker(&["container", "inspect", id]).status.success());
+    }
+    docker_stdout(&["rm", "-f", &kept, &foreign, &running]);
+    assert!(
+        env.image_id(&image).is_some(),
+        "the current project image stays"
+    );
+}

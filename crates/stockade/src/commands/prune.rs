@@ -38,9 +38,13 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     }
     for container in &stopped {
         println!(
-            "{} container {} — {} sandbox that stopped without being removed",
+            "{} container {} — a {} that {} and was never removed",
             if dry_run { "would remove" } else { "remove" },
             container.name,
+            container
+                .labels
+                .get(labels::KIND)
+                .map_or("container", String::as_str),
             container.state
         );
     }
@@ -54,14 +58,22 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         );
     }
     let volume_count = volumes.len();
-    let mut and_volumes = String::new();
+    let total: i64 = orphaned.iter().map(|image| image.size).sum();
+    // "3 images (1.2 GB) and 2 volumes and 1 container", naming only what goes.
+    let mut parts = Vec::new();
+    if !orphaned.is_empty() {
+        parts.push(format!("{} images ({})", orphaned.len(), human_size(total)));
+    }
     if volume_count > 0 {
-        and_volumes.push_str(&format!(" and {volume_count} volumes"));
+        parts.push(format!("{volume_count} volumes"));
     }
     if container_count > 0 {
-        and_volumes.push_str(&format!(" and {container_count} containers"));
+        parts.push(format!(
+            "{container_count} container{}",
+            if container_count == 1 { "" } else { "s" }
+        ));
     }
-    let total: i64 = orphaned.iter().map(|image| image.size).sum();
+    let what = parts.join(" and ");
     for image in &orphaned {
         println!(
             "{} {} — {}",
@@ -72,19 +84,11 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     }
     if dry_run {
         ctx.ui.info(&format!(
-            "{} images ({}){and_volumes} would be removed; run without --dry-run to remove them",
-            orphaned.len(),
-            human_size(total)
+            "{what} would be removed; run without --dry-run to remove them"
         ));
         return Ok(0);
     }
-    if !yes
-        && !confirm(&format!(
-            "Remove {} images ({}){and_volumes}?",
-            orphaned.len(),
-            human_size(total)
-        ))?
-    {
+    if !yes && !confirm(&format!("Remove {what}?"))? {
         ctx.ui.info("Nothing removed.");
         return Ok(1);
     }
@@ -93,9 +97,12 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         engine.remove(&container.id).await?;
     }
     if container_count > 0 {
-        ctx.ui
-            .success(&format!("Removed {container_count} stopped containers"));
+        ctx.ui.success(&format!(
+            "Removed {container_count} stopped container{}",
+            if container_count == 1 { "" } else { "s" }
+        ));
     }
+    let image_count = orphaned.len();
     let (mut removed, mut freed) = (0, 0);
     for image in orphaned {
         let mut kept = false;
@@ -110,8 +117,10 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
             freed += image.size;
         }
     }
-    ctx.ui
-        .success(&format!("Removed {removed} images ({})", human_size(freed)));
+    if image_count > 0 {
+        ctx.ui
+            .success(&format!("Removed {removed} images ({})", human_size(freed)));
+    }
     if volume_count > 0 {
         let gone = super::volumes::remove(&engine, volumes).await?;
         ctx.ui.success(&format!("Removed {} volumes", gone.len()));
