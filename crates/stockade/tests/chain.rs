@@ -886,3 +886,47 @@ fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
         "the current project image stays"
     );
 }
+
+#[test]
+fn stockade_files_in_the_global_directory_are_no_part_of_the_base_context() {
+    let env = Env::layered("stray");
+    let dir = env.config_dir();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM stockade:foundation\nCOPY . /global-context/\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".dockerignore"), "ignored.txt\n").unwrap();
+    std::fs::write(dir.join("ignored.txt"), "no").unwrap();
+    std::fs::write(dir.join("kept.txt"), "yes").unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/tool.toml"), "[a]\n").unwrap();
+    let ls = [
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "cd /global-context && find . | sort",
+    ];
+    let run = env.run(&ls);
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains("Building global base image"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        run.stdout(),
+        ".\n./.dockerignore\n./Dockerfile\n./etc\n./etc/tool.toml\n./kept.txt\n"
+    );
+    // A backup of the configuration, notes, an editor's copy: nothing is rebuilt.
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    std::fs::write(dir.join("config.toml.bak"), &config).unwrap();
+    std::fs::write(dir.join("config.toml~"), &config).unwrap();
+    std::fs::write(dir.join("notes.toml"), "# mine\n").unwrap();
+    env.write_global_config(&format!("{config}# edited\n"));
+    let again = env.run(&ls);
+    again.expect_code(0);
+    assert!(!again.stderr().contains("Building"), "{}", again.stderr());
+    assert_eq!(again.stdout(), run.stdout());
+}

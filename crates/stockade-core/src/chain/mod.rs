@@ -22,8 +22,18 @@ pub use dir_context::{ContextError, DirContext};
 /// The file name of the global and project Dockerfiles.
 pub const DOCKERFILE: &str = "Dockerfile";
 
-/// Files in the global config directory that are never part of the global base's context.
-pub const GLOBAL_CONTEXT_EXCLUDED: &[&str] = &["config.toml"];
+/// The project context's own file that is never part of it (`.stockade/config.toml`).
+pub const PROJECT_CONTEXT_EXCLUDED: &[&str] = &["config.toml"];
+
+/// Whether `rel` (a path relative to a context directory of the user's own: the global config
+/// directory, a `base_dockerfile`'s directory) is one of stockade's own files there, never sent
+/// and never hashed: a TOML file at the top, with its backups and editor copies
+/// (`config.toml`, `notes.toml`, `config.toml.bak`, `config.toml~`). Trust and state files live
+/// under the state directory, never here. Files in subdirectories are the user's.
+pub fn is_own_file(rel: &str) -> bool {
+    !rel.contains('/')
+        && (rel.ends_with(".toml") || rel.contains(".toml.") || rel.ends_with(".toml~"))
+}
 
 /// Where the global base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

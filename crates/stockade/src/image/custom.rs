@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use stockade_core::chain::{self, CustomTags, DirContext, GLOBAL_CONTEXT_EXCLUDED};
+use stockade_core::chain::{self, CustomTags, DirContext};
 use stockade_core::labels;
 use stockade_core::project_files::ReadContext;
 use stockade_engine::{Engine, ImageInfo};
@@ -134,7 +134,7 @@ async fn build(
         .unwrap_or(std::path::Path::new("/"))
         .to_path_buf();
     let fail = |e: chain::ContextError| CliError::other(e.to_string(), None);
-    let context = DirContext::scan(&dir, GLOBAL_CONTEXT_EXCLUDED).map_err(fail)?;
+    let context = DirContext::scan(&dir).map_err(fail)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
