@@ -53,6 +53,9 @@ pub struct ContainerSummary {
     pub labels: HashMap<String, String>,
 }
 
+/// How long `remove` waits for a removal already under way (the engine's auto-remove).
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Engine {
     /// Create a container from a sandbox spec; returns its ID.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<String, EngineError> {
@@ -346,9 +349,19 @@ impl Engine {
             .v(true)
             .build();
         let result = self.docker.remove_container(id, Some(options)).await;
-        // 404: already gone; 409: already being removed by another request.
-        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404, 409])?;
-        Ok(())
+        // 404: already gone; 409: already being removed (by its auto-remove): wait for that,
+        // so the container is gone when this returns, as after a removal of our own.
+        match result.map_err(|e| self.err(&operation, e)) {
+            Err(EngineError::Api { status: 409, .. }) => {
+                let options = WaitContainerOptionsBuilder::default()
+                    .condition("removed")
+                    .build();
+                let mut gone = self.docker.wait_container(id, Some(options));
+                let _ = tokio::time::timeout(REMOVAL_WAIT, gone.next()).await;
+                Ok(())
+            }
+            other => EngineError::tolerate(other, &[404]).map(|_| ()),
+        }
     }
 
     /// Containers (running or not) carrying all of the given labels (`key=value`); every

@@ -660,6 +660,22 @@ fn un_namespaced_tiers_in_from_resolve_to_the_namespace() {
     check_says(&env, &["Project image: up to date"]);
 }
 
+/// `prune --dry-run`, then `prune -y`: both succeed; what they print, as a transcript.
+fn prune_transcript(env: &Env) -> String {
+    let mut transcript = String::new();
+    for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
+        let run = env.run(args);
+        run.expect_code(0);
+        transcript.push_str(&format!(
+            "$ stockade {}\n{}{}",
+            args.join(" "),
+            run.stdout(),
+            run.stderr()
+        ));
+    }
+    transcript
+}
+
 /// Where the chain's base comes from, for the prune tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BaseKind {
@@ -735,16 +751,7 @@ fn prune_never_touches_the_current_chain(kind: BaseKind, name: &str) {
             assert!(image["orphaned"].is_null(), "{title}: {image}");
         }
         transcript.push_str(&format!("## {title}\n"));
-        for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
-            let run = env.run(args);
-            run.expect_code(0);
-            transcript.push_str(&format!(
-                "$ stockade {}\n{}{}",
-                args.join(" "),
-                run.stdout(),
-                run.stderr()
-            ));
-        }
+        transcript.push_str(&prune_transcript(&env));
         let after = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
         let mut kept: Vec<&str> = after
             .lines()
@@ -768,24 +775,21 @@ fn prune_never_touches_the_current_chain(kind: BaseKind, name: &str) {
     settings.bind(|| insta::assert_snapshot!(name, transcript));
 }
 
-#[test]
-fn prune_keeps_the_chain_over_the_foundation_alias() {
-    prune_never_touches_the_current_chain(BaseKind::Alias, "prune-alias");
+/// One test per base kind (they run in parallel), each with its snapshot.
+macro_rules! prune_tests {
+    ($($test:ident: $kind:ident, $snapshot:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            prune_never_touches_the_current_chain(BaseKind::$kind, $snapshot);
+        }
+    )*};
 }
 
-#[test]
-fn prune_keeps_the_chain_over_a_global_dockerfile() {
-    prune_never_touches_the_current_chain(BaseKind::GlobalDockerfile, "prune-global");
-}
-
-#[test]
-fn prune_keeps_the_chain_over_a_custom_image() {
-    prune_never_touches_the_current_chain(BaseKind::CustomImage, "prune-custom");
-}
-
-#[test]
-fn prune_keeps_the_chain_over_a_project_custom_image() {
-    prune_never_touches_the_current_chain(BaseKind::ProjectCustomImage, "prune-project-custom");
+prune_tests! {
+    prune_keeps_the_chain_over_the_foundation_alias: Alias, "prune-alias";
+    prune_keeps_the_chain_over_a_global_dockerfile: GlobalDockerfile, "prune-global";
+    prune_keeps_the_chain_over_a_custom_image: CustomImage, "prune-custom";
+    prune_keeps_the_chain_over_a_project_custom_image: ProjectCustomImage, "prune-project-custom";
 }
 
 #[test]
@@ -862,17 +866,7 @@ fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
     })
     .expect("the short containers exit");
 
-    let mut transcript = String::new();
-    for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
-        let run = env.run(args);
-        run.expect_code(0);
-        transcript.push_str(&format!(
-            "$ stockade {}\n{}{}",
-            args.join(" "),
-            run.stdout(),
-            run.stderr()
-        ));
-    }
+    let transcript = prune_transcript(&env);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&common::regex_escape(&ns), "[NS]");
     settings.bind(|| insta::assert_snapshot!(transcript));

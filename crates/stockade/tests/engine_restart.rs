@@ -10,8 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Env, docker, docker_stdout, poll};
@@ -19,17 +18,10 @@ use common::{Env, docker, docker_stdout, poll};
 #[test]
 fn a_sandbox_is_removed_when_its_engine_restarts_mid_run() {
     let env = Env::new();
-    let mut child = env
-        .command(&["exec", "--", "sh", "-c", "echo started; exec sleep 300"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "started\n");
+    let mut child = env.spawn_until(
+        &["exec", "--", "sh", "-c", "echo started; exec sleep 300"],
+        "started",
+    );
     let containers = env.containers();
     assert_eq!(containers.len(), 1, "{containers:?}");
     let container = &containers[0];

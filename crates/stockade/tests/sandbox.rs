@@ -138,21 +138,13 @@ fn stdin_and_stdout_are_passed_through() {
 
 #[test]
 fn sigint_is_forwarded_and_the_container_removed() {
-    use std::io::{BufRead, BufReader};
     let env = Env::new();
     // The command says when it runs: a SIGINT sent before the sandbox's init is up would reach
     // a PID 1 that ignores it (what is tested is Ctrl-C while a command runs).
-    let mut child = env
-        .command(&["exec", "--", "sh", "-c", "echo ready; exec sleep 60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n", "the sandbox never ran");
+    let mut child = env.spawn_until(
+        &["exec", "--", "sh", "-c", "echo ready; exec sleep 60"],
+        "ready",
+    );
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
