@@ -87,15 +87,15 @@ impl BuildContext {
         }
     }
 
-    /// Add `text` to the end of the file at `path` (stockade's `LABEL` instruction on the
-    /// Dockerfile).
-    pub fn append_to(&mut self, path: &str, text: &str) {
+    /// Replace the bytes of the file at `path` with `edit` of them (stockade's edit of the
+    /// Dockerfile: tiers resolved to the namespace, the `LABEL` instruction appended).
+    pub fn edit(&mut self, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) {
         if let Some(file) = self
             .files
             .iter_mut()
             .find(|f| f.path == path && !f.is_dir && !f.is_symlink)
         {
-            file.bytes.extend_from_slice(text.as_bytes());
+            file.bytes = edit(&file.bytes);
         }
     }
 

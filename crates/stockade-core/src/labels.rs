@@ -10,6 +10,9 @@ pub const NAMESPACE: &str = "io.stockade.namespace";
 pub const CUSTOM_BASE: &str = "io.stockade.custom-base";
 /// Marks every container stockade creates (value: the kind, e.g. `sandbox`).
 pub const KIND: &str = "io.stockade.kind";
+/// On a container meant to stay after it stops (a session to resume): `stockade prune` leaves
+/// it. Nothing sets it yet.
+pub const KEEP: &str = "io.stockade.keep";
 
 /// The version of stockade written into labels.
 pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::chain::dockerignore::{DockerIgnore, InvalidPattern};
-use crate::chain::{DOCKERFILE, GLOBAL_CONTEXT_EXCLUDED};
+use crate::chain::{DOCKERFILE, PROJECT_CONTEXT_EXCLUDED};
 use crate::context::{BuildContext, ContextFile};
 use crate::fsread::{self, ProjectDir, ReadError, TreeEntry, Visit};
 use crate::hash::ContentHasher;
@@ -255,7 +255,7 @@ fn read_ignore(
 fn visitor(ignore: &DockerIgnore) -> impl Fn(&str, bool) -> Visit + Sync + '_ {
     move |path: &str, is_dir: bool| {
         // The .dockerignore sent is the one whose rules were applied (read on its own).
-        if path == ".dockerignore" || GLOBAL_CONTEXT_EXCLUDED.contains(&path) {
+        if path == ".dockerignore" || PROJECT_CONTEXT_EXCLUDED.contains(&path) {
             return Visit::Skip;
         }
         if !ignore.is_excluded(path) {

@@ -33,6 +33,53 @@ pub enum BuildEvent {
     Step(String),
     /// A line of output.
     Output(String),
+    /// The build committed a new image for a step (an untagged intermediate: neither the image
+    /// `FROM` names nor one taken from the build cache). A build that does not finish leaves
+    /// these behind; whoever stops it removes them.
+    Layer(String),
+}
+
+/// Reads the classic builder's (and Podman's) progress lines for the images a build creates.
+#[derive(Debug, Default)]
+struct LayerWatch {
+    /// The current step is a `FROM` (its image is the parent, not a product of this build).
+    from_step: bool,
+    /// The current step's result came from the build cache.
+    cached: bool,
+}
+
+impl LayerWatch {
+    /// The ID this line announces as newly made, if it does.
+    fn line(&mut self, line: &str) -> Option<String> {
+        let trimmed = line.trim();
+        if let Some(step) = step_instruction(trimmed) {
+            self.from_step = step
+                .split_whitespace()
+                .next()
+                .is_some_and(|word| word.eq_ignore_ascii_case("FROM"));
+            self.cached = false;
+            return None;
+        }
+        if trimmed.eq_ignore_ascii_case("---> Using cache") || trimmed.starts_with("Using cache ") {
+            self.cached = true;
+            return None;
+        }
+        let id = trimmed
+            .strip_prefix("---> ")
+            .or_else(|| trimmed.strip_prefix("--> "))?
+            .trim();
+        let is_id = id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit());
+        (is_id && !self.from_step && !self.cached).then(|| id.to_owned())
+    }
+}
+
+/// `RUN x` of `Step 2/3 : RUN x` (Docker) or `STEP 2/3: RUN x` (Podman).
+fn step_instruction(line: &str) -> Option<&str> {
+    let rest = line
+        .strip_prefix("Step ")
+        .or_else(|| line.strip_prefix("STEP "))?;
+    let (_, instruction) = rest.split_once(':')?;
+    Some(instruction.trim_start())
 }
 
 impl Engine {
@@ -62,6 +109,7 @@ impl Engine {
         let mut step: Option<String> = None;
         let mut image_id: Option<String> = None;
         let mut pending = String::new();
+        let mut layers = LayerWatch::default();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
                 let failed = |message: String| EngineError::BuildFailed {
@@ -83,7 +131,10 @@ impl Engine {
                 while let Some(newline) = pending.find('\n') {
                     let line: String = pending.drain(..=newline).collect();
                     let line = line.trim_end().to_owned();
-                    if line.starts_with("Step ") {
+                    if let Some(id) = layers.line(&line) {
+                        on_event(BuildEvent::Layer(id));
+                    }
+                    if step_instruction(&line).is_some() {
                         step = Some(line.clone());
                         on_event(BuildEvent::Step(line.clone()));
                     } else {
@@ -119,5 +170,23 @@ impl Engine {
                 .map(|info| info.id)
                 .ok_or(EngineError::ImageNotFound { image: request.tag }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_the_images_a_build_made() {
+        let stream = "Step 1/4 : FROM stockade:base\n ---> 0123456789ab\n\
+                      Step 2/4 : RUN true\n ---> Using cache\n ---> 1123456789ab\n\
+                      Step 3/4 : RUN sleep 1\n ---> Running in 2123456789ab\n\
+                      Removing intermediate container 2123456789ab\n ---> 3123456789ab\n\
+                      Step 4/4 : LABEL a=b\n ---> Running in 4123456789ab\n ---> 5123456789ab\n\
+                      STEP 5/5: from x\n--> 6123456789ab\nSTEP 6/6: RUN y\n--> 7123456789ab\n";
+        let mut watch = LayerWatch::default();
+        let made: Vec<String> = stream.lines().filter_map(|l| watch.line(l)).collect();
+        assert_eq!(made, ["3123456789ab", "5123456789ab", "7123456789ab"]);
     }
 }

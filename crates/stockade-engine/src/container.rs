@@ -53,6 +53,9 @@ pub struct ContainerSummary {
     pub labels: HashMap<String, String>,
 }
 
+/// How long `remove` waits for a removal already under way (the engine's auto-remove).
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Engine {
     /// Create a container from a sandbox spec; returns its ID.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<String, EngineError> {
@@ -130,6 +133,10 @@ impl Engine {
                     ("max-file".to_owned(), LOG_MAX_FILES.to_owned()),
                 ])),
             }),
+            // A backstop: a sandbox is removed by stockade when it ends; if stockade or the
+            // engine goes away first, the engine removes it (on exit, or when it restarts).
+            // Its exit code and OOM state then come from the event log (events.rs).
+            auto_remove: Some(true),
             ..Default::default()
         };
         let mut hostname = None;
@@ -263,7 +270,19 @@ impl Engine {
         match stream.next().await {
             Some(Ok(response)) => Ok(response.status_code),
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(self.err(&operation, e)),
+            Some(Err(e)) => match self.err(&operation, e) {
+                // Auto-removed already: its `die` event has the code.
+                EngineError::Api { status: 404, .. } => {
+                    self.exit_record(id).await?.code.ok_or(EngineError::Api {
+                        operation,
+                        status: 404,
+                        message: "the container is gone and the engine no longer has its \
+                                  exit code"
+                            .to_owned(),
+                    })
+                }
+                other => Err(other),
+            },
             None => Err(EngineError::Api {
                 operation,
                 status: 0,
@@ -283,11 +302,16 @@ impl Engine {
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await
-            .map_err(|e| self.err(&operation, e))?;
-        Ok(info
-            .state
-            .and_then(|state| state.oom_killed)
-            .unwrap_or(false))
+            .map_err(|e| self.err(&operation, e));
+        match info {
+            Ok(info) => Ok(info
+                .state
+                .and_then(|state| state.oom_killed)
+                .unwrap_or(false)),
+            // Auto-removed already: an `oom` event says so.
+            Err(EngineError::Api { status: 404, .. }) => Ok(self.exit_record(id).await?.oom_killed),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
@@ -325,9 +349,19 @@ impl Engine {
             .v(true)
             .build();
         let result = self.docker.remove_container(id, Some(options)).await;
-        // 404: already gone; 409: already being removed by another request.
-        EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404, 409])?;
-        Ok(())
+        // 404: already gone; 409: already being removed (by its auto-remove): wait for that,
+        // so the container is gone when this returns, as after a removal of our own.
+        match result.map_err(|e| self.err(&operation, e)) {
+            Err(EngineError::Api { status: 409, .. }) => {
+                let options = WaitContainerOptionsBuilder::default()
+                    .condition("removed")
+                    .build();
+                let mut gone = self.docker.wait_container(id, Some(options));
+                let _ = tokio::time::timeout(REMOVAL_WAIT, gone.next()).await;
+                Ok(())
+            }
+            other => EngineError::tolerate(other, &[404]).map(|_| ()),
+        }
     }
 
     /// Containers (running or not) carrying all of the given labels (`key=value`); every

@@ -8,6 +8,7 @@ mod connect;
 mod container;
 mod endpoint;
 mod error;
+mod events;
 mod image;
 mod system;
 mod volume;

@@ -7,8 +7,12 @@
 //! - untagged: a rebuild replaced it;
 //! - a project image whose project directory is gone;
 //! - a custom base's runtime layer that the configuration no longer names.
+//!
+//! An image of the current chain is never orphaned, whatever its labels say: the namespace's
+//! foundation and base, and every image a kept image names as its `io.stockade.parent` (a
+//! project image inherits its parent's labels, a custom base's among them).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -61,21 +65,37 @@ pub async fn images(
     ctx: &Context,
     config: &Config,
 ) -> Result<Vec<OwnedImage>, CliError> {
+    images_without(engine, ctx, config, &HashSet::new()).await
+}
+
+/// `images`, as if the containers `leaving` (IDs prune removes first) were gone already.
+pub async fn images_without(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    leaving: &HashSet<String>,
+) -> Result<Vec<OwnedImage>, CliError> {
     let ns = &ctx.namespace;
     let listed = engine.list_images(&[labels::TIER.to_owned()]).await?;
     let used: HashSet<String> = engine
         .list_containers(&[])
         .await?
         .into_iter()
+        .filter(|c| !leaving.contains(&c.id))
         .map(|c| c.image_id)
         .collect();
     let base_id = engine.inspect_image(&ns.base_image()).await?.map(|i| i.id);
+    let foundation_id = engine
+        .inspect_image(&ns.foundation_image())
+        .await?
+        .map(|i| i.id);
     let configured_layer = config
         .image
         .base
         .as_deref()
         .map(|name| ns.custom_base_image(name, labels::STOCKADE_VERSION));
 
+    let mut parents: HashMap<String, Option<String>> = HashMap::new();
     let mut owned: Vec<OwnedImage> = listed
         .into_iter()
         .filter(|image| {
@@ -105,6 +125,7 @@ pub async fn images(
             } else {
                 None
             };
+            parents.insert(image.id.clone(), image.labels.get(labels::PARENT).cloned());
             OwnedImage {
                 in_use: used.contains(&image.id),
                 id: image.id,
@@ -117,8 +138,46 @@ pub async fn images(
             }
         })
         .collect();
+    keep_the_current_chain(
+        &mut owned,
+        &parents,
+        [base_id.as_deref(), foundation_id.as_deref()],
+    );
     owned.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.created.cmp(&a.created)));
     Ok(owned)
+}
+
+/// Clear the orphan mark of the namespace's tiers (`current`) and of every image a kept image
+/// is built on, up the chain.
+fn keep_the_current_chain(
+    owned: &mut [OwnedImage],
+    parents: &HashMap<String, Option<String>>,
+    current: [Option<&str>; 2],
+) {
+    let mut kept: HashSet<String> = current.into_iter().flatten().map(str::to_owned).collect();
+    kept.extend(
+        owned
+            .iter()
+            .filter(|image| image.orphaned.is_none())
+            .map(|image| image.id.clone()),
+    );
+    // Each round adds the parents of what is kept; a chain is a few tiers deep.
+    loop {
+        let more: Vec<String> = kept
+            .iter()
+            .filter_map(|id| parents.get(id).cloned().flatten())
+            .filter(|parent| !kept.contains(parent))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        kept.extend(more);
+    }
+    for image in owned.iter_mut() {
+        if kept.contains(&image.id) {
+            image.orphaned = None;
+        }
+    }
 }
 
 /// An image's tier (its `io.stockade.tier` label), in the order `images` lists them.

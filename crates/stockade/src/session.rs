@@ -25,6 +25,7 @@ pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, Cli
     // Handle signals from before the container exists, so none can kill us between create and
     // remove; one that arrives early is forwarded once the container has started.
     let signals = Signals::new()?;
+    let _forwarding = crate::image::Forwarding::start();
     let id = engine.create_sandbox(spec).await?;
     let outcome = match hand_over(engine, &id, spec).await {
         Ok(()) => drive(engine, &id, spec.tty, spec.limits.memory, signals, ui).await,

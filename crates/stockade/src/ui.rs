@@ -101,8 +101,14 @@ impl Ui {
         if self.verbose > 0 {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "  {line}");
-        } else if is_step && let Some(bar) = &task.bar {
-            bar.set_message(format!("{} — {}", task.message, shorten(line, 60)));
+        } else if is_step {
+            match &task.bar {
+                Some(bar) => bar.set_message(format!("{} — {}", task.message, shorten(line, 60))),
+                // Without a terminal, each step on a line of its own: a long build is never
+                // silent between "Building…" and its result.
+                None if !self.quiet => eprintln!("  {}", shorten(line, 100)),
+                None => {}
+            }
         }
     }
 

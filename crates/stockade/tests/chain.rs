@@ -469,13 +469,34 @@ fn images_lists_the_chain_and_prune_removes_only_unused_orphans() {
     docker_stdout(&["rm", &container]);
 }
 
+/// The container the engine runs a build step in, found by its command: `(container, image)`.
+fn build_step_container(command: &str) -> Option<(String, String)> {
+    docker_stdout(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}\t{{.Image}}\t{{.Command}}",
+    ])
+    .lines()
+    .find(|line| line.contains(command))
+    .and_then(|line| {
+        let mut fields = line.split('\t');
+        Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+    })
+}
+
 #[test]
-fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
+fn interrupted_build_leaves_no_tag_no_intermediates_and_the_next_run_builds_cleanly() {
     use std::io::{BufRead, BufReader};
     let env = Env::layered("interrupt");
+    // A step that commits an image (unique, so never from the build cache), then a slow one.
+    let token = env.namespace.clone();
     env.write(
         ".stockade/Dockerfile",
-        &format!("FROM {}\nRUN sleep 60\n", env.base_tag()),
+        &format!(
+            "FROM {}\nRUN echo {token} > /first\nRUN sleep 61 # {token}\n",
+            env.base_tag()
+        ),
     );
     let mut child = env
         .command(&["exec", "--trust", "--", "true"])
@@ -485,19 +506,47 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
     let mut line = String::new();
-    while !line.contains("Building project image") {
+    // The engine's build stream reached the slow step (its step line, printed without a
+    // terminal)…
+    while !line.contains(": RUN sleep 61") {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no build started");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no build step: {seen}"
+        );
+        seen.push_str(&line);
     }
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // …and runs it, in a container made from the first step's image.
+    let (container, intermediate) = common::poll(std::time::Duration::from_secs(30), || {
+        build_step_container(&format!("sleep 61 # {token}"))
+    })
+    .expect("the engine runs the slow step");
+    assert!(env.image_id(&intermediate).is_some());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let status = child.wait().unwrap();
-    assert!(!status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("interrupted: the build of project image stopped; removing the 1 intermediate images it made"),
+        "{rest}"
+    );
     assert!(
         env.image_id(&env.project_tag()).is_none(),
         "no half-made tag"
+    );
+    assert!(
+        env.image_id(&intermediate).is_none(),
+        "the intermediate {intermediate} is left"
+    );
+    assert!(
+        !docker(&["container", "inspect", &container])
+            .status
+            .success(),
+        "the step's container {container} is left"
     );
 
     env.write(
@@ -507,4 +556,372 @@ fn interrupted_build_leaves_no_tag_and_the_next_run_builds_cleanly() {
     let run = env.run(&["exec", "--trust", "--", "cat", "/fine"]);
     run.expect_code(0);
     assert_eq!(run.stdout(), "fine\n");
+}
+
+/// Tags `tag` at `image` for the test's duration when nothing is there (another installation's
+/// tier, un-namespaced); leaves an existing image alone.
+struct OtherInstallation(Vec<String>);
+
+impl OtherInstallation {
+    fn plant(tags: &[&str], image: &str) -> Self {
+        let mut planted = Vec::new();
+        for tag in tags {
+            if !docker(&["image", "inspect", tag]).status.success() {
+                docker_stdout(&["tag", image, tag]);
+                planted.push((*tag).to_owned());
+            }
+        }
+        Self(planted)
+    }
+}
+
+impl Drop for OtherInstallation {
+    fn drop(&mut self) {
+        for tag in &self.0 {
+            let _ = docker(&["rmi", tag]);
+        }
+    }
+}
+
+fn label(tag: &str, key: &str) -> String {
+    docker_stdout(&[
+        "image",
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+        tag,
+    ])
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn un_namespaced_tiers_in_from_resolve_to_the_namespace() {
+    let env = Env::layered("nsfrom");
+    // Another installation (no namespace) has tiers of its own: a busybox image, without the
+    // marker our base has.
+    let _other =
+        OtherInstallation::plant(&["stockade:base", "stockade:foundation"], &busybox_image());
+    let other_base = env.image_id("stockade:base").unwrap();
+    // Our global base and the project, both written as the docs show them (no namespace).
+    std::fs::write(
+        env.config_dir().join("Dockerfile"),
+        "FROM stockade:foundation\nRUN echo ours > /etc/tier-ours\n",
+    )
+    .unwrap();
+    env.write(
+        ".stockade/Dockerfile",
+        "FROM stockade:base\nRUN cat /etc/tier-ours > /etc/tier-project\n",
+    );
+    let run = env.run(&["exec", "--trust", "--", "cat", "/etc/tier-project"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "ours\n", "{}", run.stderr());
+    let (foundation, base, project) = ids(&env);
+    assert_ne!(base.as_deref(), Some(other_base.as_str()));
+    assert_eq!(
+        label(&env.base_tag(), "io.stockade.parent"),
+        foundation.clone().unwrap()
+    );
+    assert_eq!(
+        label(&env.project_tag(), "io.stockade.parent"),
+        base.clone().unwrap()
+    );
+    // The project image's layers start with our base's.
+    let layers = |tag: &str| {
+        docker_stdout(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            tag,
+        ])
+    };
+    let ours = layers(&env.base_tag());
+    assert!(
+        layers(&env.project_tag()).starts_with(ours.trim().trim_end_matches(']')),
+        "the project image is built on {}",
+        env.base_tag()
+    );
+    check_says(&env, &["Project image: up to date"]);
+
+    // `FROM stockade:foundation` in the project: our foundation, without the global base.
+    env.write(
+        ".stockade/Dockerfile",
+        "FROM stockade:foundation\nRUN test ! -e /etc/tier-ours && echo plain > /etc/tier-project\n",
+    );
+    let run = env.run(&["exec", "--trust", "--", "cat", "/etc/tier-project"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "plain\n", "{}", run.stderr());
+    assert_eq!(
+        label(&env.project_tag(), "io.stockade.parent"),
+        foundation.unwrap()
+    );
+    assert_ne!(ids(&env).2, project);
+    check_says(&env, &["Project image: up to date"]);
+}
+
+/// `prune --dry-run`, then `prune -y`: both succeed; what they print, as a transcript.
+fn prune_transcript(env: &Env) -> String {
+    let mut transcript = String::new();
+    for args in [&["prune", "--dry-run"][..], &["prune", "-y"]] {
+        let run = env.run(args);
+        run.expect_code(0);
+        transcript.push_str(&format!(
+            "$ stockade {}\n{}{}",
+            args.join(" "),
+            run.stdout(),
+            run.stderr()
+        ));
+    }
+    transcript
+}
+
+/// Where the chain's base comes from, for the prune tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BaseKind {
+    /// No global Dockerfile: `stockade:base` is the foundation.
+    Alias,
+    GlobalDockerfile,
+    /// `[image] base` in the global file.
+    CustomImage,
+    /// `[image] base` in the project's file: the project owns the layer.
+    ProjectCustomImage,
+}
+
+/// Every project tier over `kind`: none, a Dockerfile `FROM stockade:base` and one `FROM
+/// stockade:foundation` (a project that names its own base cannot build on the shared one).
+/// After each run, `prune --dry-run` and `prune -y` find nothing (the full transcript is
+/// snapshotted), the chain's tags still point where they did, and the next run builds nothing.
+fn prune_never_touches_the_current_chain(kind: BaseKind, name: &str) {
+    // The namespace is short (at most 40 characters in all); the snapshot has the full name.
+    let env = Env::layered(&format!("p{}", kind as u8));
+    match kind {
+        BaseKind::Alias => {}
+        BaseKind::GlobalDockerfile => std::fs::write(
+            env.config_dir().join("Dockerfile"),
+            "FROM stockade:foundation\nRUN echo global > /etc/tier-global\n",
+        )
+        .unwrap(),
+        BaseKind::CustomImage => env.write_global_config(&format!(
+            "{}base = \"{}\"\n",
+            common::default_config(&base_image()),
+            base_image()
+        )),
+        BaseKind::ProjectCustomImage => env.write(
+            ".stockade/config.toml",
+            &format!("[image]\nbase = \"{}\"\n", base_image()),
+        ),
+    }
+    let variants: &[(&str, Option<&str>)] = &[
+        ("no project Dockerfile", None),
+        ("project FROM stockade:base", Some("stockade:base")),
+        (
+            "project FROM stockade:foundation",
+            Some("stockade:foundation"),
+        ),
+    ];
+    let mut transcript = String::new();
+    for (title, from) in variants {
+        if kind == BaseKind::ProjectCustomImage && *from == Some("stockade:base") {
+            continue;
+        }
+        let dockerfile = env.project.join(".stockade/Dockerfile");
+        match from {
+            Some(from) => env.write(
+                ".stockade/Dockerfile",
+                &format!("FROM {from}\nRUN echo {title:?} > /etc/tier-project\n"),
+            ),
+            None => {
+                let _ = std::fs::remove_file(&dockerfile);
+            }
+        }
+        env.run(&["trust"]).expect_code(0);
+        let first = env.run(&["exec", "--", "true"]);
+        first.expect_code(0);
+        let tags = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let mut chain: Vec<&str> = tags
+            .lines()
+            .filter(|line| line.starts_with(&format!("{}-stockade", env.namespace)))
+            .collect();
+        chain.sort();
+        let listed = env.run(&["images", "--json"]);
+        listed.expect_code(0);
+        let json: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+        for image in json.as_array().unwrap() {
+            assert!(image["orphaned"].is_null(), "{title}: {image}");
+        }
+        transcript.push_str(&format!("## {title}\n"));
+        transcript.push_str(&prune_transcript(&env));
+        let after = docker_stdout(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let mut kept: Vec<&str> = after
+            .lines()
+            .filter(|line| line.starts_with(&format!("{}-stockade", env.namespace)))
+            .collect();
+        kept.sort();
+        assert_eq!(kept, chain, "{title}: prune changed the chain");
+        if from.is_some() {
+            assert!(env.image_id(&env.project_tag()).is_some(), "{title}");
+        }
+        let again = env.run(&["exec", "--", "cat", "/etc/os-release"]);
+        again.expect_code(0);
+        assert!(
+            !again.stderr().contains("Building"),
+            "{title}: {}",
+            again.stderr()
+        );
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&env.namespace), "[NS]");
+    settings.bind(|| insta::assert_snapshot!(name, transcript));
+}
+
+/// One test per base kind (they run in parallel), each with its snapshot.
+macro_rules! prune_tests {
+    ($($test:ident: $kind:ident, $snapshot:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            prune_never_touches_the_current_chain(BaseKind::$kind, $snapshot);
+        }
+    )*};
+}
+
+prune_tests! {
+    prune_keeps_the_chain_over_the_foundation_alias: Alias, "prune-alias";
+    prune_keeps_the_chain_over_a_global_dockerfile: GlobalDockerfile, "prune-global";
+    prune_keeps_the_chain_over_a_custom_image: CustomImage, "prune-custom";
+    prune_keeps_the_chain_over_a_project_custom_image: ProjectCustomImage, "prune-project-custom";
+}
+
+#[test]
+fn without_a_terminal_a_build_prints_each_step() {
+    let env = Env::layered("steps");
+    env.write(
+        ".stockade/Dockerfile",
+        &format!(
+            "FROM stockade:base\nRUN echo {} > /token\nRUN sleep 1\n",
+            env.namespace
+        ),
+    );
+    env.run(&["trust"]).expect_code(0);
+    let run = env.run(&["build"]);
+    run.expect_code(0);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&env.namespace), "[NS]");
+    settings.add_filter(r"\(\d+(\.\d+)? s\)", "([ELAPSED])");
+    settings.add_filter(r"[0-9a-f]{20,}…?", "[HASH]");
+    settings.bind(|| insta::assert_snapshot!(run.stderr()));
+}
+
+#[test]
+fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
+    let env = Env::layered("leftover");
+    env.write(".stockade/Dockerfile", "FROM stockade:base\nRUN true\n");
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+    let image = env.project_tag();
+    let ns = env.namespace.clone();
+    let project = format!("io.stockade.project={}", env.project.display());
+    // A sandbox left Exited (as one created without auto-remove was when its engine went
+    // away), one meant to stay, one of another installation, and one still running.
+    let create = |name: &str, namespace: &str, extra: &[&str], command: &[&str]| {
+        let mut args = vec![
+            "create",
+            "--name",
+            name,
+            "--label",
+            "io.stockade.kind=sandbox",
+            "--label",
+            &project,
+        ];
+        let ns_label = format!("io.stockade.namespace={namespace}");
+        args.extend(["--label", ns_label.as_str()]);
+        args.extend(extra);
+        args.push(&image);
+        args.extend(command);
+        let id = docker_stdout(&args).trim().to_owned();
+        docker_stdout(&["start", &id]);
+        id
+    };
+    let left = create(&format!("{ns}-stockade-left"), &ns, &[], &["true"]);
+    let kept = create(
+        &format!("{ns}-stockade-kept"),
+        &ns,
+        &["--label", "io.stockade.keep=true"],
+        &["true"],
+    );
+    let foreign = create(&format!("{ns}-other"), "someone-else", &[], &["true"]);
+    let running = create(
+        &format!("{ns}-stockade-running"),
+        &ns,
+        &[],
+        &["sleep", "120"],
+    );
+    let exited = |id: &str| {
+        docker_stdout(&["container", "inspect", "--format", "{{.State.Status}}", id])
+            .trim()
+            .to_owned()
+    };
+    common::poll(std::time::Duration::from_secs(10), || {
+        (exited(&left) == "exited" && exited(&kept) == "exited" && exited(&foreign) == "exited")
+            .then_some(())
+    })
+    .expect("the short containers exit");
+
+    let transcript = prune_transcript(&env);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&common::regex_escape(&ns), "[NS]");
+    settings.bind(|| insta::assert_snapshot!(transcript));
+
+    assert!(!docker(&["container", "inspect", &left]).status.success());
+    for id in [&kept, &foreign, &running] {
+        assert!(docker(&["container", "inspect", id]).status.success());
+    }
+    docker_stdout(&["rm", "-f", &kept, &foreign, &running]);
+    assert!(
+        env.image_id(&image).is_some(),
+        "the current project image stays"
+    );
+}
+
+#[test]
+fn stockade_files_in_the_global_directory_are_no_part_of_the_base_context() {
+    let env = Env::layered("stray");
+    let dir = env.config_dir();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM stockade:foundation\nCOPY . /global-context/\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".dockerignore"), "ignored.txt\n").unwrap();
+    std::fs::write(dir.join("ignored.txt"), "no").unwrap();
+    std::fs::write(dir.join("kept.txt"), "yes").unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/tool.toml"), "[a]\n").unwrap();
+    let ls = [
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "cd /global-context && find . | sort",
+    ];
+    let run = env.run(&ls);
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains("Building global base image"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        run.stdout(),
+        ".\n./.dockerignore\n./Dockerfile\n./etc\n./etc/tool.toml\n./kept.txt\n"
+    );
+    // A backup of the configuration, notes, an editor's copy: nothing is rebuilt.
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    std::fs::write(dir.join("config.toml.bak"), &config).unwrap();
+    std::fs::write(dir.join("config.toml~"), &config).unwrap();
+    std::fs::write(dir.join("notes.toml"), "# mine\n").unwrap();
+    env.write_global_config(&format!("{config}# edited\n"));
+    let again = env.run(&ls);
+    again.expect_code(0);
+    assert!(!again.stderr().contains("Building"), "{}", again.stderr());
+    assert_eq!(again.stdout(), run.stdout());
 }

@@ -140,25 +140,8 @@ fn stdin_and_stdout_are_passed_through() {
 /// sent before the sandbox's init is up would reach a PID 1 that ignores it (what is tested is a
 /// signal while a command runs).
 fn running(env: &Env, script: &str) -> std::process::Child {
-    use std::io::{BufRead, BufReader};
-    let mut child = env
-        .command(&[
-            "exec",
-            "--",
-            "sh",
-            "-c",
-            &format!("{script} & echo ready; wait"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n", "the sandbox never ran");
-    child
+    let script = format!("{script} & echo ready; wait");
+    env.spawn_until(&["exec", "--", "sh", "-c", &script], "ready")
 }
 
 /// Send `signals` to stockade, then wait: its exit code and how long it took.

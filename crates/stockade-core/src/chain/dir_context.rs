@@ -73,9 +73,10 @@ pub struct DirContext {
 }
 
 impl DirContext {
-    /// Walk `root`, leaving out what its `.dockerignore` and `always_excluded` (root-relative
-    /// paths stockade never sends, e.g. its own config file) name. The Dockerfile is always sent.
-    pub fn scan(root: &Path, always_excluded: &[&str]) -> Result<Self, ContextError> {
+    /// Walk `root`, leaving out what its `.dockerignore` names and stockade's own files there
+    /// ([`super::is_own_file`]: its configuration, so neither an edit of it nor a backup copy
+    /// rebuilds anything). The Dockerfile is always sent.
+    pub fn scan(root: &Path) -> Result<Self, ContextError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ContextError::Io { path, source }
@@ -91,10 +92,7 @@ impl DirContext {
         };
         ignore.keep("Dockerfile");
 
-        let walker = Walker {
-            ignore,
-            always_excluded,
-        };
+        let walker = Walker { ignore };
         let threads = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1)
@@ -225,9 +223,13 @@ impl DirContext {
         Ok(hash)
     }
 
-    /// The context as an uncompressed tar, read from disk, with `append` added to the end of
-    /// the file `dockerfile` (stockade's `LABEL` instruction).
-    pub fn to_tar(&self, dockerfile: &str, append: &str) -> Result<Vec<u8>, ContextError> {
+    /// The context as an uncompressed tar, read from disk, with the file `dockerfile` replaced
+    /// by `edit` of its bytes (stockade's edit: tiers resolved, the `LABEL` instruction).
+    pub fn to_tar(
+        &self,
+        dockerfile: &str,
+        edit: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<Vec<u8>, ContextError> {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         for e in &self.entries {
@@ -237,8 +239,7 @@ impl DirContext {
                 source,
             };
             if e.kind == Kind::File && e.path == dockerfile {
-                let mut bytes = fs::read(&path).map_err(io)?;
-                bytes.extend_from_slice(append.as_bytes());
+                let bytes = edit(&fs::read(&path).map_err(io)?);
                 let mut header = tar::Header::new_gnu();
                 header.set_mode(e.mode);
                 header.set_size(bytes.len() as u64);
@@ -258,12 +259,11 @@ impl DirContext {
 }
 
 /// Reads directories of a context: what to leave out, and how to record what is kept.
-struct Walker<'a> {
+struct Walker {
     ignore: DockerIgnore,
-    always_excluded: &'a [&'a str],
 }
 
-impl Walker<'_> {
+impl Walker {
     /// Walk `pending` directories and everything below them.
     fn walk(&self, mut pending: Vec<(PathBuf, String)>) -> Result<Vec<Entry>, ContextError> {
         let mut entries = Vec::new();
@@ -294,7 +294,7 @@ impl Walker<'_> {
             } else {
                 format!("{prefix}/{name}")
             };
-            if self.always_excluded.contains(&rel.as_str()) {
+            if super::is_own_file(&rel) {
                 continue;
             }
             let meta = item.metadata().map_err(io(&item.path()))?;
@@ -442,10 +442,20 @@ mod tests {
         write(dir.path(), "src/main.rs", "");
         write(dir.path(), "build/out.o", "");
         write(dir.path(), "config.toml", "");
-        let context = DirContext::scan(dir.path(), &["config.toml"]).unwrap();
+        write(dir.path(), "config.toml.bak", "");
+        write(dir.path(), "config.toml~", "");
+        write(dir.path(), "notes.toml", "");
+        write(dir.path(), "src/Cargo.toml", "");
+        let context = DirContext::scan(dir.path()).unwrap();
         assert_eq!(
             paths(&context),
-            vec![".dockerignore", "Dockerfile", "src", "src/main.rs"]
+            vec![
+                ".dockerignore",
+                "Dockerfile",
+                "src",
+                "src/Cargo.toml",
+                "src/main.rs"
+            ]
         );
     }
 
@@ -460,7 +470,7 @@ mod tests {
             }
         }
         write(dir.path(), "tree/d10/keep", "kept");
-        let context = DirContext::scan(dir.path(), &[]).unwrap();
+        let context = DirContext::scan(dir.path()).unwrap();
         let names = paths(&context);
         let mut sorted = names.clone();
         sorted.sort();
@@ -480,7 +490,7 @@ mod tests {
         write(dir.path(), "Dockerfile", "FROM x\nCOPY . /\n");
         write(dir.path(), "data/a.txt", "one");
         let hash = |c: &Path| {
-            DirContext::scan(dir.path(), &[])
+            DirContext::scan(dir.path())
                 .unwrap()
                 .content_hash(c)
                 .unwrap()
@@ -513,7 +523,7 @@ mod tests {
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = cache_dir.path().join("ctx");
         write(dir.path(), "Dockerfile", "FROM x\n");
-        let context = DirContext::scan(dir.path(), &[]).unwrap();
+        let context = DirContext::scan(dir.path()).unwrap();
         let real = context.content_hash(&cache).unwrap();
         // A cache that claims another hash for this very fingerprint is believed (that is the
         // point of the cache) — but one written for other stats is not.
@@ -533,7 +543,7 @@ mod tests {
         write(dir.path(), "Dockerfile", "FROM x\n");
         write(dir.path(), "big.bin", "payload");
         let later = now_ns() + 10 * RACY_WINDOW_NS;
-        let context = DirContext::scan(dir.path(), &[]).unwrap();
+        let context = DirContext::scan(dir.path()).unwrap();
         let real = context.content_hash_at(&cache, later).unwrap();
         // Prove no file is read on the fast path: the cached answer is returned as is.
         let text = fs::read_to_string(&cache).unwrap();
@@ -542,7 +552,7 @@ mod tests {
         assert_eq!(context.content_hash_at(&cache, later).unwrap(), "cafe");
         // Any stat change falls back to hashing (and the per-file lines were dropped above).
         write(dir.path(), "big.bin", "payload2");
-        let rescanned = DirContext::scan(dir.path(), &[]).unwrap();
+        let rescanned = DirContext::scan(dir.path()).unwrap();
         let changed = rescanned.content_hash_at(&cache, later).unwrap();
         assert_ne!(changed, "cafe");
         assert_ne!(changed, real);
@@ -554,9 +564,9 @@ mod tests {
         write(dir.path(), "Dockerfile", "FROM x\n");
         write(dir.path(), "sub/f", "data");
         std::os::unix::fs::symlink("sub/f", dir.path().join("link")).unwrap();
-        let bytes = DirContext::scan(dir.path(), &[])
+        let bytes = DirContext::scan(dir.path())
             .unwrap()
-            .to_tar("Dockerfile", "\nLABEL a=b\n")
+            .to_tar("Dockerfile", |bytes| [bytes, b"\nLABEL a=b\n"].concat())
             .unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();

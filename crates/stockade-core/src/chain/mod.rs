@@ -22,8 +22,18 @@ pub use dir_context::{ContextError, DirContext};
 /// The file name of the global and project Dockerfiles.
 pub const DOCKERFILE: &str = "Dockerfile";
 
-/// Files in the global config directory that are never part of the global base's context.
-pub const GLOBAL_CONTEXT_EXCLUDED: &[&str] = &["config.toml"];
+/// The project context's own file that is never part of it (`.stockade/config.toml`).
+pub const PROJECT_CONTEXT_EXCLUDED: &[&str] = &["config.toml"];
+
+/// Whether `rel` (a path relative to a context directory of the user's own: the global config
+/// directory, a `base_dockerfile`'s directory) is one of stockade's own files there, never sent
+/// and never hashed: a TOML file at the top, with its backups and editor copies
+/// (`config.toml`, `notes.toml`, `config.toml.bak`, `config.toml~`). Trust and state files live
+/// under the state directory, never here. Files in subdirectories are the user's.
+pub fn is_own_file(rel: &str) -> bool {
+    !rel.contains('/')
+        && (rel.ends_with(".toml") || rel.contains(".toml.") || rel.ends_with(".toml~"))
+}
 
 /// Where the global base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +115,77 @@ impl CustomTags {
     }
 }
 
+/// What stockade does to a Dockerfile's bytes before they go to the engine (in memory, over the
+/// bytes that were read and hashed): `stockade:base` and `stockade:foundation` named in `FROM`
+/// or `--from=` become this namespace's tiers, and the `LABEL` instruction is appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerfileEdit {
+    pub namespace: Namespace,
+    /// The `LABEL` instruction (see `labels::dockerfile_instruction`).
+    pub labels: String,
+}
+
+impl DockerfileEdit {
+    /// The Dockerfile to send. Bytes that are not UTF-8 are only appended to.
+    pub fn apply(&self, dockerfile: &[u8]) -> Vec<u8> {
+        let mut out = match std::str::from_utf8(dockerfile) {
+            Ok(text) => resolve_tiers(text, &self.namespace).into_bytes(),
+            Err(_) => dockerfile.to_vec(),
+        };
+        out.extend_from_slice(self.labels.as_bytes());
+        out
+    }
+}
+
+/// `text` with the un-namespaced tier names in `FROM` lines and `--from=` flags replaced by this
+/// namespace's (`FROM stockade:base` → `FROM dev-stockade:base`); unchanged without a namespace.
+/// Everything else, whitespace included, stays as it was.
+pub fn resolve_tiers(text: &str, namespace: &Namespace) -> String {
+    let plain = Namespace::default();
+    let tiers = [
+        (plain.base_image(), namespace.base_image()),
+        (plain.foundation_image(), namespace.foundation_image()),
+    ];
+    if tiers.iter().all(|(from, to)| from == to) {
+        return text.to_owned();
+    }
+    let resolve = |word: &str| -> Option<String> {
+        let (flag, image) = match word.split_once('=') {
+            Some((flag, image)) if flag.eq_ignore_ascii_case("--from") => {
+                (&word[..flag.len() + 1], image)
+            }
+            _ => ("", word),
+        };
+        tiers
+            .iter()
+            .find(|(from, _)| from == image)
+            .map(|(_, to)| format!("{flag}{to}"))
+    };
+    let mut out = String::with_capacity(text.len() + 32);
+    for line in text.split_inclusive('\n') {
+        let is_from = line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"));
+        let mut rest = line;
+        while !rest.is_empty() {
+            let start = rest.len() - rest.trim_start().len();
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let word = &rest[..end];
+            let resolved = if is_from || word.starts_with("--") {
+                resolve(word)
+            } else {
+                None
+            };
+            out.push_str(resolved.as_deref().unwrap_or(word));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
 /// Which image a project Dockerfile builds on: the base (recommended) or the foundation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProjectParent {
@@ -116,6 +197,7 @@ impl ProjectParent {
     /// Read from the Dockerfile's `FROM` lines: the foundation when one names the foundation's
     /// tag and none names the base's; otherwise the base.
     pub fn of(dockerfile: &str, namespace: &Namespace) -> Self {
+        let dockerfile = resolve_tiers(dockerfile, namespace);
         let base = namespace.base_image();
         let foundation = namespace.foundation_image();
         let mut names_foundation = false;
@@ -292,6 +374,39 @@ mod tests {
             ProjectParent::of("FROM dev-stockade:foundation\n", &dev),
             ProjectParent::Foundation
         );
+        // The un-namespaced names mean this namespace's tiers.
+        assert_eq!(
+            ProjectParent::of("FROM stockade:foundation\n", &dev),
+            ProjectParent::Foundation
+        );
+        assert_eq!(
+            ProjectParent::of("FROM stockade:foundation AS f\nFROM stockade:base\n", &dev),
+            ProjectParent::Base
+        );
+    }
+
+    #[test]
+    fn tiers_resolve_to_the_namespace_in_from_lines_only() {
+        let dev = Namespace::new(Some("dev")).unwrap();
+        let text = "# FROM stockade:base\nFROM  --platform=linux/amd64 stockade:base AS b\n\
+                    from stockade:foundation\nCOPY --from=stockade:foundation /a /a\n\
+                    RUN echo stockade:base\nFROM stockade:based\n";
+        assert_eq!(
+            resolve_tiers(text, &dev),
+            "# FROM stockade:base\nFROM  --platform=linux/amd64 dev-stockade:base AS b\n\
+             from dev-stockade:foundation\nCOPY --from=dev-stockade:foundation /a /a\n\
+             RUN echo stockade:base\nFROM stockade:based\n"
+        );
+        assert_eq!(resolve_tiers(text, &Namespace::default()), text);
+        let edit = DockerfileEdit {
+            namespace: dev,
+            labels: "\nLABEL a=b\n".to_owned(),
+        };
+        assert_eq!(
+            edit.apply(b"FROM stockade:base"),
+            b"FROM dev-stockade:base\nLABEL a=b\n"
+        );
+        assert_eq!(edit.apply(b"FROM \xff"), b"FROM \xff\nLABEL a=b\n");
     }
 
     #[test]

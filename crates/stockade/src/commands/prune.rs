@@ -1,8 +1,12 @@
-//! `stockade prune [--dry-run] [-y]`: remove orphaned stockade images and unused volumes (old
-//! agent versions, homes of deleted projects) — never one a container uses (the engine is never
+//! `stockade prune [--dry-run] [-y]`: remove stockade's containers that have stopped (a sandbox
+//! whose engine went away mid-run), orphaned stockade images and unused volumes (old agent
+//! versions, homes of deleted projects) — never an image a container uses (the engine is never
 //! asked to force).
 
-use stockade_engine::Removal;
+use std::collections::HashSet;
+
+use stockade_core::labels;
+use stockade_engine::{ContainerSummary, Engine, Removal};
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -13,7 +17,9 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     let project = ctx.project()?;
     let config = ctx.config(&project)?;
     let engine = ctx.connect().await?;
-    let images = inventory::images(&engine, ctx, &config).await?;
+    let stopped = stopped_containers(&engine, ctx).await?;
+    let leaving: HashSet<String> = stopped.iter().map(|c| c.id.clone()).collect();
+    let images = inventory::images_without(&engine, ctx, &config, &leaving).await?;
     let (in_use, orphaned): (Vec<&OwnedImage>, Vec<&OwnedImage>) = images
         .iter()
         .filter(|image| image.orphaned.is_some())
@@ -26,10 +32,23 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         ));
     }
     let volumes = super::volumes::unused(&engine, ctx).await?;
-    if orphaned.is_empty() && volumes.is_empty() {
+    if orphaned.is_empty() && volumes.is_empty() && stopped.is_empty() {
         ctx.ui.success("Nothing to prune");
         return Ok(0);
     }
+    for container in &stopped {
+        println!(
+            "{} container {} — a {} that {} and was never removed",
+            if dry_run { "would remove" } else { "remove" },
+            container.name,
+            container
+                .labels
+                .get(labels::KIND)
+                .map_or("container", String::as_str),
+            container.state
+        );
+    }
+    let container_count = stopped.len();
     for volume in &volumes {
         println!(
             "{} volume {} — {}",
@@ -39,12 +58,22 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         );
     }
     let volume_count = volumes.len();
-    let and_volumes = if volume_count > 0 {
-        format!(" and {volume_count} volumes")
-    } else {
-        String::new()
-    };
     let total: i64 = orphaned.iter().map(|image| image.size).sum();
+    // "3 images (1.2 GB) and 2 volumes and 1 container", naming only what goes.
+    let mut parts = Vec::new();
+    if !orphaned.is_empty() {
+        parts.push(format!("{} images ({})", orphaned.len(), human_size(total)));
+    }
+    if volume_count > 0 {
+        parts.push(format!("{volume_count} volumes"));
+    }
+    if container_count > 0 {
+        parts.push(format!(
+            "{container_count} container{}",
+            if container_count == 1 { "" } else { "s" }
+        ));
+    }
+    let what = parts.join(" and ");
     for image in &orphaned {
         println!(
             "{} {} — {}",
@@ -55,21 +84,25 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     }
     if dry_run {
         ctx.ui.info(&format!(
-            "{} images ({}){and_volumes} would be removed; run without --dry-run to remove them",
-            orphaned.len(),
-            human_size(total)
+            "{what} would be removed; run without --dry-run to remove them"
         ));
         return Ok(0);
     }
-    let question = format!(
-        "Remove {} images ({}){and_volumes}?",
-        orphaned.len(),
-        human_size(total)
-    );
-    if !yes && !confirm(&question).ok_or_else(needs_confirmation)? {
+    if !yes && !confirm(&format!("Remove {what}?")).ok_or_else(needs_confirmation)? {
         ctx.ui.info("Nothing removed.");
         return Ok(1);
     }
+    // Containers first: the images they were created from are then no longer in use.
+    for container in &stopped {
+        engine.remove(&container.id).await?;
+    }
+    if container_count > 0 {
+        ctx.ui.success(&format!(
+            "Removed {container_count} stopped container{}",
+            if container_count == 1 { "" } else { "s" }
+        ));
+    }
+    let image_count = orphaned.len();
     let (mut removed, mut freed) = (0, 0);
     for image in orphaned {
         let mut kept = false;
@@ -84,13 +117,34 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
             freed += image.size;
         }
     }
-    ctx.ui
-        .success(&format!("Removed {removed} images ({})", human_size(freed)));
+    if image_count > 0 {
+        ctx.ui
+            .success(&format!("Removed {removed} images ({})", human_size(freed)));
+    }
     if volume_count > 0 {
         let gone = super::volumes::remove(&engine, volumes).await?;
         ctx.ui.success(&format!("Removed {} volumes", gone.len()));
     }
     Ok(0)
+}
+
+/// This namespace's stockade containers that have stopped (exited, dead) and are not meant to
+/// stay (`io.stockade.keep`): a live sandbox removes its container when it ends, so one that is
+/// left was abandoned (the engine went away mid-run, or stockade was killed).
+async fn stopped_containers(
+    engine: &Engine,
+    ctx: &Context,
+) -> Result<Vec<ContainerSummary>, CliError> {
+    let namespace = format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str());
+    let mut stopped: Vec<ContainerSummary> = engine
+        .list_containers(&[labels::KIND.to_owned(), namespace])
+        .await?
+        .into_iter()
+        .filter(|c| matches!(c.state.as_str(), "exited" | "dead"))
+        .filter(|c| !c.labels.contains_key(labels::KEEP))
+        .collect();
+    stopped.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(stopped)
 }
 
 fn describe(image: &OwnedImage) -> String {

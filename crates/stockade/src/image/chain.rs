@@ -154,9 +154,9 @@ async fn ensure_tiers(
             // hash, so the image is tagged by exactly what is sent.
             let read = plan.context;
             Some(
-                ensure_built(engine, ctx, build, mode, run, |labels| {
+                ensure_built(engine, ctx, build, mode, run, |edit| {
                     let mut context = read.load().map_err(crate::launch::files_error)?;
-                    context.append_to(chain::DOCKERFILE, labels);
+                    context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
                     context.to_tar().map_err(|e| {
                         CliError::other(format!("cannot pack the project build context: {e}"), None)
                     })
@@ -213,8 +213,8 @@ async fn ensure_foundation(
         ]),
     };
     let mut context = plan.context;
-    ensure_built(engine, ctx, build, mode, run, |labels| {
-        context.append_to(chain::DOCKERFILE, labels);
+    ensure_built(engine, ctx, build, mode, run, |edit| {
+        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
         context.to_tar().map_err(|e| {
             CliError::other(
                 format!("cannot pack the foundation build context: {e}"),
@@ -257,9 +257,9 @@ async fn ensure_base(
                 build_args: HashMap::new(),
                 labels: HashMap::new(),
             };
-            ensure_built(engine, ctx, build, mode, run, |labels| {
+            ensure_built(engine, ctx, build, mode, run, |edit| {
                 context
-                    .to_tar(chain::DOCKERFILE, labels)
+                    .to_tar(chain::DOCKERFILE, |bytes| edit.apply(bytes))
                     .map_err(context_error)
             })
             .await
@@ -309,10 +309,10 @@ async fn ensure_base(
                 },
             };
             let dockerfile = layer.dockerfile;
-            let layered = ensure_built(engine, ctx, build, mode, run, |labels| {
+            let layered = ensure_built(engine, ctx, build, mode, run, |edit| {
                 BuildContext::new(vec![ContextFile::new(
                     chain::DOCKERFILE,
-                    format!("{dockerfile}{labels}").into_bytes(),
+                    edit.apply(dockerfile.as_bytes()),
                     0o644,
                 )])
                 .to_tar()

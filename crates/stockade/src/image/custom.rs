@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use stockade_core::chain::{self, CustomTags, DirContext, GLOBAL_CONTEXT_EXCLUDED};
+use stockade_core::chain::{self, CustomTags, DirContext};
 use stockade_core::labels;
 use stockade_core::project_files::ReadContext;
 use stockade_engine::{Engine, ImageInfo};
@@ -134,7 +134,7 @@ async fn build(
         .unwrap_or(std::path::Path::new("/"))
         .to_path_buf();
     let fail = |e: chain::ContextError| CliError::other(e.to_string(), None);
-    let context = DirContext::scan(&dir, GLOBAL_CONTEXT_EXCLUDED).map_err(fail)?;
+    let context = DirContext::scan(&dir).map_err(fail)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -143,8 +143,10 @@ async fn build(
         .content_hash(&chain::context_cache_file(&ctx.dirs.cache, &dir))
         .map_err(fail)?;
     let build = custom_build(name, &path, &file_name, &content, project);
-    let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
-        context.to_tar(&file_name, labels).map_err(fail)
+    let ready = ensure_built(engine, ctx, build, mode, run, |edit| {
+        context
+            .to_tar(&file_name, |bytes| edit.apply(bytes))
+            .map_err(fail)
     })
     .await?;
     Ok(ready.id)
@@ -203,9 +205,9 @@ async fn build_read(
         "custom base {name} from {} (read once)",
         configured.display()
     );
-    let ready = ensure_built(engine, ctx, build, mode, run, |labels| {
+    let ready = ensure_built(engine, ctx, build, mode, run, |edit| {
         let mut context = read.load().map_err(crate::launch::files_error)?;
-        context.append_to(&file_name, labels);
+        context.edit(&file_name, |bytes| edit.apply(bytes));
         context.to_tar().map_err(|e| {
             CliError::other(format!("cannot pack the custom base's context: {e}"), None)
         })

@@ -4,11 +4,12 @@
 
 mod chain;
 mod custom;
+mod interrupt;
 mod plan;
 
 use std::collections::HashMap;
 
-use stockade_core::chain::Freshness;
+use stockade_core::chain::{DockerfileEdit, Freshness};
 use stockade_core::foundation::PROXY_VARS;
 use stockade_core::labels;
 use stockade_engine::{BuildEvent, BuildRequest, Engine, ImageInfo, Removal};
@@ -19,6 +20,7 @@ use crate::lock::FileLock;
 use crate::ui::seconds;
 
 pub use chain::{chain_image, chain_tags, ensure_chain, ensure_planned};
+pub use interrupt::Forwarding;
 pub use plan::{ChainPlan, TierState, TierStatus, chain_status};
 
 /// Build now (even when current) or only when stale.
@@ -114,14 +116,15 @@ impl ChainRun {
 }
 
 /// Make sure `build`'s image is current, building it from `context` when it is not. `context`
-/// gets a `LABEL` instruction to append to the Dockerfile.
+/// gets the edit to make to the Dockerfile's bytes (tiers resolved to the namespace, the `LABEL`
+/// instruction appended).
 pub async fn ensure_built(
     engine: &Engine,
     ctx: &Context,
     build: TierBuild,
     mode: BuildMode,
     run: &mut ChainRun,
-    context: impl FnOnce(&str) -> Result<Vec<u8>, CliError>,
+    context: impl FnOnce(&DockerfileEdit) -> Result<Vec<u8>, CliError>,
 ) -> Result<Ready, CliError> {
     let fresh = |info: &Option<ImageInfo>| -> Option<Ready> {
         let info = info.as_ref()?;
@@ -167,13 +170,18 @@ pub async fn ensure_built(
     }
     // The labels go into the Dockerfile as one LABEL instruction: the classic builder would make
     // a step of each label passed as a build parameter.
-    let context = context(&labels::dockerfile_instruction(&image_labels))?;
+    let context = context(&DockerfileEdit {
+        namespace: ctx.namespace.clone(),
+        labels: labels::dockerfile_instruction(&image_labels),
+    })?;
 
     let ui = &ctx.ui;
     let task = ui.task(&format!("Building {}…", build.title));
     let no_cache = matches!(mode, BuildMode::Force { no_cache: true });
-    let result = engine
-        .build(
+    let building = interrupt::Building::start()?;
+    let mut layers = Vec::new();
+    let outcome = tokio::select! {
+        result = engine.build(
             BuildRequest {
                 tag: build.tag.clone(),
                 dockerfile: build.dockerfile.clone(),
@@ -184,11 +192,27 @@ pub async fn ensure_built(
             |event| match event {
                 BuildEvent::Step(line) => ui.build_output(&task, &line, true),
                 BuildEvent::Output(line) => ui.build_output(&task, &line, false),
+                BuildEvent::Layer(id) => layers.push(id),
             },
-        )
-        .await;
+        ) => Ok(result),
+        code = building.interrupted() => Err(code),
+    };
     let elapsed = task.elapsed();
     task.finish();
+    let result = match outcome {
+        Ok(result) => result,
+        Err(code) => {
+            // The build's request is dropped: the engine cancels it and tags nothing.
+            ui.warn(&format!(
+                "interrupted: the build of {} stopped; removing the {} intermediate images it made",
+                build.title,
+                layers.len()
+            ));
+            remove_intermediates(engine, &layers).await;
+            std::process::exit(code);
+        }
+    };
+    drop(building);
     let id = result?;
     ui.success(&format!(
         "{} built ({})",
@@ -201,6 +225,32 @@ pub async fn ensure_built(
         id,
         built: true,
     })
+}
+
+/// Remove the untagged images an unfinished build made, newest first (removing one also removes
+/// its untagged parents). The engine may still be removing the container of the step it was
+/// running, which holds the newest one: retry for a few seconds while one is in use.
+async fn remove_intermediates(engine: &Engine, layers: &[String]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut left: Vec<&String> = layers.iter().rev().collect();
+    while !left.is_empty() {
+        let mut busy = Vec::new();
+        for id in left {
+            match engine.remove_image(id).await {
+                Ok(Removal::InUse(why)) => {
+                    tracing::debug!("intermediate {id} in use: {why}");
+                    busy.push(id);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("removing intermediate {id}: {e}"),
+            }
+        }
+        if busy.is_empty() || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        left = busy;
+    }
 }
 
 /// Point `tag` at the image `target` (already on the engine), under the tag's build lock.

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use stockade_core::chain::{
-    self, BaseSource, DirContext, Freshness, GLOBAL_CONTEXT_EXCLUDED, ProjectParent, RuntimeLayer,
-};
+use stockade_core::chain::{self, BaseSource, DirContext, Freshness, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
 use stockade_core::dirs::Dirs;
 use stockade_core::foundation::FoundationPlan;
@@ -155,7 +153,7 @@ fn hashed_context(
             Some("fix the file or its permissions, or leave it out with .dockerignore"),
         )
     };
-    let context = DirContext::scan(dir, GLOBAL_CONTEXT_EXCLUDED).map_err(fail)?;
+    let context = DirContext::scan(dir).map_err(fail)?;
     let cache = chain::context_cache_file(&dirs.cache, dir);
     let content = context.content_hash(&cache).map_err(fail)?;
     Ok((context, chain::context_tier_hash(tier, &content)))

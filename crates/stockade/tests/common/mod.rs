@@ -275,6 +275,23 @@ impl Env {
         cmd
     }
 
+    /// Start `stockade ARGS…` (stdin closed, stdout and stderr piped) and wait until its first
+    /// line of output is `ready` (the command says it runs): for tests that act on a live run.
+    pub fn spawn_until(&self, args: &[&str], ready: &str) -> std::process::Child {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stockade");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout pipe"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("read stdout");
+        assert_eq!(line, format!("{ready}\n"), "the sandbox never ran");
+        child
+    }
+
     /// Run to completion with stdin closed.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, None)
