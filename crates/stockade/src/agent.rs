@@ -26,7 +26,7 @@ pub fn command_line(agent: &Agent, args: Vec<String>) -> Vec<String> {
 
 /// Give a sandbox what the agent needs: its tools volume (installed first when missing, in a
 /// helper from `foundation`) on PATH, its fixed env, its API keys (as secrets) and its config
-/// and state dirs.
+/// and state dirs. Returns the agent's version.
 pub async fn equip(
     engine: &Engine,
     ctx: &Context,
@@ -35,7 +35,7 @@ pub async fn equip(
     agent: &Agent,
     foundation: &str,
     spec: &mut SandboxSpec,
-) -> Result<(), CliError> {
+) -> Result<String, CliError> {
     let tools = ToolsCtx {
         engine,
         ctx,
@@ -76,7 +76,7 @@ pub async fn equip(
         tools.version,
         tools.volume
     );
-    Ok(())
+    Ok(tools.version)
 }
 
 pub fn resolve(name: &str, config: &Config) -> Result<Agent, CliError> {

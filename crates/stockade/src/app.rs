@@ -75,6 +75,11 @@ async fn dispatch(
             before(&mut request, &agent_launch);
             commands::exec::run(&ctx, request).await
         }
+        Command::Run(args) => {
+            let mut request = exec_request(args.args, &args.sandbox, &args.launch, false);
+            request.agent = Some(args.agent);
+            commands::run::run(&ctx, request, args.json).await
+        }
         Command::Shell(args) => {
             let mut request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
             before(&mut request, &agent_launch);
@@ -248,6 +253,8 @@ fn exec_request(
             secrets: launch.allow_secrets,
         },
         dry_run,
+        headless: false,
+        output: crate::session::Output::PassThrough,
     }
 }
 

@@ -64,6 +64,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// Start an interactive login shell in a fresh sandbox for the current project.
     Shell(ShellArgs),
+    /// Run an agent headless: no TTY, its input and output byte for byte, its exit code; with
+    /// --json, one JSON result on stdout.
+    #[command(
+        after_help = "Examples:\n  stockade run claude -- -p 'fix the tests' --output-format stream-json\n  stockade run opencode --json -- --version"
+    )]
+    Run(RunArgs),
     /// Build the sandbox image now (it is otherwise built on first use).
     Build(BuildArgs),
     /// Check the engine, identity, configuration and images.
@@ -277,6 +283,24 @@ pub struct ExecArgs {
     /// (An unknown option before the command is a usage error, not the command.)
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Capture the agent's output and print one JSON document on stdout: agent, version, image,
+    /// exit_code, duration_ms, stdout, stderr (docs/agents.md).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxFlags,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// The agent: claude, opencode, codex, gemini or one under `[agents.<name>]`.
+    #[arg(value_name = "AGENT")]
+    pub agent: String,
+    /// The agent's arguments, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -173,7 +173,7 @@ impl CliError {
 }
 
 /// An error as `--json` prints it: one object on stderr (docs/exit-codes.md).
-#[derive(serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct JsonError {
     pub error: String,
     pub code: &'static str,

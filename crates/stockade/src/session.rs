@@ -20,15 +20,47 @@ use crate::ui::Ui;
 /// How long to let output drain after the container exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Run the sandbox to completion; returns the command's exit code.
-pub async fn run(engine: &Engine, spec: &SandboxSpec, ui: &Ui) -> Result<u8, CliError> {
+/// Where the sandbox's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// To our stdout and stderr, byte for byte.
+    PassThrough,
+    /// Kept, up to this many bytes per stream (`run --json`).
+    Capture { limit: usize },
+}
+
+/// A sandbox's output, kept.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// A stream went over the limit; the rest of it was dropped.
+    pub truncated: bool,
+}
+
+/// How a sandbox ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The command's exit code.
+    pub code: u8,
+    /// Its output, when captured.
+    pub captured: Option<Captured>,
+}
+
+/// Run the sandbox to completion, its output passed through or captured.
+pub async fn run(
+    engine: &Engine,
+    spec: &SandboxSpec,
+    output: Output,
+    ui: &Ui,
+) -> Result<Finished, CliError> {
     // Handle signals from before the container exists, so none can kill us between create and
     // remove; one that arrives early is forwarded once the container has started.
     let signals = Signals::new()?;
     let _forwarding = crate::image::Forwarding::start();
     let id = engine.create_sandbox(spec).await?;
     let outcome = match hand_over(engine, &id, spec).await {
-        Ok(()) => drive(engine, &id, spec.tty, spec.limits.memory, signals, ui).await,
+        Ok(()) => drive(engine, &id, spec, output, signals, ui).await,
         Err(e) => Err(e),
     };
     if let Err(e) = engine.remove(&id).await {
@@ -59,11 +91,12 @@ pub async fn hand_over(engine: &Engine, id: &str, spec: &SandboxSpec) -> Result<
 async fn drive(
     engine: &Engine,
     id: &str,
-    tty: bool,
-    limit: Option<i64>,
+    spec: &SandboxSpec,
+    sink: Output,
     signals: Signals,
     ui: &Ui,
-) -> Result<u8, CliError> {
+) -> Result<Finished, CliError> {
+    let (tty, limit) = (spec.tty, spec.limits.memory);
     let Attached { output, input } = engine.attach(id).await?;
     let raw = if tty { Some(RawMode::enable()?) } else { None };
 
@@ -72,25 +105,34 @@ async fn drive(
         resize(engine, id).await;
     }
 
-    let output_task = tokio::spawn(pump_output(output));
+    let output_task = tokio::spawn(pump_output(output, sink));
     let input_task = tokio::spawn(pump_input(input));
 
     let code = wait_forwarding_signals(engine, id, signals, tty).await;
     // The attach stream ends when the container exits; let it flush what is left.
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, output_task).await;
+    let captured = match tokio::time::timeout(DRAIN_TIMEOUT, output_task).await {
+        Ok(Ok(captured)) => captured,
+        _ => None,
+    };
     input_task.abort();
     drop(raw);
     let code = code?;
     if code < 0 {
         // Podman reports -1 when it cannot tell the exit code: never turn that into success.
         ui.warn("the engine did not report the command's exit code");
-        return Ok(crate::exit::ENGINE);
+        return Ok(Finished {
+            code: crate::exit::ENGINE,
+            captured,
+        });
     }
     // 137 is SIGKILL: say so when it was the memory limit, since nothing else would.
     if code == 137 && engine.oom_killed(id).await.unwrap_or(false) {
         ui.warn(&out_of_memory(limit));
     }
-    Ok(u8::try_from(code.min(255)).unwrap_or(255))
+    Ok(Finished {
+        code: u8::try_from(code.min(255)).unwrap_or(255),
+        captured,
+    })
 }
 
 /// The message for a sandbox the kernel killed at its memory limit.
@@ -201,14 +243,30 @@ async fn pump_output(
     mut output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<OutputChunk, EngineError>> + Send>,
     >,
-) {
+    sink: Output,
+) -> Option<Captured> {
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
+    let mut kept = Captured::default();
     while let Some(chunk) = output.next().await {
-        let written = match chunk {
-            Ok(OutputChunk::Stdout(bytes)) => write_all(&mut stdout, &bytes).await,
-            Ok(OutputChunk::Stderr(bytes)) => write_all(&mut stderr, &bytes).await,
-            Err(e) => {
+        let written = match (chunk, sink) {
+            (Ok(chunk), Output::Capture { limit }) => {
+                let (stream, bytes) = match chunk {
+                    OutputChunk::Stdout(bytes) => (&mut kept.stdout, bytes),
+                    OutputChunk::Stderr(bytes) => (&mut kept.stderr, bytes),
+                };
+                let room = limit.saturating_sub(stream.len());
+                kept.truncated |= bytes.len() > room;
+                stream.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(())
+            }
+            (Ok(OutputChunk::Stdout(bytes)), Output::PassThrough) => {
+                write_all(&mut stdout, &bytes).await
+            }
+            (Ok(OutputChunk::Stderr(bytes)), Output::PassThrough) => {
+                write_all(&mut stderr, &bytes).await
+            }
+            (Err(e), _) => {
                 tracing::debug!("attach stream: {e}");
                 break;
             }
@@ -218,6 +276,7 @@ async fn pump_output(
             break;
         }
     }
+    matches!(sink, Output::Capture { .. }).then_some(kept)
 }
 
 async fn write_all(out: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8]) -> std::io::Result<()> {

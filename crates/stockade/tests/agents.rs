@@ -88,6 +88,17 @@ fn opencode_installs_once_into_a_tools_volume_and_runs() {
     assert_eq!(row["volume_present"], true);
     assert!(env.containers().is_empty());
 
+    // Headless, as scripts and CI run it: one JSON document.
+    let headless = env.run(&["run", "opencode", "--json", "--", "--version"]);
+    headless.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&headless.stdout()).unwrap();
+    assert_eq!(doc["exit_code"], 0, "{doc}");
+    assert_eq!(doc["version"], version.as_str(), "{doc}");
+    assert_eq!(
+        doc["stdout"].as_str().map(str::trim),
+        Some(version.as_str())
+    );
+
     // The state and cache files are where docs/agents.md says they are.
     let ns = &env.namespace;
     let recorded = std::fs::read_to_string(
@@ -162,6 +173,85 @@ fn custom_agent_from_config_installs_and_runs() {
         "{}",
         unknown.stderr()
     );
+}
+
+/// `stockade run`: headless (no TTY), input and output byte for byte, the agent's exit code;
+/// with --json one document, also for a failure before the agent starts.
+#[test]
+fn run_is_headless_byte_for_byte_and_one_json_document_on_request() {
+    let env = Env::new();
+    env.write_global_config(&envy_config(""));
+    let bytes: Vec<u8> = (0u8..=255).collect();
+    let through = env.run_with_stdin(
+        &[
+            "run",
+            "envy",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 || test -t 1 || cat; exit 3",
+        ],
+        Some(&bytes),
+    );
+    through.expect_code(3);
+    assert_eq!(through.output.stdout, bytes);
+
+    let json = env.run(&[
+        "run",
+        "envy",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo b3V0/w== | base64 -d; printf err >&2; exit 4",
+    ]);
+    json.expect_code(4);
+    let mut doc: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert!(doc["duration_ms"].as_u64().unwrap() > 0, "{doc}");
+    assert!(!doc["image"].as_str().unwrap().is_empty(), "{doc}");
+    doc["duration_ms"] = 0.into();
+    doc["image"] = "[IMAGE]".into();
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "agent": "envy",
+            "version": "7.0.3",
+            "image": "[IMAGE]",
+            "exit_code": 4,
+            "duration_ms": 0,
+            "stdout": null,
+            "stdout_base64": "b3V0/w==",
+            "stderr": "err",
+            "stderr_base64": null,
+            "truncated": false
+        })
+    );
+
+    let failed = env.run(&["run", "no-such-agent", "--json"]);
+    failed.expect_code(1);
+    let mut doc: serde_json::Value = serde_json::from_str(&failed.stdout()).unwrap();
+    doc["duration_ms"] = 0.into();
+    insta::assert_json_snapshot!(doc, @r#"
+    {
+      "agent": "no-such-agent",
+      "duration_ms": 0,
+      "error": {
+        "code": "failed",
+        "error": "unknown command or agent \"no-such-agent\"",
+        "hint": "agents: claude, codex, envy, gemini, opencode; describe a new one under `[agents.no-such-agent]` (docs/agents.md), or see `stockade --help`",
+        "location": null
+      },
+      "exit_code": null,
+      "image": null,
+      "stderr": "",
+      "stderr_base64": null,
+      "stdout": "",
+      "stdout_base64": null,
+      "truncated": false,
+      "version": null
+    }
+    "#);
+    assert_eq!(failed.stderr(), "");
 }
 
 #[test]

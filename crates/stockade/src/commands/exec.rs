@@ -26,6 +26,19 @@ pub struct ExecRequest {
     pub allow: Allowances,
     /// Print the container specification instead of creating it.
     pub dry_run: bool,
+    /// Never a TTY, even on a terminal (`stockade run`).
+    pub headless: bool,
+    /// Where the sandbox's output goes.
+    pub output: session::Output,
+}
+
+/// What a launch ran, and how it ended.
+pub struct Launched {
+    pub finished: session::Finished,
+    /// The image the sandbox ran on.
+    pub image: String,
+    /// The agent's version, when an agent ran.
+    pub agent_version: Option<String>,
 }
 
 /// One pipeline that data flows down once: *read* and *resolve* (`launch::prepare`: every
@@ -33,6 +46,11 @@ pub struct ExecRequest {
 /// (`launch::check`: the fingerprint is of the same bytes), *plan* (spec and chain, the project
 /// tier built from the bytes read), *run*.
 pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
+    Ok(launch(ctx, request).await?.finished.code)
+}
+
+/// [`run`], telling what ran: the image, the agent's version, the output when captured.
+pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
     // The engine is reached while the project's files are read and checked; it is used only
     // once they are approved.
     let connecting = (!request.dry_run).then(|| ctx.spawn_connect());
@@ -48,7 +66,8 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         Some(agent) => agent::command_line(agent, request.command),
         None => request.command,
     };
-    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let tty =
+        !request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
         let mut spec = SandboxSpec::new(
             SandboxRequest {
@@ -80,7 +99,14 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
         let mut spec = sandbox(chain_image(ctx, &prepared))?;
         extras::finish(&mut spec, &ctx.identity.home);
         crate::ui::print_json(&spec)?;
-        return Ok(0);
+        return Ok(Launched {
+            finished: session::Finished {
+                code: 0,
+                captured: None,
+            },
+            image: spec.image,
+            agent_version: None,
+        });
     }
 
     // The build contexts are scanned and hashed on another thread while the launch checks, the
@@ -104,19 +130,22 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     let chain =
         ensure_planned(&engine, ctx, config, project, plan, run, BuildMode::IfStale).await?;
     spec.image = chain.image().to_owned();
+    let mut agent_version = None;
     if let Some(agent) = &agent {
         // Installs run in helper containers from the foundation (npm, pip); the agent runs on the
         // chain's last tier.
-        agent::equip(
-            &engine,
-            ctx,
-            config,
-            project,
-            agent,
-            &chain.foundation.tag,
-            &mut spec,
-        )
-        .await?;
+        agent_version = Some(
+            agent::equip(
+                &engine,
+                ctx,
+                config,
+                project,
+                agent,
+                &chain.foundation.tag,
+                &mut spec,
+            )
+            .await?,
+        );
     }
     extras::finish(&mut spec, &ctx.identity.home);
     user_files::prepare(
@@ -130,7 +159,12 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
     // Mount sources are paths the engine resolves at create: checked again as late as possible
     // (docs/security.md, class 4, names the remaining window).
     launch::check_mount_sources(&prepared)?;
-    session::run(&engine, &spec, &ctx.ui).await
+    let finished = session::run(&engine, &spec, request.output, &ctx.ui).await?;
+    Ok(Launched {
+        finished,
+        image: spec.image,
+        agent_version,
+    })
 }
 
 /// `docker_socket = true`: the local engine's socket, with its group.

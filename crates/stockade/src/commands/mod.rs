@@ -8,6 +8,7 @@ pub mod config;
 pub mod exec;
 pub mod images;
 pub mod prune;
+pub mod run;
 pub mod scan;
 pub mod trust;
 pub mod update;
