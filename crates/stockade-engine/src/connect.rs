@@ -8,6 +8,7 @@ use tracing::debug;
 use crate::MIN_API_VERSION;
 use crate::endpoint::{Endpoint, ResolvedEndpoint};
 use crate::error::EngineError;
+use crate::podman::EngineKind;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +24,8 @@ pub struct Engine {
     pub api_version: String,
     /// The engine's own version, e.g. `20.10.24+dfsg1`.
     pub version: String,
+    /// Docker or Podman (what differs is in `podman.rs`).
+    pub kind: EngineKind,
 }
 
 impl Engine {
@@ -64,6 +67,7 @@ impl Engine {
                 },
             )?;
 
+        let kind = EngineKind::of(&version);
         let api_version = version.api_version.unwrap_or_default();
         if !api_at_least(&api_version, MIN_API_VERSION) {
             return Err(EngineError::ApiTooOld {
@@ -80,7 +84,12 @@ impl Engine {
             endpoint,
             api_version,
             version: version.version.unwrap_or_default(),
+            kind,
         })
+    }
+
+    pub fn is_podman(&self) -> bool {
+        self.kind == EngineKind::Podman
     }
 
     pub(crate) fn address(&self) -> String {

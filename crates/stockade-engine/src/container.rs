@@ -22,6 +22,7 @@ use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+use crate::podman;
 
 /// Each sandbox's log (json-file) is capped at `LOG_MAX_FILES` files of `LOG_MAX_SIZE`.
 pub const LOG_MAX_SIZE: &str = "10m";
@@ -170,6 +171,13 @@ impl Engine {
                 // Folded into the spec's capabilities and tmpfs mounts by the core.
                 EngineOption::CapAdd(_) | EngineOption::Tmpfs(_) => {}
             }
+        }
+        if self.is_podman() {
+            let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+            let given = host_config.ulimits.get_or_insert_with(Vec::new);
+            let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap_or_default();
+            let explicit = podman::explicit_ulimits(given, &limits, &pid_max);
+            given.extend(explicit);
         }
         let body = ContainerCreateBody {
             hostname,

@@ -11,6 +11,7 @@ use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+use crate::podman;
 
 /// What stockade needs to know of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +108,7 @@ impl Engine {
             .list_images(Some(options))
             .await
             .map_err(|e| self.err(&operation, e))?;
+        let podman = self.is_podman();
         Ok(list
             .into_iter()
             .map(|image| ImageSummary {
@@ -115,6 +117,13 @@ impl Engine {
                     .repo_tags
                     .into_iter()
                     .filter(|tag| tag != "<none>:<none>")
+                    .map(|tag| {
+                        if podman {
+                            podman::docker_style_tag(tag)
+                        } else {
+                            tag
+                        }
+                    })
                     .collect(),
                 labels: image.labels,
                 size: image.size,

@@ -9,6 +9,7 @@ mod container;
 mod endpoint;
 mod error;
 mod image;
+mod podman;
 mod system;
 mod volume;
 
@@ -18,6 +19,7 @@ pub use container::{Attached, ContainerSummary, OutputChunk};
 pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint};
 pub use error::EngineError;
 pub use image::{ImageInfo, ImageSummary, Removal};
+pub use podman::EngineKind;
 pub use system::EngineInfo;
 pub use volume::VolumeInfo;
 
