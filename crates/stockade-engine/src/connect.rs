@@ -10,8 +10,10 @@ use crate::endpoint::{Endpoint, ResolvedEndpoint};
 use crate::error::EngineError;
 use crate::podman::EngineKind;
 
-/// How long to wait for the engine's first answer before calling it unreachable.
-const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the engine's first answer before calling it unreachable. Podman's
+/// service answers `/version` by running conmon and the OCI runtime, which takes seconds on a
+/// busy machine; a socket nobody listens on fails at once anyway.
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Per-request limit until the response headers arrive (builds stream for longer).
 const REQUEST_TIMEOUT_SECS: u64 = 600;
 

@@ -359,6 +359,11 @@ impl Engine {
             .map_err(|e| self.err(&operation, e))?;
         Ok(list
             .into_iter()
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .map_or(labels.is_empty(), |l| podman::has_labels(l, labels))
+            })
             .map(|c| ContainerSummary {
                 id: c.id.unwrap_or_default(),
                 name: c

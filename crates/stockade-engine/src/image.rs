@@ -111,6 +111,7 @@ impl Engine {
         let podman = self.is_podman();
         Ok(list
             .into_iter()
+            .filter(|image| podman::has_labels(&image.labels, labels))
             .map(|image| ImageSummary {
                 id: image.id,
                 tags: image

@@ -96,6 +96,21 @@ pub(crate) fn docker_style_tag(tag: String) -> String {
     }
 }
 
+/// Whether `labels` carries every one of `wanted` (`key=value`, or `key` for any value).
+///
+/// Docker ANDs several `label` filters of a listing; Podman 4.3's compatible API ORs them (a
+/// volume with either label is listed). Every listing checks the labels again on its answer, so
+/// both engines give what was asked.
+pub(crate) fn has_labels(
+    labels: &std::collections::HashMap<String, String>,
+    wanted: &[String],
+) -> bool {
+    wanted.iter().all(|w| match w.split_once('=') {
+        Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
+        None => labels.contains_key(w),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +190,25 @@ mod tests {
         let defaults = explicit_ulimits(&[], unlimited, "");
         assert_eq!(defaults[0].hard, Some(1_048_576));
         assert_eq!(defaults[1].hard, Some(4_194_304));
+    }
+
+    #[test]
+    fn every_wanted_label_must_be_there() {
+        let labels = std::collections::HashMap::from([
+            ("io.stockade.kind".to_owned(), "tools".to_owned()),
+            ("io.stockade.namespace".to_owned(), "x".to_owned()),
+        ]);
+        let want = |w: &[&str]| -> Vec<String> { w.iter().map(|s| (*s).to_owned()).collect() };
+        assert!(has_labels(&labels, &[]));
+        assert!(has_labels(
+            &labels,
+            &want(&["io.stockade.kind=tools", "io.stockade.namespace"])
+        ));
+        assert!(!has_labels(
+            &labels,
+            &want(&["io.stockade.kind=tools", "io.stockade.namespace=y"])
+        ));
+        assert!(!has_labels(&labels, &want(&["io.stockade.agent"])));
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Engine {
             .volumes
             .unwrap_or_default()
             .into_iter()
+            .filter(|v| crate::podman::has_labels(&v.labels, labels))
             .map(|v| VolumeInfo {
                 name: v.name,
                 labels: v.labels,

@@ -286,17 +286,21 @@ fn installs_run_as_an_unprivileged_helper_that_owns_the_tools_volume() {
             "a helper ran with more than it needs"
         );
     }
-    let volume = docker_stdout(&[
+    // One label filter: Podman ORs several (stockade's own listings check them all again).
+    let volumes = docker_stdout(&[
         "volume",
         "ls",
         "-q",
         "--filter",
-        &filter,
-        "--filter",
         "label=io.stockade.agent=moo",
     ]);
-    let owners = docker_stdout(&[
-        "run",
+    let prefix = format!("{}-", env.namespace);
+    let volume = volumes
+        .lines()
+        .filter(|name| name.starts_with(&prefix))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let owners = common::run_container(&[
         "--rm",
         "-v",
         &format!("{volume}:/v:ro"),

@@ -69,6 +69,44 @@ pub fn require_engine() {
     });
 }
 
+/// Whether the engine under test is Podman (its Docker-compatible socket, as `scripts/test`'s
+/// Podman pass sets `DOCKER_HOST`). A test that must differ there says so with this.
+pub fn engine_is_podman() -> bool {
+    static PODMAN: OnceLock<bool> = OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        docker_stdout(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ])
+        .to_ascii_lowercase()
+        .contains("podman")
+    })
+}
+
+/// `docker run ARGS…` (a throwaway container a test uses to look at something), or on Podman
+/// `podman run ARGS…`: the docker CLI cannot attach through Podman 4.3's socket ("unable to
+/// upgrade to tcp, received 409"). Returns stdout, trimmed; fails the test when it fails.
+pub fn run_container(args: &[&str]) -> String {
+    let cli = if engine_is_podman() {
+        "podman"
+    } else {
+        "docker"
+    };
+    let out = Command::new(cli)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cli} run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cli} run {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Run the docker CLI (tests may use it to observe and clean up; the product never does).
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
