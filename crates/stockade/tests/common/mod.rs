@@ -107,6 +107,25 @@ pub fn run_container(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Names of the volumes carrying every one of `labels` (`key=value`), sorted. Checked here: with
+/// several label filters Docker lists volumes that have all, Podman 4.3 those that have any.
+pub fn volumes_labelled(labels: &[&str]) -> Vec<String> {
+    let out = docker_stdout(&["volume", "ls", "--format", "{{.Name}}\t{{.Labels}}"]);
+    let mut names: Vec<String> = out
+        .lines()
+        .filter_map(|line| {
+            let (name, have) = line.split_once('\t').unwrap_or((line, ""));
+            let have: Vec<&str> = have.split(',').collect();
+            labels
+                .iter()
+                .all(|l| have.contains(l))
+                .then(|| name.to_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Run the docker CLI (tests may use it to observe and clean up; the product never does).
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
