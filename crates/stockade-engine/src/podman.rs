@@ -87,12 +87,27 @@ fn hard_limit(limits: &str, label: &str) -> Option<i64> {
     fields.next()?.parse().ok()
 }
 
-/// Podman lists local images under `localhost/` (`localhost/x-stockade:base` for `x-stockade:base`,
-/// which it accepts as a name). Names are given back as stockade and Docker write them.
+/// Podman lists images by their full names: `docker.io/library/x-stockade:base` for an image
+/// built as `x-stockade:base`, `localhost/…` for one loaded or imported. Names are given back as
+/// stockade and Docker write them (Docker's familiar names).
 pub(crate) fn docker_style_tag(tag: String) -> String {
-    match tag.strip_prefix("localhost/") {
-        Some(rest) => rest.to_owned(),
-        None => tag,
+    ["docker.io/library/", "localhost/"]
+        .iter()
+        .find_map(|prefix| tag.strip_prefix(prefix))
+        .map_or_else(|| tag.clone(), str::to_owned)
+}
+
+/// A build output line as Docker writes it: Podman (buildah) announces a step as
+/// `STEP 2/3: RUN …`, Docker as `Step 2/3 : RUN …`; other lines are unchanged.
+pub(crate) fn docker_style_step(line: &str) -> String {
+    match line
+        .strip_prefix("STEP ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((count, instruction)) if count.contains('/') => {
+            format!("Step {count} : {instruction}")
+        }
+        _ => line.to_owned(),
     }
 }
 
@@ -212,7 +227,21 @@ mod tests {
     }
 
     #[test]
-    fn localhost_prefix_is_dropped() {
+    fn podman_step_lines_read_as_dockers() {
+        assert_eq!(
+            docker_style_step("STEP 2/3: RUN echo a: b && false"),
+            "Step 2/3 : RUN echo a: b && false"
+        );
+        assert_eq!(
+            docker_style_step("Step 2/3 : RUN true"),
+            "Step 2/3 : RUN true"
+        );
+        assert_eq!(docker_style_step("STEP: not a step"), "STEP: not a step");
+        assert_eq!(docker_style_step("about to fail"), "about to fail");
+    }
+
+    #[test]
+    fn podman_names_read_as_dockers() {
         assert_eq!(
             docker_style_tag("localhost/x-stockade:base".to_owned()),
             "x-stockade:base"
@@ -220,6 +249,14 @@ mod tests {
         assert_eq!(
             docker_style_tag("x-stockade:base".to_owned()),
             "x-stockade:base"
+        );
+        assert_eq!(
+            docker_style_tag("docker.io/library/x-stockade:base".to_owned()),
+            "x-stockade:base"
+        );
+        assert_eq!(
+            docker_style_tag("docker.io/someone/a:b".to_owned()),
+            "docker.io/someone/a:b"
         );
         assert_eq!(
             docker_style_tag("registry.example/a:b".to_owned()),
