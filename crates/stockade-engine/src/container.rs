@@ -346,17 +346,41 @@ impl Engine {
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         let operation = format!("GET /containers/json label={}", labels.join(","));
         debug!(target: "engine", "{operation}");
-        let mut options = ListContainersOptionsBuilder::default().all(true);
-        if !labels.is_empty() {
-            let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
-            options = options.filters(&filters);
+        let options = |states: &[&str]| {
+            let mut filters = HashMap::new();
+            if !labels.is_empty() {
+                filters.insert("label".to_owned(), labels.to_vec());
+            }
+            if !states.is_empty() {
+                filters.insert(
+                    "status".to_owned(),
+                    states.iter().map(|s| (*s).to_owned()).collect(),
+                );
+            }
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build()
+        };
+        let mut attempt = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(options(&[]))).await {
+                // Podman 4.3 lists a container between its exit and its cleanup as "stopped",
+                // a state the API does not have: wait for the cleanup, then leave those out.
+                Err(e) if self.is_podman() && podman::is_unknown_state(&e) => {
+                    attempt += 1;
+                    if attempt > podman::STOPPED_RETRIES {
+                        break self
+                            .docker
+                            .list_containers(Some(options(podman::LISTABLE_STATES)))
+                            .await;
+                    }
+                    tokio::time::sleep(podman::STOPPED_RETRY_DELAY).await;
+                }
+                other => break other,
+            }
         }
-        let options = options.build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
+        .map_err(|e| self.err(&operation, e))?;
         Ok(list
             .into_iter()
             .filter(|c| {
