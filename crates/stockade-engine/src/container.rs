@@ -369,13 +369,13 @@ impl Engine {
                 // a state the API does not have: wait for the cleanup, then leave those out.
                 Err(e) if self.is_podman() && podman::is_unknown_state(&e) => {
                     attempt += 1;
-                    if attempt > podman::STOPPED_RETRIES {
+                    if attempt > podman::RETRIES {
                         break self
                             .docker
                             .list_containers(Some(options(podman::LISTABLE_STATES)))
                             .await;
                     }
-                    tokio::time::sleep(podman::STOPPED_RETRY_DELAY).await;
+                    tokio::time::sleep(podman::RETRY_DELAY).await;
                 }
                 other => break other,
             }

@@ -115,15 +115,22 @@ pub(crate) fn docker_style_step(line: &str) -> String {
 /// Docker's `restarting` and `dead` there). Podman 4.3 also reports `stopped` (exited, not yet
 /// cleaned up), which the API's clients cannot read.
 pub(crate) const LISTABLE_STATES: &[&str] = &["created", "running", "paused", "exited", "removing"];
-/// How often, and how far apart, a container listing is asked again while Podman still shows a
-/// container as `stopped` (its cleanup takes well under a second); then those are left out.
-pub(crate) const STOPPED_RETRIES: u32 = 10;
-pub(crate) const STOPPED_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often, and how far apart, a listing is asked again while Podman still shows a container
+/// as `stopped` (its cleanup takes well under a second; then those are left out), or while an
+/// image listing fails on an image removed meanwhile.
+pub(crate) const RETRIES: u32 = 10;
+pub(crate) const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Whether a listing failed on a container state the API does not know (Podman's `stopped`).
 pub(crate) fn is_unknown_state(error: &bollard::errors::Error) -> bool {
     matches!(error, bollard::errors::Error::JsonDataError { message, .. }
         if message.contains("unknown variant"))
+}
+
+/// Whether an image listing failed because an image went away while Podman listed it.
+pub(crate) fn is_vanished_image(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { message, .. }
+        if message.contains("image not known"))
 }
 
 /// Whether `labels` carries every one of `wanted` (`key=value`, or `key` for any value).

@@ -136,7 +136,17 @@ pub fn docker(args: &[&str]) -> Output {
 }
 
 pub fn docker_stdout(args: &[&str]) -> String {
-    let out = docker(args);
+    let mut out = docker(args);
+    // Podman 4.3 fails a whole image listing when an image goes away meanwhile ("image not
+    // known", its wording only): ask again, as stockade's own listings do.
+    for _ in 0..10 {
+        if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("image not known")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        out = docker(args);
+    }
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
