@@ -130,7 +130,7 @@ impl Engine {
                 pending.push_str(&text);
                 while let Some(newline) = pending.find('\n') {
                     let line: String = pending.drain(..=newline).collect();
-                    let line = line.trim_end().to_owned();
+                    let line = crate::podman::docker_style_step(line.trim_end());
                     if let Some(id) = layers.line(&line) {
                         on_event(BuildEvent::Layer(id));
                     }

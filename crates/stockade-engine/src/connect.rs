@@ -8,9 +8,12 @@ use tracing::debug;
 use crate::MIN_API_VERSION;
 use crate::endpoint::{Endpoint, ResolvedEndpoint};
 use crate::error::EngineError;
+use crate::podman::EngineKind;
 
-/// How long to wait for the engine's first answer before calling it unreachable.
-const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the engine's first answer before calling it unreachable. Podman's
+/// service answers `/version` by running conmon and the OCI runtime, which takes seconds on a
+/// busy machine; a socket nobody listens on fails at once anyway.
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Per-request limit until the response headers arrive (builds stream for longer).
 const REQUEST_TIMEOUT_SECS: u64 = 600;
 
@@ -23,6 +26,8 @@ pub struct Engine {
     pub api_version: String,
     /// The engine's own version, e.g. `20.10.24+dfsg1`.
     pub version: String,
+    /// Docker or Podman (what differs is in `podman.rs`).
+    pub kind: EngineKind,
 }
 
 impl Engine {
@@ -64,6 +69,7 @@ impl Engine {
                 },
             )?;
 
+        let kind = EngineKind::of(&version);
         let api_version = version.api_version.unwrap_or_default();
         if !api_at_least(&api_version, MIN_API_VERSION) {
             return Err(EngineError::ApiTooOld {
@@ -80,7 +86,12 @@ impl Engine {
             endpoint,
             api_version,
             version: version.version.unwrap_or_default(),
+            kind,
         })
+    }
+
+    pub fn is_podman(&self) -> bool {
+        self.kind == EngineKind::Podman
     }
 
     pub(crate) fn address(&self) -> String {

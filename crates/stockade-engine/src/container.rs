@@ -22,6 +22,7 @@ use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+use crate::podman;
 
 /// Each sandbox's log (json-file) is capped at `LOG_MAX_FILES` files of `LOG_MAX_SIZE`.
 pub const LOG_MAX_SIZE: &str = "10m";
@@ -177,6 +178,13 @@ impl Engine {
                 // Folded into the spec's capabilities and tmpfs mounts by the core.
                 EngineOption::CapAdd(_) | EngineOption::Tmpfs(_) => {}
             }
+        }
+        if self.is_podman() {
+            let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+            let given = host_config.ulimits.get_or_insert_with(Vec::new);
+            let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap_or_default();
+            let explicit = podman::explicit_ulimits(given, &limits, &pid_max);
+            given.extend(explicit);
         }
         let body = ContainerCreateBody {
             hostname,
@@ -372,19 +380,48 @@ impl Engine {
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         let operation = format!("GET /containers/json label={}", labels.join(","));
         debug!(target: "engine", "{operation}");
-        let mut options = ListContainersOptionsBuilder::default().all(true);
-        if !labels.is_empty() {
-            let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
-            options = options.filters(&filters);
+        let options = |states: &[&str]| {
+            let mut filters = HashMap::new();
+            if !labels.is_empty() {
+                filters.insert("label".to_owned(), labels.to_vec());
+            }
+            if !states.is_empty() {
+                filters.insert(
+                    "status".to_owned(),
+                    states.iter().map(|s| (*s).to_owned()).collect(),
+                );
+            }
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build()
+        };
+        let mut attempt = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(options(&[]))).await {
+                // Podman 4.3 lists a container between its exit and its cleanup as "stopped",
+                // a state the API does not have: wait for the cleanup, then leave those out.
+                Err(e) if self.is_podman() && podman::is_unknown_state(&e) => {
+                    attempt += 1;
+                    if attempt > podman::RETRIES {
+                        break self
+                            .docker
+                            .list_containers(Some(options(podman::LISTABLE_STATES)))
+                            .await;
+                    }
+                    tokio::time::sleep(podman::RETRY_DELAY).await;
+                }
+                other => break other,
+            }
         }
-        let options = options.build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
+        .map_err(|e| self.err(&operation, e))?;
         Ok(list
             .into_iter()
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .map_or(labels.is_empty(), |l| podman::has_labels(l, labels))
+            })
             .map(|c| ContainerSummary {
                 id: c.id.unwrap_or_default(),
                 name: c

@@ -11,6 +11,7 @@ use tracing::debug;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+use crate::podman;
 
 /// What stockade needs to know of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,19 +103,39 @@ impl Engine {
         let options = ListImagesOptionsBuilder::default()
             .filters(&filters)
             .build();
-        let list = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
+        let mut attempt = 0;
+        let list = loop {
+            match self.docker.list_images(Some(options.clone())).await {
+                // Podman 4.3 fails the whole listing when an image goes away while it lists
+                // ("image not known"); asked again, it lists what is there.
+                Err(e) if self.is_podman() && podman::is_vanished_image(&e) => {
+                    attempt += 1;
+                    if attempt > podman::RETRIES {
+                        break Err(e);
+                    }
+                    tokio::time::sleep(podman::RETRY_DELAY).await;
+                }
+                other => break other,
+            }
+        }
+        .map_err(|e| self.err(&operation, e))?;
+        let podman = self.is_podman();
         Ok(list
             .into_iter()
+            .filter(|image| podman::has_labels(&image.labels, labels))
             .map(|image| ImageSummary {
                 id: image.id,
                 tags: image
                     .repo_tags
                     .into_iter()
                     .filter(|tag| tag != "<none>:<none>")
+                    .map(|tag| {
+                        if podman {
+                            podman::docker_style_tag(tag)
+                        } else {
+                            tag
+                        }
+                    })
                     .collect(),
                 labels: image.labels,
                 size: image.size,

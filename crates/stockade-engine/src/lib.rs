@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod events;
 mod image;
+mod podman;
 mod system;
 mod volume;
 
@@ -19,6 +20,7 @@ pub use container::{Attached, ContainerSummary, OutputChunk};
 pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint};
 pub use error::EngineError;
 pub use image::{ImageInfo, ImageSummary, Removal};
+pub use podman::EngineKind;
 pub use system::EngineInfo;
 pub use volume::VolumeInfo;
 

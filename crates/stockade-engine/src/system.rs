@@ -24,11 +24,6 @@ impl Engine {
         let security = info.security_options.unwrap_or_default();
         let rootless = security.iter().any(|o| o.contains("name=rootless"));
         let name = info.name.unwrap_or_default();
-        let podman = info
-            .operating_system
-            .as_deref()
-            .is_some_and(|os| os.to_ascii_lowercase().contains("podman"))
-            || self.version.contains("podman");
         Ok(EngineInfo {
             endpoint: self.address(),
             endpoint_source: self.endpoint.source.to_string(),
@@ -38,7 +33,7 @@ impl Engine {
             os: info.os_type.unwrap_or_default(),
             arch: info.architecture.unwrap_or_default(),
             rootless,
-            podman,
+            podman: self.is_podman(),
         })
     }
 }

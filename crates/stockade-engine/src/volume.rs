@@ -101,6 +101,7 @@ impl Engine {
             .volumes
             .unwrap_or_default()
             .into_iter()
+            .filter(|v| crate::podman::has_labels(&v.labels, labels))
             .map(|v| VolumeInfo::new(v.name, v.labels, v.created_at.map(|d| d.to_string())))
             .collect();
         volumes.sort_by(|a, b| a.name.cmp(&b.name));

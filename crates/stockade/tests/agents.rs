@@ -20,16 +20,10 @@ fn envy_config(extra: &str) -> String {
 }
 
 fn tools_volumes(env: &Env, agent: &str) -> Vec<String> {
-    let out = docker_stdout(&[
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=io.stockade.namespace={}", env.namespace),
-        "--filter",
-        &format!("label=io.stockade.agent={agent}"),
-    ]);
-    out.lines().map(str::to_owned).collect()
+    common::volumes_labelled(&[
+        &format!("io.stockade.namespace={}", env.namespace),
+        &format!("io.stockade.agent={agent}"),
+    ])
 }
 
 #[test]

@@ -12,9 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged, docker, docker_stdout, poll,
-};
+use common::{Env, HostUser, HostWatch, PRIVILEGES, assert_unprivileged, docker, poll};
 
 /// Pass-through replacements and setuid-root helpers, then a hostile entrypoint that tries to
 /// plant a setuid-root shell in the project and run the command through a setuid-root shell.
@@ -286,17 +284,12 @@ fn installs_run_as_an_unprivileged_helper_that_owns_the_tools_volume() {
             "a helper ran with more than it needs"
         );
     }
-    let volume = docker_stdout(&[
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &filter,
-        "--filter",
-        "label=io.stockade.agent=moo",
-    ]);
-    let owners = docker_stdout(&[
-        "run",
+    let volume = common::volumes_labelled(&[
+        &format!("io.stockade.namespace={}", env.namespace),
+        "io.stockade.agent=moo",
+    ])
+    .join("\n");
+    let owners = common::run_container(&[
         "--rm",
         "-v",
         &format!("{volume}:/v:ro"),

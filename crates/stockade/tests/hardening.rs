@@ -41,6 +41,41 @@ fn inspect_running(env: &Env, args: &[&str]) -> (Child, Value) {
     (child, parsed[0].take())
 }
 
+/// The capabilities Podman gives a container by default (and lists as dropped when all are).
+const PODMAN_DEFAULT_CAPS: [&str; 14] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// Podman's own inspect of the container (`podman inspect`), which shows what its
+/// Docker-compatible inspect leaves out.
+fn podman_inspect(info: &Value) -> Value {
+    let id = info["Id"].as_str().unwrap();
+    let out = std::process::Command::new("podman")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    parsed[0].take()
+}
+
 fn stop(env: &Env, mut child: Child) {
     for id in env.containers() {
         let _ = docker(&["rm", "-f", &id]);
@@ -66,8 +101,22 @@ fn default_sandbox_is_hardened_as_docker_inspect_shows() {
     let env = Env::new();
     let (child, info) = inspect_running(&env, &[]);
     let host = &info["HostConfig"];
+    let podman = common::engine_is_podman().then(|| podman_inspect(&info));
     stop(&env, child);
-    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]), "{host}");
+    match &podman {
+        // Podman lists the capabilities it dropped one by one (all of its default set); its
+        // own inspect shows what the process keeps: nothing.
+        Some(libpod) => {
+            assert_eq!(
+                host["CapDrop"],
+                serde_json::json!(PODMAN_DEFAULT_CAPS),
+                "{host}"
+            );
+            assert_eq!(libpod["EffectiveCaps"], Value::Null, "{libpod}");
+            assert_eq!(libpod["BoundingCaps"], Value::Null, "{libpod}");
+        }
+        None => assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]), "{host}"),
+    }
     assert!(
         host["SecurityOpt"]
             .as_array()
@@ -78,10 +127,21 @@ fn default_sandbox_is_hardened_as_docker_inspect_shows() {
     );
     assert_eq!(host["PidsLimit"], 1024);
     // Class 10: what a sandbox prints is kept, but capped.
-    assert_eq!(
-        host["LogConfig"],
-        serde_json::json!({"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}})
-    );
+    match &podman {
+        // Podman's json-file is its k8s-file log, capped at max-size (one file: no max-file);
+        // only its own inspect shows the cap.
+        Some(libpod) => {
+            assert_eq!(host["LogConfig"]["Type"], "json-file", "{host}");
+            assert_eq!(
+                libpod["HostConfig"]["LogConfig"]["Size"], "10MB",
+                "{libpod}"
+            );
+        }
+        None => assert_eq!(
+            host["LogConfig"],
+            serde_json::json!({"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}})
+        ),
+    }
     assert_eq!(host["Privileged"], false);
     assert_eq!(host["ReadonlyRootfs"], false);
     assert!(host["Tmpfs"]["/tmp"].as_str().unwrap().contains("nosuid"));

@@ -69,6 +69,63 @@ pub fn require_engine() {
     });
 }
 
+/// Whether the engine under test is Podman (its Docker-compatible socket, as `scripts/test`'s
+/// Podman pass sets `DOCKER_HOST`). A test that must differ there says so with this.
+pub fn engine_is_podman() -> bool {
+    static PODMAN: OnceLock<bool> = OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        docker_stdout(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ])
+        .to_ascii_lowercase()
+        .contains("podman")
+    })
+}
+
+/// `docker run ARGS…` (a throwaway container a test uses to look at something), or on Podman
+/// `podman run ARGS…`: the docker CLI cannot attach through Podman 4.3's socket ("unable to
+/// upgrade to tcp, received 409"). Returns stdout, trimmed; fails the test when it fails.
+pub fn run_container(args: &[&str]) -> String {
+    let cli = if engine_is_podman() {
+        "podman"
+    } else {
+        "docker"
+    };
+    let out = Command::new(cli)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cli} run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cli} run {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Names of the volumes carrying every one of `labels` (`key=value`), sorted. Checked here: with
+/// several label filters Docker lists volumes that have all, Podman 4.3 those that have any.
+pub fn volumes_labelled(labels: &[&str]) -> Vec<String> {
+    let out = docker_stdout(&["volume", "ls", "--format", "{{.Name}}\t{{.Labels}}"]);
+    let mut names: Vec<String> = out
+        .lines()
+        .filter_map(|line| {
+            let (name, have) = line.split_once('\t').unwrap_or((line, ""));
+            let have: Vec<&str> = have.split(',').collect();
+            labels
+                .iter()
+                .all(|l| have.contains(l))
+                .then(|| name.to_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Run the docker CLI (tests may use it to observe and clean up; the product never does).
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
@@ -79,7 +136,17 @@ pub fn docker(args: &[&str]) -> Output {
 }
 
 pub fn docker_stdout(args: &[&str]) -> String {
-    let out = docker(args);
+    let mut out = docker(args);
+    // Podman 4.3 fails a whole image listing when an image goes away meanwhile ("image not
+    // known", its wording only): ask again, as stockade's own listings do.
+    for _ in 0..10 {
+        if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("image not known")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        out = docker(args);
+    }
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
