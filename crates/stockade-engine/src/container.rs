@@ -259,17 +259,27 @@ impl Engine {
     }
 
     pub async fn start(&self, id: &str) -> Result<(), EngineError> {
-        let operation = format!("POST /containers/{}/start", short(id));
-        debug!(target: "engine", "{operation}");
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| self.err(&operation, e))
+        self.call(
+            &format!("POST /containers/{}/start", short(id)),
+            self.docker.start_container(id, None),
+        )
+        .await
     }
 
-    /// Wait until the container is not running; returns its exit code.
-    pub async fn wait(&self, id: &str) -> Result<i64, EngineError> {
+    /// Wait until the container is not running; returns its exit code (above 255: 255). An
+    /// engine that cannot tell (Podman answers -1) is an error, never a success.
+    pub async fn wait(&self, id: &str) -> Result<u8, EngineError> {
         let operation = format!("POST /containers/{}/wait", short(id));
+        let code = self.wait_code(id, &operation).await?;
+        u8::try_from(code.min(255)).map_err(|_| EngineError::Api {
+            operation,
+            status: 0,
+            message: format!("the engine did not report the command's exit code (it said {code})"),
+        })
+    }
+
+    async fn wait_code(&self, id: &str, operation: &str) -> Result<i64, EngineError> {
+        let operation = operation.to_owned();
         debug!(target: "engine", "{operation}");
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
@@ -301,16 +311,15 @@ impl Engine {
 
     /// Whether the kernel's OOM killer ended the container (its memory limit was hit).
     pub async fn oom_killed(&self, id: &str) -> Result<bool, EngineError> {
-        let operation = format!("GET /containers/{}/json", short(id));
-        debug!(target: "engine", "{operation}");
         let info = self
-            .docker
-            .inspect_container(
-                id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
+            .call(
+                &format!("GET /containers/{}/json", short(id)),
+                self.docker.inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                ),
             )
-            .await
-            .map_err(|e| self.err(&operation, e));
+            .await;
         match info {
             Ok(info) => Ok(info
                 .state
@@ -323,29 +332,27 @@ impl Engine {
     }
 
     pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
-        let operation = format!("POST /containers/{}/resize h={rows} w={cols}", short(id));
-        debug!(target: "engine", "{operation}");
         let options = ResizeContainerTTYOptionsBuilder::default()
             .h(i32::from(rows))
             .w(i32::from(cols))
             .build();
-        self.docker
-            .resize_container_tty(id, options)
-            .await
-            .map_err(|e| self.err(&operation, e))
+        self.call(
+            &format!("POST /containers/{}/resize h={rows} w={cols}", short(id)),
+            self.docker.resize_container_tty(id, options),
+        )
+        .await
     }
 
     /// Send a signal (e.g. `SIGINT`) to the container's init.
     pub async fn kill(&self, id: &str, signal: &str) -> Result<(), EngineError> {
-        let operation = format!("POST /containers/{}/kill signal={signal}", short(id));
-        debug!(target: "engine", "{operation}");
         let options = KillContainerOptionsBuilder::default()
             .signal(signal)
             .build();
-        self.docker
-            .kill_container(id, Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))
+        self.call(
+            &format!("POST /containers/{}/kill signal={signal}", short(id)),
+            self.docker.kill_container(id, Some(options)),
+        )
+        .await
     }
 
     /// Remove a container, running or not, with its anonymous volumes. Missing is fine.

@@ -44,13 +44,32 @@ pub enum Removal {
     InUse(String),
 }
 
+impl Removal {
+    /// What a DELETE answered: 404 is missing, 409 in use.
+    pub(crate) fn of<T>(result: Result<T, EngineError>) -> Result<Self, EngineError> {
+        match result {
+            Ok(_) => Ok(Self::Removed),
+            Err(EngineError::Api { status: 404, .. }) => Ok(Self::Missing),
+            Err(EngineError::Api {
+                status: 409,
+                message,
+                ..
+            }) => Ok(Self::InUse(message)),
+            Err(other) => Err(other),
+        }
+    }
+}
+
 impl Engine {
     /// Inspect `image`; `None` when the engine has no such image.
     pub async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
-        let operation = format!("GET /images/{image}/json");
-        debug!(target: "engine", "{operation}");
-        let result = self.docker.inspect_image(image).await;
-        let found = EngineError::tolerate(result.map_err(|e| self.err(&operation, e)), &[404])?;
+        let result = self
+            .call(
+                &format!("GET /images/{image}/json"),
+                self.docker.inspect_image(image),
+            )
+            .await;
+        let found = EngineError::tolerate(result, &[404])?;
         Ok(found.map(|inspect| ImageInfo {
             id: inspect.id.unwrap_or_default(),
             labels: inspect
@@ -64,35 +83,28 @@ impl Engine {
 
     /// Point `repo:tag` at `image`.
     pub async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
-        let operation = format!("POST /images/{image}/tag {repo}:{tag}");
-        debug!(target: "engine", "{operation}");
         let options = TagImageOptionsBuilder::default()
             .repo(repo)
             .tag(tag)
             .build();
-        self.docker
-            .tag_image(image, Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))
+        self.call(
+            &format!("POST /images/{image}/tag {repo}:{tag}"),
+            self.docker.tag_image(image, Some(options)),
+        )
+        .await
     }
 
     /// Remove an image (or a tag of it), never forcing: an image a container or another image
     /// uses stays, and the answer says so.
     pub async fn remove_image(&self, image: &str) -> Result<Removal, EngineError> {
-        let operation = format!("DELETE /images/{image}");
-        debug!(target: "engine", "{operation}");
         let options = RemoveImageOptionsBuilder::default().noprune(false).build();
-        let result = self.docker.remove_image(image, Some(options), None).await;
-        match result.map_err(|e| self.err(&operation, e)) {
-            Ok(_) => Ok(Removal::Removed),
-            Err(EngineError::Api { status: 404, .. }) => Ok(Removal::Missing),
-            Err(EngineError::Api {
-                status: 409,
-                message,
-                ..
-            }) => Ok(Removal::InUse(message)),
-            Err(other) => Err(other),
-        }
+        let result = self
+            .call(
+                &format!("DELETE /images/{image}"),
+                self.docker.remove_image(image, Some(options), None),
+            )
+            .await;
+        Removal::of(result)
     }
 
     /// Top-level images carrying all of the given labels (`key` or `key=value`).

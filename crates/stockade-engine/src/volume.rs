@@ -15,6 +15,7 @@ use stockade_core::labels;
 
 use crate::connect::Engine;
 use crate::error::EngineError;
+use crate::image::Removal;
 
 /// A volume as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +73,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Remove a volume; missing is fine. The engine refuses (409) to remove one in use.
-    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+    /// Remove a volume, never forced: one a container uses is [`Removal::InUse`].
+    pub async fn remove_volume(&self, name: &str) -> Result<Removal, EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();
         let result = self
             .call(
@@ -81,8 +82,7 @@ impl Engine {
                 self.docker.remove_volume(name, Some(options)),
             )
             .await;
-        EngineError::tolerate(result, &[404])?;
-        Ok(())
+        Removal::of(result)
     }
 
     /// Volumes carrying all of the given labels (`key=value` or `key`).

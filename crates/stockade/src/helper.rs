@@ -15,7 +15,7 @@ use crate::exit::CliError;
 
 /// What a helper printed and how it ended.
 pub struct HelperOutput {
-    pub code: i64,
+    pub code: u8,
     pub stdout: String,
     pub stderr: String,
 }

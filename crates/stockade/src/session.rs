@@ -117,20 +117,12 @@ async fn drive(
     input_task.abort();
     drop(raw);
     let code = code?;
-    if code < 0 {
-        // Podman reports -1 when it cannot tell the exit code: never turn that into success.
-        ui.warn("the engine did not report the command's exit code");
-        return Ok(Finished {
-            code: crate::exit::ENGINE,
-            captured,
-        });
-    }
     // 137 is SIGKILL: say so when it was the memory limit, since nothing else would.
     if code == 137 && engine.oom_killed(id).await.unwrap_or(false) {
         ui.warn(&out_of_memory(limit));
     }
     Ok(Finished {
-        code: u8::try_from(code.min(255)).unwrap_or(255),
+        code,
         captured,
     })
 }
@@ -182,7 +174,7 @@ async fn wait_forwarding_signals(
     id: &str,
     mut signals: Signals,
     tty: bool,
-) -> Result<i64, EngineError> {
+) -> Result<u8, EngineError> {
     let wait = engine.wait(id);
     tokio::pin!(wait);
     let mut interrupts = 0u32;

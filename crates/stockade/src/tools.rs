@@ -14,7 +14,7 @@ use stockade_core::agents::{
 use stockade_core::config::Config;
 use stockade_core::labels;
 use stockade_core::sandbox::{HELPER_UID, VolumeMount};
-use stockade_engine::Engine;
+use stockade_engine::{Engine, Removal};
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -271,8 +271,10 @@ impl ToolsCtx<'_> {
         };
         if let Some(detail) = failure {
             // Never leave a half-installed volume behind.
-            if let Err(e) = self.engine.remove_volume(volume).await {
-                tracing::debug!("removing failed install {volume}: {e}");
+            match self.engine.remove_volume(volume).await {
+                Ok(Removal::InUse(why)) => tracing::debug!("kept failed install {volume}: {why}"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("removing failed install {volume}: {e}"),
             }
             return Err(CliError::Other {
                 message: format!(

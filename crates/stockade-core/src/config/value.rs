@@ -816,7 +816,7 @@ pub fn engine_option(raw: &Raw) -> Result<Value, Bad> {
         "m" | "memory" | "cpus" | "pids-limit" => {
             return Err(refused("use `memory`, `cpus` or `pids_limit` in [sandbox]"));
         }
-        "cap-drop" | "user" | "u" | "entrypoint" | "privileged=true" => {
+        "cap-drop" | "user" | "u" | "entrypoint" => {
             return Err(refused("stockade sets this itself"));
         }
         other => {

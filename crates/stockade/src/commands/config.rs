@@ -36,7 +36,7 @@ pub fn show(
         } else {
             serde_json::to_string_pretty(&resolved.config)
         }
-        .map_err(|e| CliError::other(format!("cannot encode the configuration: {e}"), None))?;
+        .map_err(|e| CliError::caused("cannot encode the configuration", e, None))?;
         println!("{text}");
     } else {
         print!("{}", render(&resolved, sources));
@@ -181,7 +181,7 @@ pub fn init(ctx: &Context, global: bool, force: bool) -> Result<u8, CliError> {
         ));
     }
     let io =
-        |e: std::io::Error| CliError::other(format!("cannot write {}: {e}", path.display()), None);
+        |e: std::io::Error| CliError::caused(format!("cannot write {}", path.display()), e, None);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 use stockade_core::agents::State;
 use stockade_core::labels;
-use stockade_engine::{Engine, VolumeInfo};
+use stockade_engine::{Engine, Removal, VolumeInfo};
 
 use crate::cli::VolumesAction;
 use crate::context::Context;
@@ -197,13 +197,10 @@ pub async fn prune_unused_volumes(engine: &Engine, ctx: &Context) -> Result<Vec<
 pub async fn remove(engine: &Engine, rows: Vec<VolumeRow>) -> Result<Vec<String>, CliError> {
     let mut removed = Vec::new();
     for row in rows {
-        match engine.remove_volume(&row.name).await {
-            Ok(()) => removed.push(row.name),
+        match engine.remove_volume(&row.name).await? {
+            Removal::Removed | Removal::Missing => removed.push(row.name),
             // In use after all (a container started meanwhile): keep it.
-            Err(e) if e.status() == Some(409) => {
-                tracing::debug!("kept {}: {e}", row.name);
-            }
-            Err(e) => return Err(e.into()),
+            Removal::InUse(why) => tracing::debug!("kept {}: {why}", row.name),
         }
     }
     Ok(removed)

@@ -158,7 +158,7 @@ async fn ensure_tiers(
                     let mut context = read.load().map_err(crate::launch::files_error)?;
                     context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
                     context.to_tar().map_err(|e| {
-                        CliError::other(format!("cannot pack the project build context: {e}"), None)
+                        CliError::caused("cannot pack the project build context", e, None)
                     })
                 })
                 .await?,
@@ -215,12 +215,9 @@ async fn ensure_foundation(
     let mut context = plan.context;
     ensure_built(engine, ctx, build, mode, run, |edit| {
         context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
-        context.to_tar().map_err(|e| {
-            CliError::other(
-                format!("cannot pack the foundation build context: {e}"),
-                None,
-            )
-        })
+        context
+            .to_tar()
+            .map_err(|e| CliError::caused("cannot pack the foundation build context", e, None))
     })
     .await
 }
@@ -316,7 +313,7 @@ async fn ensure_base(
                     0o644,
                 )])
                 .to_tar()
-                .map_err(|e| CliError::other(format!("cannot pack the runtime layer: {e}"), None))
+                .map_err(|e| CliError::caused("cannot pack the runtime layer", e, None))
             })
             .await?;
             // A project's own custom base is that project's alone: `stockade:base`, which every

@@ -208,9 +208,9 @@ async fn build_read(
     let ready = ensure_built(engine, ctx, build, mode, run, |edit| {
         let mut context = read.load().map_err(crate::launch::files_error)?;
         context.edit(&file_name, |bytes| edit.apply(bytes));
-        context.to_tar().map_err(|e| {
-            CliError::other(format!("cannot pack the custom base's context: {e}"), None)
-        })
+        context
+            .to_tar()
+            .map_err(|e| CliError::caused("cannot pack the custom base's context", e, None))
     })
     .await?;
     Ok(ready.id)

@@ -63,7 +63,7 @@ fn listen() -> Result<(), CliError> {
             Ok(())
         })
         .clone()
-        .map_err(|e| CliError::other(format!("cannot handle signals: {e}"), None))
+        .map_err(|e| CliError::caused("cannot handle signals", e, None))
 }
 
 /// A build in progress: a signal is reported to it instead of ending the process.
