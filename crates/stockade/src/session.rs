@@ -121,10 +121,7 @@ async fn drive(
     if code == 137 && engine.oom_killed(id).await.unwrap_or(false) {
         ui.warn(&out_of_memory(limit));
     }
-    Ok(Finished {
-        code,
-        captured,
-    })
+    Ok(Finished { code, captured })
 }
 
 /// The message for a sandbox the kernel killed at its memory limit.
