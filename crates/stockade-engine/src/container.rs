@@ -136,8 +136,11 @@ impl Engine {
             }),
             // A backstop: a sandbox is removed by stockade when it ends; if stockade or the
             // engine goes away first, the engine removes it (on exit, or when it restarts).
-            // Its exit code and OOM state then come from the event log (events.rs).
-            auto_remove: Some(true),
+            // Its exit code and OOM state then come from the event log (events.rs). Not on
+            // Podman: 4.3 removes the container before its wait answers, and its event then
+            // reports exit 0 for a command that failed (docs/podman.md); `prune` removes what
+            // is left there.
+            auto_remove: Some(!self.is_podman()),
             ..Default::default()
         };
         let mut hostname = None;

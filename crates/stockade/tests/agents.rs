@@ -453,7 +453,7 @@ fn home_volume_keeps_files_between_runs_and_ssh_agent_is_opt_in() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|v| v["kind"] == "home")
+            .filter(|v| v["kind"] == "home" && v["project"] == env.project.to_str().unwrap())
             .map(|v| v["created"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(homes.len(), 1, "{volumes}");

@@ -90,21 +90,12 @@ fn bash_completes_agent_names_and_commands() {
     let script = home.path().join("stockade.bash");
     std::fs::write(&script, &out.stdout).unwrap();
     let complete = |word: &str| {
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "source {}; COMP_WORDS=(stockade {word}); COMP_CWORD=1; COMP_LINE='stockade {word}'; \
+        let out = common::succeeded(std::process::Command::new("bash").arg("-c").arg(format!(
+            "source {}; COMP_WORDS=(stockade {word}); COMP_CWORD=1; COMP_LINE='stockade {word}'; \
                  COMP_POINT=${{#COMP_LINE}}; _stockade stockade {word} stockade; \
                  printf '%s\\n' \"${{COMPREPLY[@]}}\" | sort",
-                script.display()
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            script.display()
+        )));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(complete("co"), "codex\ncompletions\nconfig\n");

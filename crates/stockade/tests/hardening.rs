@@ -41,37 +41,15 @@ fn inspect_running(env: &Env, args: &[&str]) -> (Child, Value) {
     (child, parsed[0].take())
 }
 
-/// The capabilities Podman gives a container by default (and lists as dropped when all are).
-const PODMAN_DEFAULT_CAPS: [&str; 14] = [
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "NET_RAW",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
+/// The capabilities Podman gives a container by default (and lists as dropped when all are):
+/// the engines' usual default set, which stockade names for `sudo = true`.
+const PODMAN_DEFAULT_CAPS: &[&str] = stockade_core::sandbox::SUDO_CAPS;
 
 /// Podman's own inspect of the container (`podman inspect`), which shows what its
 /// Docker-compatible inspect leaves out.
 fn podman_inspect(info: &Value) -> Value {
     let id = info["Id"].as_str().unwrap();
-    let out = std::process::Command::new("podman")
-        .args(["inspect", id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeeded(std::process::Command::new("podman").args(["inspect", id]));
     let mut parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
     parsed[0].take()
 }

@@ -135,6 +135,19 @@ pub fn docker(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
 }
 
+/// Run `command` to completion; fails the test (showing stderr) unless it succeeded.
+pub fn succeeded(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn docker_stdout(args: &[&str]) -> String {
     let mut out = docker(args);
     // Podman 4.3 fails a whole image listing when an image goes away meanwhile ("image not
