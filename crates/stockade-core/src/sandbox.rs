@@ -71,6 +71,8 @@ pub struct SandboxSpec {
     pub secrets: Vec<(String, String)>,
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
+    /// Seconds the sandbox has to stop when asked (SIGTERM, SIGHUP) before it is killed.
+    pub stop_timeout: u64,
     pub security: Security,
     pub limits: Limits,
     /// `bridge` or `none`.
@@ -301,6 +303,7 @@ impl SandboxSpec {
             secrets,
             labels,
             tty,
+            stop_timeout: u64::try_from(config.sandbox.stop_timeout).unwrap_or(0),
             security: Security::from_config(config),
             limits: Limits {
                 pids: config.sandbox.pids_limit,
@@ -372,6 +375,7 @@ impl SandboxSpec {
                 ),
             ]),
             tty: false,
+            stop_timeout: 10,
             security: Security::default(),
             limits: Limits {
                 pids: DEFAULT_PIDS_LIMIT,

@@ -2,7 +2,7 @@
 //!
 //! stdin/stdout/stderr are passed through; with a terminal on both stdin and stdout the sandbox
 //! gets a TTY (raw mode, resized live on SIGWINCH). SIGTERM and SIGHUP stop the sandbox (killed
-//! after [`STOP_TIMEOUT`]), SIGINT is forwarded (see [`wait_forwarding_signals`]). The container
+//! after `[sandbox] stop_timeout`), SIGINT is forwarded (see [`wait_forwarding_signals`]). The container
 //! is removed afterwards whatever happened.
 
 use std::time::Duration;
@@ -108,7 +108,8 @@ async fn drive(
     let output_task = tokio::spawn(pump_output(output, sink));
     let input_task = tokio::spawn(pump_input(input));
 
-    let code = wait_forwarding_signals(engine, id, signals, tty).await;
+    let stop_timeout = Duration::from_secs(spec.stop_timeout);
+    let code = wait_forwarding_signals(engine, id, signals, tty, stop_timeout).await;
     // The attach stream ends when the container exits; let it flush what is left.
     let captured = match tokio::time::timeout(DRAIN_TIMEOUT, output_task).await {
         Ok(Ok(captured)) => captured,
@@ -157,12 +158,9 @@ impl Signals {
     }
 }
 
-/// How long a sandbox asked to stop (SIGTERM, SIGHUP) has before it is killed.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Wait for the sandbox to exit, acting on our signals meanwhile:
 /// - SIGTERM and SIGHUP (a closed terminal) stop it: SIGTERM to its init, SIGKILL after
-///   [`STOP_TIMEOUT`] or at the next such signal;
+///   `stop_timeout` (`[sandbox] stop_timeout`) or at the next such signal;
 /// - SIGINT is forwarded; without a TTY the second one kills it (with a TTY, Ctrl-C is a
 ///   keystroke for the program and never reaches us, so a SIGINT came from `kill`: forwarded,
 ///   the third kills).
@@ -171,6 +169,7 @@ async fn wait_forwarding_signals(
     id: &str,
     mut signals: Signals,
     tty: bool,
+    stop_timeout: Duration,
 ) -> Result<u8, EngineError> {
     let wait = engine.wait(id);
     tokio::pin!(wait);
@@ -186,15 +185,15 @@ async fn wait_forwarding_signals(
                 }
             } => {
                 stopping = None;
-                tracing::debug!("the sandbox did not stop within {STOP_TIMEOUT:?}: killing it");
+                tracing::debug!("the sandbox did not stop within {stop_timeout:?}: killing it");
                 "SIGKILL"
             }
             _ = signals.interrupt.recv() => {
                 interrupts += 1;
                 if interrupts >= if tty { 3 } else { 2 } { "SIGKILL" } else { "SIGINT" }
             }
-            _ = signals.terminate.recv() => stop(&mut stopping),
-            _ = signals.hangup.recv() => stop(&mut stopping),
+            _ = signals.terminate.recv() => stop(&mut stopping, stop_timeout),
+            _ = signals.hangup.recv() => stop(&mut stopping, stop_timeout),
             _ = signals.window.recv() => {
                 if tty {
                     resize(engine, id).await;
@@ -210,12 +209,15 @@ async fn wait_forwarding_signals(
 }
 
 /// The signal for a request to stop: SIGTERM, and the clock starts; SIGKILL if it already ran.
-fn stop(stopping: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) -> &'static str {
+fn stop(
+    stopping: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+) -> &'static str {
     if stopping.is_some() {
         *stopping = None;
         "SIGKILL"
     } else {
-        *stopping = Some(Box::pin(tokio::time::sleep(STOP_TIMEOUT)));
+        *stopping = Some(Box::pin(tokio::time::sleep(timeout)));
         "SIGTERM"
     }
 }

@@ -71,7 +71,7 @@ fn prune_asks_like_a_launch_does() {
     let script =
         format!("{stockade}; echo FIRST-EXITED-$?; {stockade}; echo SECOND-EXITED-$?; sleep 60");
     let tmux = Tmux::start("prune-prompt", 200, 50, &script);
-    tmux.wait_for_count("and 1 volumes? [y/N]", 1, WAIT);
+    tmux.wait_for_count("Remove 1 volume? [y/N]", 1, WAIT);
     tmux.type_line("nope");
     tmux.wait_for_count("FIRST-EXITED-1", 1, WAIT);
     assert!(
@@ -79,7 +79,7 @@ fn prune_asks_like_a_launch_does() {
         "{}",
         tmux.screen()
     );
-    tmux.wait_for_count("and 1 volumes? [y/N]", 2, WAIT);
+    tmux.wait_for_count("Remove 1 volume? [y/N]", 2, WAIT);
     tmux.type_line("YES");
     tmux.wait_for_count("SECOND-EXITED-0", 1, WAIT);
     let left = common::docker(&["volume", "inspect", &volume]);

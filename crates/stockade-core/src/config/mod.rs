@@ -90,6 +90,8 @@ pub struct SandboxConfig {
     /// CPU limit in thousandths of a CPU.
     pub cpus: Option<u32>,
     pub pids_limit: i64,
+    /// Seconds a sandbox asked to stop has before it is killed.
+    pub stop_timeout: i64,
     /// Size limit of the `/tmp` tmpfs in bytes.
     pub tmp_size: u64,
     pub network: Network,
@@ -127,6 +129,7 @@ impl Default for Config {
                 memory: None,
                 cpus: None,
                 pids_limit: 0,
+                stop_timeout: 0,
                 tmp_size: 0,
                 network: Network::Bridge,
                 read_only_root: false,

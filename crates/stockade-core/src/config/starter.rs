@@ -36,6 +36,7 @@ pub fn starter_file(global: bool) -> String {
 # tmp_size = \"2g\"                         # the /tmp tmpfs (the default)\n\
 # cpus = 2\n\
 # pids_limit = 1024\n\
+# stop_timeout = 10                       # seconds to stop on SIGTERM/SIGHUP before a kill\n\
 # network = \"bridge\"                        # or \"none\"\n\
 # read_only_root = false\n\
 # sudo = false                              # true: passwordless sudo, no-new-privileges lifted\n\

@@ -624,29 +624,45 @@ pub fn cpus(raw: &Raw) -> Result<Value, Bad> {
     Ok(Value::Cpus((value * 1000.0).round() as u32))
 }
 
-pub fn pids_limit(raw: &Raw) -> Result<Value, Bad> {
-    let value = match raw {
-        Raw::Int(i) => *i,
+/// An integer: from a file as a TOML integer, from a variable or flag as its text.
+fn integer(raw: &Raw, example: &str) -> Result<i64, Bad> {
+    match raw {
+        Raw::Int(i) => Ok(*i),
         Raw::Text(s) => s.trim().parse::<i64>().map_err(|_| {
             Bad::new(
                 format!("{s:?} is not an integer"),
                 "not an integer",
-                Some("e.g. 1024"),
+                Some(&format!("e.g. {example}")),
             )
-        })?,
-        other => {
-            return Err(wrong_type(
-                "an integer",
-                other,
-                "write an integer without quotes, e.g. 1024",
-            ));
-        }
-    };
+        }),
+        other => Err(wrong_type(
+            "an integer",
+            other,
+            &format!("write an integer without quotes, e.g. {example}"),
+        )),
+    }
+}
+
+pub fn pids_limit(raw: &Raw) -> Result<Value, Bad> {
+    let value = integer(raw, "1024")?;
     if !(16..=4_194_304).contains(&value) {
         return Err(Bad::new(
             format!("a pids limit of {value} is out of range"),
             "out of range",
             Some("between 16 and 4194304; a sandbox always has a limit"),
+        ));
+    }
+    Ok(Value::Int(value))
+}
+
+/// `[sandbox] stop_timeout`: seconds, 0 to 600.
+pub fn stop_timeout(raw: &Raw) -> Result<Value, Bad> {
+    let value = integer(raw, "10")?;
+    if !(0..=600).contains(&value) {
+        return Err(Bad::new(
+            format!("a stop timeout of {value} s is out of range"),
+            "out of range",
+            Some("between 0 and 600 seconds"),
         ));
     }
     Ok(Value::Int(value))

@@ -62,16 +62,17 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     // "3 images (1.2 GB) and 2 volumes and 1 container", naming only what goes.
     let mut parts = Vec::new();
     if !orphaned.is_empty() {
-        parts.push(format!("{} images ({})", orphaned.len(), human_size(total)));
+        parts.push(format!(
+            "{} ({})",
+            counted(orphaned.len(), "image"),
+            human_size(total)
+        ));
     }
     if volume_count > 0 {
-        parts.push(format!("{volume_count} volumes"));
+        parts.push(counted(volume_count, "volume"));
     }
     if container_count > 0 {
-        parts.push(format!(
-            "{container_count} container{}",
-            if container_count == 1 { "" } else { "s" }
-        ));
+        parts.push(counted(container_count, "container"));
     }
     let what = parts.join(" and ");
     for image in &orphaned {
@@ -98,8 +99,8 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     }
     if container_count > 0 {
         ctx.ui.success(&format!(
-            "Removed {container_count} stopped container{}",
-            if container_count == 1 { "" } else { "s" }
+            "Removed {}",
+            counted(container_count, "stopped container")
         ));
     }
     let image_count = orphaned.len();
@@ -118,12 +119,16 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         }
     }
     if image_count > 0 {
-        ctx.ui
-            .success(&format!("Removed {removed} images ({})", human_size(freed)));
+        ctx.ui.success(&format!(
+            "Removed {} ({})",
+            counted(removed, "image"),
+            human_size(freed)
+        ));
     }
     if volume_count > 0 {
         let gone = super::volumes::remove(&engine, volumes).await?;
-        ctx.ui.success(&format!("Removed {} volumes", gone.len()));
+        ctx.ui
+            .success(&format!("Removed {}", counted(gone.len(), "volume")));
     }
     Ok(0)
 }
@@ -145,6 +150,11 @@ async fn stopped_containers(
         .collect();
     stopped.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(stopped)
+}
+
+/// `1 image`, `2 images`.
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn describe(image: &OwnedImage) -> String {
