@@ -10,8 +10,9 @@ pub struct Builtin {
     pub package: &'static str,
     pub command: &'static str,
     pub node: Option<&'static str>,
-    /// The oldest Node.js major the agent runs on (its package's `engines.node`), when it
-    /// needs Node.js: `stockade check` compares it with the node that would run it.
+    /// The oldest Node.js major the agent is known to run on, when it needs Node.js: `stockade
+    /// check` compares it with the node that would run it. (Claude Code's package asks for 22,
+    /// but its command is a native binary: it installs and runs with Debian's Node 18.)
     pub min_node: Option<u32>,
     pub config_dirs: &'static [&'static str],
     pub config_files: &'static [&'static str],
@@ -65,7 +66,8 @@ pub const BUILTIN: &[Builtin] = &[
         package: "@openai/codex",
         command: "codex",
         node: None,
-        min_node: None,
+        // Its command is a Node.js script; the package asks for node >= 16.
+        min_node: Some(16),
         config_dirs: &[".codex"],
         config_files: &[],
         login_files: &[".codex/auth.json"],
