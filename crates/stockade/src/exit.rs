@@ -45,6 +45,8 @@ pub enum CliError {
         message: String,
         #[help]
         help: Option<String>,
+        /// The file or directory the refusal is about, for `--json`'s `location`.
+        location: Option<String>,
     },
 }
 
@@ -74,7 +76,16 @@ impl CliError {
             code,
             message: message.into(),
             help: help.map(str::to_owned),
+            location: None,
         }
+    }
+
+    /// A refusal about `path` (its JSON `location`).
+    pub fn at(mut self, path: &std::path::Path) -> Self {
+        if let Self::Refused { location, .. } = &mut self {
+            *location = Some(path.display().to_string());
+        }
+        self
     }
 
     pub fn exit_code(&self) -> u8 {
@@ -161,11 +172,23 @@ impl CliError {
                     errors: None,
                 }
             }
-            Self::Other { message, help } | Self::Refused { message, help, .. } => JsonError {
+            Self::Other { message, help } => JsonError {
                 error: message.clone(),
                 code,
                 hint: help.clone(),
                 location: None,
+                errors: None,
+            },
+            Self::Refused {
+                message,
+                help,
+                location,
+                ..
+            } => JsonError {
+                error: message.clone(),
+                code,
+                hint: help.clone(),
+                location: location.clone(),
                 errors: None,
             },
         }

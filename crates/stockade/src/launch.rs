@@ -279,7 +279,8 @@ pub fn check_trust(ctx: &Context, prepared: &Prepared, allow: bool) -> Result<()
             "not-approved",
             format!("{message}; it adds: {}", adds.join("; ")),
             Some("review it, then run `stockade trust` (or pass --trust for this run only)"),
-        ));
+        )
+        .at(&project.root.join(".stockade")));
     }
     print_concerns(project, &concerns);
     if !interactive() {
