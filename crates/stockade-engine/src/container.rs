@@ -324,12 +324,13 @@ impl Engine {
             )
             .await;
         match info {
-            Ok(info) => Ok(info
-                .state
-                .and_then(|state| state.oom_killed)
-                .unwrap_or(false)),
-            // Auto-removed already: an `oom` event says so.
-            Err(EngineError::Api { status: 404, .. }) => Ok(self.exit_record(id).await?.oom_killed),
+            Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true) => Ok(true),
+            // Not marked (yet): the engine may handle the kernel's OOM notice after the exit,
+            // and an auto-removed container cannot be asked at all; its `oom` event, in the log
+            // up to a second from now, says so either way.
+            Ok(_) | Err(EngineError::Api { status: 404, .. }) => {
+                Ok(self.exit_record(id).await?.oom_killed)
+            }
             Err(e) => Err(e),
         }
     }
