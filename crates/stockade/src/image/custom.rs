@@ -35,71 +35,65 @@ pub async fn ensure_custom_image(
     let owner = tags.project_owned.then_some(project);
     let built_here =
         |info: &ImageInfo| info.labels.get(labels::TIER).map(String::as_str) == Some(CUSTOM_TIER);
-    if tags.project_owned
-        && let Some(dockerfile) = &dockerfile
-        && engine.inspect_image(&tags.build).await?.is_some()
-    {
-        let id = build(engine, ctx, owner, &tags.build, dockerfile, read, mode, run).await?;
-        return Ok((tags.build.clone(), id));
-    }
-    let info = engine.inspect_image(name).await?;
-    let rebuild = !tags.project_owned && info.as_ref().is_some_and(built_here);
-    match (info, dockerfile) {
-        (Some(_), Some(dockerfile)) if rebuild => {
-            let id = build(
-                engine,
-                ctx,
-                owner,
-                &tags.build,
-                &dockerfile,
-                read,
-                mode,
-                run,
-            )
-            .await?;
-            Ok((tags.build.clone(), id))
+    // Decide which Dockerfile to build, if any; an image used as it is returns here.
+    let dockerfile = 'decide: {
+        if tags.project_owned
+            && let Some(dockerfile) = &dockerfile
+            && engine.inspect_image(&tags.build).await?.is_some()
+        {
+            break 'decide dockerfile.clone();
         }
-        (Some(info), _) => Ok((name.to_owned(), info.id)),
-        (None, dockerfile) => {
-            let task = ctx.ui.task(&format!("Pulling custom base image {name}…"));
-            let pulled = engine.pull_image(name, |_| {}).await;
-            task.finish();
-            match (pulled, dockerfile) {
-                (Ok(()), _) => match engine.inspect_image(name).await? {
-                    Some(info) => {
-                        ctx.ui.success(&format!("Pulled {name}"));
-                        Ok((name.to_owned(), info.id))
+        let info = engine.inspect_image(name).await?;
+        let rebuild = !tags.project_owned && info.as_ref().is_some_and(built_here);
+        match (info, dockerfile) {
+            (Some(_), Some(dockerfile)) if rebuild => dockerfile,
+            (Some(info), _) => return Ok((name.to_owned(), info.id)),
+            (None, dockerfile) => {
+                let task = ctx.ui.task(&format!("Pulling custom base image {name}…"));
+                let pulled = engine.pull_image(name, |_| {}).await;
+                task.finish();
+                match (pulled, dockerfile) {
+                    (Ok(()), _) => {
+                        return match engine.inspect_image(name).await? {
+                            Some(info) => {
+                                ctx.ui.success(&format!("Pulled {name}"));
+                                Ok((name.to_owned(), info.id))
+                            }
+                            None => Err(missing(
+                                name,
+                                "the engine reported a pull but has no such image",
+                                None,
+                            )),
+                        };
                     }
-                    None => Err(missing(
-                        name,
-                        "the engine reported a pull but has no such image",
-                        None,
-                    )),
-                },
-                (Err(e), _) if e.is_unreachable() => Err(e.into()),
-                (Err(e), Some(dockerfile)) => {
-                    tracing::debug!("pulling {name}: {e}");
-                    ctx.ui.info(&format!(
-                        "Could not pull {name}; building it from {}",
-                        dockerfile.display()
-                    ));
-                    let id = build(
-                        engine,
-                        ctx,
-                        owner,
-                        &tags.build,
-                        &dockerfile,
-                        read,
-                        mode,
-                        run,
-                    )
-                    .await?;
-                    Ok((tags.build.clone(), id))
+                    (Err(e), _) if e.is_unreachable() => return Err(e.into()),
+                    (Err(e), Some(dockerfile)) => {
+                        tracing::debug!("pulling {name}: {e}");
+                        ctx.ui.info(&format!(
+                            "Could not pull {name}; building it from {}",
+                            dockerfile.display()
+                        ));
+                        dockerfile
+                    }
+                    (Err(e), None) => {
+                        return Err(missing(name, &format!("could not be pulled ({e})"), None));
+                    }
                 }
-                (Err(e), None) => Err(missing(name, &format!("could not be pulled ({e})"), None)),
             }
         }
-    }
+    };
+    let id = build(
+        engine,
+        ctx,
+        owner,
+        &tags.build,
+        &dockerfile,
+        read,
+        mode,
+        run,
+    )
+    .await?;
+    Ok((tags.build.clone(), id))
 }
 
 #[allow(clippy::too_many_arguments)]
