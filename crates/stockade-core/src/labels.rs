@@ -10,13 +10,19 @@ pub const NAMESPACE: &str = "io.stockade.namespace";
 pub const CUSTOM_BASE: &str = "io.stockade.custom-base";
 /// Marks every container stockade creates (value: the kind, e.g. `sandbox`).
 pub const KIND: &str = "io.stockade.kind";
-/// On a container meant to stay after it stops (a session to resume): `stockade prune` leaves
-/// it. Nothing sets it yet.
+/// On a container meant to stay after it stops (a detached session, a service): `stockade
+/// prune` leaves it; `stockade stop` removes it.
 pub const KEEP: &str = "io.stockade.keep";
+/// On a sandbox: its session name, unique in its project (`--name`, or generated).
+pub const SESSION: &str = "io.stockade.session";
+/// On a sandbox in a worktree stockade made (`--worktree NAME`): the worktree's name.
+pub const WORKTREE: &str = "io.stockade.worktree";
+/// On a sandbox in a worktree stockade made: its branch (`stockade/NAME`).
+pub const BRANCH: &str = "io.stockade.branch";
 
 /// The version of stockade written into labels.
 pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// On tools volumes: the agent and its version.
+/// On tools volumes and sandboxes: the agent and its version.
 pub const AGENT: &str = "io.stockade.agent";
 pub const AGENT_VERSION: &str = "io.stockade.agent-version";
 /// On volumes: when stockade created it (RFC 3339). The engine's own `CreatedAt` of a local

@@ -141,6 +141,62 @@ impl fmt::Display for Namespace {
     }
 }
 
+/// A session name (`--name`): what `attach`, `logs`, `exec --in` and `stop` take. Unique among
+/// a project's sandboxes; part of the container's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionName(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid session name {0:?}: use 1-40 characters of letters, digits, '_', '.' and '-', starting with a letter or digit"
+)]
+pub struct InvalidSessionName(pub String);
+
+impl SessionName {
+    pub fn new(name: &str) -> Result<Self, InvalidSessionName> {
+        let valid = !name.is_empty()
+            && name.len() <= 40
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(InvalidSessionName(name.to_owned()))
+        }
+    }
+
+    /// A generated name: `base-<6 hex>` (a foreground sandbox without `--name`).
+    pub fn generated(base: &str, suffix: &str) -> Self {
+        Self(format!("{}-{suffix}", sanitize(base, 30)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Namespace {
+    /// A sandbox's container name: `stockade-<project name>-<6 of the project id>-<session>`,
+    /// unique on the engine because the session name is unique in its project.
+    pub fn sandbox_name(
+        &self,
+        project_name: &str,
+        project_id: &str,
+        session: &SessionName,
+    ) -> String {
+        let id = project_id.get(..6).unwrap_or(project_id);
+        self.container_name(&format!("{}-{id}-{session}", sanitize(project_name, 24)))
+    }
+}
+
 /// Turn any text into a name component the engine accepts (`[a-z0-9-]`, at most `max` chars).
 pub fn sanitize(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max));
@@ -225,6 +281,25 @@ mod tests {
         for bad in ["Dev", "-x", "a b", "a_b", &"x".repeat(41)] {
             assert!(Namespace::new(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn session_names() {
+        for good in ["claude", "a", "fix-tests_2.1", &"x".repeat(40)] {
+            assert!(SessionName::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "ä", &"x".repeat(41)] {
+            assert!(SessionName::new(bad).is_err(), "{bad}");
+        }
+        let name = SessionName::new("web").unwrap();
+        assert_eq!(
+            Namespace::default().sandbox_name("My App", "0123456789ab", &name),
+            "stockade-my-app-012345-web"
+        );
+        assert_eq!(
+            SessionName::generated("claude", "0a1b2c").as_str(),
+            "claude-0a1b2c"
+        );
     }
 
     #[test]

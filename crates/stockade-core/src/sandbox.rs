@@ -11,7 +11,7 @@ use crate::config::{Config, EngineOption, Network, PortSetting};
 use crate::foundation::PROXY_VARS;
 use crate::identity::Identity;
 use crate::labels;
-use crate::names::{Namespace, sanitize};
+use crate::names::{Namespace, SessionName};
 use crate::project::Project;
 
 /// The uid:gid stockade's helper containers run as: unprivileged, and the owner of the tools
@@ -71,6 +71,9 @@ pub struct SandboxSpec {
     pub secrets: Vec<(String, String)>,
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
+    /// Detached (`-d`) or a service: it outlives this stockade process, is labelled
+    /// `io.stockade.keep`, and is removed by `stockade stop` (not by the engine when it exits).
+    pub detached: bool,
     /// Seconds the sandbox has to stop when asked (SIGTERM, SIGHUP) before it is killed.
     pub stop_timeout: u64,
     pub security: Security,
@@ -196,8 +199,10 @@ pub struct SandboxRequest<'a> {
     pub image: String,
     pub command: Vec<String>,
     pub tty: bool,
-    /// Random suffix for the container name.
-    pub suffix: String,
+    /// The session's name, unique in the project; the container's name contains it.
+    pub session: &'a SessionName,
+    /// Outlives this process (`-d`, a service).
+    pub detached: bool,
 }
 
 impl SandboxSpec {
@@ -211,7 +216,8 @@ impl SandboxSpec {
             image,
             command,
             tty,
-            suffix,
+            session,
+            detached,
         } = request;
 
         let home = user.home.to_string_lossy().into_owned();
@@ -262,8 +268,9 @@ impl SandboxSpec {
             secrets.push((name.clone(), value.clone()));
         }
 
-        let labels = BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (labels::KIND.to_owned(), "sandbox".to_owned()),
+            (labels::SESSION.to_owned(), session.as_str().to_owned()),
             (
                 labels::PROJECT.to_owned(),
                 project.root.to_string_lossy().into_owned(),
@@ -274,9 +281,12 @@ impl SandboxSpec {
                 labels::STOCKADE_VERSION.to_owned(),
             ),
         ]);
+        if detached {
+            labels.insert(labels::KEEP.to_owned(), "true".to_owned());
+        }
 
         Self {
-            name: namespace.container_name(&format!("{}-{suffix}", sanitize(&project.name(), 24))),
+            name: namespace.sandbox_name(&project.name(), &project.id(), session),
             image,
             command,
             workdir: project.cwd.clone(),
@@ -303,6 +313,7 @@ impl SandboxSpec {
             secrets,
             labels,
             tty,
+            detached,
             stop_timeout: u64::try_from(config.sandbox.stop_timeout).unwrap_or(0),
             security: Security::from_config(config),
             limits: Limits {
@@ -375,6 +386,7 @@ impl SandboxSpec {
                 ),
             ]),
             tty: false,
+            detached: false,
             stop_timeout: 10,
             security: Security::default(),
             limits: Limits {
@@ -445,6 +457,15 @@ mod tests {
         spec_with(&config, tty, env)
     }
 
+    fn project_id() -> String {
+        Project {
+            root: "/work/My App".into(),
+            cwd: "/work/My App".into(),
+            is_git: true,
+        }
+        .id()
+    }
+
     /// A spec for user ada (1234:1235) in "/work/My App".
     fn spec_with(config: &Config, tty: bool, env: &[(&str, &str)]) -> SandboxSpec {
         let project = Project {
@@ -472,7 +493,8 @@ mod tests {
                 image: "stockade:foundation".into(),
                 command: vec!["true".into()],
                 tty,
-                suffix: "a1b2c3".into(),
+                session: &SessionName::new("a1b2c3").unwrap(),
+                detached: false,
             },
             |name| host.get(name).cloned(),
         )
@@ -481,7 +503,12 @@ mod tests {
     #[test]
     fn project_is_mounted_at_its_own_path_and_cwd_is_kept() {
         let s = spec(false, &[], &[]);
-        assert_eq!(s.name, "stockade-my-app-a1b2c3");
+        assert_eq!(
+            s.name,
+            format!("stockade-my-app-{}-a1b2c3", &project_id()[..6])
+        );
+        assert_eq!(s.labels[labels::SESSION], "a1b2c3");
+        assert!(!s.labels.contains_key(labels::KEEP));
         assert_eq!(s.workdir, Path::new("/work/My App/src"));
         assert_eq!(
             s.mounts,

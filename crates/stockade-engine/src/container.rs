@@ -140,7 +140,8 @@ impl Engine {
             // Podman: 4.3 removes the container before its wait answers, and its event then
             // reports exit 0 for a command that failed (docs/podman.md); `prune` removes what
             // is left there.
-            auto_remove: Some(!self.is_podman()),
+            // A detached sandbox stays until `stockade stop` removes it.
+            auto_remove: Some(!spec.detached && !self.is_podman()),
             ..Default::default()
         };
         let mut hostname = None;
@@ -210,7 +211,8 @@ impl Engine {
             labels: Some(spec.labels.clone().into_iter().collect()),
             tty: Some(spec.tty),
             open_stdin: Some(true),
-            stdin_once: Some(true),
+            // A detached sandbox's stdin stays open across attaches.
+            stdin_once: Some(!spec.detached),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),

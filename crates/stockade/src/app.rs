@@ -72,6 +72,7 @@ async fn dispatch(
         // Sandbox flags before `exec`/`shell` count as if they followed it (those after win).
         Command::Exec(args) => {
             let mut request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
+            request.session = args.session;
             before(&mut request, &agent_launch);
             commands::exec::run(&ctx, request).await
         }
@@ -82,6 +83,7 @@ async fn dispatch(
         }
         Command::Shell(args) => {
             let mut request = exec_request(Vec::new(), &args.sandbox, &args.launch, false);
+            request.session = args.session;
             before(&mut request, &agent_launch);
             commands::exec::run(&ctx, request).await
         }
@@ -112,6 +114,7 @@ async fn dispatch(
             let mut request =
                 exec_request(args, &agent_launch.sandbox, &agent_launch.launch, false);
             request.agent = Some(name);
+            request.session = agent_launch.session;
             commands::exec::run(&ctx, request).await
         }
     }
@@ -124,6 +127,14 @@ fn before(request: &mut commands::exec::ExecRequest, early: &AgentLaunchArgs) {
     request.flags = flags;
     request.allow.trust |= early.launch.trust;
     request.allow.secrets |= early.launch.allow_secrets;
+    let (session, early) = (&mut request.session, &early.session);
+    session.detach |= early.detach;
+    if session.name.is_none() {
+        session.name.clone_from(&early.name);
+    }
+    if session.worktree.is_none() {
+        session.worktree.clone_from(&early.worktree);
+    }
 }
 
 /// Sandbox and launch flags mean something only to `exec`, `shell` and agents: before any other
@@ -255,6 +266,7 @@ fn exec_request(
         dry_run,
         headless: false,
         output: crate::session::Output::PassThrough,
+        session: crate::cli::SessionArgs::default(),
     }
 }
 

@@ -33,6 +33,24 @@ pub struct AgentLaunchArgs {
     pub sandbox: SandboxFlags,
     #[command(flatten)]
     pub launch: LaunchArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// Which session a sandbox is, and whether it stays in the background.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SessionArgs {
+    /// Name the session (unique in the project): `attach`, `logs`, `exec --in` and `stop` take
+    /// it. Default: generated, or with --detach the agent's name (`shell` for a shell).
+    #[arg(long, value_name = "NAME", help_heading = "Session")]
+    pub name: Option<String>,
+    /// Start in the background and print the session's name; `stockade attach NAME` joins it.
+    #[arg(short, long, help_heading = "Session")]
+    pub detach: bool,
+    /// Run in the git worktree NAME on branch `stockade/NAME` (made beside the repository on
+    /// first use).
+    #[arg(long, value_name = "NAME", help_heading = "Session")]
+    pub worktree: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +237,8 @@ pub struct ShellArgs {
     pub sandbox: SandboxFlags,
     #[command(flatten)]
     pub launch: LaunchArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +299,8 @@ pub struct ExecArgs {
     pub sandbox: SandboxFlags,
     #[command(flatten)]
     pub launch: LaunchArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// The command and its arguments (put `--` before a command that starts with `-`).
     /// (An unknown option before the command is a usage error, not the command.)
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -356,6 +378,15 @@ impl AgentLaunchArgs {
         }
         if self.launch.allow_secrets {
             given.push("--allow-secrets".to_owned());
+        }
+        if self.session.name.is_some() {
+            given.push("--name".to_owned());
+        }
+        if self.session.detach {
+            given.push("--detach".to_owned());
+        }
+        if self.session.worktree.is_some() {
+            given.push("--worktree".to_owned());
         }
         given.dedup();
         given

@@ -14,6 +14,7 @@ mod inventory;
 mod launch;
 mod lock;
 mod session;
+mod sessions;
 mod tools;
 mod ui;
 mod user_files;

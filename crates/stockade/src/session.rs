@@ -69,6 +69,29 @@ pub async fn run(
     outcome
 }
 
+/// Start a sandbox in the background (`-d`, a service): create, hand over, start. Nothing is
+/// attached; the container outlives this process until `stockade stop`. A failure before it
+/// runs leaves nothing behind.
+pub async fn start_detached(engine: &Engine, spec: &SandboxSpec) -> Result<String, CliError> {
+    // A signal in the short window between create and start is left alone (not the exit a
+    // build's listener would take), so the created container is started or removed.
+    let _forwarding = crate::image::Forwarding::start();
+    let id = engine.create_sandbox(spec).await?;
+    let started = async {
+        hand_over(engine, &id, spec).await?;
+        engine.start(&id).await?;
+        Ok::<(), CliError>(())
+    }
+    .await;
+    if let Err(e) = started {
+        if let Err(removing) = engine.remove(&id).await {
+            tracing::debug!("removing the sandbox that did not start: {removing}");
+        }
+        return Err(e);
+    }
+    Ok(id)
+}
+
 /// Hand the created container what it needs before start (`handover`): the directories under
 /// HOME that mounts need and the secrets file, both the user's. (The identity files are mounted,
 /// see `user_files`.) The container then starts as the user: nothing in it prepares anything as

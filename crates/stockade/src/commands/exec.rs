@@ -6,14 +6,17 @@ use std::os::unix::fs::MetadataExt;
 
 use stockade_core::agents::Agent;
 use stockade_core::config::FlagValue;
+use stockade_core::labels;
+use stockade_core::names::SessionName;
 use stockade_core::sandbox::{SandboxRequest, SandboxSpec, random_suffix};
-use stockade_engine::{Endpoint, resolve_endpoint};
+use stockade_engine::{Endpoint, Engine, resolve_endpoint};
 
+use crate::cli::SessionArgs;
 use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
-use crate::{agent, extras, session, user_files};
+use crate::{agent, extras, session, sessions, user_files};
 
 /// What to run and how.
 pub struct ExecRequest {
@@ -30,6 +33,8 @@ pub struct ExecRequest {
     pub headless: bool,
     /// Where the sandbox's output goes.
     pub output: session::Output,
+    /// The session's name, background, worktree.
+    pub session: SessionArgs,
 }
 
 /// What a launch ran, and how it ended.
@@ -53,6 +58,10 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
 pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
     // The engine is reached while the project's files are read and checked; it is used only
     // once they are approved.
+    if request.session.worktree.is_some() {
+        // Being built (issue 11): the worktree is made, then the launch runs there.
+        return Err(CliError::other("--worktree is not available yet", None));
+    }
     let connecting = (!request.dry_run).then(|| ctx.spawn_connect());
     let prepared = launch::prepare(ctx, request.flags)?;
     let project = &prepared.project;
@@ -66,8 +75,11 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
         Some(agent) => agent::command_line(agent, request.command),
         None => request.command,
     };
-    let tty =
-        !request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let detached = request.session.detach;
+    // A detached sandbox always gets a TTY: `attach` joins it as a terminal.
+    let tty = detached
+        || (!request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
+    let session_name = session_name(&request.session, agent.as_ref(), &command)?;
     let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
         let mut spec = SandboxSpec::new(
             SandboxRequest {
@@ -78,13 +90,18 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
                 image,
                 command: command.clone(),
                 tty,
-                suffix: random_suffix(),
+                session: &session_name,
+                detached,
             },
             env,
         );
         extras::apply(&mut spec, ctx, project, config)?;
         if config.sandbox.docker_socket {
             mount_engine_socket(ctx, &mut spec)?;
+        }
+        if let Some(agent) = &agent {
+            spec.labels
+                .insert(labels::AGENT.to_owned(), agent.name.clone());
         }
         Ok(spec)
     };
@@ -130,6 +147,9 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     let chain =
         ensure_planned(&engine, ctx, config, project, plan, run, BuildMode::IfStale).await?;
     spec.image = chain.image().to_owned();
+    if request.session.name.is_some() || detached {
+        claim(&engine, ctx, &session_name, &project.root).await?;
+    }
     let mut agent_version = None;
     if let Some(agent) = &agent {
         // Installs run in helper containers from the foundation (npm, pip); the agent runs on the
@@ -159,12 +179,88 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     // Mount sources are paths the engine resolves at create: checked again as late as possible
     // (docs/security.md, class 4, names the remaining window).
     launch::check_mount_sources(&prepared)?;
+    if let Some(version) = &agent_version {
+        spec.labels
+            .insert(labels::AGENT_VERSION.to_owned(), version.clone());
+    }
+    if detached {
+        session::start_detached(&engine, &spec).await?;
+        println!("{session_name}");
+        // On stdout the name alone, for scripts; how to reach it on stderr.
+        ctx.ui.info(&format!(
+            "{session_name} runs in the background: `stockade attach {session_name}` joins it, \
+             `stockade stop {session_name}` ends it"
+        ));
+        return Ok(Launched {
+            finished: session::Finished {
+                code: 0,
+                captured: None,
+            },
+            image: spec.image,
+            agent_version,
+        });
+    }
     let finished = session::run(&engine, &spec, request.output, &ctx.ui).await?;
     Ok(Launched {
         finished,
         image: spec.image,
         agent_version,
     })
+}
+
+/// The session's name: `--name`; else with `--detach` the agent's name (`shell`, `exec`); else
+/// generated (`claude-3f9a1c`), so two foreground sandboxes of a project never collide.
+fn session_name(
+    session: &SessionArgs,
+    agent: Option<&Agent>,
+    command: &[String],
+) -> Result<SessionName, CliError> {
+    if let Some(name) = &session.name {
+        return SessionName::new(name).map_err(|e| {
+            CliError::other(
+                e.to_string(),
+                Some("pick another --name, e.g. --name fix-tests"),
+            )
+        });
+    }
+    let base = match agent {
+        Some(agent) => agent.name.as_str(),
+        None if command.is_empty() => "shell",
+        None => "exec",
+    };
+    if session.detach {
+        SessionName::new(base)
+            .map_err(|e| CliError::other(e.to_string(), Some("name the session with --name")))
+    } else {
+        Ok(SessionName::generated(base, &random_suffix()))
+    }
+}
+
+/// Make the session's name this sandbox's: refused while a sandbox of that name runs in the
+/// project (naming how to join it); a stopped one of that name is removed, as it is replaced.
+async fn claim(
+    engine: &Engine,
+    ctx: &Context,
+    name: &SessionName,
+    root: &std::path::Path,
+) -> Result<(), CliError> {
+    for existing in sessions::find(engine, &ctx.namespace, root, name.as_str()).await? {
+        if existing.state == "running" {
+            return Err(CliError::refused(
+                "session-running",
+                format!(
+                    "a sandbox named {name} is already running in {}",
+                    root.display()
+                ),
+                Some(&format!(
+                    "join it with `stockade attach {name}`, stop it with `stockade stop {name}`, \
+                     or pick another --name"
+                )),
+            ));
+        }
+        engine.remove(&existing.id).await?;
+    }
+    Ok(())
 }
 
 /// `docker_socket = true`: the local engine's socket, with its group.

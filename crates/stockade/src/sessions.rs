@@ -1,0 +1,44 @@
+//! Finding a project's sandboxes on the engine by their labels: the session a name means
+//! (`attach`, `logs`, `exec --in`, `stop`), and every session for `ps`.
+
+use std::path::Path;
+
+use stockade_core::labels;
+use stockade_core::names::Namespace;
+use stockade_engine::{ContainerSummary, Engine};
+
+use crate::exit::CliError;
+
+/// The label filters of stockade's sandboxes in this namespace, of one project or all.
+fn filters(namespace: &Namespace, project: Option<&Path>) -> Vec<String> {
+    let mut filters = vec![
+        format!("{}=sandbox", labels::KIND),
+        format!("{}={}", labels::NAMESPACE, namespace.as_str()),
+    ];
+    if let Some(root) = project {
+        filters.push(format!("{}={}", labels::PROJECT, root.display()));
+    }
+    filters
+}
+
+#[allow(dead_code)] // ps
+/// Every sandbox of the project (`None`: of every project), running or not.
+pub async fn list(
+    engine: &Engine,
+    namespace: &Namespace,
+    project: Option<&Path>,
+) -> Result<Vec<ContainerSummary>, CliError> {
+    Ok(engine.list_containers(&filters(namespace, project)).await?)
+}
+
+/// The project's sandboxes named `name` (at most one, unless a stopped one awaits removal).
+pub async fn find(
+    engine: &Engine,
+    namespace: &Namespace,
+    root: &Path,
+    name: &str,
+) -> Result<Vec<ContainerSummary>, CliError> {
+    let mut filters = filters(namespace, Some(root));
+    filters.push(format!("{}={name}", labels::SESSION));
+    Ok(engine.list_containers(&filters).await?)
+}
