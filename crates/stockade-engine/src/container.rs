@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, Mount, MountType,
     MountVolumeOptions, PortBinding, ResourcesUlimits,
@@ -213,6 +212,8 @@ impl Engine {
             open_stdin: Some(true),
             // A detached sandbox's stdin stays open across attaches.
             stdin_once: Some(!spec.detached),
+            // `stockade stop` (and `docker stop`) give it as long as a signal to stockade would.
+            stop_timeout: i64::try_from(spec.stop_timeout).ok(),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -245,20 +246,8 @@ impl Engine {
             .attach_container(id, Some(options))
             .await
             .map_err(|e| self.err(&operation, e))?;
-        let engine = self.clone();
-        let output = attached.output.filter_map(move |item| {
-            let mapped = match item {
-                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    Some(Ok(OutputChunk::Stdout(message)))
-                }
-                Ok(LogOutput::StdErr { message }) => Some(Ok(OutputChunk::Stderr(message))),
-                Ok(LogOutput::StdIn { .. }) => None,
-                Err(e) => Some(Err(engine.err("attach stream", e))),
-            };
-            std::future::ready(mapped)
-        });
         Ok(Attached {
-            output: Box::pin(output),
+            output: crate::session::chunks(self, "attach stream", attached.output),
             input: attached.input,
         })
     }

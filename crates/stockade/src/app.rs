@@ -70,6 +70,10 @@ async fn dispatch(
     ctx.ui.json = json;
     match command {
         // Sandbox flags before `exec`/`shell` count as if they followed it (those after win).
+        Command::Exec(args) if args.in_session.is_some() => {
+            let name = args.in_session.unwrap_or_default();
+            commands::attach::exec_in(&ctx, &name, args.command).await
+        }
         Command::Exec(args) => {
             let mut request = exec_request(args.command, &args.sandbox, &args.launch, args.dry_run);
             request.session = args.session;
@@ -98,6 +102,19 @@ async fn dispatch(
         },
         Command::Trust(args) => commands::trust::run(&ctx, args.revoke),
         Command::Scan(args) => commands::scan::run(&ctx, args.json),
+        Command::Ps(args) => commands::sessions::ps(&ctx, args.all, args.json).await,
+        Command::Attach(args) => commands::attach::attach(&ctx, &args.name).await,
+        Command::Logs(args) => {
+            let logs = commands::sessions::LogsArgs {
+                follow: args.follow,
+                tail: args.tail,
+                since: args.since,
+            };
+            commands::sessions::logs(&ctx, &args.name, logs).await
+        }
+        Command::Stop(args) => {
+            commands::sessions::stop(&ctx, &args.names, args.all, args.time).await
+        }
         Command::Build(args) => commands::build::run(&ctx, &args).await,
         Command::Check(args) => commands::check::run(&ctx, args.json).await,
         Command::Images(args) => commands::images::run(&ctx, args.json).await,
@@ -140,6 +157,30 @@ fn before(request: &mut commands::exec::ExecRequest, early: &AgentLaunchArgs) {
 /// Sandbox and launch flags mean something only to `exec`, `shell` and agents: before any other
 /// command they are a usage error (exit 2), never silently dropped.
 fn refuse_misplaced_launch_flags(cli: &Cli) -> Result<(), clap::Error> {
+    if let Command::Exec(exec) = &cli.command
+        && exec.in_session.is_some()
+    {
+        // The sandbox exists: its settings were made when it started.
+        let mut given = cli.agent_launch.given();
+        given.extend(exec.sandbox.values.iter().map(|f| f.flag.clone()));
+        if exec.launch.trust {
+            given.push("--trust".to_owned());
+        }
+        if exec.launch.allow_secrets {
+            given.push("--allow-secrets".to_owned());
+        }
+        given.dedup();
+        if !given.is_empty() {
+            use clap::CommandFactory;
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{} cannot be used with `exec --in`: the sandbox is running with the settings it started with",
+                    given.join(", ")
+                ),
+            ));
+        }
+    }
     if matches!(
         cli.command,
         Command::Exec(_) | Command::Shell(_) | Command::Agent(_)
@@ -178,6 +219,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Volumes(a) => a.json,
         Command::Scan(a) => a.json,
         Command::Exec(a) => a.json,
+        Command::Ps(a) => a.json,
         Command::Config(a) => matches!(a.command, ConfigCommand::Show { json: true, .. }),
         _ => false,
     }

@@ -88,6 +88,17 @@ pub enum Command {
         after_help = "Examples:\n  stockade run claude -- -p 'fix the tests' --output-format stream-json\n  stockade run opencode --json -- --version"
     )]
     Run(RunArgs),
+    /// List this project's sandboxes (--all: every project's): name, agent, branch, status,
+    /// uptime, ports, health.
+    Ps(PsArgs),
+    /// Join a running sandbox's terminal: its recent output, then live. The detach keys
+    /// (ctrl-p ctrl-q, `[sandbox] detach_keys`) leave it running.
+    Attach(AttachArgs),
+    /// Show a sandbox's output.
+    Logs(LogsArgs),
+    /// Stop sandboxes and remove them.
+    #[command(after_help = "Examples:\n  stockade stop claude\n  stockade stop --all --time 0")]
+    Stop(StopArgs),
     /// Build the sandbox image now (it is otherwise built on first use).
     Build(BuildArgs),
     /// Check the engine, identity, configuration and images.
@@ -295,6 +306,10 @@ pub struct ExecArgs {
     /// With --dry-run: an error is a JSON object on stderr too (the spec is JSON already).
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+    /// Run the command in the running sandbox NAME instead of a new one: as the same user,
+    /// with its environment and secrets.
+    #[arg(long = "in", value_name = "NAME", conflicts_with_all = ["dry_run", "name", "detach", "worktree"])]
+    pub in_session: Option<String>,
     #[command(flatten)]
     pub sandbox: SandboxFlags,
     #[command(flatten)]
@@ -323,6 +338,54 @@ pub struct RunArgs {
     /// The agent's arguments, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Every project's sandboxes, with a PROJECT column.
+    #[arg(long)]
+    pub all: bool,
+    /// Print as JSON (shape: docs/sessions.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The session's name, as `stockade ps` shows it.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The session's name, as `stockade ps` shows it.
+    pub name: String,
+    /// Keep following the output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Only output since a time (`2026-11-26T10:00:00Z`) or a duration ago (`10m`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The sessions to stop.
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub names: Vec<String>,
+    /// Every sandbox of this project.
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the sandbox's `stop_timeout`).
+    #[arg(short, long, value_name = "S")]
+    pub time: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -253,7 +253,7 @@ async fn resize(engine: &Engine, id: &str) {
     }
 }
 
-async fn pump_output(
+pub(crate) async fn pump_output(
     mut output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<OutputChunk, EngineError>> + Send>,
     >,
@@ -298,7 +298,7 @@ async fn write_all(out: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8]) -> std:
     out.flush().await
 }
 
-async fn pump_input(mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>) {
+pub(crate) async fn pump_input(mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>) {
     let mut stdin = tokio::io::stdin();
     let mut buffer = vec![0u8; 8192];
     loop {
@@ -316,10 +316,10 @@ async fn pump_input(mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Sen
 }
 
 /// Raw terminal mode for the lifetime of the value.
-struct RawMode;
+pub(crate) struct RawMode;
 
 impl RawMode {
-    fn enable() -> Result<Self, CliError> {
+    pub(crate) fn enable() -> Result<Self, CliError> {
         crossterm::terminal::enable_raw_mode()
             .map_err(|e| CliError::caused("cannot put the terminal in raw mode", e, None))?;
         Ok(Self)

@@ -92,6 +92,8 @@ pub struct SandboxConfig {
     pub pids_limit: i64,
     /// Seconds a sandbox asked to stop has before it is killed.
     pub stop_timeout: i64,
+    /// The keys that detach `stockade attach` (the engine's notation).
+    pub detach_keys: String,
     /// Size limit of the `/tmp` tmpfs in bytes.
     pub tmp_size: u64,
     pub network: Network,
@@ -130,6 +132,7 @@ impl Default for Config {
                 cpus: None,
                 pids_limit: 0,
                 stop_timeout: 0,
+                detach_keys: String::new(),
                 tmp_size: 0,
                 network: Network::Bridge,
                 read_only_root: false,

@@ -37,6 +37,7 @@ pub fn starter_file(global: bool) -> String {
 # cpus = 2\n\
 # pids_limit = 1024\n\
 # stop_timeout = 10                       # seconds to stop on SIGTERM/SIGHUP before a kill\n\
+# detach_keys = \"ctrl-p,ctrl-q\"           # leave `stockade attach` with the sandbox running\n\
 # network = \"bridge\"                        # or \"none\"\n\
 # read_only_root = false\n\
 # sudo = false                              # true: passwordless sudo, no-new-privileges lifted\n\

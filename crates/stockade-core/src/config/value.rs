@@ -668,6 +668,32 @@ pub fn stop_timeout(raw: &Raw) -> Result<Value, Bad> {
     Ok(Value::Int(value))
 }
 
+/// `[sandbox] detach_keys`: the engine's notation, comma-separated keys, each a single
+/// character or `ctrl-` and one of `a`-`z`, `@`, `[`, `\\`, `]`, `^`, `_`.
+pub fn detach_keys(raw: &Raw) -> Result<Value, Bad> {
+    let text = string(raw)?;
+    let valid_key = |key: &str| match key.strip_prefix("ctrl-") {
+        Some(rest) => {
+            rest.len() == 1
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || "@[\\]^_".contains(c))
+        }
+        None => key.chars().count() == 1 && key.chars().all(|c| c.is_ascii_graphic()),
+    };
+    if text.split(',').all(valid_key) {
+        Ok(Value::Str(text.to_owned()))
+    } else {
+        Err(Bad::new(
+            format!("{text:?} is not a sequence of keys"),
+            "not keys",
+            Some(
+                "comma-separated keys, each a character or ctrl-<letter>, e.g. \"ctrl-p,ctrl-q\" or \"ctrl-x,x\"",
+            ),
+        ))
+    }
+}
+
 pub fn network(raw: &Raw) -> Result<Value, Bad> {
     match string(raw)? {
         "bridge" => Ok(Value::Network(Network::Bridge)),

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod agents;
+pub mod attach;
 pub mod build;
 pub mod check;
 pub mod completions;
@@ -10,6 +11,7 @@ pub mod images;
 pub mod prune;
 pub mod run;
 pub mod scan;
+pub mod sessions;
 pub mod trust;
 pub mod update;
 pub mod volumes;

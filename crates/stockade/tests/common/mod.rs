@@ -445,11 +445,11 @@ impl Env {
 
     /// The tag of this environment's project image.
     pub fn project_tag(&self) -> String {
-        use sha2::Digest;
-        let digest = hex::encode(sha2::Sha256::digest(
-            self.project.as_os_str().as_encoded_bytes(),
-        ));
-        format!("{}-stockade-project:{}", self.namespace, &digest[..12])
+        format!(
+            "{}-stockade-project:{}",
+            self.namespace,
+            project_id(&self.project)
+        )
     }
 
     /// Write a file under the project (parents created).
@@ -883,6 +883,13 @@ pub fn regex_escape(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The 12 hex characters stockade names a project by (a hash of its path).
+pub fn project_id(root: &Path) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(root.as_os_str().as_encoded_bytes()));
+    digest[..12].to_owned()
 }
 
 /// insta settings that replace this environment's root directory with `[ROOT]` and its
