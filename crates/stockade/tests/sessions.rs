@@ -298,7 +298,7 @@ fn foreground_sandboxes_of_one_project_never_collide_and_stop_all_ends_every_one
             .all(|r| r["detached"] == false)
     );
 
-    let stop = env.run(&["stop", "--all", "--time", "0"]);
+    let stop = env.run(&["stop", "--all", "--time", "5"]);
     assert!(stop.ok(), "{}", stop.stderr());
     assert_eq!(stop.stdout().lines().count(), 2, "{}", stop.stdout());
     for child in [first, second] {

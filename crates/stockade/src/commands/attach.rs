@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use stockade_engine::{Attached, ExecSpec, LogsRequest, OutputChunk};
+use stockade_engine::{Attached, Engine, ExecSpec, LogsRequest, OutputChunk};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -16,6 +16,10 @@ use crate::sessions;
 
 /// How many lines of recent output `attach` replays when the terminal's height is unknown.
 const REPLAY_LINES: u64 = 100;
+/// How long an ended attach waits for the sandbox to be reported stopped.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+/// Log records asked for per line replayed (see [`recent_output`]).
+const RECORDS_PER_LINE: u64 = 20;
 
 /// The sandbox's entrypoint: run by `exec --in` so the command gets what the sandbox's own
 /// command got (PATH with the agent's tools, the logins, the secrets sourced last).
@@ -33,26 +37,15 @@ pub async fn attach(ctx: &Context, name: &str) -> Result<u8, CliError> {
 
     // What it printed lately, so the screen shows where it is; then live from the attach.
     let rows = crossterm::terminal::size().map_or(REPLAY_LINES, |(_, rows)| u64::from(rows));
-    let mut recent = engine.logs(
-        id,
-        &LogsRequest {
-            follow: false,
-            tail: Some(rows),
-            since: None,
-        },
-    );
+    let recent = recent_output(&engine, id, rows).await?;
     let mut stdout = tokio::io::stdout();
-    while let Some(chunk) = recent.next().await {
-        let bytes = match chunk? {
-            OutputChunk::Stdout(bytes) | OutputChunk::Stderr(bytes) => bytes,
-        };
-        stdout
-            .write_all(&bytes)
-            .await
-            .map_err(|e| CliError::caused("cannot write the sandbox's output", e, None))?;
-    }
+    stdout
+        .write_all(&recent)
+        .await
+        .map_err(|e| CliError::caused("cannot write the sandbox's output", e, None))?;
     let _ = stdout.flush().await;
 
+    let keys = DetachKeys::parse(&detach_keys)?;
     let Attached { output, input } = engine.attach_running(id, &detach_keys).await?;
     let raw = if terminal {
         Some(RawMode::enable()?)
@@ -64,20 +57,67 @@ pub async fn attach(ctx: &Context, name: &str) -> Result<u8, CliError> {
         let id = id.to_owned();
         async move { engine.resize(&id, cols, rows).await }
     };
-    if terminal {
-        repaint(&resize).await;
+    if terminal && let Ok((cols, rows)) = crossterm::terminal::size() {
+        if let Err(e) = resize(cols, rows).await {
+            tracing::debug!("resize: {e}");
+        }
+        // A resize to the size it has changes nothing, so a full-screen program is told
+        // itself that its window changed, and repaints (SIGWINCH is ignored by the rest).
+        if let Err(e) = engine.kill(id, "SIGWINCH").await {
+            tracing::debug!("SIGWINCH: {e}");
+        }
     }
-    follow(output, input, terminal, &resize).await?;
+    let detached = follow(output, input, Some(keys), terminal, &resize).await?;
     drop(raw);
-
-    let info = engine.inspect_session(id).await?;
-    if info.running {
-        ctx.ui.info(&format!(
-            "detached from {name}; it keeps running (`stockade attach {name}` to rejoin)"
-        ));
-        return Ok(0);
+    if !detached {
+        // The sandbox's command ended (the engine may take a moment to say so): its code.
+        match tokio::time::timeout(EXIT_WAIT, engine.wait(id)).await {
+            Ok(code) => return Ok(code?),
+            Err(_) => tracing::debug!("the attach ended, but {name} still runs"),
+        }
     }
-    Ok(u8::try_from(info.exit_code.unwrap_or(0).clamp(0, 255)).unwrap_or(255))
+    ctx.ui.info(&format!(
+        "detached from {name}; it keeps running (`stockade attach {name}` to rejoin)"
+    ));
+    Ok(0)
+}
+
+/// The last `lines` lines of a sandbox's output. The engine's `tail` counts log records, and a
+/// terminal's output is logged as it comes (a partial line, down to one typed character, can be
+/// a record of its own): so more records are asked for and the lines cut here. Podman 4.3's
+/// `tail` misplaces the line ends of partial records, so there the whole log is read (it is
+/// capped at 30 MB, docs/security.md).
+async fn recent_output(engine: &Engine, id: &str, lines: u64) -> Result<Vec<u8>, CliError> {
+    let mut records = engine.logs(
+        id,
+        &LogsRequest {
+            follow: false,
+            tail: (!engine.is_podman()).then(|| lines.saturating_mul(RECORDS_PER_LINE)),
+            since: None,
+        },
+    );
+    let mut bytes = Vec::new();
+    while let Some(chunk) = records.next().await {
+        match chunk? {
+            OutputChunk::Stdout(b) | OutputChunk::Stderr(b) => bytes.extend_from_slice(&b),
+        }
+    }
+    Ok(last_lines(&bytes, lines).to_vec())
+}
+
+/// The tail of `bytes` holding its last `lines` lines (the unfinished last line counting as one).
+fn last_lines(bytes: &[u8], lines: u64) -> &[u8] {
+    let mut seen = 0;
+    let end = bytes.len().saturating_sub(1); // a final newline ends the last line
+    for (i, byte) in bytes[..end].iter().enumerate().rev() {
+        if *byte == b'\n' {
+            seen += 1;
+            if seen == lines {
+                return &bytes[i + 1..];
+            }
+        }
+    }
+    bytes
 }
 
 /// `stockade exec --in NAME -- CMD`.
@@ -106,7 +146,7 @@ pub async fn exec_in(ctx: &Context, name: &str, command: Vec<String>) -> Result<
     if tty && let Ok((cols, rows)) = crossterm::terminal::size() {
         let _ = resize(cols, rows).await;
     }
-    follow(output, input, tty, &resize).await?;
+    follow(output, input, None, tty, &resize).await?;
     drop(raw);
     // The stream ends as the command does; the engine may take a moment to record its code.
     for _ in 0..50 {
@@ -121,23 +161,10 @@ pub async fn exec_in(ctx: &Context, name: &str, command: Vec<String>) -> Result<
     ))
 }
 
-/// Resize to one row more, then to the terminal's size: a program that draws the whole screen
-/// gets a window change (a resize to the size it has is none) and repaints.
-async fn repaint<F, Fut>(resize: &F)
-where
-    F: Fn(u16, u16) -> Fut,
-    Fut: std::future::Future<Output = Result<(), stockade_engine::EngineError>>,
-{
-    if let Ok((cols, rows)) = crossterm::terminal::size() {
-        let _ = resize(cols, rows.saturating_add(1)).await;
-        if let Err(e) = resize(cols, rows).await {
-            tracing::debug!("resize: {e}");
-        }
-    }
-}
-
-/// Copy our stdin in and the output out until the output ends (the command or sandbox ended,
-/// or the detach keys were typed); on a terminal, window changes are passed on.
+/// Copy our stdin in and the output out until the output ends (the command or sandbox ended)
+/// or we see the detach keys in our input (`Ok(true)`: detached); on a terminal, window changes
+/// are passed on. The keys are held back until they are complete, so the engine (which would
+/// detach on them too) never sees them: where it ends, the sandbox did.
 async fn follow<F, Fut>(
     output: std::pin::Pin<
         Box<
@@ -146,9 +173,10 @@ async fn follow<F, Fut>(
         >,
     >,
     input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    keys: Option<DetachKeys>,
     terminal: bool,
     resize: &F,
-) -> Result<(), CliError>
+) -> Result<bool, CliError>
 where
     F: Fn(u16, u16) -> Fut,
     Fut: std::future::Future<Output = Result<(), stockade_engine::EngineError>>,
@@ -156,11 +184,26 @@ where
     let mut window = signal(SignalKind::window_change())
         .map_err(|e| CliError::caused("cannot handle signals", e, None))?;
     let output_task = tokio::spawn(pump_output(output, Output::PassThrough));
-    let input_task = tokio::spawn(pump_input(input));
+    let mut input_task = match keys {
+        Some(keys) => tokio::spawn(pump_input_detaching(input, keys)),
+        None => tokio::spawn(async move {
+            pump_input(input).await;
+            false
+        }),
+    };
     tokio::pin!(output_task);
     loop {
         tokio::select! {
             _ = &mut output_task => break,
+            detached = &mut input_task => {
+                if matches!(detached, Ok(true)) {
+                    output_task.abort();
+                    return Ok(true);
+                }
+                // Our stdin ended: the output goes on until the sandbox's does.
+                let _ = (&mut output_task).await;
+                return Ok(false);
+            }
             _ = window.recv() => {
                 if terminal && let Ok((cols, rows)) = crossterm::terminal::size() {
                     let _ = resize(cols, rows).await;
@@ -169,5 +212,95 @@ where
         }
     }
     input_task.abort();
-    Ok(())
+    Ok(false)
+}
+
+/// The detach keys as the bytes a terminal sends for them (`ctrl-p` is 0x10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DetachKeys(Vec<u8>);
+
+impl DetachKeys {
+    /// The engine's notation, as `[sandbox] detach_keys` was checked to hold.
+    fn parse(text: &str) -> Result<Self, CliError> {
+        let mut bytes = Vec::new();
+        for key in text.split(',') {
+            let byte = match key.strip_prefix("ctrl-") {
+                Some(rest) if rest.len() == 1 => rest.as_bytes()[0] & 0x1f,
+                None if key.len() == 1 => key.as_bytes()[0],
+                _ => {
+                    return Err(CliError::other(
+                        format!("{key:?} in `[sandbox] detach_keys` is not a key"),
+                        Some("e.g. \"ctrl-p,ctrl-q\""),
+                    ));
+                }
+            };
+            bytes.push(byte);
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// Forward our stdin to the sandbox, watching for the detach keys: a partial match is held
+/// back until it is complete (detached: `true`) or broken (forwarded). The engine watches for
+/// them too (Docker does; Podman's compatible API lets them through), whichever sees them first.
+async fn pump_input_detaching(
+    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    keys: DetachKeys,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buffer = vec![0u8; 8192];
+    let mut matched = 0usize;
+    loop {
+        let n = match stdin.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + matched);
+        for &byte in &buffer[..n] {
+            if byte == keys.0[matched] {
+                matched += 1;
+                if matched == keys.0.len() {
+                    let _ = input.write_all(&out).await;
+                    let _ = input.flush().await;
+                    return true;
+                }
+            } else {
+                out.extend_from_slice(&keys.0[..matched]);
+                matched = usize::from(byte == keys.0[0]);
+                if matched == 0 {
+                    out.push(byte);
+                }
+            }
+        }
+        if input.write_all(&out).await.is_err() || input.flush().await.is_err() {
+            return false;
+        }
+    }
+    let _ = input.shutdown().await;
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_lines_of_the_output() {
+        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
+        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
+        assert_eq!(last_lines(b"", 3), b"");
+    }
+
+    #[test]
+    fn detach_keys_are_the_bytes_a_terminal_sends() {
+        assert_eq!(DetachKeys::parse("ctrl-p,ctrl-q").unwrap().0, [0x10, 0x11]);
+        assert_eq!(DetachKeys::parse("ctrl-x,x").unwrap().0, [0x18, b'x']);
+        assert_eq!(
+            DetachKeys::parse("ctrl-@,ctrl-[,ctrl-_").unwrap().0,
+            [0, 0x1b, 0x1f]
+        );
+        assert!(DetachKeys::parse("ctrl-").is_err());
+    }
 }
