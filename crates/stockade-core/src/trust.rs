@@ -28,11 +28,29 @@ pub fn fingerprint(
     referenced: &[Referenced],
     concerns: &[Concern],
 ) -> Option<String> {
+    fingerprint_as(files, referenced, concerns, files.dir.root())
+}
+
+/// [`fingerprint`] as if the files were read at `root` instead: the fingerprint a worktree's
+/// `.stockade/` has when its main project at `root` holds the same content (paths under the
+/// worktree, in referenced files and concerns, are taken as the same paths under `root`). A
+/// worktree stockade made shares its main project's approval while the two are equal.
+pub fn fingerprint_as(
+    files: &ProjectFiles,
+    referenced: &[Referenced],
+    concerns: &[Concern],
+    root: &Path,
+) -> Option<String> {
     if files.config.is_none() && files.context.is_none() {
         return None;
     }
+    let read_at = files.dir.root();
+    let as_root = |path: &Path| match path.strip_prefix(read_at) {
+        Ok(rel) if read_at != root => root.join(rel),
+        _ => path.to_path_buf(),
+    };
     let mut hasher = ContentHasher::new("stockade-trust-v2");
-    hasher.part(files.dir.root().as_os_str().as_encoded_bytes());
+    hasher.part(root.as_os_str().as_encoded_bytes());
     match &files.config {
         Some(text) => hasher.part(b"config").part(text.as_bytes()),
         None => hasher.part(b"config absent"),
@@ -44,11 +62,17 @@ pub fn fingerprint(
     for file in referenced {
         hasher
             .part(b"file")
-            .part(file.path.as_os_str().as_encoded_bytes())
+            .part(as_root(&file.path).as_os_str().as_encoded_bytes())
             .part(&file.bytes);
     }
+    let (from, to) = (read_at.display().to_string(), root.display().to_string());
     for concern in concerns {
-        hasher.part(b"concern").part(concern.what.as_bytes());
+        let what = if read_at == root {
+            concern.what.clone()
+        } else {
+            concern.what.replace(&from, &to)
+        };
+        hasher.part(b"concern").part(what.as_bytes());
     }
     Some(hasher.finish())
 }

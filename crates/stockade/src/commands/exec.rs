@@ -16,7 +16,7 @@ use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
-use crate::{agent, extras, session, sessions, user_files};
+use crate::{agent, extras, session, sessions, user_files, worktree};
 
 /// What to run and how.
 pub struct ExecRequest {
@@ -55,13 +55,46 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
 }
 
 /// [`run`], telling what ran: the image, the agent's version, the output when captured.
-pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
+pub async fn launch(ctx: &Context, mut request: ExecRequest) -> Result<Launched, CliError> {
+    // `--worktree NAME`: the worktree is made (or reused), then the launch runs there exactly
+    // as if the user had `cd`'d into it.
+    match request.session.worktree.take() {
+        Some(name) => {
+            let inside = enter_worktree(ctx, &name).await?;
+            launch_here(&inside, request).await
+        }
+        None => launch_here(ctx, request).await,
+    }
+}
+
+/// Make (or reuse) the worktree `name` of the current project's repository; the context of a
+/// launch inside it (the same subdirectory when the worktree has it).
+async fn enter_worktree(ctx: &Context, name: &str) -> Result<Context, CliError> {
+    worktree::validate_name(name)?;
+    // The main project is read for the global-only keys (worktrees directory, foundation).
+    let prepared = launch::prepare(ctx, Vec::new())?;
+    let engine = ctx.connect().await?;
+    let git = worktree::git(&engine, ctx, &prepared).await?;
+    let record = git.ensure(name).await?;
+    let sub = ctx
+        .cwd
+        .strip_prefix(&prepared.project.root)
+        .ok()
+        .map(|rel| record.path.join(rel))
+        .filter(|dir| dir.is_dir());
+    Ok(Context {
+        ui: ctx.ui.clone(),
+        dirs: ctx.dirs.clone(),
+        identity: ctx.identity.clone(),
+        namespace: ctx.namespace.clone(),
+        cwd: sub.unwrap_or(record.path),
+    })
+}
+
+/// The launch in the current directory's project.
+async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
     // The engine is reached while the project's files are read and checked; it is used only
     // once they are approved.
-    if request.session.worktree.is_some() {
-        // Being built (issue 11): the worktree is made, then the launch runs there.
-        return Err(CliError::other("--worktree is not available yet", None));
-    }
     let connecting = (!request.dry_run).then(|| ctx.spawn_connect());
     let prepared = launch::prepare(ctx, request.flags)?;
     let project = &prepared.project;
@@ -80,6 +113,8 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     let tty = detached
         || (!request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
     let session_name = session_name(&request.session, agent.as_ref(), &command)?;
+    // In a worktree stockade made (by this launch or an earlier one): `ps` shows its branch.
+    let made = worktree::Records::new(ctx).at(&project.root);
     let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
         let mut spec = SandboxSpec::new(
             SandboxRequest {
@@ -102,6 +137,12 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
         if let Some(agent) = &agent {
             spec.labels
                 .insert(labels::AGENT.to_owned(), agent.name.clone());
+        }
+        if let Some(made) = &made {
+            spec.labels
+                .insert(labels::WORKTREE.to_owned(), made.name.clone());
+            spec.labels
+                .insert(labels::BRANCH.to_owned(), made.branch.clone());
         }
         Ok(spec)
     };

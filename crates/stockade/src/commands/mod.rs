@@ -13,3 +13,4 @@ pub mod scan;
 pub mod trust;
 pub mod update;
 pub mod volumes;
+pub mod worktree;
