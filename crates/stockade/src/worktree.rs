@@ -168,6 +168,24 @@ pub fn repository(ctx: &Context, project: &Project) -> Result<PathBuf, CliError>
     Ok(project.root.clone())
 }
 
+/// The project roots whose sandboxes belong to `project`'s repository: the repository's main
+/// work tree and every worktree stockade made for it (for `ps` in the repository, which shows
+/// each agent's branch). Outside a git repository: the project alone.
+#[allow(dead_code)] // ps (the lead's part) lists these roots' sandboxes
+pub fn sandbox_roots(ctx: &Context, project: &Project) -> Vec<PathBuf> {
+    let Ok(repository) = repository(ctx, project) else {
+        return vec![project.root.clone()];
+    };
+    let mut roots = vec![repository.clone()];
+    roots.extend(
+        Records::new(ctx)
+            .of(&repository)
+            .into_iter()
+            .map(|r| r.path),
+    );
+    roots
+}
+
 /// Where a repository's worktrees go: `[sandbox] worktrees_dir` (global only), else
 /// `<parent>/<repository name>.worktrees`.
 pub fn worktrees_dir(config: &Config, repository: &Path) -> PathBuf {

@@ -10,12 +10,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Env, docker, docker_stdout, snapshot_settings};
+use common::{Env, HostUser, docker, docker_stdout, snapshot_settings};
 
 /// The test's own git on the host (observing, or arming a fixture): never stockade's.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        // The repository may belong to the test's user.
+        .args(["-c", "safe.directory=*"])
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -55,9 +57,15 @@ fn worktree(env: &Env, name: &str) -> PathBuf {
     env.root.join("project.worktrees").join(name)
 }
 
-fn commit_in_sandbox(name: &str) -> String {
+/// Commit on the sandbox's branch, once the other sandbox runs too: each marks that it started
+/// in the repository's common git dir (both mount it) and waits up to 60 s for the other's mark.
+fn commit_in_sandbox(name: &str, other: &str) -> String {
     format!(
-        "echo {name} > {name}.txt && git add {name}.txt && \
+        "common=$(git rev-parse --git-common-dir) && touch \"$common/started-{name}\" && \
+         i=0 && while [ ! -e \"$common/started-{other}\" ]; do \
+           i=$((i+1)); [ $i -gt 600 ] && echo '{other} never ran alongside' >&2 && exit 9; sleep 0.1; \
+         done && \
+         echo {name} > {name}.txt && git add {name}.txt && \
          git -c user.name={name} -c user.email={name}@example.com commit -q -m 'from {name}' && \
          git rev-parse --abbrev-ref HEAD"
     )
@@ -67,28 +75,30 @@ fn snapshot(env: &Env, name: &str, text: &str) {
     snapshot_settings(env).bind(|| insta::assert_snapshot!(name, text));
 }
 
+/// A non-root host user in the docker group, who owns the directory beside the repository.
+fn user_owning_the_parent(env: Env) -> Env {
+    let env = env.run_as(HostUser::ensure(4321, "stockade-wt"));
+    let user = env.user.clone().unwrap();
+    std::os::unix::fs::chown(&env.root, Some(user.uid), Some(user.gid)).unwrap();
+    env
+}
+
 #[test]
 fn two_agents_on_two_worktrees_at_once_each_commit_on_their_branch() {
-    let env = Env::new();
+    let env = user_owning_the_parent(Env::new());
     repository(&env, &[]);
+    env.give_project_to_user();
     // Both start before either ends.
-    let spawn = |name: &str| {
-        env.command(&[
-            "exec",
-            "--worktree",
-            name,
-            "--",
-            "sh",
-            "-c",
-            &commit_in_sandbox(name),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stockade")
+    let spawn = |name: &str, other: &str| {
+        let script = commit_in_sandbox(name, other);
+        env.command(&["exec", "--worktree", name, "--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stockade")
     };
-    let (a, b) = (spawn("a"), spawn("b"));
+    let (a, b) = (spawn("a", "b"), spawn("b", "a"));
     for (name, child) in [("a", a), ("b", b)] {
         let out = child.wait_with_output().expect("wait");
         assert!(
@@ -121,6 +131,7 @@ fn two_agents_on_two_worktrees_at_once_each_commit_on_their_branch() {
     // `a` gets uncommitted changes; `b` stays clean.
     std::fs::write(worktree(&env, "a").join("a.txt"), "changed\n").unwrap();
     std::fs::write(worktree(&env, "a").join("new.txt"), "new\n").unwrap();
+    common::chown_recursive(&worktree(&env, "a"), 4321, env.user.as_ref().unwrap().gid);
     let list = env.run(&["worktree", "list"]);
     assert!(list.ok(), "{}", list.stderr());
     snapshot(&env, "list", &list.stdout());
@@ -225,6 +236,22 @@ fn invalid_worktree_names_are_refused_before_anything_runs() {
     assert!(!env.root.join("project.worktrees").exists());
     let run = env.run(&["exec", "--worktree", "a/b", "--", "true"]);
     snapshot(&env, "invalid_name", &run.stderr());
+    // A name stockade did not make.
+    let run = env.run(&["worktree", "rm", "nope"]);
+    run.expect_code(1);
+    snapshot(&env, "rm_unknown", &run.stderr());
+}
+
+#[test]
+fn outside_a_git_repository_there_is_no_worktree() {
+    let env = Env::new();
+    let run = env.run(&["exec", "--worktree", "a", "--", "true"]);
+    run.expect_code(1);
+    snapshot(&env, "not_a_repository", &run.stderr());
+    let run = env.run(&["worktree", "list", "--json"]);
+    run.expect_code(1);
+    snapshot(&env, "not_a_repository_json", &run.stderr());
+    assert_eq!(run.stdout(), "");
 }
 
 #[test]
