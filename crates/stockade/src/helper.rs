@@ -87,14 +87,19 @@ pub async fn run(
 }
 
 /// A helper whose spec the caller made (the git helpers run as the host user, with the
-/// repository mounted): created, run to its end with output collected, removed.
+/// repository mounted): created, run to its end with output collected, removed. `None` when
+/// it did not end within `limit` (it is killed and removed then).
 pub async fn run_spec(
     engine: &Engine,
     spec: &SandboxSpec,
     verbose: bool,
-) -> Result<HelperOutput, CliError> {
+    limit: std::time::Duration,
+) -> Result<Option<HelperOutput>, CliError> {
     let id = engine.create_sandbox(spec).await?;
-    let result = collect(engine, &id, verbose).await;
+    let result = tokio::time::timeout(limit, collect(engine, &id, verbose))
+        .await
+        .ok()
+        .transpose();
     if let Err(e) = engine.remove(&id).await {
         tracing::debug!("removing helper {}: {e}", spec.name);
     }

@@ -21,6 +21,9 @@ use crate::context::Context;
 use crate::exit::CliError;
 use crate::helper::{self, HelperOutput};
 
+/// How long one git helper may run (a checkout of a large tree included).
+const GIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The branch of a worktree stockade makes.
 pub fn branch_of(name: &str) -> String {
     format!("stockade/{name}")
@@ -242,7 +245,21 @@ impl Git<'_> {
                 read_only: false,
             })
             .collect();
-        helper::run_spec(self.engine, &spec, self.ctx.ui.verbose > 0).await
+        helper::run_spec(self.engine, &spec, self.ctx.ui.verbose > 0, GIT_LIMIT)
+            .await?
+            .ok_or_else(|| {
+                CliError::other(
+                    format!(
+                        "git did not finish within {} s in {}",
+                        GIT_LIMIT.as_secs(),
+                        self.repository.display()
+                    ),
+                    Some(
+                        "a hook, `core.fsmonitor` or filter of the repository may hang: check \
+                         .git/config and .git/hooks (`stockade -v` shows git's output)",
+                    ),
+                )
+            })
     }
 
     /// Make the worktree `name` (or adopt it when git already has it there) and record it.

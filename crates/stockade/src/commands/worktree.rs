@@ -64,13 +64,20 @@ async fn sandboxes(engine: &Engine, ctx: &Context) -> Result<Vec<ContainerSummar
 
 pub async fn list(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let Found { prepared, records } = found(ctx)?;
+    if records.is_empty() {
+        if json {
+            print_json(&Vec::<Row>::new())?;
+        } else {
+            ctx.ui.info(
+                "No worktrees made by stockade for this repository; `stockade claude --worktree \
+                 NAME` makes one",
+            );
+        }
+        return Ok(0);
+    }
     let engine = ctx.connect().await?;
-    let states = if records.is_empty() {
-        Vec::new()
-    } else {
-        let git = worktree::git(&engine, ctx, &prepared).await?;
-        git.status(&records).await?
-    };
+    let git = worktree::git(&engine, ctx, &prepared).await?;
+    let states = git.status(&records).await?;
     let all = sandboxes(&engine, ctx).await?;
     let rows: Vec<Row> = records
         .iter()
@@ -94,13 +101,6 @@ pub async fn list(ctx: &Context, json: bool) -> Result<u8, CliError> {
         .collect();
     if json {
         print_json(&rows)?;
-        return Ok(0);
-    }
-    if rows.is_empty() {
-        ctx.ui.info(
-            "No worktrees made by stockade for this repository; `stockade claude --worktree NAME` \
-             makes one",
-        );
         return Ok(0);
     }
     let table: Vec<[String; 5]> = rows
