@@ -262,6 +262,24 @@ impl Git<'_> {
             })
     }
 
+    /// [`Self::run`], failing unless git succeeded: "cannot WHAT: git said: …".
+    async fn run_ok(
+        &self,
+        script: &str,
+        vars: &[(&str, String)],
+        what: &str,
+        help: &str,
+    ) -> Result<(), CliError> {
+        let out = self.run(script, vars).await?;
+        if out.ok() {
+            return Ok(());
+        }
+        Err(CliError::other(
+            format!("cannot {what}: git said:\n{}", out.tail(8)),
+            Some(help),
+        ))
+    }
+
     /// Make the worktree `name` (or adopt it when git already has it there) and record it.
     pub async fn ensure(&self, name: &str) -> Result<Record, CliError> {
         let records = Records::new(self.ctx);
@@ -302,17 +320,14 @@ fi
             ("STOCKADE_PATH", path.display().to_string()),
             ("STOCKADE_BRANCH", branch.clone()),
         ];
-        let out = self.run(script, &vars).await?;
-        if !out.ok() {
-            return Err(CliError::other(
-                format!(
-                    "cannot make the worktree {} on branch {branch}: git said:\n{}",
-                    path.display(),
-                    out.tail(8)
-                ),
-                Some("fix what git names, or pick another --worktree name"),
-            ));
-        }
+        let what = format!("make the worktree {} on branch {branch}", path.display());
+        self.run_ok(
+            script,
+            &vars,
+            &what,
+            "fix what git names, or pick another --worktree name",
+        )
+        .await?;
         let path = path.canonicalize().map_err(|e| {
             CliError::caused(
                 format!("the worktree {} cannot be resolved", path.display()),
@@ -388,17 +403,14 @@ git worktree prune
             ("STOCKADE_PATH", record.path.display().to_string()),
             ("STOCKADE_FORCE", force.to_owned()),
         ];
-        let out = self.run(script, &vars).await?;
-        if !out.ok() {
-            return Err(CliError::other(
-                format!(
-                    "cannot remove the worktree {}: git said:\n{}",
-                    record.path.display(),
-                    out.tail(8)
-                ),
-                None,
-            ));
-        }
+        let what = format!("remove the worktree {}", record.path.display());
+        self.run_ok(
+            script,
+            &vars,
+            &what,
+            "fix what git names, or remove it with --force",
+        )
+        .await?;
         Records::new(self.ctx).forget(record)
     }
 }
