@@ -297,13 +297,6 @@ impl Git<'_> {
         {
             return Ok(record);
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            CliError::caused(
-                format!("cannot create the worktrees directory {}", self.dir.display()),
-                e,
-                Some("set `[sandbox] worktrees_dir` in your global configuration to a writable directory"),
-            )
-        })?;
         let script = r#"set -e
 cd "$STOCKADE_REPO"
 git worktree prune
@@ -415,14 +408,32 @@ git worktree prune
     }
 }
 
-/// The foundation image and engine-side context for git helpers of `project`'s repository.
+/// The foundation image and engine-side context for git helpers of `project`'s repository;
+/// with `create`, the worktrees directory is made. Its path is canonical (git records the
+/// paths it is given, and the helper mounts them where they are).
 pub async fn git<'a>(
     engine: &'a Engine,
     ctx: &'a Context,
     prepared: &crate::launch::Prepared,
+    create: bool,
 ) -> Result<Git<'a>, CliError> {
     let repository = repository(ctx, &prepared.project)?;
-    let dir = worktrees_dir(&prepared.resolved.config, &repository);
+    let mut dir = worktrees_dir(&prepared.resolved.config, &repository);
+    if create {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::caused(
+                format!("cannot create the worktrees directory {}", dir.display()),
+                e,
+                Some(
+                    "make its parent writable, or set `[sandbox] worktrees_dir` in your global \
+                     configuration to a writable directory",
+                ),
+            )
+        })?;
+    }
+    if let Ok(canonical) = dir.canonicalize() {
+        dir = canonical;
+    }
     let image = crate::image::ensure_foundation_only(engine, ctx, prepared).await?;
     Ok(Git {
         engine,

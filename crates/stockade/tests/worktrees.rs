@@ -257,19 +257,24 @@ fn outside_a_git_repository_there_is_no_worktree() {
 #[test]
 fn the_worktrees_dir_comes_from_the_global_config_only() {
     let env = Env::new();
+    // Named through a link: the worktree is made (and found again) at the real path.
     let dir = env.root.join("elsewhere");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(&dir, env.root.join("link")).unwrap();
     let global = std::fs::read_to_string(env.config_dir().join("config.toml")).unwrap();
     env.write_global_config(&format!(
         "{global}\n[sandbox]\nworktrees_dir = \"{}\"\n",
-        dir.display()
+        env.root.join("link").display()
     ));
     repository(&env, &[]);
-    let run = env.run(&["exec", "--worktree", "w", "--", "pwd"]);
-    assert!(run.ok(), "{}", run.stderr());
-    assert_eq!(
-        run.stdout(),
-        format!("{}\n", dir.join("project/w").display())
-    );
+    for _ in 0..2 {
+        let run = env.run(&["exec", "--worktree", "w", "--", "pwd"]);
+        assert!(run.ok(), "{}", run.stderr());
+        assert_eq!(
+            run.stdout(),
+            format!("{}\n", dir.join("project/w").display())
+        );
+    }
     // A project may not move them.
     env.write(
         ".stockade/config.toml",

@@ -74,7 +74,7 @@ async fn enter_worktree(ctx: &Context, name: &str) -> Result<Context, CliError> 
     // The main project is read for the global-only keys (worktrees directory, foundation).
     let prepared = launch::prepare(ctx, Vec::new())?;
     let engine = ctx.connect().await?;
-    let git = worktree::git(&engine, ctx, &prepared).await?;
+    let git = worktree::git(&engine, ctx, &prepared, true).await?;
     let record = git.ensure(name).await?;
     let sub = ctx
         .cwd

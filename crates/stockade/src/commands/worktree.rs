@@ -76,7 +76,7 @@ pub async fn list(ctx: &Context, json: bool) -> Result<u8, CliError> {
         return Ok(0);
     }
     let engine = ctx.connect().await?;
-    let git = worktree::git(&engine, ctx, &prepared).await?;
+    let git = worktree::git(&engine, ctx, &prepared, false).await?;
     let states = git.status(&records).await?;
     let all = sandboxes(&engine, ctx).await?;
     let rows: Vec<Row> = records
@@ -154,7 +154,7 @@ pub async fn rm(ctx: &Context, name: &str, force: bool) -> Result<u8, CliError> 
             )),
         ));
     }
-    let git = worktree::git(&engine, ctx, &prepared).await?;
+    let git = worktree::git(&engine, ctx, &prepared, false).await?;
     if !force
         && let Some(Ok(lines)) = git.status(std::slice::from_ref(&record)).await?.pop()
         && !lines.is_empty()
