@@ -70,11 +70,30 @@ pub fn fingerprint_as(
         let what = if read_at == root {
             concern.what.clone()
         } else {
-            concern.what.replace(&from, &to)
+            replace_path(&concern.what, &from, &to)
         };
         hasher.part(b"concern").part(what.as_bytes());
     }
     Some(hasher.finish())
+}
+
+/// `text` with the path `from` replaced by `to` where it is a whole path or a prefix of one
+/// (followed by `/` or by a character no path name here has), not a prefix of a longer name.
+fn replace_path(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        let whole = after
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The project Dockerfile as a concern, decided from the bytes read (not from the disk again).
@@ -478,6 +497,69 @@ mod tests {
         );
         assert_eq!(concerns_of("", "extends = false\n").len(), 1);
         assert!(concerns_of(global, "extends = true\n").is_empty());
+    }
+
+    #[test]
+    fn a_worktree_fingerprinted_as_its_main_project_matches_while_the_content_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let (main, tree) = (base.join("app"), base.join("app.worktrees/a"));
+        for root in [&main, &tree] {
+            std::fs::create_dir_all(root.join(".stockade")).unwrap();
+            std::fs::write(
+                root.join(".stockade/config.toml"),
+                "[sandbox]\nenv = [\"X\"]\n",
+            )
+            .unwrap();
+        }
+        let concern = |root: &Path| Concern {
+            what: format!(
+                "mounts {}/data at /data (outside the project)",
+                root.display()
+            ),
+            source: None,
+        };
+        let read = |root: &Path| ProjectFiles::read(root, None).unwrap();
+        let approved = fingerprint(&read(&main), &[], &[concern(&main)]).unwrap();
+        let files = read(&tree);
+        let concerns = [concern(&tree)];
+        assert_ne!(fingerprint(&files, &[], &concerns).unwrap(), approved);
+        assert_eq!(
+            fingerprint_as(&files, &[], &concerns, &main).unwrap(),
+            approved
+        );
+        // Changed in the worktree: no longer the approved content.
+        std::fs::write(
+            tree.join(".stockade/config.toml"),
+            "[sandbox]\nenv = [\"Y\"]\n",
+        )
+        .unwrap();
+        let files = read(&tree);
+        assert_ne!(
+            fingerprint_as(&files, &[], &concerns, &main).unwrap(),
+            approved
+        );
+    }
+
+    #[test]
+    fn a_worktree_path_is_replaced_only_as_a_whole_path() {
+        let (from, to) = ("/src/app.worktrees/a", "/src/app");
+        assert_eq!(
+            replace_path("mounts /src/app.worktrees/a/x (outside)", from, to),
+            "mounts /src/app/x (outside)"
+        );
+        assert_eq!(
+            replace_path("in /src/app.worktrees/a", from, to),
+            "in /src/app"
+        );
+        assert_eq!(
+            replace_path(
+                "mounts /src/app.worktrees/ab/x and /src/app.worktrees/a.b",
+                from,
+                to
+            ),
+            "mounts /src/app.worktrees/ab/x and /src/app.worktrees/a.b"
+        );
     }
 
     #[test]
