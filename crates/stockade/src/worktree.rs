@@ -24,6 +24,9 @@ use crate::helper::{self, HelperOutput};
 /// How long one git helper may run (a checkout of a large tree included).
 const GIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The memory one git helper may use.
+const GIT_MEMORY: i64 = 1 << 30;
+
 /// The branch of a worktree stockade makes.
 pub fn branch_of(name: &str) -> String {
     format!("stockade/{name}")
@@ -236,6 +239,8 @@ impl Git<'_> {
         spec.user.gid = user.gid;
         spec.start_as = format!("{}:{}", user.uid, user.gid);
         spec.network = Network::None;
+        // The repository's config is the agent's: an include of /dev/zero must not eat the host.
+        spec.limits.memory = Some(GIT_MEMORY);
         spec.mounts = [&self.repository, &self.dir]
             .into_iter()
             .filter(|p| p.exists())

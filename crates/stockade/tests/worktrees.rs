@@ -422,3 +422,22 @@ fn hostile_repository_runs_nothing_on_the_host() {
         "the fixture is not armed"
     );
 }
+
+/// What git says when it fails in the helper reaches the user (here: the repository's config
+/// includes /dev/zero, which git refuses; the helper is memory-limited either way).
+#[test]
+fn a_git_failure_in_the_helper_says_what_git_said() {
+    let env = Env::new();
+    repository(&env, &[]);
+    let config = env.project.join(".git/config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[include]\n\tpath = /dev/zero\n");
+    std::fs::write(&config, text).unwrap();
+    let run = env.run_limited(
+        &env.project,
+        &["exec", "--worktree", "z", "--", "true"],
+        std::time::Duration::from_secs(120),
+    );
+    run.expect_code(1);
+    snapshot(&env, "git_failed", &run.stderr());
+}
