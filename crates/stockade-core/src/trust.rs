@@ -28,11 +28,29 @@ pub fn fingerprint(
     referenced: &[Referenced],
     concerns: &[Concern],
 ) -> Option<String> {
+    fingerprint_as(files, referenced, concerns, files.dir.root())
+}
+
+/// [`fingerprint`] as if the files were read at `root` instead: the fingerprint a worktree's
+/// `.stockade/` has when its main project at `root` holds the same content (paths under the
+/// worktree, in referenced files and concerns, are taken as the same paths under `root`). A
+/// worktree stockade made shares its main project's approval while the two are equal.
+pub fn fingerprint_as(
+    files: &ProjectFiles,
+    referenced: &[Referenced],
+    concerns: &[Concern],
+    root: &Path,
+) -> Option<String> {
     if files.config.is_none() && files.context.is_none() {
         return None;
     }
+    let read_at = files.dir.root();
+    let as_root = |path: &Path| match path.strip_prefix(read_at) {
+        Ok(rel) if read_at != root => root.join(rel),
+        _ => path.to_path_buf(),
+    };
     let mut hasher = ContentHasher::new("stockade-trust-v2");
-    hasher.part(files.dir.root().as_os_str().as_encoded_bytes());
+    hasher.part(root.as_os_str().as_encoded_bytes());
     match &files.config {
         Some(text) => hasher.part(b"config").part(text.as_bytes()),
         None => hasher.part(b"config absent"),
@@ -44,13 +62,38 @@ pub fn fingerprint(
     for file in referenced {
         hasher
             .part(b"file")
-            .part(file.path.as_os_str().as_encoded_bytes())
+            .part(as_root(&file.path).as_os_str().as_encoded_bytes())
             .part(&file.bytes);
     }
+    let (from, to) = (read_at.display().to_string(), root.display().to_string());
     for concern in concerns {
-        hasher.part(b"concern").part(concern.what.as_bytes());
+        let what = if read_at == root {
+            concern.what.clone()
+        } else {
+            replace_path(&concern.what, &from, &to)
+        };
+        hasher.part(b"concern").part(what.as_bytes());
     }
     Some(hasher.finish())
+}
+
+/// `text` with the path `from` replaced by `to` where it is a whole path or a prefix of one
+/// (followed by `/` or by a character no path name here has), not a prefix of a longer name.
+fn replace_path(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        let whole = after
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The project Dockerfile as a concern, decided from the bytes read (not from the disk again).
@@ -454,6 +497,69 @@ mod tests {
         );
         assert_eq!(concerns_of("", "extends = false\n").len(), 1);
         assert!(concerns_of(global, "extends = true\n").is_empty());
+    }
+
+    #[test]
+    fn a_worktree_fingerprinted_as_its_main_project_matches_while_the_content_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let (main, tree) = (base.join("app"), base.join("app.worktrees/a"));
+        for root in [&main, &tree] {
+            std::fs::create_dir_all(root.join(".stockade")).unwrap();
+            std::fs::write(
+                root.join(".stockade/config.toml"),
+                "[sandbox]\nenv = [\"X\"]\n",
+            )
+            .unwrap();
+        }
+        let concern = |root: &Path| Concern {
+            what: format!(
+                "mounts {}/data at /data (outside the project)",
+                root.display()
+            ),
+            source: None,
+        };
+        let read = |root: &Path| ProjectFiles::read(root, None).unwrap();
+        let approved = fingerprint(&read(&main), &[], &[concern(&main)]).unwrap();
+        let files = read(&tree);
+        let concerns = [concern(&tree)];
+        assert_ne!(fingerprint(&files, &[], &concerns).unwrap(), approved);
+        assert_eq!(
+            fingerprint_as(&files, &[], &concerns, &main).unwrap(),
+            approved
+        );
+        // Changed in the worktree: no longer the approved content.
+        std::fs::write(
+            tree.join(".stockade/config.toml"),
+            "[sandbox]\nenv = [\"Y\"]\n",
+        )
+        .unwrap();
+        let files = read(&tree);
+        assert_ne!(
+            fingerprint_as(&files, &[], &concerns, &main).unwrap(),
+            approved
+        );
+    }
+
+    #[test]
+    fn a_worktree_path_is_replaced_only_as_a_whole_path() {
+        let (from, to) = ("/src/app.worktrees/a", "/src/app");
+        assert_eq!(
+            replace_path("mounts /src/app.worktrees/a/x (outside)", from, to),
+            "mounts /src/app/x (outside)"
+        );
+        assert_eq!(
+            replace_path("in /src/app.worktrees/a", from, to),
+            "in /src/app"
+        );
+        assert_eq!(
+            replace_path(
+                "mounts /src/app.worktrees/ab/x and /src/app.worktrees/a.b",
+                from,
+                to
+            ),
+            "mounts /src/app.worktrees/ab/x and /src/app.worktrees/a.b"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use miette::Diagnostic;
 use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
-use crate::cli::{AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags};
+use crate::cli::{
+    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags, WorktreeAction,
+};
 use crate::commands;
 use crate::context::Context;
 use crate::exit::{self, CliError};
@@ -123,6 +125,10 @@ async fn dispatch(
         Command::Agents(args) => commands::agents::run(&ctx, args.json).await,
         Command::Update(args) => commands::update::run(&ctx, args.agents, args.trust).await,
         Command::Volumes(args) => commands::volumes::run(&ctx, args.json, args.action).await,
+        Command::Worktree(args) => match args.action {
+            WorktreeAction::List { json } => commands::worktree::list(&ctx, json).await,
+            WorktreeAction::Rm { name, force } => commands::worktree::rm(&ctx, &name, force).await,
+        },
         Command::Agent(mut args) => {
             if args.is_empty() {
                 return Err(CliError::other("no agent named", None));
@@ -218,6 +224,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Agents(a) => a.json,
         Command::Volumes(a) => a.json,
         Command::Scan(a) => a.json,
+        Command::Worktree(a) => matches!(a.action, WorktreeAction::List { json: true }),
         Command::Exec(a) => a.json,
         Command::Ps(a) => a.json,
         Command::Config(a) => matches!(a.command, ConfigCommand::Show { json: true, .. }),

@@ -121,10 +121,37 @@ pub enum Command {
     Update(UpdateArgs),
     /// List stockade's volumes (agent tools, project homes), or prune unused ones.
     Volumes(VolumesArgs),
+    /// List or remove the worktrees `--worktree NAME` made for this repository.
+    Worktree(WorktreeArgs),
     /// Run an agent: `stockade claude`, `stockade opencode`, `stockade codex`, `stockade gemini`,
     /// or one described under `[agents.<name>]`. Everything after the name goes to the agent.
     #[command(external_subcommand)]
     Agent(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct WorktreeArgs {
+    #[command(subcommand)]
+    pub action: WorktreeAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorktreeAction {
+    /// The worktrees stockade made for this repository: name, branch, changes, sandboxes, path.
+    List {
+        /// Print as JSON (shape: docs/agents.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a worktree (its branch stays). Refused with uncommitted changes unless --force,
+    /// and while a sandbox runs in it.
+    Rm {
+        /// The worktree's name (as given to --worktree).
+        name: String,
+        /// Remove it even with uncommitted changes (they are lost).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,26 @@ pub async fn run(
     result
 }
 
+/// A helper whose spec the caller made (the git helpers run as the host user, with the
+/// repository mounted): created, run to its end with output collected, removed. `None` when
+/// it did not end within `limit` (it is killed and removed then).
+pub async fn run_spec(
+    engine: &Engine,
+    spec: &SandboxSpec,
+    verbose: bool,
+    limit: std::time::Duration,
+) -> Result<Option<HelperOutput>, CliError> {
+    let id = engine.create_sandbox(spec).await?;
+    let result = tokio::time::timeout(limit, collect(engine, &id, verbose))
+        .await
+        .ok()
+        .transpose();
+    if let Err(e) = engine.remove(&id).await {
+        tracing::debug!("removing helper {}: {e}", spec.name);
+    }
+    result
+}
+
 /// Give a volume's root directory to `uid:gid` without running anything: a container that
 /// mounts it is created, never started, and handed a directory entry through the archive API.
 pub async fn give_volume(

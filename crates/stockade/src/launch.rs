@@ -215,6 +215,11 @@ pub fn concerns(prepared: &Prepared) -> Vec<Concern> {
 
 /// The fingerprint an approval of this launch's files pins (`None`: nothing to approve).
 pub fn fingerprint(prepared: &Prepared, concerns: &[Concern]) -> Option<String> {
+    fingerprint_as(prepared, concerns, &prepared.project.root)
+}
+
+/// [`fingerprint`] as if the project were at `root` (a worktree's, as its main project's).
+pub fn fingerprint_as(prepared: &Prepared, concerns: &[Concern], root: &Path) -> Option<String> {
     // The files the configuration refers to inside the project: the agent can rewrite them.
     let mut inside: Vec<Referenced> = prepared
         .certificates
@@ -229,7 +234,7 @@ pub fn fingerprint(prepared: &Prepared, concerns: &[Concern]) -> Option<String> 
             bytes: context.hash.clone().into_bytes(),
         });
     }
-    trust::fingerprint(&prepared.files, &inside, concerns)
+    trust::fingerprint_as(&prepared.files, &inside, concerns, root)
 }
 
 /// The project configuration's concerns and fingerprint, when it needs an approval it lacks.
@@ -242,6 +247,13 @@ pub fn pending_trust(ctx: &Context, prepared: &Prepared) -> Option<(String, Vec<
     let store = TrustStore::new(&ctx.dirs.state);
     if store.is_trusted(&prepared.project.root, &fingerprint) {
         return None;
+    }
+    // A worktree stockade made shares its main project's approval of the same content.
+    if let Some(record) = crate::worktree::Records::new(ctx).at(&prepared.project.root) {
+        let as_main = fingerprint_as(prepared, &concerns, &record.repository);
+        if as_main.is_some_and(|f| store.is_trusted(&record.repository, &f)) {
+            return None;
+        }
     }
     Some((fingerprint, concerns))
 }

@@ -18,5 +18,6 @@ mod sessions;
 mod tools;
 mod ui;
 mod user_files;
+mod worktree;
 
 pub use app::main;

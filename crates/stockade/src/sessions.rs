@@ -1,12 +1,14 @@
 //! Finding a project's sandboxes on the engine by their labels: the session a name means
 //! (`attach`, `logs`, `exec --in`, `stop`), and every session for `ps`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use stockade_core::labels;
 use stockade_core::names::Namespace;
+use stockade_core::project::Project;
 use stockade_engine::{ContainerSummary, Engine};
 
+use crate::context::Context;
 use crate::exit::CliError;
 
 /// The label filters of stockade's sandboxes in this namespace, of one project or all.
@@ -21,13 +23,38 @@ fn filters(namespace: &Namespace, project: Option<&Path>) -> Vec<String> {
     filters
 }
 
-/// Every sandbox of the project (`None`: of every project), running or not.
+/// Every sandbox of these project roots (`None`: of every project), running or not.
 pub async fn list(
     engine: &Engine,
     namespace: &Namespace,
-    project: Option<&Path>,
+    roots: Option<&[PathBuf]>,
 ) -> Result<Vec<ContainerSummary>, CliError> {
-    Ok(engine.list_containers(&filters(namespace, project)).await?)
+    let project = match roots {
+        Some([root]) => Some(root.as_path()),
+        _ => None,
+    };
+    let mut found = engine.list_containers(&filters(namespace, project)).await?;
+    if let Some(roots) = roots {
+        found.retain(|c| {
+            c.labels
+                .get(labels::PROJECT)
+                .is_some_and(|p| roots.iter().any(|r| Path::new(p) == r))
+        });
+    }
+    Ok(found)
+}
+
+/// The project roots a session name is looked up in, the project's own first: the project and,
+/// in a git repository, its main work tree and the worktrees stockade made for it (their
+/// sandboxes are the repository's: `ps` lists them, `attach` finds them by name).
+pub fn roots(ctx: &Context, project: &Project) -> Vec<PathBuf> {
+    let mut roots = vec![project.root.clone()];
+    for root in crate::worktree::sandbox_roots(ctx, project) {
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    roots
 }
 
 /// The project's sandboxes named `name` (at most one, unless a stopped one awaits removal).
@@ -42,33 +69,41 @@ pub async fn find(
     Ok(engine.list_containers(&filters).await?)
 }
 
-/// The project's sandbox named `name`, or an error that says how to find the right name.
+/// The sandbox named `name` in the first of `roots` that has one (see [`roots`]), or an error
+/// that says how to find the right name.
 pub async fn one(
     engine: &Engine,
     namespace: &Namespace,
-    root: &Path,
+    roots: &[PathBuf],
     name: &str,
 ) -> Result<ContainerSummary, CliError> {
-    let mut found = find(engine, namespace, root, name).await?;
-    // A running one first, should a stopped one of that name wait for its removal.
-    found.sort_by_key(|c| c.state != "running");
-    found.into_iter().next().ok_or_else(|| {
-        CliError::refused(
-            "no-such-session",
-            format!("no sandbox named {name} in {}", root.display()),
-            Some("`stockade ps` lists this project's sandboxes (`--all`: every project's)"),
-        )
-    })
+    for root in roots {
+        let mut found = find(engine, namespace, root, name).await?;
+        // A running one first, should a stopped one of that name wait for its removal.
+        found.sort_by_key(|c| c.state != "running");
+        if let Some(container) = found.into_iter().next() {
+            return Ok(container);
+        }
+    }
+    let root = roots
+        .first()
+        .map(|r| r.display().to_string())
+        .unwrap_or_default();
+    Err(CliError::refused(
+        "no-such-session",
+        format!("no sandbox named {name} in {root}"),
+        Some("`stockade ps` lists this project's sandboxes (`--all`: every project's)"),
+    ))
 }
 
 /// [`one`], which must be running.
 pub async fn running(
     engine: &Engine,
     namespace: &Namespace,
-    root: &Path,
+    roots: &[PathBuf],
     name: &str,
 ) -> Result<ContainerSummary, CliError> {
-    let container = one(engine, namespace, root, name).await?;
+    let container = one(engine, namespace, roots, name).await?;
     if container.state != "running" {
         return Err(CliError::refused(
             "session-not-running",

@@ -103,6 +103,9 @@ pub struct SandboxConfig {
     pub ssh_agent: bool,
     pub docker_socket: bool,
     pub engine_options: Vec<EngineOption>,
+    /// `[sandbox] worktrees_dir` (global only): where `--worktree` makes worktrees, each
+    /// repository's in a directory of its name.
+    pub worktrees_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,6 +143,7 @@ impl Default for Config {
                 ssh_agent: false,
                 docker_socket: false,
                 engine_options: Vec::new(),
+                worktrees_dir: None,
             },
             secrets: SecretsConfig {
                 scan: false,

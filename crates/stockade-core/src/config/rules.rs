@@ -32,17 +32,23 @@ pub const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "STOCKADE_"];
 
 /// The message for a [`Class::GlobalOnly`] key set in a project file.
 pub fn global_only(key: &Key) -> Bad {
+    let (why, instead) = if key.section == "image" {
+        (
+            "it shapes images that every project shares",
+            "; a project names its own image with `[image] base` or .stockade/Dockerfile",
+        )
+    } else {
+        ("it decides where stockade writes outside the project", "")
+    };
     Bad {
         message: format!(
-            "`{}` can only be set in your global configuration: it shapes images that every \
-             project shares",
+            "`{}` can only be set in your global configuration: {why}",
             key.path()
         ),
         label: "global-only key",
         help: Some(format!(
             "move it to your global config file (`stockade config path` shows where) or set \
-             {} for one run; a project names its own image with `[image] base` or \
-             .stockade/Dockerfile",
+             {} for one run{instead}",
             key.env_var()
         )),
     }

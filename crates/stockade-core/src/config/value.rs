@@ -305,13 +305,34 @@ pub fn ca_file(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
 }
 
 pub fn dockerfile_path(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
+    nonempty_path(
+        raw,
+        cx,
+        "`image.base_dockerfile` must be a path to a Dockerfile",
+        None,
+    )
+}
+
+/// A directory path (it may not exist yet); relative paths start at the file's directory.
+pub fn directory_path(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
+    nonempty_path(
+        raw,
+        cx,
+        "expected a path to a directory",
+        Some("name a directory, e.g. \"~/worktrees\""),
+    )
+}
+
+/// A path that is not empty, resolved like every path of the layer.
+fn nonempty_path(
+    raw: &Raw,
+    cx: &ParseContext<'_>,
+    empty: &str,
+    help: Option<&str>,
+) -> Result<Value, Bad> {
     let value = string(raw)?;
     if value.trim().is_empty() {
-        return Err(Bad::new(
-            "`image.base_dockerfile` must be a path to a Dockerfile",
-            "empty path",
-            None,
-        ));
+        return Err(Bad::new(empty, "empty path", help));
     }
     Ok(Value::Path(resolve_path(value, cx.relative_to, cx.home)))
 }

@@ -9,6 +9,8 @@ use stockade_engine::{Attached, Engine, ExecSpec, LogsRequest, OutputChunk};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 
+use stockade_core::labels;
+
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::session::{Output, RawMode, pump_input, pump_output};
@@ -31,7 +33,13 @@ pub async fn attach(ctx: &Context, name: &str) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let detach_keys = ctx.config(&project)?.sandbox.detach_keys;
     let engine = ctx.connect().await?;
-    let container = sessions::running(&engine, &ctx.namespace, &project.root, name).await?;
+    let container = sessions::running(
+        &engine,
+        &ctx.namespace,
+        &sessions::roots(ctx, &project),
+        name,
+    )
+    .await?;
     let id = container.id.as_str();
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
 
@@ -124,7 +132,13 @@ fn last_lines(bytes: &[u8], lines: u64) -> &[u8] {
 pub async fn exec_in(ctx: &Context, name: &str, command: Vec<String>) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let engine = ctx.connect().await?;
-    let container = sessions::running(&engine, &ctx.namespace, &project.root, name).await?;
+    let container = sessions::running(
+        &engine,
+        &ctx.namespace,
+        &sessions::roots(ctx, &project),
+        name,
+    )
+    .await?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let spec = ExecSpec {
         command: std::iter::once(ENTRYPOINT.to_owned())
@@ -132,8 +146,13 @@ pub async fn exec_in(ctx: &Context, name: &str, command: Vec<String>) -> Result<
             .collect(),
         // The host user, also in a sandbox with sudo (which starts as root).
         user: format!("{}:{}", ctx.identity.uid, ctx.identity.gid),
-        // The project is mounted at its own path: where we are, when that is in it.
-        workdir: Some(project.cwd.to_string_lossy().into_owned()),
+        // The project is mounted at its own path: where we are, when that is in the sandbox's
+        // project (a worktree's sandbox joined from the repository starts where it started).
+        workdir: container
+            .labels
+            .get(labels::PROJECT)
+            .filter(|root| ctx.cwd.starts_with(root))
+            .map(|_| ctx.cwd.to_string_lossy().into_owned()),
         tty,
     };
     let (exec_id, Attached { output, input }) = engine.exec(&container.id, &spec).await?;

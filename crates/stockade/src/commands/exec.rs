@@ -16,7 +16,7 @@ use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
-use crate::{agent, extras, session, sessions, user_files};
+use crate::{agent, extras, session, sessions, user_files, worktree};
 
 /// What to run and how.
 pub struct ExecRequest {
@@ -55,13 +55,46 @@ pub async fn run(ctx: &Context, request: ExecRequest) -> Result<u8, CliError> {
 }
 
 /// [`run`], telling what ran: the image, the agent's version, the output when captured.
-pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
+pub async fn launch(ctx: &Context, mut request: ExecRequest) -> Result<Launched, CliError> {
+    // `--worktree NAME`: the worktree is made (or reused), then the launch runs there exactly
+    // as if the user had `cd`'d into it.
+    match request.session.worktree.take() {
+        Some(name) => {
+            let inside = enter_worktree(ctx, &name).await?;
+            launch_here(&inside, request).await
+        }
+        None => launch_here(ctx, request).await,
+    }
+}
+
+/// Make (or reuse) the worktree `name` of the current project's repository; the context of a
+/// launch inside it (the same subdirectory when the worktree has it).
+async fn enter_worktree(ctx: &Context, name: &str) -> Result<Context, CliError> {
+    worktree::validate_name(name)?;
+    // The main project is read for the global-only keys (worktrees directory, foundation).
+    let prepared = launch::prepare(ctx, Vec::new())?;
+    let engine = ctx.connect().await?;
+    let git = worktree::git(&engine, ctx, &prepared, true).await?;
+    let record = git.ensure(name).await?;
+    let sub = ctx
+        .cwd
+        .strip_prefix(&prepared.project.root)
+        .ok()
+        .map(|rel| record.path.join(rel))
+        .filter(|dir| dir.is_dir());
+    Ok(Context {
+        ui: ctx.ui.clone(),
+        dirs: ctx.dirs.clone(),
+        identity: ctx.identity.clone(),
+        namespace: ctx.namespace.clone(),
+        cwd: sub.unwrap_or(record.path),
+    })
+}
+
+/// The launch in the current directory's project.
+async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, CliError> {
     // The engine is reached while the project's files are read and checked; it is used only
     // once they are approved.
-    if request.session.worktree.is_some() {
-        // Being built (issue 11): the worktree is made, then the launch runs there.
-        return Err(CliError::other("--worktree is not available yet", None));
-    }
     let connecting = (!request.dry_run).then(|| ctx.spawn_connect());
     let prepared = launch::prepare(ctx, request.flags)?;
     let project = &prepared.project;
@@ -79,7 +112,14 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     // A detached sandbox always gets a TTY: `attach` joins it as a terminal.
     let tty = detached
         || (!request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
-    let session_name = session_name(&request.session, agent.as_ref(), &command)?;
+    // In a worktree stockade made (by this launch or an earlier one): `ps` shows its branch.
+    let made = worktree::Records::new(ctx).at(&project.root);
+    let session_name = session_name(
+        &request.session,
+        agent.as_ref(),
+        &command,
+        made.as_ref().map(|m| m.name.as_str()),
+    )?;
     let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
         let mut spec = SandboxSpec::new(
             SandboxRequest {
@@ -102,6 +142,12 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
         if let Some(agent) = &agent {
             spec.labels
                 .insert(labels::AGENT.to_owned(), agent.name.clone());
+        }
+        if let Some(made) = &made {
+            spec.labels
+                .insert(labels::WORKTREE.to_owned(), made.name.clone());
+            spec.labels
+                .insert(labels::BRANCH.to_owned(), made.branch.clone());
         }
         Ok(spec)
     };
@@ -208,12 +254,15 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     })
 }
 
-/// The session's name: `--name`; else with `--detach` the agent's name (`shell`, `exec`); else
-/// generated (`claude-3f9a1c`), so two foreground sandboxes of a project never collide.
+/// The session's name: `--name`; else with `--detach` the worktree's name in a worktree
+/// stockade made (so `ps` in the repository tells N agents on N branches apart), or the agent's
+/// name (`shell`, `exec`); else generated (`claude-3f9a1c`), so two foreground sandboxes of a
+/// project never collide.
 fn session_name(
     session: &SessionArgs,
     agent: Option<&Agent>,
     command: &[String],
+    worktree: Option<&str>,
 ) -> Result<SessionName, CliError> {
     if let Some(name) = &session.name {
         return SessionName::new(name).map_err(|e| {
@@ -229,6 +278,9 @@ fn session_name(
         None => "exec",
     };
     if session.detach {
+        if let Some(name) = worktree.and_then(|w| SessionName::new(w).ok()) {
+            return Ok(name);
+        }
         SessionName::new(base)
             .map_err(|e| CliError::other(e.to_string(), Some("name the session with --name")))
     } else {

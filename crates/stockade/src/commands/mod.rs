@@ -15,3 +15,4 @@ pub mod sessions;
 pub mod trust;
 pub mod update;
 pub mod volumes;
+pub mod worktree;

@@ -117,9 +117,9 @@ fn uptime(seconds: u64) -> String {
 /// `stockade ps [--all] [--json]`.
 pub async fn ps(ctx: &Context, all: bool, json: bool) -> Result<u8, CliError> {
     let project = if all { None } else { Some(ctx.project()?) };
+    let roots = project.as_ref().map(|p| sessions::roots(ctx, p));
     let engine = ctx.connect().await?;
-    let root = project.as_ref().map(|p| p.root.as_path());
-    let containers = sessions::list(&engine, &ctx.namespace, root).await?;
+    let containers = sessions::list(&engine, &ctx.namespace, roots.as_deref()).await?;
     let infos =
         futures_util::future::join_all(containers.iter().map(|c| engine.inspect_session(&c.id)))
             .await;
@@ -177,7 +177,8 @@ pub async fn logs(ctx: &Context, name: &str, args: LogsArgs) -> Result<u8, CliEr
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let project = ctx.project()?;
     let engine = ctx.connect().await?;
-    let container = sessions::one(&engine, &ctx.namespace, &project.root, name).await?;
+    let roots = sessions::roots(ctx, &project);
+    let container = sessions::one(&engine, &ctx.namespace, &roots, name).await?;
     let mut stream = engine.logs(
         &container.id,
         &LogsRequest {
@@ -229,13 +230,14 @@ pub async fn stop(
     time: Option<u64>,
 ) -> Result<u8, CliError> {
     let project = ctx.project()?;
+    let roots = sessions::roots(ctx, &project);
     let engine = ctx.connect().await?;
     let targets: Vec<ContainerSummary> = if all {
-        sessions::list(&engine, &ctx.namespace, Some(&project.root)).await?
+        sessions::list(&engine, &ctx.namespace, Some(&roots)).await?
     } else {
         let mut found = Vec::new();
         for name in names {
-            found.push(sessions::one(&engine, &ctx.namespace, &project.root, name).await?);
+            found.push(sessions::one(&engine, &ctx.namespace, &roots, name).await?);
         }
         found
     };

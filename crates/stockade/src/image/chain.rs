@@ -55,6 +55,21 @@ pub async fn ensure_chain(
     ensure_planned(engine, ctx, config, &prepared.project, plan, run, mode).await
 }
 
+/// The foundation alone, current, for helpers that need nothing of a project's images (the git
+/// helpers of worktrees). Its keys are global-only, so no project approval is needed.
+pub async fn ensure_foundation_only(
+    engine: &Engine,
+    ctx: &Context,
+    prepared: &Prepared,
+) -> Result<String, CliError> {
+    let config = &prepared.resolved.config;
+    let plan = FoundationPlan::with_certificates(&config.image, &prepared.certificates);
+    let mut run = ChainRun::prefetch(engine, &[ctx.namespace.foundation_image()]).await?;
+    let result = ensure_foundation(engine, ctx, config, plan, BuildMode::IfStale, &mut run).await;
+    run.remove(engine).await;
+    Ok(result?.tag)
+}
+
 /// The tags of the tiers a project's chain has: foundation, base, and its project image when it
 /// has a Dockerfile (as read).
 pub fn chain_tags(ctx: &Context, prepared: &Prepared) -> Vec<String> {

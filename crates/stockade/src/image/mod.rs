@@ -19,7 +19,7 @@ use crate::exit::CliError;
 use crate::lock::FileLock;
 use crate::ui::seconds;
 
-pub use chain::{chain_image, chain_tags, ensure_chain, ensure_planned};
+pub use chain::{chain_image, chain_tags, ensure_chain, ensure_foundation_only, ensure_planned};
 pub use interrupt::Forwarding;
 pub use plan::{ChainPlan, TierState, TierStatus, chain_status};
 
