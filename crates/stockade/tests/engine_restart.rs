@@ -1,5 +1,6 @@
 //! A sandbox whose engine goes away mid-run is not left behind: the engine removes it (its
-//! auto-remove backstop) when it comes back.
+//! auto-remove backstop) when it comes back. A detached session is state that survives: `ps`
+//! still lists it afterwards (stopped), until `stockade stop` removes it.
 //!
 //! This test restarts dockerd (scripts/restart-engine), stopping every container on the engine:
 //! it runs on its own, holding the engine lock exclusively
@@ -25,6 +26,8 @@ fn a_sandbox_is_removed_when_its_engine_restarts_mid_run() {
     let containers = env.containers();
     assert_eq!(containers.len(), 1, "{containers:?}");
     let container = &containers[0];
+    let detached = env.run(&["exec", "-d", "--name", "kept", "--", "sleep", "300"]);
+    assert!(detached.ok(), "{}", detached.stderr());
     let auto_remove = docker_stdout(&[
         "container",
         "inspect",
@@ -54,6 +57,17 @@ fn a_sandbox_is_removed_when_its_engine_restarts_mid_run() {
         "sandbox {container} left behind: {}",
         docker_stdout(&["ps", "-a", "--filter", &format!("id={container}")])
     );
+    // The detached session is still listed, stopped by the restart; `stop` removes it.
+    let ps = env.run(&["ps", "--json"]);
+    assert!(ps.ok(), "{}", ps.stderr());
+    let rows: serde_json::Value = serde_json::from_str(&ps.stdout()).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["name"], "kept");
+    assert_eq!(rows[0]["status"], "exited");
+    assert_eq!(rows[0]["detached"], true);
+    let stop = env.run(&["stop", "kept"]);
+    assert!(stop.ok(), "{}", stop.stderr());
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
     // And the engine works as before.
     env.run(&["exec", "--", "true"]).expect_code(0);
 }
