@@ -231,19 +231,27 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Attach to stdin, stdout and stderr (before start, so no output is missed).
-    pub async fn attach(&self, id: &str) -> Result<Attached, EngineError> {
+    /// Attach to stdin, stdout and stderr: before start, so no output is missed, or to a
+    /// running sandbox from now on. `detach_keys` (the engine's notation; `None`: its default)
+    /// typed on stdin end the attachment and leave the sandbox running.
+    pub async fn attach(
+        &self,
+        id: &str,
+        detach_keys: Option<&str>,
+    ) -> Result<Attached, EngineError> {
         let operation = format!("POST /containers/{}/attach", short(id));
         debug!(target: "engine", "{operation}");
-        let options = AttachContainerOptionsBuilder::default()
+        let mut options = AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)
             .stderr(true)
-            .stream(true)
-            .build();
+            .stream(true);
+        if let Some(keys) = detach_keys {
+            options = options.detach_keys(keys);
+        }
         let attached = self
             .docker
-            .attach_container(id, Some(options))
+            .attach_container(id, Some(options.build()))
             .await
             .map_err(|e| self.err(&operation, e))?;
         Ok(Attached {

@@ -7,8 +7,7 @@ use std::pin::Pin;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, LogsOptionsBuilder, ResizeExecOptionsBuilder,
-    StopContainerOptionsBuilder,
+    LogsOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 use tracing::debug;
@@ -113,36 +112,6 @@ impl Engine {
             ports,
             exit_code: state.exit_code,
             tty: info.config.and_then(|c| c.tty).unwrap_or(false),
-        })
-    }
-
-    /// Attach to a running sandbox's streams from now on; `detach_keys` (the engine's notation)
-    /// typed on stdin end the attachment and leave it running.
-    pub async fn attach_running(
-        &self,
-        id: &str,
-        detach_keys: &str,
-    ) -> Result<Attached, EngineError> {
-        let operation = format!(
-            "POST /containers/{}/attach detachKeys={detach_keys}",
-            short(id)
-        );
-        debug!(target: "engine", "{operation}");
-        let options = AttachContainerOptionsBuilder::default()
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .stream(true)
-            .detach_keys(detach_keys)
-            .build();
-        let attached = self
-            .docker
-            .attach_container(id, Some(options))
-            .await
-            .map_err(|e| self.err(&operation, e))?;
-        Ok(Attached {
-            output: chunks(self, "attach stream", attached.output),
-            input: attached.input,
         })
     }
 

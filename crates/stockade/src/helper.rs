@@ -161,7 +161,7 @@ pub async fn read_image_files(
 }
 
 async fn collect(engine: &Engine, id: &str, verbose: bool) -> Result<HelperOutput, CliError> {
-    let mut attached = engine.attach(id).await?;
+    let mut attached = engine.attach(id, None).await?;
     engine.start(id).await?;
     // Nothing to say on stdin: close it, so nothing in the helper waits for input.
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut attached.input).await;

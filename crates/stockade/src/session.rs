@@ -120,7 +120,7 @@ async fn drive(
     ui: &Ui,
 ) -> Result<Finished, CliError> {
     let (tty, limit) = (spec.tty, spec.limits.memory);
-    let Attached { output, input } = engine.attach(id).await?;
+    let Attached { output, input } = engine.attach(id, None).await?;
     let raw = if tty { Some(RawMode::enable()?) } else { None };
 
     engine.start(id).await?;

@@ -5,11 +5,12 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use stockade_engine::{Attached, Engine, ExecSpec, LogsRequest, OutputChunk};
+use stockade_engine::{Attached, ContainerSummary, Engine, ExecSpec, LogsRequest, OutputChunk};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 
 use stockade_core::labels;
+use stockade_core::project::Project;
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -32,14 +33,7 @@ const ENTRYPOINT: &str = "/opt/stockade/entrypoint.sh";
 pub async fn attach(ctx: &Context, name: &str) -> Result<u8, CliError> {
     let project = ctx.project()?;
     let detach_keys = ctx.config(&project)?.sandbox.detach_keys;
-    let engine = ctx.connect().await?;
-    let container = sessions::running(
-        &engine,
-        &ctx.namespace,
-        &sessions::roots(ctx, &project),
-        name,
-    )
-    .await?;
+    let (engine, container) = running(ctx, &project, name).await?;
     let id = container.id.as_str();
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
 
@@ -54,7 +48,7 @@ pub async fn attach(ctx: &Context, name: &str) -> Result<u8, CliError> {
     let _ = stdout.flush().await;
 
     let keys = DetachKeys::parse(&detach_keys)?;
-    let Attached { output, input } = engine.attach_running(id, &detach_keys).await?;
+    let Attached { output, input } = engine.attach(id, Some(&detach_keys)).await?;
     let raw = if terminal {
         Some(RawMode::enable()?)
     } else {
@@ -128,17 +122,21 @@ fn last_lines(bytes: &[u8], lines: u64) -> &[u8] {
     bytes
 }
 
+/// The engine and the running sandbox `name` of this project (or its repository's worktrees).
+async fn running(
+    ctx: &Context,
+    project: &Project,
+    name: &str,
+) -> Result<(Engine, ContainerSummary), CliError> {
+    let roots = sessions::roots(ctx, project);
+    let engine = ctx.connect().await?;
+    let container = sessions::running(&engine, &ctx.namespace, &roots, name).await?;
+    Ok((engine, container))
+}
+
 /// `stockade exec --in NAME -- CMD`.
 pub async fn exec_in(ctx: &Context, name: &str, command: Vec<String>) -> Result<u8, CliError> {
-    let project = ctx.project()?;
-    let engine = ctx.connect().await?;
-    let container = sessions::running(
-        &engine,
-        &ctx.namespace,
-        &sessions::roots(ctx, &project),
-        name,
-    )
-    .await?;
+    let (engine, container) = running(ctx, &ctx.project()?, name).await?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let spec = ExecSpec {
         command: std::iter::once(ENTRYPOINT.to_owned())
