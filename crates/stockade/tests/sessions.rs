@@ -371,3 +371,29 @@ fn nix_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").unwrap().uid()
 }
+
+#[test]
+fn an_agent_started_detached_shows_its_version_in_ps() {
+    let env = Env::new();
+    // Flags for an agent go before its name; the session is named after the agent.
+    let run = env.run(&["-d", "opencode", "--version"]);
+    assert!(run.ok(), "{}", run.stderr());
+    assert_eq!(run.stdout(), "opencode\n");
+    let version = env.run(&["run", "opencode", "--", "--version"]);
+    assert!(version.ok(), "{}", version.stderr());
+    let rows = poll(Duration::from_secs(30), || {
+        let rows = ps_json(&env);
+        (rows[0]["status"] == "exited").then_some(rows)
+    })
+    .expect("opencode --version ends");
+    assert_eq!(rows[0]["name"], "opencode");
+    assert_eq!(rows[0]["agent"], "opencode");
+    assert_eq!(rows[0]["agent_version"], version.stdout().trim());
+    assert_eq!(rows[0]["exit_code"], 0);
+    // Its output stays readable until it is stopped.
+    let logs = env.run(&["logs", "opencode"]);
+    assert_eq!(logs.stdout().trim(), version.stdout().trim());
+    let stop = env.run(&["stop", "opencode"]);
+    assert!(stop.ok(), "{}", stop.stderr());
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
