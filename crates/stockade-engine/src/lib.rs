@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod image;
 mod podman;
+mod service;
 mod system;
 mod volume;
 
@@ -21,6 +22,7 @@ pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint}
 pub use error::EngineError;
 pub use image::{ImageInfo, ImageSummary, Removal};
 pub use podman::EngineKind;
+pub use service::ContainerState;
 pub use system::EngineInfo;
 pub use volume::VolumeInfo;
 

@@ -10,6 +10,7 @@ pub mod images;
 pub mod prune;
 pub mod run;
 pub mod scan;
+pub mod serve;
 pub mod trust;
 pub mod update;
 pub mod volumes;
