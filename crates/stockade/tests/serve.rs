@@ -279,3 +279,44 @@ fn serve_names_what_it_serves_and_what_is_missing() {
     "#);
     assert_eq!(status.stderr(), "");
 }
+
+#[test]
+fn serve_beyond_loopback_warns_and_a_service_not_healthy_in_time_shows_its_log() {
+    let env = Env::new().run_as(HostUser::ensure(1241, "stockade-t1241"));
+    // `--timeout 0`: the first answer is already too late, whatever OpenCode does.
+    let run = env.run(&["serve", "opencode", "--host", "0.0.0.0", "--timeout", "0"]);
+    run.expect_code(1);
+    assert_eq!(run.stdout(), "");
+    let container = service_container(&env).expect("the service's container");
+    let port = inspect(
+        &container,
+        "{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{.HostPort}}{{end}}{{end}}",
+    );
+    assert_eq!(
+        docker_stdout(&["port", &container]),
+        format!("{port}/tcp -> 0.0.0.0:{port}")
+    );
+    // Everything but the install's progress (a first install in this namespace) and the log's
+    // own lines, which depend on how far OpenCode got.
+    let stderr: String = run
+        .stderr()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("  | ") && !l.contains("opencode-ai") && !l.contains("Installing")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut settings = snapshot_settings(&env);
+    settings.add_filter(&format!(":{port}"), ":[PORT]");
+    settings.bind(|| {
+        insta::assert_snapshot!(stderr, @r"
+        warning: the service is published on 0.0.0.0, beyond this machine's loopback: anyone who can reach that address gets its login page, and its password is all that guards an API that runs code in the project
+        Waiting for opencode to answer at http://127.0.0.1:[PORT]/
+        the service's log (last 20 lines):
+          x opencode did not answer healthy at http://127.0.0.1:[PORT]/global/health within 0 s
+          help: its log is above (`stockade serve logs` shows all of it); it keeps running and restarting: `stockade serve stop` ends it, `--timeout` waits longer
+        ");
+    });
+    env.run(&["serve", "stop"]).expect_code(0);
+    assert_eq!(service_container(&env), None);
+}

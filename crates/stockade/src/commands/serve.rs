@@ -169,7 +169,8 @@ pub async fn start(ctx: &Context, agent: &str, request: StartRequest) -> Result<
     }
     Err(CliError::other(
         format!(
-            "{agent} did not answer healthy at {url}{HEALTH_PATH} within {} s",
+            "{agent} did not answer healthy at {}{HEALTH_PATH} within {} s",
+            url.trim_end_matches('/'),
             request.timeout.as_secs()
         ),
         Some(
