@@ -110,8 +110,9 @@ pub async fn launch(ctx: &Context, request: ExecRequest) -> Result<Launched, Cli
     };
     let service = request.service;
     let detached = request.session.detach || service.is_some();
-    // A detached sandbox always gets a TTY: `attach` joins it as a terminal.
-    let tty = detached
+    // A detached session always gets a TTY: `attach` joins it as a terminal. A service gets
+    // none: its log keeps stdout and stderr apart, without terminal control sequences.
+    let tty = (detached && service.is_none())
         || (!request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
     let session_name = session_name(&request.session, agent.as_ref(), &command)?;
     let sandbox = |image: String| -> Result<SandboxSpec, CliError> {
