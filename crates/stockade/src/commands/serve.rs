@@ -341,7 +341,12 @@ pub async fn status(ctx: &Context, json: bool) -> Result<u8, CliError> {
         state: state
             .as_ref()
             .map_or_else(|| "absent".to_owned(), |s| s.status.clone()),
-        health: state.as_ref().and_then(|s| s.health.clone()),
+        // Podman 4.3 runs health checks from systemd timers: without systemd its answer stays
+        // `starting`, so there stockade asks the endpoint itself (below).
+        health: state
+            .as_ref()
+            .and_then(|s| s.health.clone())
+            .filter(|_| !engine.is_podman()),
         url: state.as_ref().and_then(published_url),
         restarts: state.as_ref().map_or(0, |s| s.restart_count),
         started_at: state.as_ref().and_then(|s| s.started_at.clone()),
@@ -351,7 +356,7 @@ pub async fn status(ctx: &Context, json: bool) -> Result<u8, CliError> {
         && let Some((ip, port)) = state.as_ref().and_then(published)
         && let Some(password) = password::load(&password_path(ctx, &project))?
     {
-        // No engine health check (Podman without systemd): ask the endpoint.
+        // No engine health check, or Podman's: ask the endpoint.
         let addr = SocketAddr::new(reachable(ip), port);
         let ok = healthy(addr, &password, Duration::from_secs(2)).await;
         status.health = Some(if ok.is_some() { "healthy" } else { "unhealthy" }.to_owned());
