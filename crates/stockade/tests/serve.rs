@@ -227,6 +227,29 @@ fn serve_opencode_is_healthy_behind_a_password_comes_back_when_killed_and_stops(
         "#);
     });
 
+    let status = env.run(&["serve", "status"]);
+    status.expect_code(0);
+    assert_eq!(status.stderr(), "");
+    settings.add_filter(r"restarts: [1-9][0-9]*", "restarts: [N]");
+    settings.bind(|| {
+        insta::assert_snapshot!(status.stdout(), @r"
+        name:     opencode-web
+        state:    running
+        health:   healthy
+        url:      http://127.0.0.1:[PORT]/
+        restarts: [N]
+        ");
+    });
+
+    // Its log: OpenCode's own output (it names its port).
+    let logs = env.run(&["serve", "logs"]);
+    logs.expect_code(0);
+    let both = format!("{}{}", logs.stdout(), logs.stderr());
+    assert!(
+        both.contains(&format!(":{port}")),
+        "OpenCode's output is not in the log:\n{both}"
+    );
+
     // A second start is refused while it runs.
     let again = env.run(&["serve", "opencode"]);
     again.expect_code(1);
@@ -237,7 +260,10 @@ fn serve_opencode_is_healthy_behind_a_password_comes_back_when_killed_and_stops(
     );
 
     // `serve stop` closes the port and removes the container.
-    env.run(&["serve", "stop"]).expect_code(0);
+    let stop = env.run(&["serve", "stop"]);
+    stop.expect_code(0);
+    assert_eq!(stop.stdout(), "");
+    insta::assert_snapshot!(stop.stderr(), @"✓ opencode-web stopped; its state stays in the project's home volume for the next `stockade serve opencode`");
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the port is still open"
