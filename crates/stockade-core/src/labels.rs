@@ -19,6 +19,8 @@ pub const SESSION: &str = "io.stockade.session";
 pub const WORKTREE: &str = "io.stockade.worktree";
 /// On a sandbox in a worktree stockade made: its branch (`stockade/NAME`).
 pub const BRANCH: &str = "io.stockade.branch";
+/// On a service's sandbox (`stockade serve`): what it serves (`opencode`).
+pub const SERVICE: &str = "io.stockade.service";
 
 /// The version of stockade written into labels.
 pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");

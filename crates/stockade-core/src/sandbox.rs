@@ -91,6 +91,43 @@ pub struct SandboxSpec {
     /// `None` for sandboxes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
+    /// What the engine does when the sandbox's command ends: nothing, or start it again (a
+    /// service: also after an engine restart).
+    #[serde(skip_serializing_if = "Restart::is_never")]
+    pub restart: Restart,
+    /// The engine's health check (a service); `None`: the image's own, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+}
+
+/// The engine's restart policy for a sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never restarted (every sandbox but a service).
+    #[default]
+    Never,
+    /// Restarted whenever it ends, and when the engine starts, unless `stockade stop` (the
+    /// engine's stop) ended it.
+    UnlessStopped,
+}
+
+impl Restart {
+    fn is_never(&self) -> bool {
+        *self == Self::Never
+    }
+}
+
+/// An engine health check. Everything here is visible in `docker inspect`: no secret may be in
+/// `test` (a check that needs one reads it from the secrets file inside).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// A shell command line (`CMD-SHELL`): exit 0 healthy, else unhealthy.
+    pub shell: String,
+    pub interval_secs: u64,
+    pub timeout_secs: u64,
+    /// Failures in a row before the sandbox is unhealthy.
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -333,6 +370,8 @@ impl SandboxSpec {
                 .cloned()
                 .collect(),
             entrypoint: None,
+            restart: Restart::Never,
+            health: None,
         }
     }
 
@@ -401,6 +440,8 @@ impl SandboxSpec {
             engine_options: Vec::new(),
             // stockade's own scripts: only the init, not the sandbox entrypoint.
             entrypoint: Some(vec!["/opt/stockade/bin/tini".into(), "--".into()]),
+            restart: Restart::Never,
+            health: None,
         }
     }
 }

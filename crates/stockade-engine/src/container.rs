@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, Mount, MountType,
-    MountVolumeOptions, PortBinding, ResourcesUlimits,
+    ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
+    MountType, MountVolumeOptions, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
@@ -15,7 +16,7 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use stockade_core::config::{EngineOption, Network};
-use stockade_core::sandbox::SandboxSpec;
+use stockade_core::sandbox::{Restart, SandboxSpec};
 use tokio::io::AsyncWrite;
 use tracing::debug;
 
@@ -141,6 +142,14 @@ impl Engine {
             // is left there.
             // A detached sandbox stays until `stockade stop` removes it.
             auto_remove: Some(!spec.detached && !self.is_podman()),
+            // A service comes back when its command dies and when the engine restarts.
+            restart_policy: match spec.restart {
+                Restart::Never => None,
+                Restart::UnlessStopped => Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+            },
             ..Default::default()
         };
         let mut hostname = None;
@@ -218,6 +227,14 @@ impl Engine {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host_config),
+            // API 1.41 has no start interval: readiness is polled by stockade itself.
+            healthcheck: spec.health.as_ref().map(|h| HealthConfig {
+                test: Some(vec!["CMD-SHELL".to_owned(), h.shell.clone()]),
+                interval: Some(seconds_to_nanos(h.interval_secs)),
+                timeout: Some(seconds_to_nanos(h.timeout_secs)),
+                retries: Some(i64::from(h.retries)),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
@@ -451,6 +468,10 @@ impl Engine {
             })
             .collect())
     }
+}
+
+fn seconds_to_nanos(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX)
 }
 
 fn short(id: &str) -> &str {

@@ -22,7 +22,7 @@ pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint}
 pub use error::EngineError;
 pub use image::{ImageInfo, ImageSummary, Removal};
 pub use podman::EngineKind;
-pub use session::{ExecSpec, LogsRequest, SessionInfo};
+pub use session::{ContainerState, ExecSpec, LogsRequest};
 pub use system::EngineInfo;
 pub use volume::VolumeInfo;
 

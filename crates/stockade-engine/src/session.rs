@@ -1,7 +1,6 @@
 //! A running sandbox, joined later: inspect, attach, logs, exec, stop. (Creating and running
 //! one in the foreground is `container.rs`.)
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use bollard::container::LogOutput;
@@ -16,18 +15,23 @@ use crate::connect::Engine;
 use crate::container::{Attached, OutputChunk};
 use crate::error::EngineError;
 
-/// What `ps` and `attach` need to know of a sandbox beyond its listing.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SessionInfo {
+/// A sandbox's state as `GET /containers/{id}/json` reports it: what `ps`, `serve status` and
+/// `attach` need beyond its listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    /// `running`, `restarting`, `exited`…
+    pub status: String,
     pub running: bool,
-    /// RFC 3339, as the engine reports it.
+    /// When its command last started (RFC 3339).
     pub started_at: Option<String>,
-    /// `starting`, `healthy` or `unhealthy`; `None` without a health check.
+    /// `starting`, `healthy` or `unhealthy`; `None` without a health check (or where the engine
+    /// runs none: Podman without systemd).
     pub health: Option<String>,
-    /// Published ports: `container port/proto` → `host ip:port` bindings.
-    pub ports: BTreeMap<String, Vec<String>>,
+    /// How often the engine restarted it (its restart policy).
+    pub restart_count: i64,
+    /// Published ports, sorted: (container port/protocol, host ip, host port).
+    pub ports: Vec<(String, String, String)>,
     pub exit_code: Option<i64>,
-    pub tty: bool,
 }
 
 /// Which part of a sandbox's output `logs` returns.
@@ -71,7 +75,8 @@ pub(crate) fn chunks(
 }
 
 impl Engine {
-    pub async fn inspect_session(&self, id: &str) -> Result<SessionInfo, EngineError> {
+    /// The container's state; `None` when it does not exist.
+    pub async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, EngineError> {
         let info = self
             .call(
                 &format!("GET /containers/{}/json", short(id)),
@@ -80,28 +85,31 @@ impl Engine {
                     None::<bollard::query_parameters::InspectContainerOptions>,
                 ),
             )
-            .await?;
+            .await;
+        let info = match info {
+            Ok(info) => info,
+            Err(EngineError::Api { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let state = info.state.unwrap_or_default();
-        let ports = info
+        let mut ports: Vec<(String, String, String)> = info
             .network_settings
             .and_then(|n| n.ports)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(port, bindings)| {
-                let bindings: Vec<String> = bindings?
-                    .into_iter()
-                    .map(|b| {
-                        format!(
-                            "{}:{}",
-                            b.host_ip.unwrap_or_default(),
-                            b.host_port.unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                (!bindings.is_empty()).then_some((port, bindings))
+            .flat_map(|(port, bindings)| {
+                bindings.unwrap_or_default().into_iter().map(move |b| {
+                    (
+                        port.clone(),
+                        b.host_ip.unwrap_or_default(),
+                        b.host_port.unwrap_or_default(),
+                    )
+                })
             })
             .collect();
-        Ok(SessionInfo {
+        ports.sort();
+        Ok(Some(ContainerState {
+            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
             running: state.running == Some(true),
             started_at: state.started_at,
             health: state
@@ -109,10 +117,10 @@ impl Engine {
                 .and_then(|h| h.status)
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
+            restart_count: info.restart_count.unwrap_or(0),
             ports,
             exit_code: state.exit_code,
-            tty: info.config.and_then(|c| c.tty).unwrap_or(false),
-        })
+        }))
     }
 
     /// A sandbox's output as the engine kept it (json-file), then live with `follow`.

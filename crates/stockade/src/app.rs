@@ -9,7 +9,8 @@ use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
 use crate::cli::{
-    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags, WorktreeAction,
+    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags, ServeAction,
+    WorktreeAction,
 };
 use crate::commands;
 use crate::context::Context;
@@ -129,6 +130,7 @@ async fn dispatch(
             WorktreeAction::List { json } => commands::worktree::list(&ctx, json).await,
             WorktreeAction::Rm { name, force } => commands::worktree::rm(&ctx, &name, force).await,
         },
+        Command::Serve(args) => serve(&ctx, args.action).await,
         Command::Agent(mut args) => {
             if args.is_empty() {
                 return Err(CliError::other("no agent named", None));
@@ -139,6 +141,32 @@ async fn dispatch(
             request.agent = Some(name);
             request.session = agent_launch.session;
             commands::exec::run(&ctx, request).await
+        }
+    }
+}
+
+async fn serve(ctx: &Context, action: ServeAction) -> Result<u8, CliError> {
+    use commands::serve;
+    match action {
+        ServeAction::Opencode(args) => {
+            let request = serve::StartRequest {
+                port: args.port,
+                host: args.host,
+                timeout: std::time::Duration::from_secs(args.timeout),
+                flags: Vec::new(),
+                allow: crate::launch::Allowances {
+                    trust: args.launch.trust,
+                    secrets: args.launch.allow_secrets,
+                },
+            };
+            serve::start(ctx, "opencode", request).await
+        }
+        ServeAction::Url => serve::print_url(ctx).await,
+        ServeAction::Status { json } => serve::status(ctx, json).await,
+        ServeAction::Stop => serve::stop(ctx).await,
+        ServeAction::Logs { follow } => serve::logs(ctx, follow).await,
+        ServeAction::Other(args) => {
+            Err(serve::not_servable(args.first().map_or("", String::as_str)))
         }
     }
 }
@@ -228,6 +256,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Exec(a) => a.json,
         Command::Ps(a) => a.json,
         Command::Config(a) => matches!(a.command, ConfigCommand::Show { json: true, .. }),
+        Command::Serve(a) => matches!(a.action, ServeAction::Status { json: true }),
         _ => false,
     }
 }
@@ -316,6 +345,7 @@ fn exec_request(
         headless: false,
         output: crate::session::Output::PassThrough,
         session: crate::cli::SessionArgs::default(),
+        service: None,
     }
 }
 

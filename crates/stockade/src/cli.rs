@@ -123,6 +123,11 @@ pub enum Command {
     Volumes(VolumesArgs),
     /// List or remove the worktrees `--worktree NAME` made for this repository.
     Worktree(WorktreeArgs),
+    /// Run OpenCode's web server as a long-lived sandbox, always behind a password.
+    #[command(
+        after_help = "Examples:\n  stockade serve opencode\n  stockade serve opencode --port 4096\n  stockade serve url\n  stockade serve stop"
+    )]
+    Serve(ServeArgs),
     /// Run an agent: `stockade claude`, `stockade opencode`, `stockade codex`, `stockade gemini`,
     /// or one described under `[agents.<name>]`. Everything after the name goes to the agent.
     #[command(external_subcommand)]
@@ -184,6 +189,53 @@ pub struct VolumesArgs {
 pub enum VolumesAction {
     /// Remove volumes no container uses: old agent versions, homes of deleted projects.
     Prune,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub action: ServeAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Start `opencode web` in the background; returns once it answers healthy, printing its
+    /// URL.
+    Opencode(ServeStartArgs),
+    /// Print the service's address and login (user and password).
+    Url,
+    /// Report the service's state and health.
+    Status {
+        /// Print as JSON (shape: docs/agents.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the service and remove its container (its state stays in the project's home).
+    Stop,
+    /// Show the service's output.
+    Logs {
+        /// Follow the output until the service stops.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Anything else: not servable.
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeStartArgs {
+    /// The port, inside and on the host (default: a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// The host address to publish on (default 127.0.0.1; anything else warns).
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<std::net::IpAddr>,
+    /// Seconds to wait for the service to answer healthy.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 /// Sandbox settings from the command line: the last configuration layer. The flags are those

@@ -13,6 +13,8 @@ mod image;
 mod inventory;
 mod launch;
 mod lock;
+mod password;
+mod probe;
 mod session;
 mod sessions;
 mod tools;

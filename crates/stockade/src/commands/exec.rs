@@ -5,10 +5,10 @@ use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use stockade_core::agents::Agent;
-use stockade_core::config::FlagValue;
+use stockade_core::config::{FlagValue, PortSetting};
 use stockade_core::labels;
 use stockade_core::names::SessionName;
-use stockade_core::sandbox::{SandboxRequest, SandboxSpec, random_suffix};
+use stockade_core::sandbox::{HealthCheck, Restart, SandboxRequest, SandboxSpec, random_suffix};
 use stockade_engine::{Endpoint, Engine, resolve_endpoint};
 
 use crate::cli::SessionArgs;
@@ -35,6 +35,37 @@ pub struct ExecRequest {
     pub output: session::Output,
     /// The session's name, background, worktree.
     pub session: SessionArgs,
+    /// Run as a long-lived service (`stockade serve`): detached, with these additions.
+    pub service: Option<Service>,
+}
+
+/// What a service adds to a detached sandbox (`stockade serve`).
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Published ports.
+    pub ports: Vec<PortSetting>,
+    /// Handed over like every secret (the secrets file), replacing a value of the same name.
+    pub secrets: Vec<(String, String)>,
+    /// Set in the container's environment (not secret), replacing a value of the same name.
+    pub env: Vec<(String, String)>,
+    pub health: HealthCheck,
+    pub labels: Vec<(String, String)>,
+}
+
+impl Service {
+    /// Make the spec this service's: restarted unless stopped, health-checked, published.
+    fn apply(&self, spec: &mut SandboxSpec) {
+        spec.restart = Restart::UnlessStopped;
+        spec.health = Some(self.health.clone());
+        spec.ports.extend(self.ports.iter().cloned());
+        for (name, _) in self.secrets.iter().chain(&self.env) {
+            spec.env.retain(|(existing, _)| existing != name);
+            spec.secrets.retain(|(existing, _)| existing != name);
+        }
+        spec.secrets.extend(self.secrets.iter().cloned());
+        spec.env.extend(self.env.iter().cloned());
+        spec.labels.extend(self.labels.iter().cloned());
+    }
 }
 
 /// What a launch ran, and how it ended.
@@ -44,6 +75,8 @@ pub struct Launched {
     pub image: String,
     /// The agent's version, when an agent ran.
     pub agent_version: Option<String>,
+    /// The container, when it runs on in the background (detached, a service).
+    pub container: Option<String>,
 }
 
 /// One pipeline that data flows down once: *read* and *resolve* (`launch::prepare`: every
@@ -108,9 +141,11 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         Some(agent) => agent::command_line(agent, request.command),
         None => request.command,
     };
-    let detached = request.session.detach;
-    // A detached sandbox always gets a TTY: `attach` joins it as a terminal.
-    let tty = detached
+    let service = request.service;
+    let detached = request.session.detach || service.is_some();
+    // A detached session always gets a TTY: `attach` joins it as a terminal. A service gets
+    // none: its log keeps stdout and stderr apart, without terminal control sequences.
+    let tty = (detached && service.is_none())
         || (!request.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
     // In a worktree stockade made (by this launch or an earlier one): `ps` shows its branch.
     let made = worktree::Records::new(ctx).at(&project.root);
@@ -149,6 +184,9 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             spec.labels
                 .insert(labels::BRANCH.to_owned(), made.branch.clone());
         }
+        if let Some(service) = &service {
+            service.apply(&mut spec);
+        }
         Ok(spec)
     };
 
@@ -169,6 +207,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             },
             image: spec.image,
             agent_version: None,
+            container: None,
         });
     }
 
@@ -230,13 +269,15 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             .insert(labels::AGENT_VERSION.to_owned(), version.clone());
     }
     if detached {
-        session::start_detached(&engine, &spec).await?;
-        println!("{session_name}");
-        // On stdout the name alone, for scripts; how to reach it on stderr.
-        ctx.ui.info(&format!(
-            "{session_name} runs in the background: `stockade attach {session_name}` joins it, \
-             `stockade stop {session_name}` ends it"
-        ));
+        let id = session::start_detached(&engine, &spec).await?;
+        if service.is_none() {
+            println!("{session_name}");
+            // On stdout the name alone, for scripts; how to reach it on stderr.
+            ctx.ui.info(&format!(
+                "{session_name} runs in the background: `stockade attach {session_name}` joins \
+                 it, `stockade stop {session_name}` ends it"
+            ));
+        }
         return Ok(Launched {
             finished: session::Finished {
                 code: 0,
@@ -244,6 +285,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             },
             image: spec.image,
             agent_version,
+            container: Some(id),
         });
     }
     let finished = session::run(&engine, &spec, request.output, &ctx.ui).await?;
@@ -251,6 +293,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         finished,
         image: spec.image,
         agent_version,
+        container: None,
     })
 }
 

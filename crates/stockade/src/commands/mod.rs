@@ -11,6 +11,7 @@ pub mod images;
 pub mod prune;
 pub mod run;
 pub mod scan;
+pub mod serve;
 pub mod sessions;
 pub mod trust;
 pub mod update;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 use serde::Serialize;
 use stockade_core::labels;
-use stockade_engine::{ContainerSummary, Engine, LogsRequest, OutputChunk, SessionInfo};
+use stockade_engine::{ContainerState, ContainerSummary, Engine, LogsRequest, OutputChunk};
 use tokio::io::AsyncWriteExt;
 
 use crate::context::Context;
@@ -36,7 +36,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(container: ContainerSummary, info: SessionInfo, now: SystemTime) -> Self {
+    fn new(container: ContainerSummary, info: ContainerState, now: SystemTime) -> Self {
         let label = |key: &str| container.labels.get(key).cloned();
         let uptime_seconds = info
             .running
@@ -48,7 +48,7 @@ impl Row {
         let ports = info
             .ports
             .iter()
-            .flat_map(|(port, hosts)| hosts.iter().map(move |host| format!("{host}->{port}")))
+            .map(|(port, ip, host_port)| format!("{ip}:{host_port}->{port}"))
             .collect();
         Self {
             name: label(labels::SESSION).unwrap_or_else(|| container.name.clone()),
@@ -121,16 +121,14 @@ pub async fn ps(ctx: &Context, all: bool, json: bool) -> Result<u8, CliError> {
     let engine = ctx.connect().await?;
     let containers = sessions::list(&engine, &ctx.namespace, roots.as_deref()).await?;
     let infos =
-        futures_util::future::join_all(containers.iter().map(|c| engine.inspect_session(&c.id)))
+        futures_util::future::join_all(containers.iter().map(|c| engine.container_state(&c.id)))
             .await;
     let now = SystemTime::now();
     let mut rows: Vec<Row> = Vec::new();
     for (container, info) in containers.into_iter().zip(infos) {
-        match info {
-            Ok(info) => rows.push(Row::new(container, info, now)),
-            // Removed between the listing and the inspect: it is not there any more.
-            Err(stockade_engine::EngineError::Api { status: 404, .. }) => {}
-            Err(e) => return Err(e.into()),
+        // None: removed between the listing and the inspect; it is not there any more.
+        if let Some(info) = info? {
+            rows.push(Row::new(container, info, now));
         }
     }
     rows.sort_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
