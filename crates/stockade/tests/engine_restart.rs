@@ -1,6 +1,7 @@
 //! A sandbox whose engine goes away mid-run is not left behind: the engine removes it (its
 //! auto-remove backstop) when it comes back. A detached session is state that survives: `ps`
-//! still lists it afterwards (stopped), until `stockade stop` removes it.
+//! still lists it afterwards (stopped), until `stockade stop` removes it. A service comes back
+//! running (its restart policy).
 //!
 //! This test restarts dockerd (scripts/restart-engine), stopping every container on the engine:
 //! it runs on its own, holding the engine lock exclusively
@@ -28,6 +29,8 @@ fn a_sandbox_is_removed_when_its_engine_restarts_mid_run() {
     let container = &containers[0];
     let detached = env.run(&["exec", "-d", "--name", "kept", "--", "sleep", "300"]);
     assert!(detached.ok(), "{}", detached.stderr());
+    let service = env.run(&["serve", "opencode"]);
+    assert!(service.ok(), "{}", service.stderr());
     let auto_remove = docker_stdout(&[
         "container",
         "inspect",
@@ -57,15 +60,22 @@ fn a_sandbox_is_removed_when_its_engine_restarts_mid_run() {
         "sandbox {container} left behind: {}",
         docker_stdout(&["ps", "-a", "--filter", &format!("id={container}")])
     );
-    // The detached session is still listed, stopped by the restart; `stop` removes it.
-    let ps = env.run(&["ps", "--json"]);
-    assert!(ps.ok(), "{}", ps.stderr());
-    let rows: serde_json::Value = serde_json::from_str(&ps.stdout()).unwrap();
-    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    // The detached session is still listed, stopped by the restart; the service runs again
+    // and becomes healthy; `stop` removes both.
+    let rows = poll(Duration::from_secs(120), || {
+        let ps = env.run(&["ps", "--json"]);
+        assert!(ps.ok(), "{}", ps.stderr());
+        let rows: serde_json::Value = serde_json::from_str(&ps.stdout()).unwrap();
+        (rows[1]["health"] == "healthy").then_some(rows)
+    })
+    .expect("the service came back healthy after the restart");
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
     assert_eq!(rows[0]["name"], "kept");
     assert_eq!(rows[0]["status"], "exited");
     assert_eq!(rows[0]["detached"], true);
-    let stop = env.run(&["stop", "kept"]);
+    assert_eq!(rows[1]["name"], "opencode-web");
+    assert_eq!(rows[1]["status"], "running");
+    let stop = env.run(&["stop", "--all"]);
     assert!(stop.ok(), "{}", stop.stderr());
     assert!(env.containers().is_empty(), "{:?}", env.containers());
     // And the engine works as before.
