@@ -108,6 +108,59 @@ fn opencode_installs_once_into_a_tools_volume_and_runs() {
     );
 }
 
+/// Tools volumes are shared by everyone using the engine while stockade's install lock is per
+/// user: two users' first runs of one agent at the same time install it once (the second waits
+/// on the volume's own lock and finds the install complete) and both run it.
+#[test]
+fn two_users_first_runs_of_an_agent_at_once_share_one_install() {
+    let (first, second) = (Env::new(), Env::new());
+    let agent = format!("race{}", std::process::id());
+    let config = format!(
+        "{}\n[agents.{agent}]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"1.6.0\"\n",
+        common::default_config(&common::base_image())
+    );
+    first.write_global_config(&config);
+    second.write_global_config(&config);
+    let spawn = |env: &Env| {
+        env.command(&["-q", &agent, "moo"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The second starts while the first one's install runs (its npm is writing the volume).
+    let a = spawn(&first);
+    let installing = poll(Duration::from_secs(60), || {
+        let helpers = docker_stdout(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=io.stockade.kind=helper",
+            "--filter",
+            &format!("label=io.stockade.namespace={}", first.namespace),
+            "--filter",
+            &format!("volume={}-stockade-tools-{agent}-1.6.0", first.namespace),
+        ]);
+        (!helpers.trim().is_empty()).then_some(())
+    });
+    assert!(installing.is_some(), "the first install never started");
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = spawn(&second);
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let volume = tools_volumes(&first, &agent);
+    let _ = docker(&["volume", "rm", "-f", &volume.join(" ")]);
+    for out in outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("< moo >"));
+    }
+    assert_eq!(volume.len(), 1, "{volume:?}");
+}
+
 #[test]
 fn codex_installs_and_runs() {
     let env = Env::new();

@@ -9,6 +9,10 @@ pub const TOOLS_ROOT: &str = "/opt/stockade/agents";
 
 /// Written last by a successful install; an install without it is incomplete.
 pub const COMPLETE_MARKER: &str = ".stockade-complete";
+/// Held (flock) by an install for its whole run: tools volumes are shared by everyone using the
+/// engine, and stockade's own lock is per user, so two users' first runs of an agent would
+/// otherwise install into one volume at once (the second deleting what the first wrote).
+pub const INSTALL_LOCK: &str = ".stockade-install.lock";
 
 pub fn mount_path(agent: &str) -> String {
     format!("{TOOLS_ROOT}/{agent}")
@@ -26,9 +30,13 @@ pub const DEBUG_LOG_MARKER: &str = "--- stockade: npm debug log ---";
 pub fn install_script(agent: &Agent, version: &str) -> String {
     let prefix = mount_path(&agent.name);
     let command = quote(&agent.command);
+    // One install at a time per volume (where the image has flock: util-linux's or busybox's);
+    // one that waited finds the other's complete install and is done.
     let mut script = format!(
         "set -eu\nprefix={}\ncd /tmp\n\
-         find \"$prefix\" -mindepth 1 -delete 2>/dev/null || true\n",
+         if command -v flock >/dev/null 2>&1; then exec 9>\"$prefix/{INSTALL_LOCK}\"; flock 9; fi\n\
+         [ -f \"$prefix/{COMPLETE_MARKER}\" ] && exit 0\n\
+         find \"$prefix\" -mindepth 1 ! -name {INSTALL_LOCK} -delete 2>/dev/null || true\n",
         quote(&prefix)
     );
     match agent.install {
@@ -148,6 +156,11 @@ mod tests {
         assert!(script.contains("npm_install 'opencode-ai@1.18.33'"));
         assert!(script.contains("prefix='/opt/stockade/agents/opencode'"));
         assert!(script.ends_with(&format!("echo '1.18.33' >\"$prefix/{COMPLETE_MARKER}\"\n")));
+        // The lock is taken before anything is deleted, and the lock file is not deleted.
+        let lock = script.find("flock 9").unwrap();
+        let delete = script.find("-delete").unwrap();
+        assert!(lock < delete);
+        assert!(script.contains(&format!("! -name {INSTALL_LOCK} -delete")));
     }
 
     #[test]
