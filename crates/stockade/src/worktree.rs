@@ -191,6 +191,27 @@ pub fn sandbox_roots(ctx: &Context, project: &Project) -> Vec<PathBuf> {
     roots
 }
 
+/// `<worktrees dir>/NAME` must be a directory of its own, never a link: the worktrees directory
+/// is writable by what git runs in its helper (the repository's hooks), and a link there would
+/// move the next `--worktree NAME` launch into whatever directory it names.
+fn refuse_link(path: &Path) -> Result<(), CliError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(link_refused(path)),
+        _ => Ok(()),
+    }
+}
+
+fn link_refused(path: &Path) -> CliError {
+    CliError::refused(
+        "worktree-link",
+        format!(
+            "refusing the worktree {}: it is not a directory of its own (a symbolic link or a file)",
+            path.display()
+        ),
+        Some("remove it (something wrote it there), then run again: stockade makes the worktree"),
+    )
+}
+
 /// Where a repository's worktrees go: `[sandbox] worktrees_dir` (global only), else
 /// `<parent>/<repository name>.worktrees`.
 pub fn worktrees_dir(config: &Config, repository: &Path) -> PathBuf {
@@ -295,6 +316,7 @@ impl Git<'_> {
             path: path.clone(),
             repository: self.repository.clone(),
         };
+        refuse_link(&path)?;
         // Made before: reused without asking git (its `.git` link is checked at launch).
         if records.at(&path).as_ref() == Some(&record)
             && std::fs::symlink_metadata(path.join(".git")).is_ok_and(|m| m.is_file())
@@ -325,13 +347,17 @@ fi
             "fix what git names, or pick another --worktree name",
         )
         .await?;
-        let path = path.canonicalize().map_err(|e| {
-            CliError::caused(
-                format!("the worktree {} cannot be resolved", path.display()),
-                e,
-                None,
-            )
-        })?;
+        // The hooks git ran in the helper could write in the worktrees directory.
+        refuse_link(&path)?;
+        let resolve = |p: &Path| {
+            p.canonicalize().map_err(|e| {
+                CliError::caused(format!("{} cannot be resolved", p.display()), e, None)
+            })
+        };
+        let path = resolve(&path)?;
+        if path != resolve(&self.dir)?.join(name) {
+            return Err(link_refused(&path));
+        }
         let record = Record { path, ..record };
         records.save(&record)?;
         Ok(record)

@@ -462,3 +462,33 @@ fn a_git_failure_in_the_helper_says_what_git_said() {
     run.expect_code(1);
     snapshot(&env, "git_failed", &run.stderr());
 }
+
+/// What git runs in its helper (the repository's hooks) can write in the worktrees directory: a
+/// link put in place of a worktree never moves a launch into the directory it names.
+#[test]
+fn a_link_in_place_of_a_worktree_is_refused() {
+    let env = Env::new();
+    repository(&env, &[]);
+    let run = env.run(&["exec", "--worktree", "a", "--", "true"]);
+    assert!(run.ok(), "{}", run.stderr());
+    // Elsewhere on the host: a directory that looks like a worktree.
+    let victim = env.root.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join(".git"), "gitdir: /nowhere\n").unwrap();
+    let path = worktree(&env, "a");
+    std::fs::remove_dir_all(&path).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let run = env.run(&["exec", "--worktree", "a", "--", "true"]);
+    run.expect_code(1);
+    snapshot(&env, "link_refused", &run.stderr());
+    // A new name whose place holds a link.
+    std::os::unix::fs::symlink(&victim, worktree(&env, "b")).unwrap();
+    let run = env.run(&["exec", "--worktree", "b", "--", "true"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("is not a directory of its own"),
+        "{}",
+        run.stderr()
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
