@@ -215,19 +215,17 @@ fn link_refused(path: &Path) -> CliError {
 /// Where a repository's worktrees go: `[sandbox] worktrees_dir` (global only), else
 /// `<parent>/<repository name>.worktrees`.
 pub fn worktrees_dir(config: &Config, repository: &Path) -> PathBuf {
-    if let Some(dir) = &config.sandbox.worktrees_dir {
-        let name = repository
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".to_owned());
-        return dir.join(name);
-    }
-    let parent = repository.parent().unwrap_or(repository);
     let name = repository
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "root".to_owned());
-    parent.join(format!("{name}.worktrees"))
+    match &config.sandbox.worktrees_dir {
+        Some(dir) => dir.join(name),
+        None => repository
+            .parent()
+            .unwrap_or(repository)
+            .join(format!("{name}.worktrees")),
+    }
 }
 
 /// The git helpers' context: the engine, the foundation image and the paths they may touch.

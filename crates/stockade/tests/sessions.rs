@@ -197,11 +197,42 @@ fn a_detached_sandbox_end_to_end() {
             ");
     });
 
-    // Stopped: removed, and `ps` says there is nothing.
+    // Only what came after a time; and followed live until the sandbox ends.
+    let later = env.run(&["logs", "web", "--since", "2099-01-01T00:00:00Z"]);
+    assert!(later.ok(), "{}", later.stderr());
+    assert_eq!(later.stdout(), "");
+    let recent = env.run(&["logs", "web", "--since", "1h"]);
+    assert!(
+        recent.stdout().starts_with("started\r\n"),
+        "{:?}",
+        recent.stdout()
+    );
+    let mut follow = env
+        .command(&["logs", "web", "-f", "--tail", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut followed = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut followed, &mut line).unwrap();
+        lines.push(line);
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("tick-") && l.ends_with("\r\n")),
+        "{lines:?}"
+    );
+
+    // Stopped: removed, and `ps` says there is nothing; the followed log ends with it.
     let stop = env.run(&["stop", "web", "--time", "1"]);
     assert!(stop.ok(), "{}", stop.stderr());
     assert_eq!(stop.stdout(), "web\n");
     assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(follow.wait().unwrap().success());
     let ps = env.run(&["ps"]);
     settings.bind(|| {
         insta::assert_snapshot!(format!("{}{}", ps.stdout(), ps.stderr()), @"no sandboxes in [ROOT]/project");
