@@ -860,6 +860,19 @@ fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
         &["true"],
     );
     let foreign = create(&format!("{ns}-other"), "someone-else", &[], &["true"]);
+    // A finished detached session of a project directory that is gone: `stop` cannot reach it.
+    let orphan_project = format!("io.stockade.project={}", env.root.join("gone").display());
+    let orphan = create(
+        &format!("{ns}-stockade-orphan"),
+        &ns,
+        &[
+            "--label",
+            "io.stockade.keep=true",
+            "--label",
+            &orphan_project,
+        ],
+        &["true"],
+    );
     let running = create(
         &format!("{ns}-stockade-running"),
         &ns,
@@ -872,7 +885,9 @@ fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
             .to_owned()
     };
     common::poll(std::time::Duration::from_secs(10), || {
-        (exited(&left) == "exited" && exited(&kept) == "exited" && exited(&foreign) == "exited")
+        [&left, &kept, &foreign, &orphan]
+            .iter()
+            .all(|id| exited(id) == "exited")
             .then_some(())
     })
     .expect("the short containers exit");
@@ -880,9 +895,15 @@ fn prune_removes_stopped_sandboxes_but_not_kept_running_or_foreign_ones() {
     let transcript = prune_transcript(&env);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&common::regex_escape(&ns), "[NS]");
+    settings.add_filter(
+        &common::regex_escape(&env.root.display().to_string()),
+        "[ROOT]",
+    );
     settings.bind(|| insta::assert_snapshot!(transcript));
 
-    assert!(!docker(&["container", "inspect", &left]).status.success());
+    for id in [&left, &orphan] {
+        assert!(!docker(&["container", "inspect", id]).status.success());
+    }
     for id in [&kept, &foreign, &running] {
         assert!(docker(&["container", "inspect", id]).status.success());
     }

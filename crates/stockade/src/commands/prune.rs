@@ -37,15 +37,20 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         return Ok(0);
     }
     for container in &stopped {
+        let kind = container
+            .labels
+            .get(labels::KIND)
+            .map_or("container", String::as_str);
+        let why = match container.labels.get(labels::PROJECT) {
+            Some(root) if container.labels.contains_key(labels::KEEP) => {
+                format!("a detached {kind} of {root}, which is gone")
+            }
+            _ => format!("a {kind} that {} and was never removed", container.state),
+        };
         println!(
-            "{} container {} — a {} that {} and was never removed",
+            "{} container {} — {why}",
             if dry_run { "would remove" } else { "remove" },
             container.name,
-            container
-                .labels
-                .get(labels::KIND)
-                .map_or("container", String::as_str),
-            container.state
         );
     }
     let container_count = stopped.len();
@@ -135,7 +140,9 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
 
 /// This namespace's stockade containers that have stopped (exited, dead) and are not meant to
 /// stay (`io.stockade.keep`): a live sandbox removes its container when it ends, so one that is
-/// left was abandoned (the engine went away mid-run, or stockade was killed).
+/// left was abandoned (the engine went away mid-run, or stockade was killed). A kept one (a
+/// finished detached session) goes too once its project directory is gone: `stockade stop`,
+/// which is run in the project, can no longer reach it.
 async fn stopped_containers(
     engine: &Engine,
     ctx: &Context,
@@ -146,7 +153,12 @@ async fn stopped_containers(
         .await?
         .into_iter()
         .filter(|c| matches!(c.state.as_str(), "exited" | "dead"))
-        .filter(|c| !c.labels.contains_key(labels::KEEP))
+        .filter(|c| {
+            !c.labels.contains_key(labels::KEEP)
+                || c.labels
+                    .get(labels::PROJECT)
+                    .is_some_and(|root| !std::path::Path::new(root).is_dir())
+        })
         .collect();
     stopped.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(stopped)
