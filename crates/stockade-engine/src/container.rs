@@ -328,18 +328,24 @@ impl Engine {
         }
     }
 
+    /// `GET /containers/{id}/json`.
+    pub(crate) async fn inspect_container(
+        &self,
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.call(
+            &format!("GET /containers/{}/json", short(id)),
+            self.docker.inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            ),
+        )
+        .await
+    }
+
     /// Whether the kernel's OOM killer ended the container (its memory limit was hit).
     pub async fn oom_killed(&self, id: &str) -> Result<bool, EngineError> {
-        let info = self
-            .call(
-                &format!("GET /containers/{}/json", short(id)),
-                self.docker.inspect_container(
-                    id,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                ),
-            )
-            .await;
-        match info {
+        match self.inspect_container(id).await {
             Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true) => Ok(true),
             // Not marked (yet): the engine may handle the kernel's OOM notice after the exit,
             // and an auto-removed container cannot be asked at all; its `oom` event, in the log
@@ -474,6 +480,7 @@ fn seconds_to_nanos(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX)
 }
 
-fn short(id: &str) -> &str {
+/// A container or exec ID as the engine's CLI shows it (12 characters), for log lines.
+pub(crate) fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }

@@ -12,7 +12,7 @@ use futures_util::{Stream, StreamExt};
 use tracing::debug;
 
 use crate::connect::Engine;
-use crate::container::{Attached, OutputChunk};
+use crate::container::{Attached, OutputChunk, short};
 use crate::error::EngineError;
 
 /// A sandbox's state as `GET /containers/{id}/json` reports it: what `ps`, `serve status` and
@@ -77,16 +77,7 @@ pub(crate) fn chunks(
 impl Engine {
     /// The container's state; `None` when it does not exist.
     pub async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, EngineError> {
-        let info = self
-            .call(
-                &format!("GET /containers/{}/json", short(id)),
-                self.docker.inspect_container(
-                    id,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                ),
-            )
-            .await;
-        let info = match info {
+        let info = match self.inspect_container(id).await {
             Ok(info) => info,
             Err(EngineError::Api { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -245,8 +236,4 @@ impl Engine {
         // 304: not running; 404: gone.
         EngineError::tolerate(result, &[304, 404]).map(|_| ())
     }
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
