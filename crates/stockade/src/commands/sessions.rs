@@ -259,12 +259,29 @@ pub async fn stop(
     Ok(0)
 }
 
+/// How long a stopped foreground sandbox is left to the stockade that runs it, which reads its
+/// exit code and removes it.
+const OWNER_GRACE: Duration = Duration::from_secs(5);
+
+/// Stop one sandbox and remove it. A foreground one belongs to the stockade process running it:
+/// removing it under that process would take its exit code (Podman 4.3 then answers the wait
+/// with 0), so it is removed here only if it is still there after [`OWNER_GRACE`] (its stockade
+/// is gone). A detached one is removed at once.
 async fn stop_one(
     engine: &Engine,
     container: &ContainerSummary,
     time: Option<u64>,
 ) -> Result<(), CliError> {
     engine.stop(&container.id, time).await?;
+    if !container.labels.contains_key(labels::KEEP) {
+        let deadline = tokio::time::Instant::now() + OWNER_GRACE;
+        while tokio::time::Instant::now() < deadline {
+            if engine.container_state(&container.id).await?.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     engine.remove(&container.id).await?;
     Ok(())
 }
