@@ -80,6 +80,12 @@ impl Engine {
         let info = match self.inspect_container(id).await {
             Ok(info) => info,
             Err(EngineError::Api { status: 404, .. }) => return Ok(None),
+            // Podman 4.3 answers 500 for a container removed while it is asked about.
+            Err(EngineError::Api { message, .. })
+                if self.is_podman() && message.contains("no such container") =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let state = info.state.unwrap_or_default();
