@@ -35,11 +35,7 @@ pub async fn list(
     };
     let mut found = engine.list_containers(&filters(namespace, project)).await?;
     if let Some(roots) = roots {
-        found.retain(|c| {
-            c.labels
-                .get(labels::PROJECT)
-                .is_some_and(|p| roots.iter().any(|r| Path::new(p) == r))
-        });
+        found.retain(|c| roots.iter().any(|r| in_root(c, r)));
     }
     Ok(found)
 }
@@ -70,20 +66,28 @@ pub async fn find(
 }
 
 /// The sandbox named `name` in the first of `roots` that has one (see [`roots`]), or an error
-/// that says how to find the right name.
+/// that says how to find the right name. One listing, whatever the number of roots.
 pub async fn one(
     engine: &Engine,
     namespace: &Namespace,
     roots: &[PathBuf],
     name: &str,
 ) -> Result<ContainerSummary, CliError> {
-    for root in roots {
-        let mut found = find(engine, namespace, root, name).await?;
-        // A running one first, should a stopped one of that name wait for its removal.
-        found.sort_by_key(|c| c.state != "running");
-        if let Some(container) = found.into_iter().next() {
-            return Ok(container);
-        }
+    let mut filters = filters(namespace, None);
+    filters.push(format!("{}={name}", labels::SESSION));
+    let found = engine.list_containers(&filters).await?;
+    // The first root with one; there a running one first, should a stopped one of that name
+    // wait for its removal.
+    let rank = |c: &ContainerSummary| {
+        let root = roots.iter().position(|r| in_root(c, r))?;
+        Some((root, c.state != "running"))
+    };
+    let best = found
+        .into_iter()
+        .filter_map(|c| rank(&c).map(|key| (key, c)))
+        .min_by_key(|(key, _)| *key);
+    if let Some((_, container)) = best {
+        return Ok(container);
     }
     let root = roots
         .first()
@@ -94,6 +98,14 @@ pub async fn one(
         format!("no sandbox named {name} in {root}"),
         Some("`stockade ps` lists this project's sandboxes (`--all`: every project's)"),
     ))
+}
+
+/// Whether a sandbox belongs to the project at `root`.
+fn in_root(container: &ContainerSummary, root: &Path) -> bool {
+    container
+        .labels
+        .get(labels::PROJECT)
+        .is_some_and(|p| Path::new(p) == root)
 }
 
 /// [`one`], which must be running.
