@@ -7,6 +7,7 @@ pub mod chain;
 pub mod config;
 pub mod context;
 pub mod dirs;
+pub mod egress;
 pub mod foundation;
 pub mod fsread;
 pub mod handover;

@@ -78,6 +78,8 @@ pub struct Agent {
     pub login_files: Vec<String>,
     /// `share_config = true` (global only): the host's config dirs and files are mounted.
     pub share_config: bool,
+    /// The agent's API and login endpoints (`[network] presets = ["agent"]`), as allow entries.
+    pub egress: Vec<String>,
 }
 
 impl Agent {
@@ -181,6 +183,7 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
         env: merged.env.unwrap_or_default(),
         login_files: merged.login_files.unwrap_or_default(),
         share_config: merged.share_config.unwrap_or(false),
+        egress: Vec::new(),
     })
 }
 

@@ -30,7 +30,7 @@ pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
-    EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home, resolve_path,
+    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home, resolve_path,
 };
 
 use std::path::{Path, PathBuf};
@@ -51,6 +51,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub sandbox: SandboxConfig,
     pub secrets: SecretsConfig,
+    pub network: NetworkConfig,
     /// `[agents.<name>]`: custom agents and overrides of built-in ones, merged field by field.
     pub agents: std::collections::BTreeMap<String, AgentConfig>,
     pub tools: ToolsConfig,
@@ -108,6 +109,20 @@ pub struct SandboxConfig {
     pub worktrees_dir: Option<PathBuf>,
 }
 
+/// `[network]`: what a sandbox may reach outside (see `crate::egress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkConfig {
+    /// The mode, with `[sandbox] network` (its alias) applied.
+    pub egress: Egress,
+    /// `allow` entries in merge order, `!entry` removals included (`crate::egress::policy`
+    /// applies them).
+    pub allow: Vec<String>,
+    /// `presets` in merge order after the default ones, `!name` removals included.
+    pub presets: Vec<String>,
+    /// `allow_private` (global only): names admitted although they resolve to private addresses.
+    pub allow_private: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretsConfig {
     pub scan: bool,
@@ -148,6 +163,12 @@ impl Default for Config {
             secrets: SecretsConfig {
                 scan: false,
                 allowlist: Vec::new(),
+            },
+            network: NetworkConfig {
+                egress: Egress::Allowlist,
+                allow: Vec::new(),
+                presets: Vec::new(),
+                allow_private: Vec::new(),
             },
             agents: std::collections::BTreeMap::new(),
             tools: ToolsConfig::default(),

@@ -128,6 +128,29 @@ impl Network {
     }
 }
 
+/// `[network] egress`: what a sandbox may reach outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    /// Only the allowed hosts, through stockade's gateway (the default).
+    #[default]
+    Allowlist,
+    /// Anywhere (the engine's default bridge network).
+    Open,
+    /// No network at all.
+    None,
+}
+
+impl Egress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowlist => "allowlist",
+            Self::Open => "open",
+            Self::None => "none",
+        }
+    }
+}
+
 /// One extra bind mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MountSetting {
