@@ -45,7 +45,11 @@ pub fn parse_rule(entry: &str) -> Result<Rule, String> {
         None => vec![443, 80],
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => vec![p],
-            _ => return Err(format!("{entry:?}: the port {p:?} is not a number from 1 to 65535")),
+            _ => {
+                return Err(format!(
+                    "{entry:?}: the port {p:?} is not a number from 1 to 65535"
+                ));
+            }
         },
     };
     if host.parse::<std::net::IpAddr>().is_ok() {
@@ -60,7 +64,8 @@ pub fn parse_rule(entry: &str) -> Result<Rule, String> {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
         return Err(format!(

@@ -78,3 +78,10 @@ mod tests {
         );
     }
 }
+
+/// On a sandbox behind the egress gateway: the ports its forwarder publishes (`ps` shows them).
+pub const PORTS: &str = "io.stockade.ports";
+/// On a forwarder: the sandbox whose ports it publishes.
+pub const FORWARDS: &str = "io.stockade.forwards";
+/// On a forwarder: the project network it reaches its sandbox on.
+pub const EGRESS_NETWORK: &str = "io.stockade.egress-network";

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{Config, EngineOption, Network, PortSetting};
+use crate::config::{Config, Egress, EngineOption, PortSetting};
 use crate::foundation::PROXY_VARS;
 use crate::identity::Identity;
 use crate::labels;
@@ -78,8 +78,14 @@ pub struct SandboxSpec {
     pub stop_timeout: u64,
     pub security: Security,
     pub limits: Limits,
-    /// `bridge` or `none`.
-    pub network: Network,
+    /// Where the sandbox's network traffic goes.
+    pub network: NetworkMode,
+    /// The egress policy behind the gateway (`egress = "allowlist"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<crate::egress::Policy>,
+    /// Namespaced kernel settings (`net.ipv6.conf.all.disable_ipv6` behind the gateway).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
     pub ports: Vec<PortSetting>,
     /// tmpfs mounts: path → mount options.
     pub tmpfs: BTreeMap<PathBuf, String>,
@@ -98,6 +104,31 @@ pub struct SandboxSpec {
     /// The engine's health check (a service); `None`: the image's own, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+}
+
+/// A sandbox's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// The engine's default bridge: anywhere (`egress = "open"`).
+    Bridge,
+    /// No network at all (`egress = "none"`).
+    None,
+    /// An internal network whose only way out is stockade's gateway (`egress = "allowlist"`).
+    Internal(String),
+}
+
+impl NetworkMode {
+    /// The mode a configuration asks for. `allowlist` names no network until the gateway's
+    /// plan (crates/stockade/src/gateway.rs) gives the project's: a sandbox created without
+    /// that plan fails (closed) instead of reaching anywhere.
+    pub fn of(egress: Egress) -> Self {
+        match egress {
+            Egress::Open => Self::Bridge,
+            Egress::None => Self::None,
+            Egress::Allowlist => Self::Internal(String::new()),
+        }
+    }
 }
 
 /// The engine's restart policy for a sandbox.
@@ -358,7 +389,9 @@ impl SandboxSpec {
                 memory: config.sandbox.memory.and_then(|b| i64::try_from(b).ok()),
                 nano_cpus: config.sandbox.cpus.map(|m| i64::from(m) * 1_000_000),
             },
-            network: config.sandbox.network,
+            network: NetworkMode::of(config.network.egress),
+            sysctls: BTreeMap::new(),
+            egress: None,
             ports: config.sandbox.ports.clone(),
             tmpfs: tmpfs(config, user),
             groups: Vec::new(),
@@ -433,7 +466,9 @@ impl SandboxSpec {
                 memory: None,
                 nano_cpus: None,
             },
-            network: Network::Bridge,
+            network: NetworkMode::Bridge,
+            sysctls: BTreeMap::new(),
+            egress: None,
             ports: Vec::new(),
             tmpfs: BTreeMap::new(),
             groups: Vec::new(),

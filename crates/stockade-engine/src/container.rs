@@ -15,8 +15,8 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use stockade_core::config::{EngineOption, Network};
-use stockade_core::sandbox::{Restart, SandboxSpec};
+use stockade_core::config::EngineOption;
+use stockade_core::sandbox::{NetworkMode, Restart, SandboxSpec};
 use tokio::io::AsyncWrite;
 use tracing::debug;
 
@@ -65,6 +65,15 @@ impl Engine {
             spec.name, spec.image
         );
         debug!(target: "engine", "{operation}");
+        if spec.network == NetworkMode::Internal(String::new()) {
+            return Err(EngineError::Api {
+                operation,
+                status: 0,
+                message: "the sandbox is behind the egress gateway but names no network \
+                          (a bug in stockade: it was not planned)"
+                    .to_owned(),
+            });
+        }
         let mut host_config = HostConfig {
             mounts: Some(
                 spec.mounts
@@ -107,10 +116,12 @@ impl Engine {
                     .map(|(path, options)| (path.to_string_lossy().into_owned(), options.clone()))
                     .collect(),
             ),
-            network_mode: match spec.network {
-                Network::Bridge => None,
-                Network::None => Some("none".to_owned()),
+            network_mode: match &spec.network {
+                NetworkMode::Bridge => None,
+                NetworkMode::None => Some("none".to_owned()),
+                NetworkMode::Internal(name) => Some(name.clone()),
             },
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone().into_iter().collect()),
             port_bindings: (!spec.ports.is_empty()).then(|| {
                 let mut map: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
                 for p in &spec.ports {

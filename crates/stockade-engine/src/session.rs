@@ -194,6 +194,33 @@ impl Engine {
         }
     }
 
+    /// Run `spec` in a running container to its end: its exit code and its output (stdout, then
+    /// stderr, as text).
+    pub async fn exec_to_end(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+    ) -> Result<(i64, String), EngineError> {
+        let (exec_id, Attached { mut output, input }) = self.exec(id, spec).await?;
+        drop(input);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while let Some(chunk) = output.next().await {
+            match chunk? {
+                OutputChunk::Stdout(bytes) => out.extend_from_slice(&bytes),
+                OutputChunk::Stderr(bytes) => err.extend_from_slice(&bytes),
+            }
+        }
+        out.extend_from_slice(&err);
+        // The output ends a moment before the engine records the exit.
+        for _ in 0..100 {
+            if let Some(code) = self.exec_exit_code(&exec_id).await? {
+                return Ok((code, String::from_utf8_lossy(&out).into_owned()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok((-1, String::from_utf8_lossy(&out).into_owned()))
+    }
+
     /// The exit code of a finished exec (`None` while it runs).
     pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, EngineError> {
         let info = self

@@ -189,6 +189,8 @@ pub enum Tier {
     Project,
     /// A custom base built from `[image] base_dockerfile`.
     Custom,
+    /// The egress gateway (docs/egress.md), built on the foundation.
+    Gateway,
     /// A label value this version does not know.
     Unknown,
 }
@@ -200,6 +202,7 @@ impl Tier {
             Some("base") => Self::Base,
             Some("project") => Self::Project,
             Some("custom") => Self::Custom,
+            Some("gateway") => Self::Gateway,
             _ => Self::Unknown,
         }
     }
@@ -210,6 +213,7 @@ impl Tier {
             Self::Base => "base",
             Self::Project => "project",
             Self::Custom => "custom",
+            Self::Gateway => "gateway",
             Self::Unknown => "unknown",
         }
     }

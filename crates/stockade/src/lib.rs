@@ -7,6 +7,7 @@ mod commands;
 mod context;
 mod exit;
 mod extras;
+mod gateway;
 mod helper;
 mod host_command;
 mod image;

@@ -119,7 +119,7 @@ fn create(path: &Path) -> Result<String, CliError> {
 }
 
 /// A new password: url-safe base64 of random bytes from the OS.
-fn generate() -> Result<String, CliError> {
+pub(crate) fn generate() -> Result<String, CliError> {
     let mut bytes = [0u8; RANDOM_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| {
         CliError::other(

@@ -11,10 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stockade_core::config::{Config, Network};
+use stockade_core::config::Config;
 use stockade_core::hash::sha256_hex;
 use stockade_core::project::Project;
-use stockade_core::sandbox::{Mount, SandboxSpec};
+use stockade_core::sandbox::{Mount, NetworkMode, SandboxSpec};
 use stockade_engine::Engine;
 
 use crate::context::Context;
@@ -256,7 +256,7 @@ impl Git<'_> {
         spec.user.uid = user.uid;
         spec.user.gid = user.gid;
         spec.start_as = format!("{}:{}", user.uid, user.gid);
-        spec.network = Network::None;
+        spec.network = NetworkMode::None;
         // The repository's config is the agent's: an include of /dev/zero must not eat the host.
         spec.limits.memory = Some(GIT_MEMORY);
         spec.mounts = [&self.repository, &self.dir]

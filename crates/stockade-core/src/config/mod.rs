@@ -30,7 +30,8 @@ pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
-    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home, resolve_path,
+    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home,
+    resolve_path,
 };
 
 use std::path::{Path, PathBuf};

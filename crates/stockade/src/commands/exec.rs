@@ -16,7 +16,7 @@ use crate::context::{Context, env};
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainPlan, ChainRun, chain_image, chain_tags, ensure_planned};
 use crate::launch::{self, Allowances};
-use crate::{agent, extras, session, sessions, user_files, worktree};
+use crate::{agent, extras, gateway, session, sessions, user_files, worktree};
 
 /// What to run and how.
 pub struct ExecRequest {
@@ -187,6 +187,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         if let Some(service) = &service {
             service.apply(&mut spec);
         }
+        gateway::plan(ctx, project, config, agent.as_ref(), &mut spec);
         Ok(spec)
     };
 
@@ -268,8 +269,12 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         spec.labels
             .insert(labels::AGENT_VERSION.to_owned(), version.clone());
     }
+    let egress = gateway::attach(&engine, ctx, config, &chain.foundation, &mut spec).await?;
     if detached {
         let id = session::start_detached(&engine, &spec).await?;
+        if let Some(egress) = &egress {
+            egress.start_forwarder(&engine).await?;
+        }
         if service.is_none() {
             println!("{session_name}");
             // On stdout the name alone, for scripts; how to reach it on stderr.
@@ -288,7 +293,14 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             container: Some(id),
         });
     }
-    let finished = session::run(&engine, &spec, request.output, &ctx.ui).await?;
+    if let Some(egress) = &egress {
+        egress.start_forwarder(&engine).await?;
+    }
+    let finished = session::run(&engine, &spec, request.output, &ctx.ui).await;
+    if let Some(egress) = egress {
+        egress.release(&engine, ctx).await;
+    }
+    let finished = finished?;
     Ok(Launched {
         finished,
         image: spec.image,

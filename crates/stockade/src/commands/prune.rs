@@ -101,6 +101,7 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     // Containers first: the images they were created from are then no longer in use.
     for container in &stopped {
         engine.remove(&container.id).await?;
+        crate::gateway::release(&engine, ctx, &container.name).await;
     }
     if container_count > 0 {
         ctx.ui.success(&format!(

@@ -10,8 +10,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::context::Context;
 use crate::exit::CliError;
-use crate::sessions;
 use crate::ui::{print_json, print_table};
+use crate::{gateway, sessions};
 
 /// One sandbox as `ps` shows it (`--json`: docs/sessions.md).
 #[derive(Debug, Serialize)]
@@ -244,7 +244,7 @@ pub async fn stop(
             .info(&format!("no sandboxes in {}", project.root.display()));
         return Ok(0);
     }
-    let stopping = targets.iter().map(|c| stop_one(&engine, c, time));
+    let stopping = targets.iter().map(|c| stop_one(&engine, ctx, c, time));
     for (container, result) in targets
         .iter()
         .zip(futures_util::future::join_all(stopping).await)
@@ -269,6 +269,7 @@ const OWNER_GRACE: Duration = Duration::from_secs(5);
 /// is gone). A detached one is removed at once.
 async fn stop_one(
     engine: &Engine,
+    ctx: &Context,
     container: &ContainerSummary,
     time: Option<u64>,
 ) -> Result<(), CliError> {
@@ -283,5 +284,7 @@ async fn stop_one(
         }
     }
     engine.remove(&container.id).await?;
+    // Its gateway credentials and port forwarder go with it.
+    gateway::release(engine, ctx, &container.name).await;
     Ok(())
 }

@@ -1,0 +1,583 @@
+//! The egress gateway (docs/egress.md): under `egress = "allowlist"` a sandbox sits on its
+//! project's internal network, whose only other member is the gateway, a squid that stockade
+//! builds and runs once per namespace on the engine. Each sandbox gets its own proxy
+//! credentials (as secrets) and a policy file in the state directory that the gateway's helper
+//! reads on every request, so `net allow` applies to a running sandbox at once.
+//!
+//! Published ports (`-p`, `serve`) cannot be published from an internal network: a forwarder
+//! container from the gateway image publishes them and forwards each to the sandbox.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use stockade_core::agents::Agent;
+use stockade_core::config::{Config, Egress};
+use stockade_core::context::{BuildContext, ContextFile};
+use stockade_core::egress::{self, Rule};
+use stockade_core::hash::{ContentHasher, sha256_hex};
+use stockade_core::labels;
+use stockade_core::project::Project;
+use stockade_core::sandbox::{HELPER_UID, Mount, NetworkMode, Restart, SandboxSpec};
+use stockade_engine::{Engine, ExecSpec};
+
+use crate::context::Context;
+use crate::exit::CliError;
+use crate::image::{BuildMode, ChainRun, Ready, TierBuild, ensure_built};
+use crate::lock::FileLock;
+
+/// The embedded build context of the gateway image: (path, contents, mode).
+const ASSETS: &[(&str, &[u8], u32)] = &[
+    (
+        "Dockerfile",
+        include_bytes!("../../../assets/gateway/Dockerfile"),
+        0o644,
+    ),
+    (
+        "squid.conf",
+        include_bytes!("../../../assets/gateway/squid.conf"),
+        0o644,
+    ),
+    (
+        "gateway.py",
+        include_bytes!("../../../assets/gateway/gateway.py"),
+        0o644,
+    ),
+    (
+        "ERR_STOCKADE_DENIED",
+        include_bytes!("../../../assets/gateway/ERR_STOCKADE_DENIED"),
+        0o644,
+    ),
+    (
+        "ERR_STOCKADE_PRIVATE",
+        include_bytes!("../../../assets/gateway/ERR_STOCKADE_PRIVATE"),
+        0o644,
+    ),
+];
+
+/// The port sandboxes reach the gateway on.
+pub const PROXY_PORT: u16 = 3128;
+/// The gateway's name on every project network (what the proxy URLs say).
+const GATEWAY_ALIAS: &str = "stockade-gateway";
+/// The label on the gateway container carrying what it was made from (image and settings).
+const GATEWAY_HASH: &str = "io.stockade.gateway-hash";
+/// How long a (re)started gateway has to become ready.
+const READY_SECONDS: u32 = 60;
+
+/// What a sandbox's policy file holds: the gateway's helper reads it on every request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyFile {
+    /// SHA-256 of the sandbox's proxy password (the password itself is only in the sandbox).
+    pub token_sha256: String,
+    /// The container's name (also the proxy user).
+    pub sandbox: String,
+    pub session: String,
+    pub agent: Option<String>,
+    pub project: PathBuf,
+    pub presets: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub private: Vec<Rule>,
+}
+
+/// Where the gateway's state lives: `<state>/gateway[-<ns>]/{policy,log}`.
+pub fn state_dir(ctx: &Context) -> PathBuf {
+    let ns = ctx.namespace.as_str();
+    ctx.dirs.state.join(if ns.is_empty() {
+        "gateway".to_owned()
+    } else {
+        format!("gateway-{ns}")
+    })
+}
+
+/// The file every refusal is appended to (one JSON object per line).
+pub fn denials_file(ctx: &Context) -> PathBuf {
+    state_dir(ctx).join("log").join("denials.jsonl")
+}
+
+fn policy_path(ctx: &Context, sandbox: &str) -> PathBuf {
+    state_dir(ctx)
+        .join("policy")
+        .join(format!("{sandbox}.json"))
+}
+
+/// The gateway container's name.
+pub fn container_name(ctx: &Context) -> String {
+    ctx.namespace.container_name("gateway")
+}
+
+/// The internal network of a project's sandboxes.
+pub fn network_name(ctx: &Context, project: &Project) -> String {
+    ctx.namespace
+        .container_name(&format!("egress-{}", project.id()))
+}
+
+/// The forwarder of a sandbox's published ports.
+pub fn forwarder_name(sandbox: &str) -> String {
+    format!("{sandbox}-ports")
+}
+
+/// Plan a sandbox behind the gateway when its configuration asks for the allowlist (what
+/// `exec --dry-run` shows): the project's internal network, the policy, IPv6 off, `NO_PROXY`.
+/// The credentials and the gateway itself come at launch ([`attach`]).
+pub fn plan(
+    ctx: &Context,
+    project: &Project,
+    config: &Config,
+    agent: Option<&Agent>,
+    spec: &mut SandboxSpec,
+) {
+    if config.network.egress != Egress::Allowlist {
+        return;
+    }
+    spec.network = NetworkMode::Internal(network_name(ctx, project));
+    spec.egress = Some(egress::policy(
+        &config.network,
+        agent.map(|a| a.egress.as_slice()).unwrap_or_default(),
+    ));
+    let proxy_names = stockade_core::foundation::PROXY_VARS;
+    spec.env
+        .retain(|(name, _)| !proxy_names.contains(&name.as_str()));
+    spec.secrets
+        .retain(|(name, _)| !proxy_names.contains(&name.as_str()));
+    for name in ["NO_PROXY", "no_proxy"] {
+        spec.env
+            .push((name.to_owned(), "localhost,127.0.0.1,::1".to_owned()));
+    }
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6",
+        "net.ipv6.conf.default.disable_ipv6",
+    ] {
+        spec.sysctls.insert(key.to_owned(), "1".to_owned());
+    }
+}
+
+/// What a launch behind the gateway leaves to clean up when its sandbox is gone.
+#[derive(Debug)]
+pub struct Attachment {
+    pub sandbox: String,
+    /// The forwarder's spec, started once the sandbox exists.
+    forwarder: Option<SandboxSpec>,
+}
+
+/// Put a planned sandbox behind the gateway: the gateway and the project's network made
+/// current, the policy file written, the proxy variables set (with the sandbox's own
+/// credentials, as secrets), published ports moved to a forwarder. `Ok(None)`: the sandbox
+/// does not use the gateway.
+pub async fn attach(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    foundation: &Ready,
+    spec: &mut SandboxSpec,
+) -> Result<Option<Attachment>, CliError> {
+    let (NetworkMode::Internal(network), Some(policy)) =
+        (spec.network.clone(), spec.egress.clone())
+    else {
+        return Ok(None);
+    };
+    let gateway = ensure(engine, ctx, config, foundation).await?;
+    if !gateway.networks.contains(&network) {
+        let project = spec
+            .labels
+            .get(labels::PROJECT)
+            .cloned()
+            .unwrap_or_default();
+        let labels = HashMap::from([
+            (labels::KIND.to_owned(), "egress".to_owned()),
+            (
+                labels::NAMESPACE.to_owned(),
+                ctx.namespace.as_str().to_owned(),
+            ),
+            (labels::PROJECT.to_owned(), project),
+        ]);
+        engine
+            .create_internal_network(&network, &labels, !engine.is_podman())
+            .await?;
+        engine
+            .connect_network(&network, &container_name(ctx), Some(GATEWAY_ALIAS))
+            .await?;
+    }
+
+    let token = crate::password::generate()?;
+    write_policy(
+        ctx,
+        &PolicyFile {
+            token_sha256: sha256_hex(token.as_bytes()),
+            sandbox: spec.name.clone(),
+            session: spec
+                .labels
+                .get(labels::SESSION)
+                .cloned()
+                .unwrap_or_default(),
+            agent: spec.labels.get(labels::AGENT).cloned(),
+            project: spec
+                .labels
+                .get(labels::PROJECT)
+                .map(PathBuf::from)
+                .unwrap_or_default(),
+            presets: policy.presets,
+            rules: policy.rules,
+            private: policy.private,
+        },
+    )?;
+    let proxy = format!("http://{}:{token}@{GATEWAY_ALIAS}:{PROXY_PORT}", spec.name);
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        spec.secrets.push((name.to_owned(), proxy.clone()));
+    }
+    // The engine publishes nothing of a container on an internal network: the forwarder does.
+    let forwarder =
+        (!spec.ports.is_empty()).then(|| forwarder_spec(ctx, spec, &gateway.image, &network));
+    if forwarder.is_some() {
+        let ports: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
+        spec.labels
+            .insert(labels::PORTS.to_owned(), ports.join(","));
+        spec.ports.clear();
+    }
+    Ok(Some(Attachment {
+        sandbox: spec.name.clone(),
+        forwarder,
+    }))
+}
+
+impl Attachment {
+    /// Start the forwarder (once the sandbox exists, so its name resolves on the network).
+    pub async fn start_forwarder(&self, engine: &Engine) -> Result<(), CliError> {
+        let Some(spec) = &self.forwarder else {
+            return Ok(());
+        };
+        if let Err(e) = engine.remove(&spec.name).await {
+            tracing::debug!("removing an old forwarder {}: {e}", spec.name);
+        }
+        let id = engine.create_sandbox(spec).await?;
+        if let Some(network) = spec.labels.get(labels::EGRESS_NETWORK) {
+            engine.connect_network(network, &id, None).await?;
+        }
+        engine.start(&id).await?;
+        Ok(())
+    }
+
+    /// Remove what [`attach`] made, once the sandbox is gone.
+    pub async fn release(self, engine: &Engine, ctx: &Context) {
+        release(engine, ctx, &self.sandbox).await;
+    }
+}
+
+/// The forwarder: on the default bridge, where the engine publishes its ports, and on the
+/// project's network, where it reaches the sandbox by name.
+fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &str) -> SandboxSpec {
+    let mut spec = SandboxSpec::helper(&ctx.namespace, image, "", Vec::new(), Vec::new());
+    spec.name = forwarder_name(&sandbox.name);
+    spec.entrypoint = None;
+    let mut pairs: Vec<String> = sandbox
+        .ports
+        .iter()
+        .filter(|p| p.protocol == "tcp")
+        .map(|p| format!("{0}={1}:{0}", p.container_port, sandbox.name))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    spec.command = std::iter::once("forward".to_owned()).chain(pairs).collect();
+    spec.ports = sandbox.ports.clone();
+    spec.network = NetworkMode::Bridge;
+    spec.restart = sandbox.restart;
+    spec.detached = sandbox.detached;
+    spec.labels
+        .insert(labels::KIND.to_owned(), "forwarder".to_owned());
+    spec.labels
+        .insert(labels::FORWARDS.to_owned(), sandbox.name.clone());
+    spec.labels
+        .insert(labels::EGRESS_NETWORK.to_owned(), network.to_owned());
+    if sandbox.detached {
+        spec.labels
+            .insert(labels::KEEP.to_owned(), "true".to_owned());
+    }
+    spec
+}
+
+/// Remove what [`attach`] made for a sandbox that is gone: its policy file (its credentials
+/// stop working) and its forwarder.
+pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
+    let path = policy_path(ctx, sandbox);
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        ctx.ui
+            .warn(&format!("could not remove {}: {e}", path.display()));
+    }
+    if let Err(e) = engine.remove(&forwarder_name(sandbox)).await {
+        tracing::debug!("removing the forwarder of {sandbox}: {e}");
+    }
+}
+
+/// The gateway, running and ready.
+struct Running {
+    image: String,
+    networks: Vec<String>,
+}
+
+/// Make the gateway image current and the gateway container run from it.
+async fn ensure(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    foundation: &Ready,
+) -> Result<Running, CliError> {
+    let image = ensure_image(engine, ctx, foundation).await?;
+    let name = container_name(ctx);
+    let private: Vec<String> = egress::policy(&config.network, &[])
+        .private
+        .iter()
+        .map(|r| r.host.clone())
+        .collect();
+    let mut hasher = ContentHasher::new("stockade-gateway-container-v1");
+    hasher.part(image.id.as_bytes());
+    for host in &private {
+        hasher.part(host.as_bytes());
+    }
+    let state = state_dir(ctx);
+    hasher.part(state.as_os_str().as_encoded_bytes());
+    let want = hasher.finish();
+    let current = |facts: &Option<stockade_engine::ContainerFacts>| {
+        facts
+            .as_ref()
+            .filter(|f| f.running && f.labels.get(GATEWAY_HASH) == Some(&want))
+            .map(|f| Running {
+                image: image.tag.clone(),
+                networks: f.networks.clone(),
+            })
+    };
+    let facts = engine.container_facts(&name).await?;
+    if let Some(running) = current(&facts) {
+        return Ok(running);
+    }
+    let _lock = FileLock::acquire(ctx, "gateway", "start the egress gateway").await?;
+    let facts = engine.container_facts(&name).await?;
+    if let Some(running) = current(&facts) {
+        return Ok(running);
+    }
+    match facts {
+        Some(f) if f.labels.get(GATEWAY_HASH) == Some(&want) => {
+            engine.start(&f.id).await?;
+        }
+        Some(f) => {
+            engine.remove(&f.id).await?;
+            create(engine, ctx, &image.tag, &want, &private, &state).await?;
+        }
+        None => create(engine, ctx, &image.tag, &want, &private, &state).await?,
+    }
+    wait_ready(engine, &name).await?;
+    let networks = engine
+        .container_facts(&name)
+        .await?
+        .map(|f| f.networks)
+        .unwrap_or_default();
+    Ok(Running {
+        image: image.tag,
+        networks,
+    })
+}
+
+async fn create(
+    engine: &Engine,
+    ctx: &Context,
+    image: &str,
+    hash: &str,
+    private: &[String],
+    state: &Path,
+) -> Result<(), CliError> {
+    for dir in ["policy", "log"] {
+        make_private_dir(ctx, &state.join(dir))?;
+    }
+    let mut spec = SandboxSpec::helper(
+        &ctx.namespace,
+        image,
+        "",
+        Vec::new(),
+        vec![("STOCKADE_PRIVATE_NAMES".to_owned(), private.join(" "))],
+    );
+    spec.name = container_name(ctx);
+    spec.entrypoint = None;
+    spec.command = vec!["run".to_owned()];
+    // The user's own uid (root's files go to the helper uid): the state files are its (0600),
+    // and it holds no capability.
+    let (uid, gid) = owner(ctx);
+    spec.start_as = format!("{uid}:{gid}");
+    spec.mounts = vec![
+        Mount {
+            source: state.join("policy"),
+            target: PathBuf::from("/run/stockade-gateway/policy"),
+            read_only: true,
+        },
+        Mount {
+            source: state.join("log"),
+            target: PathBuf::from("/run/stockade-gateway/log"),
+            read_only: false,
+        },
+    ];
+    spec.network = NetworkMode::Bridge;
+    spec.restart = Restart::UnlessStopped;
+    spec.detached = true;
+    spec.limits.memory = Some(512 * 1024 * 1024);
+    spec.tmpfs
+        .insert(PathBuf::from("/tmp"), "rw,nosuid,nodev,size=64m".to_owned());
+    spec.labels
+        .insert(labels::KIND.to_owned(), "gateway".to_owned());
+    spec.labels
+        .insert(labels::KEEP.to_owned(), "true".to_owned());
+    spec.labels.insert(GATEWAY_HASH.to_owned(), hash.to_owned());
+    let id = engine.create_sandbox(&spec).await?;
+    engine.start(&id).await?;
+    Ok(())
+}
+
+/// Wait for the gateway's own readiness (squid up, its path to the SNI check warmed up).
+async fn wait_ready(engine: &Engine, name: &str) -> Result<(), CliError> {
+    let spec = ExecSpec {
+        command: vec![
+            "python3".to_owned(),
+            "/usr/lib/stockade-gateway/gateway.py".to_owned(),
+            "ready".to_owned(),
+            READY_SECONDS.to_string(),
+        ],
+        user: String::new(),
+        workdir: None,
+        tty: false,
+    };
+    let (code, output) = engine.exec_to_end(name, &spec).await?;
+    if code != 0 {
+        return Err(CliError::other(
+            format!("the egress gateway did not start: {}", output.trim()),
+            Some("see `docker logs` of the gateway container; `--egress open` runs without it"),
+        ));
+    }
+    Ok(())
+}
+
+/// The gateway image: the embedded assets on the current foundation.
+async fn ensure_image(
+    engine: &Engine,
+    ctx: &Context,
+    foundation: &Ready,
+) -> Result<Ready, CliError> {
+    let files: Vec<ContextFile> = ASSETS
+        .iter()
+        .map(|(path, bytes, mode)| ContextFile::new(*path, bytes.to_vec(), *mode))
+        .collect();
+    let mut context = BuildContext::new(files);
+    let mut hasher = ContentHasher::new("stockade-gateway-v1");
+    context.hash_into(&mut hasher);
+    let tag = format!("{}:gateway", ctx.namespace.repository());
+    let build = TierBuild {
+        tier: "gateway",
+        title: "egress gateway image".to_owned(),
+        tag: tag.clone(),
+        dockerfile: "Dockerfile".to_owned(),
+        hash: hasher.finish(),
+        parent: Some(foundation.id.clone()),
+        build_args: HashMap::from([("STOCKADE_FOUNDATION".to_owned(), foundation.tag.clone())]),
+        labels: HashMap::from([(
+            "org.opencontainers.image.title".to_owned(),
+            "stockade egress gateway".to_owned(),
+        )]),
+    };
+    let mut run = ChainRun::prefetch(engine, std::slice::from_ref(&tag)).await?;
+    let ready = ensure_built(engine, ctx, build, BuildMode::IfStale, &mut run, |edit| {
+        context.edit("Dockerfile", |bytes| edit.apply(bytes));
+        context
+            .to_tar()
+            .map_err(|e| CliError::caused("cannot pack the gateway build context", e, None))
+    })
+    .await;
+    run.remove(engine).await;
+    ready
+}
+
+/// Write a policy file (0600, replaced atomically: the helper never reads half of one).
+pub fn write_policy(ctx: &Context, policy: &PolicyFile) -> Result<(), CliError> {
+    let path = policy_path(ctx, &policy.sandbox);
+    let dir = state_dir(ctx).join("policy");
+    make_private_dir(ctx, &dir)?;
+    let json = serde_json::to_vec_pretty(policy)
+        .map_err(|e| CliError::caused("cannot write the egress policy", e, None))?;
+    let io = |e: std::io::Error| {
+        CliError::caused(
+            format!("cannot write the egress policy {}", path.display()),
+            e,
+            Some("check that stockade's state directory is writable"),
+        )
+    };
+    let tmp = dir.join(format!(".{}.tmp", policy.sandbox));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(&json).map_err(io)?;
+    }
+    give_to_gateway(ctx, &tmp)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
+
+/// The policy files of this namespace's sandboxes (`net allow` updates them; `net log` names).
+pub fn read_policies(ctx: &Context) -> Vec<PolicyFile> {
+    let dir = state_dir(ctx).join("policy");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PolicyFile> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    out.sort_by(|a: &PolicyFile, b| a.sandbox.cmp(&b.sandbox));
+    out
+}
+
+/// The uid:gid the gateway runs as and its state belongs to: the user's own, or for root
+/// (whose uid would let squid try to switch users, which it cannot without capabilities) the
+/// helper uid.
+fn owner(ctx: &Context) -> (u32, u32) {
+    if ctx.identity.uid == 0 {
+        (HELPER_UID, HELPER_UID)
+    } else {
+        (ctx.identity.uid, ctx.identity.gid)
+    }
+}
+
+/// Hand a state file or directory to the gateway's uid (a no-op unless stockade runs as root).
+fn give_to_gateway(ctx: &Context, path: &Path) -> Result<(), CliError> {
+    let (uid, gid) = owner(ctx);
+    if uid == ctx.identity.uid {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| {
+        CliError::caused(
+            format!("cannot hand {} to the gateway's user", path.display()),
+            e,
+            None,
+        )
+    })
+}
+
+fn make_private_dir(ctx: &Context, dir: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            CliError::caused(
+                format!("cannot create {}", dir.display()),
+                e,
+                Some("check that stockade's state directory is writable"),
+            )
+        })?;
+    give_to_gateway(ctx, dir)
+}
