@@ -259,7 +259,12 @@ impl Attachment {
 
     /// Remove what [`attach`] made, once the sandbox is gone.
     pub async fn release(self, engine: &Engine, ctx: &Context) {
-        release(engine, ctx, &self.sandbox).await;
+        remove_policy(ctx, &self.sandbox);
+        if let Some(forwarder) = &self.forwarder
+            && let Err(e) = engine.remove(&forwarder.name).await
+        {
+            tracing::debug!("removing the forwarder {}: {e}", forwarder.name);
+        }
     }
 }
 
@@ -298,15 +303,19 @@ fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &s
 /// Remove what [`attach`] made for a sandbox that is gone: its policy file (its credentials
 /// stop working) and its forwarder.
 pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
+    remove_policy(ctx, sandbox);
+    if let Err(e) = engine.remove(&forwarder_name(sandbox)).await {
+        tracing::debug!("removing the forwarder of {sandbox}: {e}");
+    }
+}
+
+fn remove_policy(ctx: &Context, sandbox: &str) {
     let path = policy_path(ctx, sandbox);
     if let Err(e) = std::fs::remove_file(&path)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         ctx.ui
             .warn(&format!("could not remove {}: {e}", path.display()));
-    }
-    if let Err(e) = engine.remove(&forwarder_name(sandbox)).await {
-        tracing::debug!("removing the forwarder of {sandbox}: {e}");
     }
 }
 
