@@ -4,11 +4,13 @@
   gateway.py ready [SECONDS]     wait until `run` is ready (stockade execs this)
   gateway.py auth                squid's basic auth helper: a sandbox's proxy credentials
   gateway.py policy              squid's external ACL helper: a sandbox's allowlist, the SNI check
-  gateway.py forward P=HOST:Q..  inbound forwarder: 127.0.0.1-published P to HOST:Q (ports)
+  gateway.py revoke NAME         remove a sandbox's policy (its credentials stop working)
+  gateway.py forward P/tcp=HOST:Q..  inbound forwarder: published port P to HOST:Q (ports)
 
-State (mounted from stockade's state directory): /run/stockade-gateway/policy/<user>.json, one
-per sandbox, written by stockade (read only here); /run/stockade-gateway/log/denials.jsonl, one
-JSON line per refusal, written here; /run/stockade-gateway/private.txt, the `allow_private` names.
+State, in the gateway's volume: /run/stockade-gateway/policy/<user>.json, one per sandbox,
+written by stockade; /run/stockade-gateway/log/denials.jsonl, one JSON line per refusal, written
+here (rotated to denials.jsonl.1 at 4 MiB). The `allow_private` names come in the environment
+(STOCKADE_PRIVATE_NAMES), which is part of the container stockade made.
 
 Everything a helper reads from squid comes from a sandbox, which is hostile: it is split on
 whitespace, never passed to a shell, and only compared with the policy.
@@ -30,7 +32,7 @@ import urllib.parse
 STATE = "/run/stockade-gateway"
 POLICY_DIR = STATE + "/policy"
 DENIALS = STATE + "/log/denials.jsonl"
-PRIVATE = STATE + "/private.txt"
+DENIALS_ROTATE = 4 * 1024 * 1024
 RUN = "/tmp/stockade-gateway"
 READY = RUN + "/ready"
 PROBE_USER = "stockade-probe"
@@ -58,6 +60,8 @@ def main():
         return serve_lines(Policies().decide)
     if mode == "forward":
         return forward(sys.argv[2:])
+    if mode == "revoke" and len(sys.argv) == 3:
+        return revoke(sys.argv[2])
     sys.stderr.write("gateway.py: unknown mode %r\n" % mode)
     return 2
 
@@ -139,11 +143,19 @@ def ready(seconds):
 
 
 def private_names():
+    names = os.environ.get("STOCKADE_PRIVATE_NAMES", "").split()
+    return [name.lower() for name in names if valid_name(name)]
+
+
+def revoke(user):
+    path = policy_path(user)
+    if path is None:
+        return 2
     try:
-        with open(PRIVATE) as f:
-            return [line.strip().lower() for line in f if valid_name(line.strip())]
-    except OSError:
-        return []
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 def valid_name(name):
@@ -173,16 +185,29 @@ def quote(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def read_policy(user):
-    """The sandbox's policy file, or None: a user name is a file name only when it is safe."""
+def policy_path(user):
+    """Where a sandbox's policy is: a user name is a file name only when it is safe."""
     if not user or len(user) > 128 or not all(c.isalnum() or c in "-_." for c in user) \
             or user.startswith("."):
         return None
-    try:
-        with open(os.path.join(POLICY_DIR, user + ".json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+    return os.path.join(POLICY_DIR, user + ".json")
+
+
+def read_policy(user):
+    """The sandbox's policy, or None. stockade replaces a file by writing it over: one caught
+    half-written is read again a moment later."""
+    path = policy_path(user)
+    if path is None:
         return None
+    for attempt in range(3):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except ValueError:
+            time.sleep(0.02 * (attempt + 1))
+        except OSError:
+            return None
+    return None
 
 
 def authenticate(line):
@@ -310,6 +335,11 @@ def deny(policy, host, port, reason, message):
         "reason": reason,
     }
     try:
+        if os.path.getsize(DENIALS) > DENIALS_ROTATE:
+            os.replace(DENIALS, DENIALS + ".1")
+    except OSError:
+        pass
+    try:
         fd = os.open(DENIALS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a") as log:
             log.write(json.dumps(record, sort_keys=True) + "\n")
@@ -326,12 +356,15 @@ def forward(pairs):
     children = []
     for pair in pairs:
         listen, _, target = pair.partition("=")
+        listen, _, protocol = listen.partition("/")
         host, _, port = target.rpartition(":")
-        if not (listen.isdigit() and port.isdigit() and valid_name(host)):
+        kind = {"tcp": "TCP", "udp": "UDP"}.get(protocol or "tcp")
+        if not (listen.isdigit() and port.isdigit() and valid_name(host) and kind):
             sys.stderr.write("forward: bad pair %r\n" % pair)
             return 2
         children.append(subprocess.Popen(
-            ["socat", "TCP-LISTEN:%s,fork,reuseaddr" % listen, "TCP:%s:%s" % (host, port)]))
+            ["socat", "%s-LISTEN:%s,fork,reuseaddr" % (kind, listen),
+             "%s:%s:%s" % (kind, host, port)]))
 
     def stop(signum, _frame):
         for child in children:

@@ -282,6 +282,50 @@ pub fn directory_archive(path: &str, uid: u32, gid: u32) -> std::io::Result<Vec<
     tar.finish()
 }
 
+/// An archive of one file `path` owned by `uid:gid` with `mode` (the gateway's policy files).
+pub fn file_archive(
+    path: &str,
+    bytes: &[u8],
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> std::io::Result<Vec<u8>> {
+    let owner = Identity {
+        uid,
+        gid,
+        name: String::new(),
+        home: PathBuf::new(),
+    };
+    let mut tar = Tar::new();
+    tar.file(path, bytes, &owner, mode)?;
+    tar.finish()
+}
+
+/// Every regular file in a tar archive (a downloaded directory): (path, bytes), each at most
+/// `limit` bytes (larger ones are left out).
+pub fn files(tar: &[u8], limit: u64) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(tar);
+    let Ok(entries) = archive.entries() else {
+        return out;
+    };
+    for mut entry in entries.flatten() {
+        if entry.header().entry_type() != tar::EntryType::Regular || entry.size() > limit {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut bytes = Vec::new();
+        if entry.read_to_end(&mut bytes).is_ok() {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
 /// The first regular file's bytes in a tar archive (the engine's answer to a download of one
 /// file); `None` when there is none (the path was a symlink, a directory…).
 pub fn first_file(tar: &[u8], limit: u64) -> Option<Vec<u8>> {

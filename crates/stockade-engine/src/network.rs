@@ -49,7 +49,27 @@ impl Engine {
         }))
     }
 
+    /// Whether a network of that name exists.
+    pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
+        let result = self
+            .call(
+                &format!("GET /networks/{name}"),
+                self.docker.inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                ),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Create an internal network (no route out): `Ok(false)` when one of that name exists.
+    /// The engine (API 1.41) makes a second network of a name that exists: callers check with
+    /// [`Self::network_exists`] under a lock first.
     /// `isolate_host`: the engine gives the host no address on it (Docker's `inhibit_ipv4`), so
     /// a container there cannot reach services of the host through the bridge.
     pub async fn create_internal_network(

@@ -118,9 +118,9 @@ impl Engine {
             .collect())
     }
 
-    /// One file of a created container's file system (`GET /containers/{id}/archive`), at most
-    /// `limit` bytes; `None` when it is missing, not a regular file, or larger.
-    pub async fn download_file(
+    /// A path of a container's file system as a tar archive (`GET /containers/{id}/archive`),
+    /// at most about `limit` bytes; `None` when it is missing or larger.
+    pub async fn download_archive(
         &self,
         id: &str,
         path: &str,
@@ -140,7 +140,7 @@ impl Engine {
             match chunk {
                 Ok(bytes) => {
                     tar.extend_from_slice(&bytes);
-                    // The tar of one file: its size, a header and padding.
+                    // The tar's files, headers and padding.
                     if tar.len() as u64 > limit + 64 * 1024 {
                         return Ok(None);
                     }
@@ -152,7 +152,20 @@ impl Engine {
                 }
             }
         }
-        Ok(stockade_core::handover::first_file(&tar, limit))
+        Ok(Some(tar))
+    }
+
+    /// One file of a container (`None`: missing, not a regular file, or over `limit`).
+    pub async fn download_file(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self
+            .download_archive(id, path, limit)
+            .await?
+            .and_then(|tar| stockade_core::handover::first_file(&tar, limit)))
     }
 
     /// Upload a tar archive into a created (not yet started) container, extracted at `path`.

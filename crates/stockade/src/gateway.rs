@@ -1,14 +1,16 @@
 //! The egress gateway (docs/egress.md): under `egress = "allowlist"` a sandbox sits on its
 //! project's internal network, whose only other member is the gateway, a squid that stockade
 //! builds and runs once per namespace on the engine. Each sandbox gets its own proxy
-//! credentials (as secrets) and a policy file in the state directory that the gateway's helper
-//! reads on every request, so `net allow` applies to a running sandbox at once.
+//! credentials (as secrets) and a policy file in the gateway's volume that its helper reads on
+//! every request, so `net allow` applies to a running sandbox at once. The state lives on the
+//! engine, not in a user's state directory: every stockade that drives the engine (users,
+//! test environments) shares the one gateway of its namespace.
 //!
 //! Published ports (`-p`, `serve`) cannot be published from an internal network: a forwarder
 //! container from the gateway image publishes them and forwards each to the sandbox.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +18,11 @@ use stockade_core::agents::Agent;
 use stockade_core::config::{Config, Egress};
 use stockade_core::context::{BuildContext, ContextFile};
 use stockade_core::egress::{self, Rule};
+use stockade_core::handover;
 use stockade_core::hash::{ContentHasher, sha256_hex};
 use stockade_core::labels;
 use stockade_core::project::Project;
-use stockade_core::sandbox::{HELPER_UID, Mount, NetworkMode, Restart, SandboxSpec};
+use stockade_core::sandbox::{HELPER_UID, NetworkMode, Restart, SandboxSpec, VolumeMount};
 use stockade_engine::{Engine, ExecSpec};
 
 use crate::context::Context;
@@ -80,26 +83,13 @@ pub struct PolicyFile {
     pub private: Vec<Rule>,
 }
 
-/// Where the gateway's state lives: `<state>/gateway[-<ns>]/{policy,log}`.
-pub fn state_dir(ctx: &Context) -> PathBuf {
-    let ns = ctx.namespace.as_str();
-    ctx.dirs.state.join(if ns.is_empty() {
-        "gateway".to_owned()
-    } else {
-        format!("gateway-{ns}")
-    })
-}
-
-/// The file every refusal is appended to (one JSON object per line).
-pub fn denials_file(ctx: &Context) -> PathBuf {
-    state_dir(ctx).join("log").join("denials.jsonl")
-}
-
-fn policy_path(ctx: &Context, sandbox: &str) -> PathBuf {
-    state_dir(ctx)
-        .join("policy")
-        .join(format!("{sandbox}.json"))
-}
+/// Where the gateway keeps its state, in its volume: `policy/<sandbox>.json` (written by
+/// stockade), `log/denials.jsonl` (written by the gateway).
+const STATE: &str = "/run/stockade-gateway";
+/// The policy and log files belong to the gateway's user, as in its image.
+const GATEWAY_UID: u32 = HELPER_UID;
+/// The most of the denial log `net log` reads (the gateway rotates it at 4 MiB).
+const DENIALS_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// The gateway container's name.
 pub fn container_name(ctx: &Context) -> String {
@@ -191,9 +181,12 @@ pub async fn attach(
             ),
             (labels::PROJECT.to_owned(), project),
         ]);
-        engine
-            .create_internal_network(&network, &labels, !engine.is_podman())
-            .await?;
+        let _lock = FileLock::acquire(ctx, &network, "create the project's network").await?;
+        if !engine.network_exists(&network).await? {
+            engine
+                .create_internal_network(&network, &labels, !engine.is_podman())
+                .await?;
+        }
         engine
             .connect_network(&network, &container_name(ctx), Some(GATEWAY_ALIAS))
             .await?;
@@ -201,6 +194,7 @@ pub async fn attach(
 
     let token = crate::password::generate()?;
     write_policy(
+        engine,
         ctx,
         &PolicyFile {
             token_sha256: sha256_hex(token.as_bytes()),
@@ -220,7 +214,8 @@ pub async fn attach(
             rules: policy.rules,
             private: policy.private,
         },
-    )?;
+    )
+    .await?;
     let proxy = format!("http://{}:{token}@{GATEWAY_ALIAS}:{PROXY_PORT}", spec.name);
     for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
         spec.secrets.push((name.to_owned(), proxy.clone()));
@@ -229,7 +224,16 @@ pub async fn attach(
     let forwarder =
         (!spec.ports.is_empty()).then(|| forwarder_spec(ctx, spec, &gateway.image, &network));
     if forwarder.is_some() {
-        let ports: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
+        let ports: Vec<String> = spec
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.host_ip, p.host_port, p.container_port, p.protocol
+                )
+            })
+            .collect();
         spec.labels
             .insert(labels::PORTS.to_owned(), ports.join(","));
         spec.ports.clear();
@@ -259,7 +263,7 @@ impl Attachment {
 
     /// Remove what [`attach`] made, once the sandbox is gone.
     pub async fn release(self, engine: &Engine, ctx: &Context) {
-        remove_policy(ctx, &self.sandbox);
+        revoke(engine, ctx, &self.sandbox).await;
         if let Some(forwarder) = &self.forwarder
             && let Err(e) = engine.remove(&forwarder.name).await
         {
@@ -277,8 +281,12 @@ fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &s
     let mut pairs: Vec<String> = sandbox
         .ports
         .iter()
-        .filter(|p| p.protocol == "tcp")
-        .map(|p| format!("{0}={1}:{0}", p.container_port, sandbox.name))
+        .map(|p| {
+            format!(
+                "{0}/{2}={1}:{0}",
+                p.container_port, sandbox.name, p.protocol
+            )
+        })
         .collect();
     pairs.sort();
     pairs.dedup();
@@ -303,19 +311,34 @@ fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &s
 /// Remove what [`attach`] made for a sandbox that is gone: its policy file (its credentials
 /// stop working) and its forwarder.
 pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
-    remove_policy(ctx, sandbox);
+    revoke(engine, ctx, sandbox).await;
     if let Err(e) = engine.remove(&forwarder_name(sandbox)).await {
         tracing::debug!("removing the forwarder of {sandbox}: {e}");
     }
 }
 
-fn remove_policy(ctx: &Context, sandbox: &str) {
-    let path = policy_path(ctx, sandbox);
-    if let Err(e) = std::fs::remove_file(&path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        ctx.ui
-            .warn(&format!("could not remove {}: {e}", path.display()));
+/// Remove a sandbox's policy file: its credentials stop working. A gateway that is not running
+/// has nothing to revoke (it starts with what its volume holds, which a later launch replaces).
+async fn revoke(engine: &Engine, ctx: &Context, sandbox: &str) {
+    let spec = gateway_exec(&["revoke", sandbox]);
+    match engine.exec_to_end(&container_name(ctx), &spec).await {
+        Ok((0, _)) => {}
+        Ok((_, output)) => tracing::debug!("revoking {sandbox}: {}", output.trim()),
+        Err(e) => tracing::debug!("revoking {sandbox}: {e}"),
+    }
+}
+
+/// `gateway.py ARGS…` run in the gateway as its user.
+fn gateway_exec(args: &[&str]) -> ExecSpec {
+    ExecSpec {
+        command: ["python3", "/usr/lib/stockade-gateway/gateway.py"]
+            .iter()
+            .chain(args)
+            .map(|s| (*s).to_owned())
+            .collect(),
+        user: format!("{GATEWAY_UID}:{GATEWAY_UID}"),
+        workdir: None,
+        tty: false,
     }
 }
 
@@ -344,8 +367,6 @@ async fn ensure(
     for host in &private {
         hasher.part(host.as_bytes());
     }
-    let state = state_dir(ctx);
-    hasher.part(state.as_os_str().as_encoded_bytes());
     let want = hasher.finish();
     let current = |facts: &Option<stockade_engine::ContainerFacts>| {
         facts
@@ -371,9 +392,9 @@ async fn ensure(
         }
         Some(f) => {
             engine.remove(&f.id).await?;
-            create(engine, ctx, &image.tag, &want, &private, &state).await?;
+            create(engine, ctx, &image.tag, &want, &private).await?;
         }
-        None => create(engine, ctx, &image.tag, &want, &private, &state).await?,
+        None => create(engine, ctx, &image.tag, &want, &private).await?,
     }
     wait_ready(engine, &name).await?;
     let networks = engine
@@ -393,11 +414,7 @@ async fn create(
     image: &str,
     hash: &str,
     private: &[String],
-    state: &Path,
 ) -> Result<(), CliError> {
-    for dir in ["policy", "log"] {
-        make_private_dir(ctx, &state.join(dir))?;
-    }
     let mut spec = SandboxSpec::helper(
         &ctx.namespace,
         image,
@@ -408,22 +425,20 @@ async fn create(
     spec.name = container_name(ctx);
     spec.entrypoint = None;
     spec.command = vec!["run".to_owned()];
-    // The user's own uid (root's files go to the helper uid): the state files are its (0600),
-    // and it holds no capability.
-    let (uid, gid) = owner(ctx);
-    spec.start_as = format!("{uid}:{gid}");
-    spec.mounts = vec![
-        Mount {
-            source: state.join("policy"),
-            target: PathBuf::from("/run/stockade-gateway/policy"),
-            read_only: true,
-        },
-        Mount {
-            source: state.join("log"),
-            target: PathBuf::from("/run/stockade-gateway/log"),
-            read_only: false,
-        },
-    ];
+    // Not root (squid would try to switch users), no capability; its state in its volume.
+    spec.start_as = format!("{GATEWAY_UID}:{GATEWAY_UID}");
+    spec.volumes = vec![VolumeMount {
+        volume: container_name(ctx),
+        target: PathBuf::from(STATE),
+        read_only: false,
+        labels: BTreeMap::from([
+            (labels::KIND.to_owned(), "gateway".to_owned()),
+            (
+                labels::NAMESPACE.to_owned(),
+                ctx.namespace.as_str().to_owned(),
+            ),
+        ]),
+    }];
     spec.network = NetworkMode::Bridge;
     spec.restart = Restart::UnlessStopped;
     spec.detached = true;
@@ -442,17 +457,7 @@ async fn create(
 
 /// Wait for the gateway's own readiness (squid up, its path to the SNI check warmed up).
 async fn wait_ready(engine: &Engine, name: &str) -> Result<(), CliError> {
-    let spec = ExecSpec {
-        command: vec![
-            "python3".to_owned(),
-            "/usr/lib/stockade-gateway/gateway.py".to_owned(),
-            "ready".to_owned(),
-            READY_SECONDS.to_string(),
-        ],
-        user: String::new(),
-        workdir: None,
-        tty: false,
-    };
+    let spec = gateway_exec(&["ready", &READY_SECONDS.to_string()]);
     let (code, output) = engine.exec_to_end(name, &spec).await?;
     if code != 0 {
         return Err(CliError::other(
@@ -502,91 +507,72 @@ async fn ensure_image(
     ready
 }
 
-/// Write a policy file (0600, replaced atomically: the helper never reads half of one).
-pub fn write_policy(ctx: &Context, policy: &PolicyFile) -> Result<(), CliError> {
-    let path = policy_path(ctx, &policy.sandbox);
-    let dir = state_dir(ctx).join("policy");
-    make_private_dir(ctx, &dir)?;
+/// Write a sandbox's policy file into the gateway (0600, its user's). The helper reads it on
+/// the next request; one it catches half-written it reads again.
+pub async fn write_policy(
+    engine: &Engine,
+    ctx: &Context,
+    policy: &PolicyFile,
+) -> Result<(), CliError> {
     let json = serde_json::to_vec_pretty(policy)
         .map_err(|e| CliError::caused("cannot write the egress policy", e, None))?;
-    let io = |e: std::io::Error| {
-        CliError::caused(
-            format!("cannot write the egress policy {}", path.display()),
-            e,
-            Some("check that stockade's state directory is writable"),
-        )
-    };
-    let tmp = dir.join(format!(".{}.tmp", policy.sandbox));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-    }
-    give_to_gateway(ctx, &tmp)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    let tar = handover::file_archive(
+        &format!("policy/{}.json", policy.sandbox),
+        &json,
+        GATEWAY_UID,
+        GATEWAY_UID,
+        0o600,
+    )
+    .map_err(|e| CliError::caused("cannot pack the egress policy", e, None))?;
+    engine.upload(&container_name(ctx), STATE, tar).await?;
+    Ok(())
 }
 
-/// The policy files of this namespace's sandboxes (`net allow` updates them; `net log` names).
-pub fn read_policies(ctx: &Context) -> Vec<PolicyFile> {
-    let dir = state_dir(ctx).join("policy");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
+/// The policy files of this namespace's sandboxes (`net allow` updates them).
+pub async fn read_policies(engine: &Engine, ctx: &Context) -> Result<Vec<PolicyFile>, CliError> {
+    let Some(tar) = engine
+        .download_archive(
+            &container_name(ctx),
+            &format!("{STATE}/policy"),
+            DENIALS_LIMIT,
+        )
+        .await
+        .or_else(|e| {
+            if e.status() == Some(404) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?
+    else {
+        return Ok(Vec::new());
     };
-    let mut out: Vec<PolicyFile> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+    let mut out: Vec<PolicyFile> = handover::files(&tar, 1024 * 1024)
+        .into_iter()
+        .filter(|(path, _)| path.ends_with(".json"))
+        .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
         .collect();
     out.sort_by(|a: &PolicyFile, b| a.sandbox.cmp(&b.sandbox));
-    out
+    Ok(out)
 }
 
-/// The uid:gid the gateway runs as and its state belongs to: the user's own, or for root
-/// (whose uid would let squid try to switch users, which it cannot without capabilities) the
-/// helper uid.
-fn owner(ctx: &Context) -> (u32, u32) {
-    if ctx.identity.uid == 0 {
-        (HELPER_UID, HELPER_UID)
-    } else {
-        (ctx.identity.uid, ctx.identity.gid)
-    }
-}
-
-/// Hand a state file or directory to the gateway's uid (a no-op unless stockade runs as root).
-fn give_to_gateway(ctx: &Context, path: &Path) -> Result<(), CliError> {
-    let (uid, gid) = owner(ctx);
-    if uid == ctx.identity.uid {
-        return Ok(());
-    }
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| {
-        CliError::caused(
-            format!("cannot hand {} to the gateway's user", path.display()),
-            e,
-            None,
+/// The gateway's denial log, as its JSON lines (empty: no gateway or no denial yet).
+pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliError> {
+    let file = engine
+        .download_file(
+            &container_name(ctx),
+            &format!("{STATE}/log/denials.jsonl"),
+            DENIALS_LIMIT,
         )
-    })
-}
-
-fn make_private_dir(ctx: &Context, dir: &Path) -> Result<(), CliError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            CliError::caused(
-                format!("cannot create {}", dir.display()),
-                e,
-                Some("check that stockade's state directory is writable"),
-            )
+        .await
+        .or_else(|e| {
+            if e.status() == Some(404) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
         })?;
-    give_to_gateway(ctx, dir)
+    Ok(file
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default())
 }
