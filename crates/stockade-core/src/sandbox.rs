@@ -358,7 +358,11 @@ impl SandboxSpec {
                 memory: config.sandbox.memory.and_then(|b| i64::try_from(b).ok()),
                 nano_cpus: config.sandbox.cpus.map(|m| i64::from(m) * 1_000_000),
             },
-            network: config.sandbox.network,
+            // Until the gateway's launch path: no network for `none`, the bridge otherwise.
+            network: match config.network.egress {
+                crate::config::Egress::None => Network::None,
+                crate::config::Egress::Allowlist | crate::config::Egress::Open => Network::Bridge,
+            },
             ports: config.sandbox.ports.clone(),
             tmpfs: tmpfs(config, user),
             groups: Vec::new(),
