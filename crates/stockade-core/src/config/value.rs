@@ -799,6 +799,15 @@ pub fn egress_entry(raw: &Raw) -> Result<Value, Bad> {
         Some(rest) => ("!", rest.trim()),
         None => ("", text),
     };
+    if entry.is_empty() {
+        return Err(Bad::new(
+            format!("{text:?} names no host"),
+            "empty entry",
+            Some(
+                "write \"host\", \"*.domain\" or \"host:port\"; \"!host\" removes one a lower layer gave",
+            ),
+        ));
+    }
     crate::egress::parse_rule(entry).map_err(|message| {
         Bad::new(
             message,
