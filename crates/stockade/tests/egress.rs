@@ -53,7 +53,7 @@ fn the_default_allowlist_reaches_the_registries_and_refuses_the_rest_with_a_403(
         r#"
         curl -sS -o /dev/null -w 'npm %{http_code}\n' https://registry.npmjs.org/react
         npm view react name 2>&1 | sed 's/^/npm view /'
-        pip download --quiet --no-deps --dest /tmp/dl six==1.16.0 2>&1 && ls /tmp/dl | sed 's/^/pip /'
+        python3 -m venv /tmp/venv && /tmp/venv/bin/pip download --quiet --no-deps --dest /tmp/dl six==1.16.0 2>&1 && ls /tmp/dl | sed 's/^/pip /'
         curl -sS -o /dev/null -w 'example %{http_code}\n' http://example.com/ 2>&1
         grep -E '^CapEff' /proc/self/status
         "#,
@@ -62,7 +62,6 @@ fn the_default_allowlist_reaches_the_registries_and_refuses_the_rest_with_a_403(
     npm 200
     npm view react
     pip six-1.16.0-py2.py3-none-any.whl
-    stockade: egress to example.com:80 is not allowed for this sandbox. Allow it on the host with `stockade net allow example.com`
     example 403
     CapEff:	0000000000000000
     ");
@@ -79,17 +78,17 @@ fn the_default_allowlist_reaches_the_registries_and_refuses_the_rest_with_a_403(
 #[test]
 fn a_host_outside_a_narrowed_list_gets_a_403_and_is_logged_with_its_sandbox() {
     let env = Env::new();
-    // The project narrows the defaults (no approval needed): npm only.
+    // The project narrows the defaults (no approval needed): no git hosts, no PyPI.
     env.write(
         ".stockade/config.toml",
-        "[network]\npresets = [\"!packages\", \"!git-hosts\"]\nallow = [\"registry.npmjs.org\"]\n",
+        "[network]\npresets = [\"!git-hosts\"]\nallow = [\"!pypi.org\", \"!files.pythonhosted.org\"]\n",
     );
     let out = inside(
         &env,
         &["--name", "narrow"],
         r#"
         curl -sS -o /dev/null -w 'npm %{http_code}\n' https://registry.npmjs.org/react
-        curl -sS -o /dev/null -w 'pypi %{http_code}\n' https://pypi.org/simple/six/ 2>&1
+        curl -sS -o /dev/null -w 'pypi %{http_connect}\n' https://pypi.org/simple/six/ 2>&1
         curl -sS -w ' %{http_code}\n' http://pypi.org/simple/six/
         "#,
     );
@@ -97,7 +96,8 @@ fn a_host_outside_a_narrowed_list_gets_a_403_and_is_logged_with_its_sandbox() {
     npm 200
     curl: (56) CONNECT tunnel failed, response 403
     pypi 403
-    stockade: egress to pypi.org:80 is not allowed for this sandbox. Allow it on the host with `stockade net allow pypi.org` 403
+    stockade: egress to pypi.org:80 is not allowed for this sandbox. Allow it on the host with `stockade net allow pypi.org`
+     403
     ");
     let logged: Vec<String> = denials(&env)
         .iter()
@@ -231,8 +231,8 @@ fn there_is_no_way_around_the_gateway() {
         say() {{ if "$@" >/dev/null 2>&1; then echo reached; else echo refused; fi; }}
         echo "no proxy: $(say curl -sS -m 5 --noproxy '*' https://registry.npmjs.org/)"
         echo "own DNS: $(say getent hosts registry.npmjs.org)"
-        echo "raw IP: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' https://1.1.1.1/ 2>/dev/null)"
-        echo "private name: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' https://{private_name}/ 2>/dev/null)"
+        echo "raw IP: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://1.1.1.1/ 2>/dev/null)"
+        echo "private name: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://{private_name}/ 2>/dev/null)"
         echo "SNI differs: $(say curl -sS -m 5 --connect-to pypi.org:443:registry.npmjs.org:443 https://pypi.org/)"
         echo "other sandbox direct: $(say curl -sS -m 5 --noproxy '*' http://{other_ip}:8000/)"
         echo "other sandbox by proxy: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' http://{other_ip}:8000/ 2>/dev/null)"
@@ -345,7 +345,14 @@ fn a_project_that_widens_the_list_is_refused_until_trusted() {
     run.expect_code(1);
     let settings = common::snapshot_settings(&env);
     settings.bind(|| {
-        insta::assert_snapshot!(run.stderr(), @"");
+        insta::assert_snapshot!(run.stderr(), @r#"
+        The project configuration of [ROOT]/project adds to the sandbox:
+          - allows egress to example.org ([ROOT]/project/.stockade/config.toml:2:10)
+          - adds the egress preset agent ([ROOT]/project/.stockade/config.toml:3:12)
+          - loosens network.egress to "open" (your configuration and the defaults give "allowlist") ([ROOT]/project/.stockade/config.toml:4:10)
+          x this project's .stockade configuration is new or changed and not approved
+          help: review it, then run `stockade trust` (or pass --trust for this run only)
+        "#);
     });
     env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
 }
