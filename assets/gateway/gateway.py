@@ -135,10 +135,12 @@ def warm_up(squid):
 
 def ready(seconds):
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if os.path.exists(READY):
-            return 0
+    while not os.path.exists(READY):
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.02)
+    else:
+        return 0
     sys.stderr.write("the gateway did not become ready in %.0f s\n" % seconds)
     return 1
 

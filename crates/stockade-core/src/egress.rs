@@ -139,8 +139,9 @@ fn removes(removed: &str, entry: &str) -> bool {
                 .is_some_and(|(host, port)| host == removed && port.parse::<u16>().is_ok()))
 }
 
-/// Apply `!entry` removals: an entry is dropped when a later `!entry` names it.
-fn without_removed(entries: &[String]) -> Vec<&str> {
+/// Apply `!entry` removals: an entry is dropped when a later `!entry` names it (`check` shows
+/// the `allow` entries left this way).
+pub fn without_removed(entries: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for entry in entries {
         match entry.strip_prefix('!') {

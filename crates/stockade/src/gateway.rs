@@ -628,3 +628,109 @@ pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliE
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default())
 }
+
+/// What `check` reports of egress: the mode, the presets and the gateway's state.
+#[derive(Debug, Serialize)]
+pub struct EgressCheck {
+    pub mode: Egress,
+    /// The presets in effect under the allowlist (the agent's own endpoints depend on the agent).
+    pub presets: Vec<String>,
+    /// The `allow` entries in effect beyond the presets.
+    pub allow: Vec<String>,
+    pub gateway: GatewayState,
+}
+
+/// The gateway container, as `check` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayState {
+    /// Not made yet: the first sandbox under the allowlist starts it.
+    NotStarted,
+    /// Running and answering.
+    Ready,
+    /// Running, but not ready.
+    NotReady,
+    /// Stopped: the next sandbox starts it.
+    Stopped,
+    /// The engine cannot be reached.
+    Unknown,
+}
+
+impl EgressCheck {
+    /// The `check` line: status, detail, fix.
+    pub fn verdict(&self) -> (crate::commands::check::Mark, String, Option<String>) {
+        use crate::commands::check::Mark;
+        match self.mode {
+            Egress::None => (Mark::Ok, "none (no network)".to_owned(), None),
+            Egress::Open => (
+                Mark::Warn,
+                "open: sandboxes reach any host, nothing is logged".to_owned(),
+                Some("drop `egress = \"open\"` for the allowlist (docs/egress.md)".to_owned()),
+            ),
+            Egress::Allowlist => {
+                let list = format!(
+                    "allowlist (presets {}{})",
+                    if self.presets.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.presets.join(", ")
+                    },
+                    match self.allow.len() {
+                        0 => String::new(),
+                        n => format!("; {n} more {}", if n == 1 { "host" } else { "hosts" }),
+                    }
+                );
+                let (status, gateway, fix) = match self.gateway {
+                    GatewayState::Ready => (Mark::Ok, "gateway ready", None),
+                    GatewayState::NotStarted => {
+                        (Mark::Ok, "gateway starts with the first sandbox", None)
+                    }
+                    GatewayState::Stopped => {
+                        (Mark::Ok, "gateway stopped, starts with the next sandbox", None)
+                    }
+                    GatewayState::NotReady => (
+                        Mark::Fail,
+                        "gateway running but not ready",
+                        Some(
+                            "see the gateway's log (`docker logs` of the stockade-gateway container)"
+                                .to_owned(),
+                        ),
+                    ),
+                    GatewayState::Unknown => (Mark::Warn, "gateway unknown (no engine)", None),
+                };
+                (status, format!("{list}, {gateway}"), fix)
+            }
+        }
+    }
+}
+
+/// Egress for `check`: the mode and presets from the configuration, the gateway's state from the
+/// engine (a running gateway is asked whether it is ready).
+pub async fn check(engine: Option<&Engine>, ctx: &Context, config: &Config) -> EgressCheck {
+    let policy = egress::policy(&config.network, &[]);
+    let allow = egress::without_removed(&config.network.allow)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let gateway = match engine {
+        None => GatewayState::Unknown,
+        Some(engine) => match engine.container_facts(&container_name(ctx)).await {
+            Ok(None) => GatewayState::NotStarted,
+            Ok(Some(facts)) if !facts.running => GatewayState::Stopped,
+            Ok(Some(_)) => {
+                let spec = gateway_exec(&["ready", "0"]);
+                match engine.exec_to_end(&container_name(ctx), &spec).await {
+                    Ok((0, _)) => GatewayState::Ready,
+                    _ => GatewayState::NotReady,
+                }
+            }
+            Err(_) => GatewayState::Unknown,
+        },
+    };
+    EgressCheck {
+        mode: config.network.egress,
+        presets: policy.presets,
+        allow,
+        gateway,
+    }
+}
