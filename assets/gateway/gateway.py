@@ -45,6 +45,9 @@ NON_PUBLIC = [ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
     "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3",
     "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8")]
+# Prefixes that embed IPv4 addresses: squid reads them as all of IPv4, so only the helper
+# checks them (it looks at the embedded address).
+V4_IN_V6 = [ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "64:ff9b::/96")]
 FRONT_PORT = "3128"
 BACK_PORT = "3129"
 
@@ -90,7 +93,7 @@ def run():
     template = open("/usr/lib/stockade-gateway/squid.conf").read()
     with open(RUN + "/squid.conf", "w") as conf:
         conf.write(template.replace("@PRIVATE_NAMES@", acl).replace(
-            "@NON_PUBLIC@", " ".join(str(n) for n in NON_PUBLIC)))
+            "@NON_PUBLIC@", " ".join(str(n) for n in NON_PUBLIC if n not in V4_IN_V6)))
     # The warm-up's credentials: known to this process and squid's helpers (its children) only.
     os.environ["STOCKADE_PROBE_TOKEN"] = secrets.token_urlsafe(24)
     squid = subprocess.Popen(["squid", "-N", "-f", RUN + "/squid.conf"])
@@ -253,8 +256,11 @@ def ip_literal(host):
 
 
 def non_public(address):
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in V4_IN_V6[1]:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return any(address in network for network in NON_PUBLIC if
                network.version == address.version)
 

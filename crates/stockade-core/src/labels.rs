@@ -31,6 +31,13 @@ pub const AGENT_VERSION: &str = "io.stockade.agent-version";
 /// volume is the modification time of its data directory, which every run changes.
 pub const CREATED: &str = "io.stockade.created";
 
+/// On a sandbox behind the egress gateway: the ports its forwarder publishes (`ps` shows them).
+pub const PORTS: &str = "io.stockade.ports";
+/// On a forwarder: the sandbox whose ports it publishes.
+pub const FORWARDS: &str = "io.stockade.forwards";
+/// On a forwarder: the project network it reaches its sandbox on.
+pub const EGRESS_NETWORK: &str = "io.stockade.egress-network";
+
 /// A `LABEL` instruction setting `labels` (sorted by key), to append to a Dockerfile: one
 /// instruction, so the engine's classic builder adds one step rather than one per label. Values
 /// are quoted and `"`, `\\` and `$` escaped, so nothing in them is substituted.
@@ -78,10 +85,3 @@ mod tests {
         );
     }
 }
-
-/// On a sandbox behind the egress gateway: the ports its forwarder publishes (`ps` shows them).
-pub const PORTS: &str = "io.stockade.ports";
-/// On a forwarder: the sandbox whose ports it publishes.
-pub const FORWARDS: &str = "io.stockade.forwards";
-/// On a forwarder: the project network it reaches its sandbox on.
-pub const EGRESS_NETWORK: &str = "io.stockade.egress-network";

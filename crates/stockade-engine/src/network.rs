@@ -67,24 +67,20 @@ impl Engine {
         }
     }
 
-    /// Create an internal network (no route out): `Ok(false)` when one of that name exists.
-    /// The engine (API 1.41) makes a second network of a name that exists: callers check with
-    /// [`Self::network_exists`] under a lock first.
-    /// `isolate_host`: the engine gives the host no address on it (Docker's `inhibit_ipv4`), so
-    /// a container there cannot reach services of the host through the bridge.
+    /// Create an internal network (no route out), on which the host has no address (Docker's
+    /// `inhibit_ipv4`), so a container there cannot reach services of the host through the
+    /// bridge. `Ok(false)` when one of that name exists. The engine (API 1.41) makes a second
+    /// network of a name that exists: callers check with [`Self::network_exists`] under a lock
+    /// first.
     pub async fn create_internal_network(
         &self,
         name: &str,
         labels: &HashMap<String, String>,
-        isolate_host: bool,
     ) -> Result<bool, EngineError> {
-        let mut options = HashMap::new();
-        if isolate_host {
-            options.insert(
-                "com.docker.network.bridge.inhibit_ipv4".to_owned(),
-                "true".to_owned(),
-            );
-        }
+        let options = HashMap::from([(
+            "com.docker.network.bridge.inhibit_ipv4".to_owned(),
+            "true".to_owned(),
+        )]);
         let request = NetworkCreateRequest {
             name: name.to_owned(),
             driver: Some("bridge".to_owned()),

@@ -23,12 +23,13 @@ use stockade_core::hash::{ContentHasher, sha256_hex};
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_core::sandbox::{HELPER_UID, NetworkMode, Restart, SandboxSpec, VolumeMount};
-use stockade_engine::{Engine, ExecSpec, Removal};
+use stockade_engine::{ContainerState, Engine, ExecSpec, Removal};
 
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::image::{BuildMode, ChainRun, Ready, TierBuild, ensure_built};
 use crate::lock::FileLock;
+use stockade_core::foundation::FROM_ARG;
 
 /// The embedded build context of the gateway image: (path, contents, mode).
 const ASSETS: &[(&str, &[u8], u32)] = &[
@@ -134,6 +135,9 @@ pub fn plan(
         spec.env
             .push((name.to_owned(), "localhost,127.0.0.1,::1".to_owned()));
     }
+    // Tells scripts in the sandbox why a host answers 403.
+    spec.env
+        .push(("STOCKADE_EGRESS".to_owned(), "allowlist".to_owned()));
     for key in [
         "net.ipv6.conf.all.disable_ipv6",
         "net.ipv6.conf.default.disable_ipv6",
@@ -158,7 +162,6 @@ pub async fn attach(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
-    foundation: &Ready,
     spec: &mut SandboxSpec,
 ) -> Result<Option<Attachment>, CliError> {
     let (NetworkMode::Internal(network), Some(policy)) =
@@ -166,7 +169,19 @@ pub async fn attach(
     else {
         return Ok(None);
     };
-    let gateway = ensure(engine, ctx, config, foundation).await?;
+    if engine.is_podman() {
+        // Fail closed: an allowlist that does not hold must not quietly become `open`.
+        return Err(CliError::refused(
+            "egress-unsupported",
+            "the egress allowlist does not work on Podman yet: Podman 4.3's internal networks \
+             carry no traffic between containers, so a sandbox cannot reach the gateway",
+            Some(
+                "choose for yourself: `--egress open` (anywhere) or `--egress none` (no network), \
+                 or set `[network] egress` in your global configuration (docs/podman.md)",
+            ),
+        ));
+    }
+    let gateway = ensure(engine, ctx, config).await?;
     if !gateway.networks.contains(&network) {
         let project = spec
             .labels
@@ -183,19 +198,13 @@ pub async fn attach(
         ]);
         let _lock = FileLock::acquire(ctx, &network, "create the project's network").await?;
         if !engine.network_exists(&network).await? {
-            let isolate = !engine.is_podman();
-            if let Err(e) = engine
-                .create_internal_network(&network, &labels, isolate)
-                .await
-            {
+            if let Err(e) = engine.create_internal_network(&network, &labels).await {
                 // The engine's address pools hold a few dozen networks: make room by
                 // removing the project networks no sandbox uses, then try once more.
                 if reclaim_networks(engine, ctx).await? == 0 {
                     return Err(e.into());
                 }
-                engine
-                    .create_internal_network(&network, &labels, isolate)
-                    .await?;
+                engine.create_internal_network(&network, &labels).await?;
             }
         }
         engine
@@ -281,6 +290,29 @@ impl Attachment {
             tracing::debug!("removing the forwarder {}: {e}", forwarder.name);
         }
     }
+}
+
+/// A sandbox's published ports as the engine reports them, with those its forwarder publishes
+/// behind the gateway (the label [`attach`] leaves on it): (container port/protocol, host
+/// address, host port), sorted.
+pub fn published_ports(
+    state: &ContainerState,
+    labels: &HashMap<String, String>,
+) -> Vec<(String, String, String)> {
+    let mut ports = state.ports.clone();
+    if let Some(forwarded) = labels.get(labels::PORTS).filter(|_| state.running) {
+        for entry in forwarded.split(',') {
+            let Some((host, port)) = entry.split_once("->") else {
+                continue;
+            };
+            let Some((ip, host_port)) = host.rsplit_once(':') else {
+                continue;
+            };
+            ports.push((port.to_owned(), ip.to_owned(), host_port.to_owned()));
+        }
+    }
+    ports.sort();
+    ports
 }
 
 /// The forwarder: on the default bridge, where the engine publishes its ports, and on the
@@ -407,13 +439,8 @@ struct Running {
 }
 
 /// Make the gateway image current and the gateway container run from it.
-async fn ensure(
-    engine: &Engine,
-    ctx: &Context,
-    config: &Config,
-    foundation: &Ready,
-) -> Result<Running, CliError> {
-    let image = ensure_image(engine, ctx, foundation).await?;
+async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Running, CliError> {
+    let image = ensure_image(engine, ctx, config).await?;
     let name = container_name(ctx);
     let private: Vec<String> = egress::policy(&config.network, &[])
         .private
@@ -455,6 +482,19 @@ async fn ensure(
         None => create(engine, ctx, &image.tag, &want, &private).await?,
     }
     wait_ready(engine, &name).await?;
+    // A new gateway takes over the project networks of the one it replaced, so that sandboxes
+    // running there keep their way out (their policies are in the volume).
+    for network in engine
+        .list_networks(&[
+            format!("{}=egress", labels::KIND),
+            format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str()),
+        ])
+        .await?
+    {
+        engine
+            .connect_network(&network.name, &name, Some(GATEWAY_ALIAS))
+            .await?;
+    }
     let networks = engine
         .container_facts(&name)
         .await?
@@ -527,11 +567,7 @@ async fn wait_ready(engine: &Engine, name: &str) -> Result<(), CliError> {
 }
 
 /// The gateway image: the embedded assets on the current foundation.
-async fn ensure_image(
-    engine: &Engine,
-    ctx: &Context,
-    foundation: &Ready,
-) -> Result<Ready, CliError> {
+async fn ensure_image(engine: &Engine, ctx: &Context, config: &Config) -> Result<Ready, CliError> {
     let files: Vec<ContextFile> = ASSETS
         .iter()
         .map(|(path, bytes, mode)| ContextFile::new(*path, bytes.to_vec(), *mode))
@@ -539,6 +575,9 @@ async fn ensure_image(
     let mut context = BuildContext::new(files);
     let mut hasher = ContentHasher::new("stockade-gateway-v1");
     context.hash_into(&mut hasher);
+    hasher
+        .part(FROM_ARG.as_bytes())
+        .part(config.image.from.as_bytes());
     let tag = format!("{}:gateway", ctx.namespace.repository());
     let build = TierBuild {
         tier: "gateway",
@@ -546,8 +585,8 @@ async fn ensure_image(
         tag: tag.clone(),
         dockerfile: "Dockerfile".to_owned(),
         hash: hasher.finish(),
-        parent: Some(foundation.id.clone()),
-        build_args: HashMap::from([("STOCKADE_FOUNDATION".to_owned(), foundation.tag.clone())]),
+        parent: None,
+        build_args: HashMap::from([(FROM_ARG.to_owned(), config.image.from.clone())]),
         labels: HashMap::from([(
             "org.opencontainers.image.title".to_owned(),
             "stockade egress gateway".to_owned(),

@@ -184,9 +184,13 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
         // Variant: a token as the user part only, another scheme.
         .env("ALL_PROXY", "socks5h://t0ken-only@127.0.0.1:9")
         .run_as(user);
+    // The host's proxies reach a sandbox on the bridge (`--egress open`); behind the egress
+    // gateway its own credentials replace them (below).
     let mut child = env
         .command(&[
             "exec",
+            "--egress",
+            "open",
             "--",
             "sh",
             "-c",
@@ -227,6 +231,41 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "http://agent:pr0xy-pa55@127.0.0.1:9 http://127.0.0.1:9 socks5h://t0ken-only@127.0.0.1:9\n"
+    );
+    if common::engine_is_podman() {
+        return; // no gateway there (docs/podman.md)
+    }
+    // Behind the gateway: the sandbox's own proxy credentials, as secrets too.
+    let mut child = env
+        .command(&["exec", "--", "sh", "-c", "echo \"$HTTPS_PROXY\"; sleep 5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inspect = poll(Duration::from_secs(60), || {
+        let id = env.containers().into_iter().next()?;
+        let out = docker(&["inspect", &id]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .expect("the sandbox container appears");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let token = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, token)| token.to_owned())
+        .expect("proxy credentials in the sandbox");
+    assert!(url.ends_with("@stockade-gateway:3128"), "{url}");
+    assert!(token.len() >= 32);
+    assert!(!inspect.contains(&token), "gateway token in docker inspect");
+    assert!(
+        !inspect.contains("pr0xy-pa55"),
+        "host proxy in docker inspect"
     );
 }
 

@@ -18,6 +18,11 @@ fn snapshot_settings(env: &Env) -> insta::Settings {
     settings.add_filter(r"stockade-project:[0-9a-f]{12}", "stockade-project:[HASH]");
     settings.add_filter(r"sha256:[0-9a-f]{64}", "[ID]");
     settings.add_filter(r"unix:///\S+\.sock", "[SOCKET]");
+    // Other tests of the namespace start its egress gateway at any moment.
+    settings.add_filter(
+        r"gateway (ready|starts with the first sandbox|stopped, starts with the next sandbox)",
+        "gateway [STATE]",
+    );
     settings
 }
 

@@ -356,3 +356,27 @@ fn a_project_that_widens_the_list_is_refused_until_trusted() {
     });
     env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
 }
+
+#[test]
+fn the_allowlist_holds_or_refuses_to_start() {
+    let env = Env::new();
+    let run = env.run(&[
+        "exec",
+        "--egress",
+        "allowlist",
+        "--",
+        "sh",
+        "-c",
+        "echo $STOCKADE_EGRESS",
+    ]);
+    if common::engine_is_podman() {
+        // Podman's internal networks carry nothing between containers here: the sandbox does
+        // not start rather than run open.
+        run.expect_code(1);
+        insta::assert_snapshot!(run.stderr(), @"");
+        assert!(env.containers().is_empty());
+    } else {
+        run.expect_code(0);
+        assert_eq!(run.stdout(), "allowlist\n");
+    }
+}

@@ -31,6 +31,8 @@ fn inspect_running(env: &Env, args: &[&str]) -> (Child, Value) {
             "--filter",
             &filter,
             "--filter",
+            "label=io.stockade.kind=sandbox",
+            "--filter",
             "status=running",
         ]);
         (!out.is_empty()).then_some(out)
@@ -166,12 +168,26 @@ fn limits_ports_and_network_reach_the_engine() {
     write_project_config(&env, "[sandbox]\nmemory = \"512m\"\npids_limit = 200\n");
     let (child, info) = inspect_running(&env, &["--cpus", "1.5", "-p", "18457:80"]);
     let host = &info["HostConfig"];
+    // Behind the egress gateway (the default) its forwarder publishes the port (docs/egress.md);
+    // on the bridge (the Podman pass) the sandbox does.
+    let published = if common::engine_is_podman() {
+        host["PortBindings"].clone()
+    } else {
+        let forwarder = format!(
+            "{}-ports",
+            info["Name"].as_str().unwrap().trim_start_matches('/')
+        );
+        let forwarded: Value =
+            serde_json::from_str(&docker_stdout(&["inspect", &forwarder])).unwrap();
+        assert_eq!(host["PortBindings"], serde_json::json!({}));
+        forwarded[0]["HostConfig"]["PortBindings"].clone()
+    };
     stop(&env, child);
     assert_eq!(host["Memory"], 512 * 1024 * 1024);
     assert_eq!(host["NanoCpus"], 1_500_000_000i64);
     assert_eq!(host["PidsLimit"], 200);
     assert_eq!(
-        host["PortBindings"]["80/tcp"][0],
+        published["80/tcp"][0],
         serde_json::json!({"HostIp": "127.0.0.1", "HostPort": "18457"})
     );
 
@@ -413,7 +429,29 @@ fn dry_run_prints_the_spec_without_values() {
     assert_eq!(spec["security"]["no_new_privileges"], true);
     assert_eq!(spec["limits"]["pids"], 1024);
     assert_eq!(spec["limits"]["memory"], 1 << 30);
-    assert_eq!(spec["network"], "bridge");
+    // The network plan: behind the egress gateway on the project's network, with the policy
+    // (on the Podman pass, whose tests choose `egress = "open"`: the bridge).
+    if common::engine_is_podman() {
+        assert_eq!(spec["network"], "bridge");
+    } else {
+        let network = format!(
+            "{}-stockade-egress-{}",
+            env.namespace,
+            common::project_id(&env.project)
+        );
+        assert_eq!(spec["network"], serde_json::json!({ "internal": network }));
+        assert_eq!(
+            spec["egress"]["presets"],
+            serde_json::json!(["agent", "packages", "git-hosts"])
+        );
+        assert!(
+            spec["egress"]["rules"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"host": "registry.npmjs.org", "ports": [443, 80]}))
+        );
+        assert_eq!(spec["sysctls"]["net.ipv6.conf.all.disable_ipv6"], "1");
+    }
     // `-e` values travel as secrets: their names are listed there, never their values.
     let secret_names = spec["secrets"].as_array().unwrap();
     assert!(secret_names.iter().any(|n| n == "STOCKADE_T_SECRET"));

@@ -253,6 +253,9 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             .await?,
         );
     }
+    // Behind the gateway: its credentials are secrets, so before `finish` (which gives a
+    // read-only root the volume they go in).
+    let egress = gateway::attach(&engine, ctx, config, &mut spec).await?;
     extras::finish(&mut spec, &ctx.identity.home);
     user_files::prepare(
         &engine,
@@ -269,7 +272,6 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         spec.labels
             .insert(labels::AGENT_VERSION.to_owned(), version.clone());
     }
-    let egress = gateway::attach(&engine, ctx, config, &chain.foundation, &mut spec).await?;
     if detached {
         let id = session::start_detached(&engine, &spec).await?;
         if let Some(egress) = &egress {

@@ -273,6 +273,15 @@ fn no_service(project: &Project) -> CliError {
     )
 }
 
+/// The state with the ports a forwarder publishes behind the egress gateway.
+fn forwarded(
+    mut state: ContainerState,
+    labels: &std::collections::HashMap<String, String>,
+) -> ContainerState {
+    state.ports = crate::gateway::published_ports(&state, labels);
+    state
+}
+
 /// The address the service's port is published at, from the engine.
 fn published(state: &ContainerState) -> Option<(IpAddr, u16)> {
     let (_, ip, port) = state.ports.first()?;
@@ -292,7 +301,10 @@ fn published_url(state: &ContainerState) -> Option<String> {
 /// `stockade serve url`: the address and the login.
 pub async fn print_url(ctx: &Context) -> Result<u8, CliError> {
     let (engine, project, container) = existing(ctx).await?;
-    let state = engine.container_state(&container.id).await?;
+    let state = engine
+        .container_state(&container.id)
+        .await?
+        .map(|s| forwarded(s, &container.labels));
     let Some(url) = state.as_ref().and_then(published_url) else {
         return Err(no_service(&project));
     };
@@ -332,7 +344,10 @@ pub async fn status(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let engine = ctx.connect().await?;
     let container = find(&engine, ctx, &project).await?.into_iter().next();
     let state = match &container {
-        Some(c) => engine.container_state(&c.id).await?,
+        Some(c) => engine
+            .container_state(&c.id)
+            .await?
+            .map(|s| forwarded(s, &c.labels)),
         None => None,
     };
     let mut status = Status {

@@ -45,15 +45,11 @@ impl Row {
             .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
             .and_then(|started| now.duration_since(started).ok())
             .map(|d| d.as_secs());
-        let mut ports: Vec<String> = info
-            .ports
+        // Behind the egress gateway its forwarder publishes them (docs/egress.md).
+        let ports = gateway::published_ports(&info, &container.labels)
             .iter()
             .map(|(port, ip, host_port)| format!("{ip}:{host_port}->{port}"))
             .collect();
-        // Behind the egress gateway its forwarder publishes them (docs/egress.md).
-        if let Some(forwarded) = label(labels::PORTS).filter(|_| info.running) {
-            ports.extend(forwarded.split(',').map(str::to_owned));
-        }
         Self {
             name: label(labels::SESSION).unwrap_or_else(|| container.name.clone()),
             project: label(labels::PROJECT).unwrap_or_default(),

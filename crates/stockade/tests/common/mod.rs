@@ -572,7 +572,13 @@ impl Drop for Env {
 }
 
 pub fn default_config(from: &str) -> String {
-    format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n")
+    let config = format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n");
+    if engine_is_podman() {
+        // The egress allowlist is refused on Podman (docs/podman.md): the Podman pass runs its
+        // sandboxes on the bridge, as a Podman user must choose to.
+        return format!("{config}\n[network]\negress = \"open\"\n");
+    }
+    config
 }
 
 /// A busybox-only image (no useradd, no bash, no libc): Debian's busybox-static and its applet
