@@ -9,8 +9,8 @@ use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
 use crate::cli::{
-    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, NetAction, SandboxFlags,
-    ServeAction, WorktreeAction,
+    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, NetAction, SandboxFlags, ServeAction,
+    WorktreeAction,
 };
 use crate::commands;
 use crate::context::Context;

@@ -71,14 +71,20 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
     let stdout = follow.stdout.take().expect("stdout pipe");
     let (lines, followed) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if lines.send(line).is_err() {
                 break;
             }
         }
     });
 
-    assert_eq!(curl_in_probe(&env, "https://pypi.org/simple/six/"), "403 000");
+    assert_eq!(
+        curl_in_probe(&env, "https://pypi.org/simple/six/"),
+        "403 000"
+    );
 
     let run = env.run(&["net", "log", "--json"]);
     run.expect_code(0);
@@ -144,7 +150,10 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
     "#
     );
     // The same sandbox, not restarted, now gets through.
-    assert_eq!(curl_in_probe(&env, "https://pypi.org/simple/six/"), "200 200");
+    assert_eq!(
+        curl_in_probe(&env, "https://pypi.org/simple/six/"),
+        "200 200"
+    );
 
     let again = env.run(&["net", "allow", "PyPI.org"]);
     again.expect_code(0);
@@ -188,8 +197,8 @@ fn net_allow_project_edits_the_project_file_and_refuses_a_link() {
     let run = env.run(&["net", "allow", "pypi.org", "--project"]);
     run.expect_code(1);
     insta::assert_snapshot!(run.stderr(), @r"
-      × refusing to edit the project configuration: [ROOT]/project/.stockade/config.toml is a symbolic link (to [ROOT]/home/.config/stockade/config.toml): stockade does not follow links in the project, so that a project file cannot make it read or send a file from elsewhere on the host
-      help: replace the link with the file or directory itself; a file outside the project can be named in your global config (~/.config/stockade/config.toml) instead
+    x refusing to edit the project configuration: [ROOT]/project/.stockade/config.toml is a symbolic link (to [ROOT]/home/.config/stockade/config.toml): stockade does not follow links in the project, so that a project file cannot make it read or send a file from elsewhere on the host
+    help: replace the link with the file or directory itself; a file outside the project can be named in your global config (~/.config/stockade/config.toml) instead
     ");
     // `.stockade` itself a link to the user's config directory.
     std::fs::remove_dir_all(env.project.join(".stockade")).unwrap();
@@ -197,8 +206,8 @@ fn net_allow_project_edits_the_project_file_and_refuses_a_link() {
     let run = env.run(&["net", "allow", "pypi.org", "--project"]);
     run.expect_code(1);
     insta::assert_snapshot!(run.stderr(), @r"
-      × refusing to edit the project configuration: [ROOT]/project/.stockade/config.toml is a symbolic link (to [ROOT]/home/.config/stockade): stockade does not follow links in the project, so that a project file cannot make it read or send a file from elsewhere on the host
-      help: replace the link with the file or directory itself; a file outside the project can be named in your global config (~/.config/stockade/config.toml) instead
+    x refusing to edit the project configuration: [ROOT]/project/.stockade is a symbolic link (to [ROOT]/home/.config/stockade): stockade does not follow links in the project, so that a project file cannot make it read or send a file from elsewhere on the host
+    help: replace the link with the file or directory itself; a file outside the project can be named in your global config (~/.config/stockade/config.toml) instead
     ");
     assert_eq!(std::fs::read_to_string(&global).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(env.config_dir())
@@ -241,4 +250,66 @@ fn net_allow_project_edits_the_project_file_and_refuses_a_link() {
         run.stderr()
     );
     assert!(run.stderr().contains("not approved"), "{}", run.stderr());
+}
+
+#[test]
+fn net_help_names_both_commands_and_how_to_use_them() {
+    let home = tempfile::tempdir().unwrap();
+    let out = common::bare_command(home.path(), &["net", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r"
+    Egress: list the requests the gateway refused, allow a host (docs/egress.md)
+
+    Usage: stockade net [OPTIONS] <COMMAND>
+
+    Commands:
+      log    The requests the egress gateway refused, of this project's sandboxes (--all: every
+             project's): time, sandbox, agent, host, port and reason
+      allow  Allow a host: add it to `[network] allow` of your global configuration (or with --project
+             of the project's), and to the sandboxes running now, without a restart
+      help   Print this message or the help of the given subcommand(s)
+
+    Options:
+      -v, --verbose...    Show more: -v lists every engine call and streams build output; -vv adds
+                          internals
+      -q, --quiet         Show only results and errors: no progress, no confirmations
+          --color <WHEN>  When to use colors (NO_COLOR is honoured by `auto`) [default: auto] [possible
+                          values: auto, always, never]
+      -h, --help          Print help
+      -V, --version       Print version
+
+    Examples:
+      stockade net log
+      stockade net log --json -f
+      stockade net allow pypi.org
+      stockade net allow git.example.com:22 --project
+    ");
+    let out = common::bare_command(home.path(), &["net", "allow", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r"
+    Allow a host: add it to `[network] allow` of your global configuration (or with --project of the
+    project's), and to the sandboxes running now, without a restart
+
+    Usage: stockade net allow [OPTIONS] <HOST>
+
+    Arguments:
+      <HOST>  `host` (ports 443 and 80), `*.domain` (its subdomains), `host:port`, or an IP address
+
+    Options:
+          --project       Edit the project's .stockade/config.toml (its next launch asks for approval
+                          again); only this project's running sandboxes get it
+      -v, --verbose...    Show more: -v lists every engine call and streams build output; -vv adds
+                          internals
+          --global        Edit your global configuration file (the default); every running sandbox gets
+                          it
+      -q, --quiet         Show only results and errors: no progress, no confirmations
+          --color <WHEN>  When to use colors (NO_COLOR is honoured by `auto`) [default: auto] [possible
+                          values: auto, always, never]
+      -h, --help          Print help
+      -V, --version       Print version
+    ");
 }

@@ -304,7 +304,7 @@ pub async fn allow(ctx: &Context, host: &str, scope: Scope) -> Result<u8, CliErr
     };
     match scope {
         Scope::Global => write_global_config(&path, &edited)?,
-        Scope::Project => write_project_config(&project, &edited)?,
+        Scope::Project => write_project_config(&project.root, &edited)?,
     }
     ctx.ui.success(&format!(
         "Added {entry} to [network] allow in {}",
@@ -351,9 +351,9 @@ fn approval_note(ctx: &Context) {
                 );
             }
         }
-        Err(e) => ctx
-            .ui
-            .warn(&format!("the project's configuration does not load now: {e}")),
+        Err(e) => ctx.ui.warn(&format!(
+            "the project's configuration does not load now: {e}"
+        )),
     }
 }
 
@@ -388,7 +388,12 @@ async fn apply_live(
 
 /// `text` with `entry` appended to `[network] allow` (the rest kept as it was); `None` when the
 /// list has it already.
-fn add_entry(path: &Path, text: &str, entry: &str, rule: &Rule) -> Result<Option<String>, CliError> {
+fn add_entry(
+    path: &Path,
+    text: &str,
+    entry: &str,
+    rule: &Rule,
+) -> Result<Option<String>, CliError> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         CliError::other(
             format!(
@@ -488,7 +493,10 @@ fn read_project_config(project: &Project) -> Result<Option<String>, CliError> {
         .map(|b| {
             String::from_utf8(b).map_err(|_| {
                 CliError::other(
-                    format!("{} is not valid UTF-8 text", project.config_file().display()),
+                    format!(
+                        "{} is not valid UTF-8 text",
+                        project.config_file().display()
+                    ),
                     Some("save it as UTF-8"),
                 )
             })
@@ -500,8 +508,7 @@ fn project_file_error(e: &ReadError) -> CliError {
     let message = format!("refusing to edit the project configuration: {e}");
     match e {
         ReadError::Symlink { .. } | ReadError::NotRegular { .. } | ReadError::Outside { .. } => {
-            CliError::refused("project-file-link", message, Some(e.help()))
-                .at(e.path())
+            CliError::refused("project-file-link", message, Some(e.help())).at(e.path())
         }
         _ => CliError::other(message, Some(e.help())),
     }
@@ -511,8 +518,7 @@ fn project_file_error(e: &ReadError) -> CliError {
 /// (or made) beneath the project root with `O_NOFOLLOW`, and the file is replaced inside it by a
 /// rename of a new file (made with `O_EXCL | O_NOFOLLOW`), which never writes through a link.
 /// A link at either place is refused, as a launch refuses to read one.
-fn write_project_config(project: &Project, text: &str) -> Result<(), CliError> {
-    let root_path = &project.root;
+fn write_project_config(root_path: &Path, text: &str) -> Result<(), CliError> {
     let dir_path = root_path.join(".stockade");
     let file_path = dir_path.join("config.toml");
     let io = |path: &Path, e: Errno| {
@@ -523,7 +529,7 @@ fn write_project_config(project: &Project, text: &str) -> Result<(), CliError> {
         )
     };
     let root = nix::fcntl::open(
-        root_path.as_path(),
+        root_path,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
@@ -639,7 +645,8 @@ mod tests {
             add("", "pypi.org").as_deref(),
             Some("[network]\nallow = [\"pypi.org\"]\n")
         );
-        let text = "# mine\n[image]\nfrom = \"x\" # the base\n\n[network]\npresets = [\"!packages\"]\n";
+        let text =
+            "# mine\n[image]\nfrom = \"x\" # the base\n\n[network]\npresets = [\"!packages\"]\n";
         assert_eq!(
             add(text, "PyPI.org:8443").as_deref(),
             Some(
@@ -663,7 +670,10 @@ mod tests {
     fn an_entry_already_listed_changes_nothing() {
         assert_eq!(add("[network]\nallow = [\"pypi.org\"]\n", "pypi.org"), None);
         // The same rule written otherwise.
-        assert_eq!(add("[network]\nallow = [\" PyPI.org \"]\n", "pypi.org"), None);
+        assert_eq!(
+            add("[network]\nallow = [\" PyPI.org \"]\n", "pypi.org"),
+            None
+        );
         // A removal is not the entry: the entry comes after it, and wins.
         assert_eq!(
             add("[network]\nallow = [\"!pypi.org\"]\n", "pypi.org").as_deref(),
@@ -677,13 +687,62 @@ mod tests {
         for (text, says) in [
             ("[network\n", "it is not valid TOML"),
             ("network = 1\n", "`network` is not a table"),
-            ("[network]\nallow = \"x\"\n", "[network] allow is not a list"),
+            (
+                "[network]\nallow = \"x\"\n",
+                "[network] allow is not a list",
+            ),
         ] {
             let e = add_entry(Path::new("c.toml"), text, "pypi.org", &rule)
                 .err()
                 .unwrap_or_else(|| panic!("{text} was accepted"));
             assert!(e.to_string().contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn the_project_file_is_written_beneath_the_root_and_never_through_a_link() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (root, outside) = (root.path(), elsewhere.path().join("config.toml"));
+        // Made when missing, with .stockade.
+        write_project_config(root, "a = 1\n").unwrap_or_else(|e| panic!("{e}"));
+        let file = root.join(".stockade/config.toml");
+        assert_eq!(
+            std::fs::read_to_string(&file).ok().as_deref(),
+            Some("a = 1\n")
+        );
+        // The file a link (to a file that exists, or not): refused, nothing written there.
+        for exists in [true, false] {
+            if exists {
+                std::fs::write(&outside, "mine\n").unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
+            symlink(&outside, &file).unwrap_or_else(|e| panic!("{e}"));
+            let e = write_project_config(root, "b = 2\n")
+                .err()
+                .unwrap_or_else(|| panic!("written through a link"));
+            assert_eq!(e.code(), "project-file-link", "{e}");
+            assert!(e.to_string().contains("is a symbolic link"), "{e}");
+            assert_eq!(
+                std::fs::read_to_string(&outside).ok(),
+                Some("mine\n".to_owned())
+            );
+        }
+        // .stockade a link to a directory elsewhere: refused, nothing made there.
+        std::fs::remove_dir_all(root.join(".stockade")).unwrap_or_else(|e| panic!("{e}"));
+        symlink(elsewhere.path(), root.join(".stockade")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(&outside).unwrap_or_else(|e| panic!("{e}"));
+        let e = write_project_config(root, "c = 3\n")
+            .err()
+            .unwrap_or_else(|| panic!("written through a linked .stockade"));
+        assert_eq!(e.code(), "project-file-link", "{e}");
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path())
+                .map(Iterator::count)
+                .ok(),
+            Some(0)
+        );
     }
 
     #[test]
