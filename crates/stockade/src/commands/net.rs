@@ -108,7 +108,7 @@ pub async fn log(ctx: &Context, json: bool, follow: bool, all: bool) -> Result<u
         };
         let more = if follow { "; waiting for some" } else { "" };
         ctx.ui.info(&format!("no denials {whose}{more}"));
-        if !follow {
+        if !follow && !json {
             return Ok(0);
         }
     }
