@@ -129,6 +129,11 @@ pub async fn log(ctx: &Context, json: bool, follow: bool, all: bool) -> Result<u
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
         let text = gateway::read_denials(&engine, ctx).await?;
+        if text.is_empty() {
+            // No gateway for now (being recreated; its volume keeps the log), or a log just
+            // rotated: nothing new to show, and nothing to forget.
+            continue;
+        }
         let fresh: Vec<Denial> = parse_denials(seen.new_part(&text))
             .into_iter()
             .filter(wanted)
@@ -282,18 +287,19 @@ pub async fn allow(ctx: &Context, host: &str, scope: Scope) -> Result<u8, CliErr
         )
     })?;
     let entry = entry_of(&rule);
-    let project = ctx.project()?;
-    let (path, text) = match scope {
-        Scope::Global => {
+    // The project only for its own file: the global file is edited from anywhere.
+    let project = match scope {
+        Scope::Global => None,
+        Scope::Project => Some(ctx.project()?),
+    };
+    let (path, text) = match &project {
+        None => {
             let path = ctx.dirs.global_config();
-            let text = fsread::read_config(&path, false, &project.root)
-                .map_err(|e| unreadable(&path, e))?;
+            let text =
+                fsread::read_config(&path, false, &ctx.cwd).map_err(|e| unreadable(&path, e))?;
             (path, text)
         }
-        Scope::Project => {
-            let path = project.config_file();
-            (path, read_project_config(&project)?)
-        }
+        Some(project) => (project.config_file(), read_project_config(project)?),
     };
     let Some(edited) = add_entry(&path, text.as_deref().unwrap_or_default(), &entry, &rule)? else {
         ctx.ui.info(&format!(
@@ -302,41 +308,35 @@ pub async fn allow(ctx: &Context, host: &str, scope: Scope) -> Result<u8, CliErr
         ));
         return Ok(0);
     };
-    match scope {
-        Scope::Global => write_global_config(&path, &edited)?,
-        Scope::Project => write_project_config(&project.root, &edited)?,
+    match &project {
+        None => write_global_config(&path, &edited)?,
+        Some(project) => write_project_config(&project.root, &edited)?,
     }
     ctx.ui.success(&format!(
         "Added {entry} to [network] allow in {}",
         path.display()
     ));
+    let only = project.as_ref().map(|p| p.root.as_path());
     match ctx.connect().await {
         Ok(engine) => {
-            let only = (scope == Scope::Project).then_some(project.root.as_path());
             let count = apply_live(&engine, ctx, &rule, only).await?;
             let running = if count == 1 {
                 "1 running sandbox".to_owned()
             } else {
                 format!("{count} running sandboxes")
             };
-            ctx.ui
-                .info(&format!("{running} of {} got it", whose(scope, &project)));
+            let whose =
+                only.map_or_else(|| "this namespace".to_owned(), |p| p.display().to_string());
+            ctx.ui.info(&format!("{running} of {whose} got it"));
         }
         Err(e) => ctx.ui.warn(&format!(
             "running sandboxes were not updated ({e}); they get it at their next launch"
         )),
     }
-    if scope == Scope::Project {
+    if project.is_some() {
         approval_note(ctx);
     }
     Ok(0)
-}
-
-fn whose(scope: Scope, project: &Project) -> String {
-    match scope {
-        Scope::Global => "this namespace".to_owned(),
-        Scope::Project => project.root.display().to_string(),
-    }
 }
 
 /// After `--project`: the file is part of what `stockade trust` approves, and an `allow` entry
