@@ -4,11 +4,11 @@
   gateway.py ready [SECONDS]     wait until `run` is ready (stockade execs this)
   gateway.py auth                squid's basic auth helper: a sandbox's proxy credentials
   gateway.py policy              squid's external ACL helper: a sandbox's allowlist, the SNI check
-  gateway.py revoke NAME         remove a sandbox's policy (its credentials stop working)
   gateway.py forward P/tcp=HOST:Q..  inbound forwarder: published port P to HOST:Q (ports)
 
 State, in the gateway's volume: /run/stockade-gateway/policy/<user>.json, one per sandbox,
-written by stockade; /run/stockade-gateway/log/denials.jsonl, one JSON line per refusal, written
+written by stockade (a sandbox that is gone leaves a tombstone, `{"revoked": true}`, swept
+away here); /run/stockade-gateway/log/denials.jsonl, one JSON line per refusal, written
 here (rotated to denials.jsonl.1 at 4 MiB). The `allow_private` names come in the environment
 (STOCKADE_PRIVATE_NAMES), which is part of the container stockade made.
 
@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -60,8 +61,7 @@ def main():
         return serve_lines(Policies().decide)
     if mode == "forward":
         return forward(sys.argv[2:])
-    if mode == "revoke" and len(sys.argv) == 3:
-        return revoke(sys.argv[2])
+
     sys.stderr.write("gateway.py: unknown mode %r\n" % mode)
     return 2
 
@@ -101,6 +101,7 @@ def run():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
     warm_up(squid)
+    threading.Thread(target=sweep, daemon=True).start()
     open(READY, "w").close()
     print("stockade gateway ready", flush=True)
     return squid.wait()
@@ -134,10 +135,12 @@ def warm_up(squid):
 
 def ready(seconds):
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if os.path.exists(READY):
-            return 0
+    while not os.path.exists(READY):
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.02)
+    else:
+        return 0
     sys.stderr.write("the gateway did not become ready in %.0f s\n" % seconds)
     return 1
 
@@ -147,15 +150,23 @@ def private_names():
     return [name.lower() for name in names if valid_name(name)]
 
 
-def revoke(user):
-    path = policy_path(user)
-    if path is None:
-        return 2
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    return 0
+def sweep():
+    """Remove the tombstones stockade leaves for sandboxes that are gone (`{"revoked": true}`),
+    now and then."""
+    while True:
+        try:
+            for name in os.listdir(POLICY_DIR):
+                path = os.path.join(POLICY_DIR, name)
+                try:
+                    with open(path) as f:
+                        revoked = json.load(f).get("revoked") is True
+                    if revoked and time.time() - os.path.getmtime(path) > 60:
+                        os.unlink(path)
+                except (OSError, ValueError, AttributeError):
+                    pass
+        except OSError:
+            pass
+        time.sleep(300)
 
 
 def valid_name(name):

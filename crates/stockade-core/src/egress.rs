@@ -6,6 +6,8 @@
 //! (with or without a port). Without a port it allows 443 and 80. `!entry` in a later layer
 //! removes an entry (or, in `presets`, a preset) that a lower layer gave.
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::NetworkConfig;
@@ -72,62 +74,78 @@ pub fn parse_rule(entry: &str) -> Result<Rule, String> {
             "{entry:?} is not a host name: write `host`, `*.domain` or `host:port`"
         ));
     }
+    if host.starts_with("*.") && !name.contains('.') {
+        return Err(format!(
+            "{entry:?} would allow every name under .{name}: name a domain, e.g. `*.example.com`"
+        ));
+    }
     Ok(Rule {
         host: host.to_ascii_lowercase(),
         ports,
     })
 }
 
-/// The hosts of a preset (`None`: no such preset). `agent` is the running agent's own list.
-pub fn preset(name: &str) -> Option<&'static [&'static str]> {
-    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+/// One preset: a named list of entries kept as data (`egress/presets.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preset {
+    pub name: String,
+    /// What it is for, one line (for `check` and docs).
+    pub description: String,
+    /// Entries as in `[network] allow`.
+    pub hosts: Vec<String>,
 }
 
-/// The presets kept as data (`agent` is not here: each agent lists its own endpoints).
-pub const PRESETS: &[(&str, &[&str])] = &[
-    (
-        "packages",
-        &[
-            "registry.npmjs.org",
-            "registry.yarnpkg.com",
-            "pypi.org",
-            "files.pythonhosted.org",
-            "crates.io",
-            "index.crates.io",
-            "static.crates.io",
-            "proxy.golang.org",
-            "sum.golang.org",
-            "rubygems.org",
-            "repo.maven.apache.org",
-            "repo1.maven.org",
-            "deb.debian.org",
-            "security.debian.org",
-            "archive.ubuntu.com",
-            "security.ubuntu.com",
-            "dl-cdn.alpinelinux.org",
-        ],
-    ),
-    (
-        "git-hosts",
-        &[
-            "github.com",
-            "api.github.com",
-            "raw.githubusercontent.com",
-            "objects.githubusercontent.com",
-            "codeload.github.com",
-            "gitlab.com",
-            "bitbucket.org",
-            "api.bitbucket.org",
-        ],
-    ),
-];
+/// The presets kept as data, in file order (`agent` is not here: each agent of the catalog lists
+/// its own endpoints, `Agent::egress`).
+pub static PRESETS: LazyLock<Vec<Preset>> = LazyLock::new(|| {
+    #[derive(Deserialize)]
+    struct File {
+        preset: Vec<Preset>,
+    }
+    // Built into the binary, not read at run time: a test parses it, so it cannot fail in a
+    // build that passed its tests. Were it broken, no preset would exist (nothing allowed by a
+    // preset), which fails closed.
+    toml::from_str::<File>(include_str!("egress/presets.toml"))
+        .map(|f| f.preset)
+        .unwrap_or_default()
+});
 
-/// Apply `!entry` removals: an entry is dropped when a later `!entry` names it.
-fn without_removed(entries: &[String]) -> Vec<&str> {
+/// The name of the preset that stands for the running agent's own endpoints.
+pub const AGENT_PRESET: &str = "agent";
+
+/// The hosts of a preset (`None`: no such preset). `agent` is the running agent's own list, so
+/// it has none here.
+pub fn preset(name: &str) -> Option<&'static [String]> {
+    PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.hosts.as_slice())
+}
+
+/// Every preset's name: `agent`, then the data file's.
+pub fn preset_names() -> Vec<&'static str> {
+    std::iter::once(AGENT_PRESET)
+        .chain(PRESETS.iter().map(|p| p.name.as_str()))
+        .collect()
+}
+
+/// Whether `!removed` removes `entry`: the same entry, or, for a host written without a port,
+/// any entry of that host (`!github.com` also drops `github.com:22`).
+fn removes(removed: &str, entry: &str) -> bool {
+    entry == removed
+        || (!removed.contains(':')
+            && entry
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| host == removed && port.parse::<u16>().is_ok()))
+}
+
+/// Apply `!entry` removals: an entry is dropped when a later `!entry` names it (`check` shows
+/// the `allow` entries left this way).
+pub fn without_removed(entries: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for entry in entries {
         match entry.strip_prefix('!') {
-            Some(removed) => out.retain(|e| *e != removed.trim()),
+            Some(removed) => out.retain(|e| !removes(removed.trim(), e)),
             None if !out.contains(&entry.as_str()) => out.push(entry),
             None => {}
         }
@@ -147,7 +165,7 @@ pub fn policy(network: &NetworkConfig, agent_hosts: &[String]) -> Policy {
     for name in &presets {
         match name.as_str() {
             "agent" => hosts.extend(agent_hosts.iter().cloned()),
-            other => hosts.extend(preset(other).unwrap_or(&[]).iter().map(|h| (*h).to_owned())),
+            other => hosts.extend(preset(other).unwrap_or(&[]).iter().cloned()),
         }
     }
     hosts.extend(network.allow.iter().cloned());
@@ -167,5 +185,210 @@ pub fn policy(network: &NetworkConfig, agent_hosts: &[String]) -> Policy {
         presets,
         rules,
         private,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::Config;
+
+    fn allows(policy: &Policy, host: &str) -> bool {
+        policy.rules.iter().any(|r| r.host == host)
+    }
+
+    #[test]
+    fn presets_are_valid_data_and_the_docs_list_every_host() {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["packages", "git-hosts"]);
+        assert_eq!(preset_names(), ["agent", "packages", "git-hosts"]);
+        for name in DEFAULT_PRESETS {
+            assert!(preset_names().contains(name), "{name}");
+        }
+        let doc = include_str!("../../../docs/egress.md");
+        for p in PRESETS.iter() {
+            assert!(!p.hosts.is_empty() && !p.description.is_empty(), "{p:?}");
+            for host in &p.hosts {
+                assert!(parse_rule(host).is_ok(), "{}: {host}", p.name);
+                assert!(
+                    doc.contains(&format!("`{host}`")),
+                    "docs/egress.md does not list {host} ({})",
+                    p.name
+                );
+            }
+        }
+        for agent in crate::agents::BUILTIN {
+            for host in agent.egress {
+                assert!(parse_rule(host).is_ok(), "{}: {host}", agent.name);
+                assert!(
+                    doc.contains(&format!("`{host}`")),
+                    "docs/egress.md does not list {host} ({})",
+                    agent.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_s_presets_hold_their_registries_and_git_hosts() {
+        let packages = preset("packages").unwrap_or_default();
+        for host in [
+            "registry.npmjs.org",
+            "registry.yarnpkg.com",
+            "pypi.org",
+            "files.pythonhosted.org",
+            "crates.io",
+            "index.crates.io",
+            "static.crates.io",
+            "proxy.golang.org",
+            "sum.golang.org",
+            "rubygems.org",
+            "repo.maven.apache.org",
+            "deb.debian.org",
+            "security.debian.org",
+            "archive.ubuntu.com",
+            "security.ubuntu.com",
+            "dl-cdn.alpinelinux.org",
+        ] {
+            assert!(packages.iter().any(|h| h == host), "packages: {host}");
+        }
+        let git = preset("git-hosts").unwrap_or_default();
+        for host in [
+            "github.com",
+            "api.github.com",
+            "raw.githubusercontent.com",
+            "objects.githubusercontent.com",
+            "codeload.github.com",
+            "gitlab.com",
+            "bitbucket.org",
+            "api.bitbucket.org",
+        ] {
+            assert!(git.iter().any(|h| h == host), "git-hosts: {host}");
+        }
+        assert_eq!(preset("agent"), None);
+        assert_eq!(preset("nope"), None);
+    }
+
+    #[test]
+    fn entries_parse_as_the_docs_say() {
+        let rule = |e: &str| parse_rule(e).map(|r| (r.host, r.ports));
+        assert_eq!(
+            rule("Example.COM"),
+            Ok(("example.com".into(), vec![443, 80]))
+        );
+        assert_eq!(
+            rule("git.example.com:22"),
+            Ok(("git.example.com".into(), vec![22]))
+        );
+        assert_eq!(
+            rule("*.example.com"),
+            Ok(("*.example.com".into(), vec![443, 80]))
+        );
+        assert_eq!(rule("10.1.2.3:8443"), Ok(("10.1.2.3".into(), vec![8443])));
+        assert_eq!(rule("[fd00::1]:8443"), Ok(("fd00::1".into(), vec![8443])));
+        for bad in [
+            "",
+            "*",
+            "*.com",
+            "bad host",
+            "-x.example.com",
+            "x.example.com:0",
+            "a:b",
+        ] {
+            assert!(parse_rule(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_built_in_agent_s_policy_holds_its_api_and_login_endpoints() {
+        let expected: &[(&str, &[&str])] = &[
+            (
+                "claude",
+                &[
+                    "api.anthropic.com",
+                    "console.anthropic.com",
+                    "claude.ai",
+                    "platform.claude.com",
+                    "statsig.anthropic.com",
+                ],
+            ),
+            (
+                "codex",
+                &["api.openai.com", "auth.openai.com", "chatgpt.com"],
+            ),
+            (
+                "gemini",
+                &[
+                    "generativelanguage.googleapis.com",
+                    "cloudcode-pa.googleapis.com",
+                    "oauth2.googleapis.com",
+                    "accounts.google.com",
+                ],
+            ),
+            (
+                "opencode",
+                &[
+                    "models.dev",
+                    "opencode.ai",
+                    "app.opencode.ai",
+                    "api.anthropic.com",
+                    "api.openai.com",
+                    "openrouter.ai",
+                ],
+            ),
+        ];
+        let config = Config::default();
+        assert_eq!(
+            crate::agents::BUILTIN.len(),
+            expected.len(),
+            "a new built-in agent needs its endpoints here"
+        );
+        for (name, hosts) in expected {
+            let agent = match crate::agents::resolve(name, &config) {
+                Ok(agent) => agent,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            let policy = policy(&config.network, &agent.egress);
+            assert_eq!(policy.presets, DEFAULT_PRESETS);
+            for host in *hosts {
+                assert!(allows(&policy, host), "{name}: {host} in {policy:#?}");
+            }
+            // With the `agent` preset removed, none of them is left.
+            let mut network = config.network.clone();
+            network.presets.push("!agent".into());
+            let without = super::policy(&network, &agent.egress);
+            for host in agent.egress.iter().filter(|h| !h.contains("github")) {
+                assert!(!allows(&without, host), "{name}: {host}");
+            }
+        }
+    }
+
+    #[test]
+    fn removals_drop_presets_and_hosts_of_lower_layers_and_a_later_entry_adds_back() {
+        let mut config = Config::default();
+        config.network.presets = vec!["!packages".into()];
+        config.network.allow = vec![
+            "a.example.com".into(),
+            "!a.example.com".into(),
+            "!github.com".into(),
+            "b.example.com:8443".into(),
+        ];
+        let p = policy(&config.network, &["api.anthropic.com".into()]);
+        assert_eq!(p.presets, ["agent", "git-hosts"]);
+        assert!(!allows(&p, "registry.npmjs.org"));
+        assert!(!allows(&p, "a.example.com"));
+        // `!github.com` drops every entry of the host, `github.com:22` included.
+        assert!(!allows(&p, "github.com"));
+        assert!(allows(&p, "api.github.com"));
+        assert!(allows(&p, "api.anthropic.com"));
+        assert!(p.rules.contains(&Rule {
+            host: "b.example.com".into(),
+            ports: vec![8443]
+        }));
+        config.network.presets.push("packages".into());
+        let p = policy(&config.network, &[]);
+        assert_eq!(p.presets, ["agent", "git-hosts", "packages"]);
+        assert!(allows(&p, "registry.npmjs.org"));
     }
 }

@@ -372,6 +372,8 @@ mod tests {
             ("sandbox", "sudo" | "ssh_agent" | "docker_socket") => "true",
             ("sandbox", "engine_options") => "[\"--shm-size=1g\"]",
             ("secrets", "allowlist") => "[\"*.pem\"]",
+            ("network", "allow") => "[\"example.com\"]",
+            ("network", "presets") => "[\"packages\"]",
             _ => return None,
         })
     }
@@ -384,6 +386,7 @@ mod tests {
             ("sandbox", "pids_limit") => ("256", "512", Some("128")),
             ("sandbox", "tmp_size") => ("\"1g\"", "\"2g\"", Some("\"512m\"")),
             ("sandbox", "network") => ("\"none\"", "\"bridge\"", None),
+            ("network", "egress") => ("\"allowlist\"", "\"open\"", Some("\"none\"")),
             ("sandbox", "read_only_root") => ("true", "false", None),
             ("secrets", "scan") => ("true", "false", None),
             _ => return None,
@@ -414,8 +417,27 @@ mod tests {
         );
         for key in KEYS {
             assert!(SECTIONS.contains(&key.section), "{key:?}");
+            let parses = match key.shape {
+                crate::config::keys::Shape::Scalar => {
+                    crate::config::keys::default_value(key).is_some()
+                }
+                // A list's default: a non-empty list of elements the key accepts.
+                crate::config::keys::Shape::List => {
+                    let list = crate::config::keys::list_default(key);
+                    !list.is_empty()
+                        && list.iter().all(|e| {
+                            let raw = crate::config::value::Raw::Str(e.clone());
+                            let cx = crate::config::value::ParseContext {
+                                relative_to: Path::new("/"),
+                                project_root: Path::new("/"),
+                                home: Path::new("/"),
+                            };
+                            (key.parse)(&raw, &cx).is_ok()
+                        })
+                }
+            };
             assert!(
-                key.default.is_none() || crate::config::keys::default_value(key).is_some(),
+                key.default.is_none() || parses,
                 "the default of {key:?} does not parse"
             );
         }
@@ -482,6 +504,42 @@ mod tests {
         assert_eq!(concerns_of("", "[sandbox]\nmemory = \"64g\"\n").len(), 1);
         assert_eq!(concerns_of("", "[sandbox]\npids_limit = 4096\n").len(), 1);
         assert!(concerns_of("", "[sandbox]\nmemory = \"1g\"\n").is_empty());
+    }
+
+    #[test]
+    fn a_project_narrowing_egress_needs_no_approval_and_widening_it_does() {
+        let global = "[network]\nallow = [\"a.example.com\"]\n";
+        // Removing a global host or a default preset, or cutting the network off.
+        for project in [
+            "[network]\nallow = [\"!a.example.com\"]\npresets = [\"!git-hosts\", \"!packages\"]\n",
+            "[network]\negress = \"none\"\n",
+            "[sandbox]\nnetwork = \"none\"\n",
+        ] {
+            assert_eq!(
+                concerns_of(global, project),
+                Vec::<String>::new(),
+                "{project}"
+            );
+        }
+        let what = concerns_of(
+            global,
+            "[network]\nallow = [\"b.example.com:22\", \"!a.example.com\"]\npresets = [\"packages\"]\negress = \"open\"\n",
+        );
+        assert_eq!(
+            what,
+            [
+                "allows egress to b.example.com:22",
+                "adds the egress preset packages",
+                "loosens network.egress to \"open\" (your configuration and the defaults give \"allowlist\")",
+            ]
+        );
+        // The old name is compared with the mode below it: "bridge" is "open".
+        assert_eq!(
+            concerns_of("", "[sandbox]\nnetwork = \"bridge\"\n"),
+            [
+                "loosens sandbox.network to \"bridge\" (your configuration and the defaults give \"allowlist\")"
+            ]
+        );
     }
 
     #[test]

@@ -156,6 +156,54 @@ impl Engine {
             .collect())
     }
 
+    /// The names of the containers attached to a network (`None`: no such network).
+    pub async fn network_members(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
+        let result = self
+            .call(
+                &format!("GET /networks/{name}"),
+                self.docker.inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                ),
+            )
+            .await;
+        match result {
+            Ok(network) => Ok(Some(
+                network
+                    .containers
+                    .unwrap_or_default()
+                    .into_values()
+                    .filter_map(|c| c.name)
+                    .collect(),
+            )),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Detach a container from a network (not attached, or gone: fine).
+    pub async fn disconnect_network(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<(), EngineError> {
+        let request = bollard::models::NetworkDisconnectRequest {
+            container: container.to_owned(),
+            force: Some(true),
+        };
+        match self
+            .call(
+                &format!("POST /networks/{network}/disconnect container={container}"),
+                self.docker.disconnect_network(network, request),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.status(), Some(404 | 409 | 500)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Remove a network; one still in use is left (`Removal::InUse`; Docker answers 403 there).
     pub async fn remove_network(&self, name: &str) -> Result<Removal, EngineError> {
         let result = self

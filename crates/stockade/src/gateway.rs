@@ -23,7 +23,7 @@ use stockade_core::hash::{ContentHasher, sha256_hex};
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_core::sandbox::{HELPER_UID, NetworkMode, Restart, SandboxSpec, VolumeMount};
-use stockade_engine::{Engine, ExecSpec};
+use stockade_engine::{Engine, ExecSpec, Removal};
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -183,9 +183,20 @@ pub async fn attach(
         ]);
         let _lock = FileLock::acquire(ctx, &network, "create the project's network").await?;
         if !engine.network_exists(&network).await? {
-            engine
-                .create_internal_network(&network, &labels, !engine.is_podman())
-                .await?;
+            let isolate = !engine.is_podman();
+            if let Err(e) = engine
+                .create_internal_network(&network, &labels, isolate)
+                .await
+            {
+                // The engine's address pools hold a few dozen networks: make room by
+                // removing the project networks no sandbox uses, then try once more.
+                if reclaim_networks(engine, ctx).await? == 0 {
+                    return Err(e.into());
+                }
+                engine
+                    .create_internal_network(&network, &labels, isolate)
+                    .await?;
+            }
         }
         engine
             .connect_network(&network, &container_name(ctx), Some(GATEWAY_ALIAS))
@@ -301,6 +312,10 @@ fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &s
         .insert(labels::FORWARDS.to_owned(), sandbox.name.clone());
     spec.labels
         .insert(labels::EGRESS_NETWORK.to_owned(), network.to_owned());
+    if let Some(project) = sandbox.labels.get(labels::PROJECT) {
+        spec.labels
+            .insert(labels::PROJECT.to_owned(), project.clone());
+    }
     if sandbox.detached {
         spec.labels
             .insert(labels::KEEP.to_owned(), "true".to_owned());
@@ -317,15 +332,58 @@ pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
     }
 }
 
-/// Remove a sandbox's policy file: its credentials stop working. A gateway that is not running
-/// has nothing to revoke (it starts with what its volume holds, which a later launch replaces).
-async fn revoke(engine: &Engine, ctx: &Context, sandbox: &str) {
-    let spec = gateway_exec(&["revoke", sandbox]);
-    match engine.exec_to_end(&container_name(ctx), &spec).await {
-        Ok((0, _)) => {}
-        Ok((_, output)) => tracing::debug!("revoking {sandbox}: {}", output.trim()),
-        Err(e) => tracing::debug!("revoking {sandbox}: {e}"),
+/// Remove this namespace's project networks that no sandbox is on (the gateway is detached
+/// first); returns how many went. A project's next launch makes its network again.
+pub async fn reclaim_networks(engine: &Engine, ctx: &Context) -> Result<usize, CliError> {
+    let gateway = container_name(ctx);
+    let networks = engine
+        .list_networks(&[
+            format!("{}=egress", labels::KIND),
+            format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str()),
+        ])
+        .await?;
+    let mut removed = 0;
+    for network in networks {
+        let Some(members) = engine.network_members(&network.name).await? else {
+            continue;
+        };
+        if members.iter().any(|m| *m != gateway) {
+            continue;
+        }
+        engine.disconnect_network(&network.name, &gateway).await?;
+        if engine.remove_network(&network.name).await? == Removal::Removed {
+            removed += 1;
+        }
     }
+    Ok(removed)
+}
+
+/// Revoke a sandbox's policy: it is replaced by a tombstone (one upload, no process started),
+/// so its credentials stop working; the gateway sweeps tombstones away.
+async fn revoke(engine: &Engine, ctx: &Context, sandbox: &str) {
+    let upload = policy_archive(sandbox, br#"{"revoked": true}"#);
+    let result = match upload {
+        Ok(tar) => engine
+            .upload(&container_name(ctx), STATE, tar)
+            .await
+            .map_err(CliError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::debug!("revoking the egress policy of {sandbox}: {e}");
+    }
+}
+
+/// The upload of one policy file (0600, the gateway user's).
+fn policy_archive(sandbox: &str, json: &[u8]) -> Result<Vec<u8>, CliError> {
+    handover::file_archive(
+        &format!("policy/{sandbox}.json"),
+        json,
+        GATEWAY_UID,
+        GATEWAY_UID,
+        0o600,
+    )
+    .map_err(|e| CliError::caused("cannot pack the egress policy", e, None))
 }
 
 /// `gateway.py ARGS…` run in the gateway as its user.
@@ -516,14 +574,7 @@ pub async fn write_policy(
 ) -> Result<(), CliError> {
     let json = serde_json::to_vec_pretty(policy)
         .map_err(|e| CliError::caused("cannot write the egress policy", e, None))?;
-    let tar = handover::file_archive(
-        &format!("policy/{}.json", policy.sandbox),
-        &json,
-        GATEWAY_UID,
-        GATEWAY_UID,
-        0o600,
-    )
-    .map_err(|e| CliError::caused("cannot pack the egress policy", e, None))?;
+    let tar = policy_archive(&policy.sandbox, &json)?;
     engine.upload(&container_name(ctx), STATE, tar).await?;
     Ok(())
 }
@@ -550,6 +601,7 @@ pub async fn read_policies(engine: &Engine, ctx: &Context) -> Result<Vec<PolicyF
     let mut out: Vec<PolicyFile> = handover::files(&tar, 1024 * 1024)
         .into_iter()
         .filter(|(path, _)| path.ends_with(".json"))
+        // A tombstone (`{"revoked": true}`) is not a policy.
         .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
         .collect();
     out.sort_by(|a: &PolicyFile, b| a.sandbox.cmp(&b.sandbox));
@@ -575,4 +627,110 @@ pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliE
     Ok(file
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default())
+}
+
+/// What `check` reports of egress: the mode, the presets and the gateway's state.
+#[derive(Debug, Serialize)]
+pub struct EgressCheck {
+    pub mode: Egress,
+    /// The presets in effect under the allowlist (the agent's own endpoints depend on the agent).
+    pub presets: Vec<String>,
+    /// The `allow` entries in effect beyond the presets.
+    pub allow: Vec<String>,
+    pub gateway: GatewayState,
+}
+
+/// The gateway container, as `check` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayState {
+    /// Not made yet: the first sandbox under the allowlist starts it.
+    NotStarted,
+    /// Running and answering.
+    Ready,
+    /// Running, but not ready.
+    NotReady,
+    /// Stopped: the next sandbox starts it.
+    Stopped,
+    /// The engine cannot be reached.
+    Unknown,
+}
+
+impl EgressCheck {
+    /// The `check` line: status, detail, fix.
+    pub fn verdict(&self) -> (crate::commands::check::Mark, String, Option<String>) {
+        use crate::commands::check::Mark;
+        match self.mode {
+            Egress::None => (Mark::Ok, "none (no network)".to_owned(), None),
+            Egress::Open => (
+                Mark::Warn,
+                "open: sandboxes reach any host, nothing is logged".to_owned(),
+                Some("drop `egress = \"open\"` for the allowlist (docs/egress.md)".to_owned()),
+            ),
+            Egress::Allowlist => {
+                let list = format!(
+                    "allowlist (presets {}{})",
+                    if self.presets.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.presets.join(", ")
+                    },
+                    match self.allow.len() {
+                        0 => String::new(),
+                        n => format!("; {n} more {}", if n == 1 { "host" } else { "hosts" }),
+                    }
+                );
+                let (status, gateway, fix) = match self.gateway {
+                    GatewayState::Ready => (Mark::Ok, "gateway ready", None),
+                    GatewayState::NotStarted => {
+                        (Mark::Ok, "gateway starts with the first sandbox", None)
+                    }
+                    GatewayState::Stopped => {
+                        (Mark::Ok, "gateway stopped, starts with the next sandbox", None)
+                    }
+                    GatewayState::NotReady => (
+                        Mark::Fail,
+                        "gateway running but not ready",
+                        Some(
+                            "see the gateway's log (`docker logs` of the stockade-gateway container)"
+                                .to_owned(),
+                        ),
+                    ),
+                    GatewayState::Unknown => (Mark::Warn, "gateway unknown (no engine)", None),
+                };
+                (status, format!("{list}, {gateway}"), fix)
+            }
+        }
+    }
+}
+
+/// Egress for `check`: the mode and presets from the configuration, the gateway's state from the
+/// engine (a running gateway is asked whether it is ready).
+pub async fn check(engine: Option<&Engine>, ctx: &Context, config: &Config) -> EgressCheck {
+    let policy = egress::policy(&config.network, &[]);
+    let allow = egress::without_removed(&config.network.allow)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let gateway = match engine {
+        None => GatewayState::Unknown,
+        Some(engine) => match engine.container_facts(&container_name(ctx)).await {
+            Ok(None) => GatewayState::NotStarted,
+            Ok(Some(facts)) if !facts.running => GatewayState::Stopped,
+            Ok(Some(_)) => {
+                let spec = gateway_exec(&["ready", "0"]);
+                match engine.exec_to_end(&container_name(ctx), &spec).await {
+                    Ok((0, _)) => GatewayState::Ready,
+                    _ => GatewayState::NotReady,
+                }
+            }
+            Err(_) => GatewayState::Unknown,
+        },
+    };
+    EgressCheck {
+        mode: config.network.egress,
+        presets: policy.presets,
+        allow,
+        gateway,
+    }
 }

@@ -257,3 +257,79 @@ fn ssh_agent_is_a_flag_layer_with_a_source() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--ssh-agent applies to `exec`"), "{stderr}");
 }
+
+#[test]
+fn the_old_network_key_disagreeing_with_egress_is_an_error_naming_both() {
+    // In two files: the error is at the old name, and names the other place.
+    show_errors(
+        "network_alias_disagrees_across_files",
+        [
+            "[network]\negress = \"allowlist\"\n",
+            "[sandbox]\nnetwork = \"bridge\"\n",
+        ],
+        &[],
+        &[],
+    );
+    // A flag against a file.
+    show_errors(
+        "network_alias_disagrees_with_a_flag",
+        ["[network]\negress = \"open\"\n", ""],
+        &["--network", "none"],
+        &[],
+    );
+}
+
+#[test]
+fn the_old_network_key_sets_egress_and_agreeing_is_fine() {
+    let s = setup("[sandbox]\nnetwork = \"none\"\n", "");
+    let (code, stdout, stderr) = stockade(&s, &["config", "show", "--json"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["network"]["egress"], "none");
+    let (code, stdout, stderr) = stockade(
+        &s,
+        &["config", "show", "--json", "--egress", "none"],
+        &[("STOCKADE_SANDBOX_NETWORK", "none")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["network"]["egress"], "none");
+    let s = setup("[sandbox]\nnetwork = \"bridge\"\n", "");
+    let (code, stdout, stderr) = stockade(&s, &["config", "show", "--json"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["network"]["egress"], "open");
+}
+
+#[test]
+fn bad_egress_entries_presets_and_modes_are_errors_at_their_place() {
+    show_errors(
+        "bad_egress_entries",
+        [
+            "[network]\negress = \"closed\"\nallow = [\"ok.example.com\", \"bad host\", \"*.com\", \"x.example.com:99999\", \"!\"]\npresets = [\"packages\", \"pakages\", \"!nope\"]\n",
+            "[network]\nallow_private = [\"nexus.corp.example\"]\n",
+        ],
+        &[],
+        &[("STOCKADE_NETWORK_ALLOW", "a.example.com, -bad-")],
+    );
+}
+
+#[test]
+fn show_prints_the_network_section_with_the_default_presets_first() {
+    let s = setup(
+        "[network]\npresets = [\"!git-hosts\"]\nallow_private = [\"nexus.corp.example\"]\n",
+        "[network]\nallow = [\"api.example.com\", \"!registry.npmjs.org\"]\n",
+    );
+    let (code, stdout, stderr) = stockade(
+        &s,
+        &["config", "show", "--sources", "--egress", "none"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let start = stdout.find("[network]").unwrap();
+    let section = &stdout[start
+        ..stdout[start..]
+            .find("\n\n")
+            .map_or(stdout.len(), |e| start + e)];
+    snapshot_settings(&s.root).bind(|| insta::assert_snapshot!(section));
+}

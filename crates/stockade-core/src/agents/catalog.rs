@@ -24,6 +24,9 @@ pub struct Builtin {
     /// The flag that skips the agent's own permission prompts (the sandbox is the boundary); on by
     /// default, off with `skip_permissions = false`.
     pub skip_permissions_arg: Option<&'static str>,
+    /// Its API and login (OAuth) endpoints: the `agent` egress preset while it runs. Sources in
+    /// docs/egress.md.
+    pub egress: &'static [&'static str],
 }
 
 pub const BUILTIN: &[Builtin] = &[
@@ -40,6 +43,17 @@ pub const BUILTIN: &[Builtin] = &[
         api_keys: &["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
         env: &[("DISABLE_AUTOUPDATER", "1")],
         skip_permissions_arg: Some("--dangerously-skip-permissions"),
+        egress: &[
+            // The API (inference, and the OAuth usage and profile calls)
+            "api.anthropic.com",
+            // Login: claude.ai/claude.com authorize, console/platform exchange the code
+            "claude.ai",
+            "claude.com",
+            "console.anthropic.com",
+            "platform.claude.com",
+            // Feature flags the CLI reads at start
+            "statsig.anthropic.com",
+        ],
     },
     Builtin {
         name: "opencode",
@@ -59,6 +73,21 @@ pub const BUILTIN: &[Builtin] = &[
         ],
         env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1")],
         skip_permissions_arg: None,
+        egress: &[
+            // The model catalog, opencode's own API (Zen) and the web UI `serve` proxies
+            "models.dev",
+            "opencode.ai",
+            "app.opencode.ai",
+            // The providers of its API keys, and their logins
+            "api.anthropic.com",
+            "console.anthropic.com",
+            "claude.ai",
+            "api.openai.com",
+            "auth.openai.com",
+            "chatgpt.com",
+            "openrouter.ai",
+            "generativelanguage.googleapis.com",
+        ],
     },
     Builtin {
         name: "codex",
@@ -74,6 +103,13 @@ pub const BUILTIN: &[Builtin] = &[
         api_keys: &["OPENAI_API_KEY", "CODEX_API_KEY"],
         env: &[],
         skip_permissions_arg: None,
+        egress: &[
+            // The API (API keys) and the ChatGPT backend (a ChatGPT login)
+            "api.openai.com",
+            "chatgpt.com",
+            // Login: OAuth and device codes
+            "auth.openai.com",
+        ],
     },
     Builtin {
         name: "gemini",
@@ -89,6 +125,15 @@ pub const BUILTIN: &[Builtin] = &[
         api_keys: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
         env: &[],
         skip_permissions_arg: None,
+        egress: &[
+            // The Gemini API (API keys) and Code Assist (a Google login)
+            "generativelanguage.googleapis.com",
+            "cloudcode-pa.googleapis.com",
+            // Login: Google OAuth, the token exchange and the user's profile
+            "accounts.google.com",
+            "oauth2.googleapis.com",
+            "www.googleapis.com",
+        ],
     },
 ];
 
@@ -115,6 +160,7 @@ impl Builtin {
             login_files: strings(self.login_files),
             share_config: None,
             skip_permissions: None,
+            egress: strings(self.egress),
         }
     }
 }

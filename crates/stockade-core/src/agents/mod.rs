@@ -183,7 +183,7 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
         env: merged.env.unwrap_or_default(),
         login_files: merged.login_files.unwrap_or_default(),
         share_config: merged.share_config.unwrap_or(false),
-        egress: Vec::new(),
+        egress: merged.egress.unwrap_or_default(),
     })
 }
 

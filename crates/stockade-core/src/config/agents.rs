@@ -31,6 +31,7 @@ struct AgentSection {
     login_files: Option<Vec<Spanned<String>>>,
     share_config: Option<Spanned<bool>>,
     skip_permissions: Option<bool>,
+    egress: Option<Vec<Spanned<String>>>,
 }
 
 /// The keys of an `[agents.<name>]` table, in the order docs/configuration.md lists them.
@@ -49,6 +50,7 @@ pub const AGENT_KEYS: &[&str] = &[
     "env",
     "isolate",
     "skip_permissions",
+    "egress",
 ];
 
 /// The keys of `[tools]`.
@@ -310,6 +312,7 @@ pub(super) fn read_agents(
                 "config_files" => section.config_files = f.strings(k, value),
                 "api_keys" => section.api_keys = f.strings(k, value),
                 "login_files" => section.login_files = f.strings(k, value),
+                "egress" => section.egress = f.strings(k, value),
                 "args" => {
                     section.args = f
                         .strings(k, value)
@@ -406,6 +409,9 @@ pub struct AgentConfig {
     pub login_files: Option<Vec<String>>,
     pub share_config: Option<bool>,
     pub skip_permissions: Option<bool>,
+    /// The agent's API and login endpoints (the `agent` egress preset), as `[network] allow`
+    /// entries; a layer's list replaces the one below it.
+    pub egress: Option<Vec<String>>,
 }
 
 impl AgentConfig {
@@ -428,7 +434,8 @@ impl AgentConfig {
             isolate,
             login_files,
             share_config,
-            skip_permissions
+            skip_permissions,
+            egress
         );
     }
 }
@@ -529,6 +536,26 @@ fn validate_agents(
                 .collect()
         });
         config.isolate = section.isolate;
+        config.egress = section.egress.map(|list| {
+            list.into_iter()
+                .filter_map(|entry| match crate::egress::parse_rule(entry.get_ref()) {
+                    Ok(_) => Some(entry.get_ref().trim().to_ascii_lowercase()),
+                    Err(message) => {
+                        v.error(
+                            &entry,
+                            format!("`agents.{}.egress`: {message}", name.get_ref()),
+                            "not a host",
+                            Some(
+                                "write \"host\" (ports 443 and 80), \"*.domain\" (its subdomains) \
+                                 or \"host:port\""
+                                    .to_owned(),
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        });
         // What is shared between projects (logins) and the host's own config dirs are the user's
         // call: a project file may not widen them.
         let global_only = |v: &mut Validator, at: Range<usize>, key: &str| {

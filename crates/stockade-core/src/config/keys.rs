@@ -155,7 +155,20 @@ impl PartialEq for Key {
 impl Eq for Key {}
 
 /// The sections, in the order `config show` prints them.
-pub const SECTIONS: &[&str] = &["image", "sandbox", "secrets"];
+pub const SECTIONS: &[&str] = &["image", "sandbox", "network", "secrets"];
+
+/// Keys kept under an old name: (the old key's path, the key it stands for). The old key's
+/// value sets the new one, reads as the new one's value, and loading fails when both are set
+/// and disagree.
+pub const ALIASES: &[(&str, &str)] = &[("sandbox.network", "network.egress")];
+
+/// The key an old name stands for (see [`ALIASES`]).
+pub fn alias_target(key: &Key) -> Option<&'static Key> {
+    let path = key.path();
+    let (_, target) = ALIASES.iter().find(|(old, _)| *old == path)?;
+    let (section, name) = target.split_once('.')?;
+    find(section, name)
+}
 
 /// Top-level keys that are not sections.
 pub const TOP_LEVEL: &[&str] = &["extends"];
@@ -214,17 +227,22 @@ pub fn looser(key: &Key, value: &Value, below: &Value) -> bool {
         (Value::Bytes(a), Value::Bytes(b)) => a > b,
         (Value::Cpus(a), Value::Cpus(b)) => a > b,
         (Value::Int(a), Value::Int(b)) => a > b,
-        (Value::Network(a), Value::Network(b)) => {
-            *a == value::Network::Bridge && *b == value::Network::None
-        }
+        // `egress`, and `[sandbox] network` (its alias), against the mode below: none <
+        // allowlist < open.
+        (Value::Egress(a), Value::Egress(b)) => a.rank() > b.rank(),
+        (Value::Network(a), Value::Egress(b)) => a.egress().rank() > b.rank(),
         // read_only_root, secrets.scan: `true` is the protection.
         (Value::Bool(a), Value::Bool(b)) => !*a && *b,
         _ => false,
     }
 }
 
-/// The default of a key as a typed value (`None` when the key has none).
+/// The default of a scalar key as a typed value (`None` when the key has none, and for lists:
+/// see [`list_default`]).
 pub fn default_value(key: &Key) -> Option<Value> {
+    if key.shape == Shape::List {
+        return None;
+    }
     let text = key.default?;
     let cx = ParseContext {
         relative_to: std::path::Path::new("/"),
@@ -232,6 +250,22 @@ pub fn default_value(key: &Key) -> Option<Value> {
         home: std::path::Path::new("/"),
     };
     (key.parse)(&Raw::Text(text.to_owned()), &cx).ok()
+}
+
+/// The elements a list key starts from (its `default`, a TOML array of strings), which the
+/// resolved [`Config`] does not hold: `[network] presets` starts from the default presets, and
+/// `crate::egress::policy` puts them first. Empty for other lists.
+pub fn list_default(key: &Key) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        list: Vec<String>,
+    }
+    match (key.shape, key.default) {
+        (Shape::List, Some(text)) => toml::from_str::<List>(&format!("list = {text}"))
+            .map(|l| l.list)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// A boolean key's approval concern: said when a project sets it to `true`.
@@ -517,13 +551,19 @@ pub static KEYS: &[Key] = &[
         name: "network",
         shape: Shape::Scalar,
         class: Class::Narrows,
-        default: Some("bridge"),
+        default: None,
         parse: |raw, _| value::network(raw),
         expects: "a string",
-        help: "network: \"bridge\" or \"none\"",
+        help: "the old name of [network] egress: \"bridge\" is egress \"open\", \"none\" is \"none\"",
         flag: Some(Flag::value("network", "NETWORK")),
-        get: get!(Network, sandbox.network),
-        set: set!(Network, sandbox.network),
+        // An alias reads as the mode it stands for, so that a project's `network = "bridge"` is
+        // compared with the mode below it (see `looser`).
+        get: |c| Some(Value::Egress(c.network.egress)),
+        set: |c, v, _| {
+            if let Value::Network(n) = v {
+                c.network.egress = n.egress();
+            }
+        },
         warning: None,
         concern: None,
     },
@@ -622,6 +662,76 @@ pub static KEYS: &[Key] = &[
         flag: None,
         get: |_| None,
         set: push!(EngineOption, sandbox.engine_options),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "network",
+        name: "egress",
+        shape: Shape::Scalar,
+        class: Class::Narrows,
+        default: Some("allowlist"),
+        parse: |raw, _| value::egress(raw),
+        expects: "a string",
+        help: "what a sandbox may reach: \"allowlist\" (the allowed hosts, through stockade's gateway), \"open\" or \"none\"",
+        flag: Some(Flag::value("egress", "MODE")),
+        get: get!(Egress, network.egress),
+        set: set!(Egress, network.egress),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "network",
+        name: "allow",
+        shape: Shape::List,
+        class: Class::Widens,
+        default: None,
+        parse: |raw, _| value::egress_entry(raw),
+        expects: "a list of strings",
+        help: "hosts a sandbox may reach: \"host\", \"*.domain\", \"host:port\"; \"!entry\" removes one a lower layer gave",
+        flag: None,
+        get: |_| None,
+        set: push!(Str, network.allow),
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Str(entry) if !entry.starts_with('!') => {
+                Some(format!("allows egress to {entry}"))
+            }
+            _ => None,
+        }),
+    },
+    Key {
+        section: "network",
+        name: "presets",
+        shape: Shape::List,
+        class: Class::Widens,
+        default: Some("[\"agent\", \"packages\", \"git-hosts\"]"),
+        parse: |raw, _| value::egress_preset(raw),
+        expects: "a list of strings",
+        help: "named lists of hosts stockade keeps (agent, packages, git-hosts); \"!name\" removes one",
+        flag: None,
+        get: |_| None,
+        set: push!(Str, network.presets),
+        warning: None,
+        concern: Some(|v| match v {
+            Value::Str(name) if !name.starts_with('!') => {
+                Some(format!("adds the egress preset {name}"))
+            }
+            _ => None,
+        }),
+    },
+    Key {
+        section: "network",
+        name: "allow_private",
+        shape: Shape::List,
+        class: Class::GlobalOnly,
+        default: None,
+        parse: |raw, _| value::egress_entry(raw),
+        expects: "a list of strings",
+        help: "allowed names that may resolve to private addresses (corporate mirrors)",
+        flag: None,
+        get: |_| None,
+        set: push!(Str, network.allow_private),
         warning: None,
         concern: None,
     },

@@ -118,6 +118,11 @@ impl Loader {
         }
         layers.extend([project, env, flags]);
         let mut resolved = merge(layers, project_settings, global_ignored, &self.home);
+        if let Some(error) = alias_conflict(&resolved.settings) {
+            return Err(ConfigError::Invalid {
+                errors: vec![error],
+            });
+        }
         resolved.extends_at = extends_at;
         resolved.below_project = below_project;
         resolved.global_settings = global_settings;
@@ -188,6 +193,41 @@ fn merge(
         warnings,
         sections,
     }
+}
+
+/// `[sandbox] network` (the old name) and `[network] egress`, both set and disagreeing: an
+/// error at the old name's value naming both places, since neither can be said to win.
+fn alias_conflict(settings: &[Setting]) -> Option<InvalidConfig> {
+    let (old_key, new_key) = KEYS
+        .iter()
+        .find_map(|k| Some((k, super::keys::alias_target(k)?)))?;
+    let last = |key: &Key| settings.iter().rfind(|s| s.key == key);
+    let old = last(old_key)?;
+    let new = last(new_key)?;
+    let (Value::Network(network), Value::Egress(egress)) = (&old.value, &new.value) else {
+        return None;
+    };
+    if network.egress() == *egress {
+        return None;
+    }
+    let drop = match &old.origin.source {
+        Source::File { path, .. } => {
+            format!("remove `network` from [sandbox] in {}", path.display())
+        }
+        Source::Env { var } => format!("unset {var}"),
+        Source::Flag { .. } | Source::Default => "use --egress instead of --network".to_owned(),
+    };
+    Some(old.origin.error(
+        format!(
+            "`sandbox.network = {}` ({}) and `network.egress = {}` ({}) disagree",
+            old.value, old.origin.source, new.value, new.origin.source
+        ),
+        "old name",
+        Some(format!(
+            "{drop}: `network` is the old name of [network] egress (\"bridge\" is egress = \
+             \"open\", \"none\" is egress = \"none\")"
+        )),
+    ))
 }
 
 /// Two list entries that are "the same" for de-duplication: the later replaces the earlier.

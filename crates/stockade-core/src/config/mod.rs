@@ -98,7 +98,6 @@ pub struct SandboxConfig {
     pub detach_keys: String,
     /// Size limit of the `/tmp` tmpfs in bytes.
     pub tmp_size: u64,
-    pub network: Network,
     pub read_only_root: bool,
     pub sudo: bool,
     /// Forward the host's SSH agent.
@@ -153,7 +152,6 @@ impl Default for Config {
                 stop_timeout: 0,
                 detach_keys: String::new(),
                 tmp_size: 0,
-                network: Network::Bridge,
                 read_only_root: false,
                 sudo: false,
                 ssh_agent: false,

@@ -32,13 +32,16 @@ pub const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "STOCKADE_"];
 
 /// The message for a [`Class::GlobalOnly`] key set in a project file.
 pub fn global_only(key: &Key) -> Bad {
-    let (why, instead) = if key.section == "image" {
-        (
+    let (why, instead) = match key.section {
+        "image" => (
             "it shapes images that every project shares",
             "; a project names its own image with `[image] base` or .stockade/Dockerfile",
-        )
-    } else {
-        ("it decides where stockade writes outside the project", "")
+        ),
+        "network" => (
+            "it lets sandboxes reach names that resolve to your private network",
+            "; a project may ask for public hosts with `allow`",
+        ),
+        _ => ("it decides where stockade writes outside the project", ""),
     };
     Bad {
         message: format!(

@@ -38,11 +38,15 @@ pub fn starter_file(global: bool) -> String {
 # pids_limit = 1024\n\
 # stop_timeout = 10                       # seconds to stop on SIGTERM/SIGHUP before a kill\n\
 # detach_keys = \"ctrl-p,ctrl-q\"           # leave `stockade attach` with the sandbox running\n\
-# network = \"bridge\"                        # or \"none\"\n\
 # read_only_root = false\n\
 # sudo = false                              # true: passwordless sudo, no-new-privileges lifted\n\
 # docker_socket = false                     # true gives the sandbox control of the engine\n\
 # engine_options = [\"--shm-size=1g\"]        # for experts; see docs/configuration.md\n\
+\n\
+[network]\n\
+# egress = \"allowlist\"                    # the allowed hosts only; or \"open\", or \"none\"\n\
+# allow = [\"api.example.com\", \"*.example.org\", \"git.example.com:22\"]   # \"!host\" removes one\n\
+# presets = [\"!git-hosts\"]                # the defaults are agent, packages, git-hosts\n\
 \n\
 [secrets]\n\
 # scan = true                               # look for likely secrets before each launch\n\

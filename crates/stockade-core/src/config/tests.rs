@@ -390,7 +390,9 @@ comand = \"x\"
             (
                 "--network".to_owned(),
                 1,
-                Some("`bridge` (the engine's default network) or `none` (no network at all)")
+                Some(
+                    "`bridge` (anywhere) or `none` (no network at all); `network` is the old name of [network] egress, which also has \"allowlist\""
+                )
             ),
         ],
         "{errors:#?}"
@@ -954,9 +956,11 @@ fn defaults_come_from_the_key_table() {
     assert_eq!(config.sandbox.tmp_size, 2 << 30);
     assert!(config.secrets.scan);
     for key in keys::KEYS {
+        // An old name reads as the key it stands for.
+        let default = keys::default_value(keys::alias_target(key).unwrap_or(key));
         assert_eq!(
             config.value_of(key),
-            keys::default_value(key),
+            default,
             "{key:?}: the table's default and Config::default disagree"
         );
     }
@@ -979,6 +983,9 @@ fn the_key_reference_shows_each_key_s_class_and_default() {
         let cells: Vec<&str> = row.split(" | ").collect();
         assert_eq!(cells[3], key.class.as_str(), "{key:?}: {row}");
         if let Some(default) = keys::default_value(key) {
+            assert_eq!(cells[2], format!("`{default}`"), "{key:?}: {row}");
+        }
+        if let (keys::Shape::List, Some(default)) = (key.shape, key.default) {
             assert_eq!(cells[2], format!("`{default}`"), "{key:?}: {row}");
         }
     }
@@ -1015,6 +1022,7 @@ fn a_project_agent_may_not_set_reserved_variables_either() {
 fn the_key_table_reads_and_writes_the_config() {
     let config = Config::default();
     for key in keys::KEYS {
+        let key = keys::alias_target(key).unwrap_or(key);
         match (key.shape, keys::default_value(key)) {
             (keys::Shape::Scalar, Some(default)) => {
                 assert_eq!(config.value_of(key), Some(default), "{key:?}");
@@ -1096,5 +1104,162 @@ fn a_custom_agent_needs_install_and_package_from_some_file() {
         Some(
             "did you mean [agents.claude]? Otherwise a custom agent needs `install = \"npm\"` (or \"pypi\") and `package`"
         )
+    );
+}
+
+#[test]
+fn network_lists_keep_removals_for_the_policy_across_layers() {
+    let f = Fixture::new(
+        "[network]\npresets = [\"!packages\"]\nallow = [\"a.example.com\", \"C.example.com\"]\nallow_private = [\"nexus.corp.example\"]\n",
+        "[network]\nallow = [\"! a.example.com\"]\npresets = [\"!git-hosts\"]\n",
+    );
+    let resolved = f
+        .loader(&[("STOCKADE_NETWORK_ALLOW", "d.example.com:8443")], &[])
+        .load()
+        .unwrap();
+    let network = &resolved.config.network;
+    assert_eq!(network.egress, crate::config::Egress::Allowlist);
+    // Only what the layers add, removals included, in merge order (entries in lower case).
+    assert_eq!(network.presets, ["!packages", "!git-hosts"]);
+    assert_eq!(
+        network.allow,
+        [
+            "a.example.com",
+            "c.example.com",
+            "!a.example.com",
+            "d.example.com:8443"
+        ]
+    );
+    assert_eq!(network.allow_private, ["nexus.corp.example"]);
+    let policy = crate::egress::policy(network, &["api.anthropic.com".to_owned()]);
+    assert_eq!(policy.presets, ["agent"]);
+    let hosts: Vec<&str> = policy.rules.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(
+        hosts,
+        ["api.anthropic.com", "c.example.com", "d.example.com"]
+    );
+    assert_eq!(policy.private.len(), 1);
+}
+
+#[test]
+fn sandbox_network_is_the_old_name_of_egress() {
+    use crate::config::Egress;
+    for (global, project, env, flags, egress) in [
+        ("", "", vec![], vec![], Egress::Allowlist),
+        (
+            "[sandbox]\nnetwork = \"none\"\n",
+            "",
+            vec![],
+            vec![],
+            Egress::None,
+        ),
+        (
+            "[sandbox]\nnetwork = \"bridge\"\n",
+            "",
+            vec![],
+            vec![],
+            Egress::Open,
+        ),
+        // Agreeing is fine, whichever layers.
+        (
+            "[sandbox]\nnetwork = \"none\"\n",
+            "[network]\negress = \"none\"\n",
+            vec![],
+            vec![],
+            Egress::None,
+        ),
+        (
+            "",
+            "[sandbox]\nnetwork = \"bridge\"\n",
+            vec![],
+            vec![("--egress", "network.egress", "open")],
+            Egress::Open,
+        ),
+        // The flag of the old name over a file's old name.
+        (
+            "[sandbox]\nnetwork = \"bridge\"\n",
+            "",
+            vec![],
+            vec![("--network", "sandbox.network", "none")],
+            Egress::None,
+        ),
+        (
+            "",
+            "",
+            vec![("STOCKADE_NETWORK_EGRESS", "none")],
+            vec![],
+            Egress::None,
+        ),
+    ] {
+        let f = Fixture::new(global, project);
+        let resolved = f.loader(&env, &flags).load();
+        match resolved {
+            Ok(r) => assert_eq!(r.config.network.egress, egress, "{global}|{project}"),
+            Err(e) => panic!("{global}|{project}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_old_and_new_names_disagreeing_is_one_error_naming_both_places() {
+    let f = Fixture::new("[network]\negress = \"none\"\n", "");
+    let err = f
+        .loader(&[("STOCKADE_SANDBOX_NETWORK", "bridge")], &[])
+        .load()
+        .unwrap_err();
+    let ConfigError::Invalid { errors } = err else {
+        panic!("{err:?}");
+    };
+    let got: Vec<(String, &str, Option<&str>)> = errors
+        .iter()
+        .map(|e| {
+            let message = e
+                .message
+                .replace(&f.dir.path().display().to_string(), "[DIR]");
+            (message, e.label.as_str(), e.help.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "`sandbox.network = \"bridge\"` (env STOCKADE_SANDBOX_NETWORK) and `network.egress = \"none\"` ([DIR]/global.toml:2:10) disagree".to_owned(),
+            "old name",
+            Some(
+                "unset STOCKADE_SANDBOX_NETWORK: `network` is the old name of [network] egress (\"bridge\" is egress = \"open\", \"none\" is egress = \"none\")"
+            )
+        )]
+    );
+    assert_eq!(errors[0].path, Path::new("$STOCKADE_SANDBOX_NETWORK"));
+}
+
+#[test]
+fn agent_egress_lists_replace_the_built_in_one_and_are_checked() {
+    let f = Fixture::new("[agents.claude]\negress = [\"LLM.corp.example\"]\n", "");
+    let config = f.loader(&[], &[]).load().unwrap().config;
+    let claude = crate::agents::resolve("claude", &config).unwrap();
+    assert_eq!(claude.egress, ["llm.corp.example"]);
+    let codex = crate::agents::resolve("codex", &config).unwrap();
+    assert!(codex.egress.iter().any(|h| h == "auth.openai.com"));
+    let f = Fixture::new(
+        "[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\negress = [\"ok.example.com\", \"bad host\", 3]\n",
+        "",
+    );
+    let ConfigError::Invalid { errors } = f.loader(&[], &[]).load().unwrap_err() else {
+        panic!("not invalid");
+    };
+    assert_eq!(
+        messages(&errors),
+        [
+            (
+                4,
+                29,
+                "`agents.moo.egress`: \"bad host\" is not a host name: write `host`, `*.domain` or `host:port`"
+            ),
+            (
+                4,
+                41,
+                "`agents.moo.egress`: expected a string, found an integer"
+            ),
+        ]
     );
 }

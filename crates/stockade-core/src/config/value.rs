@@ -85,6 +85,7 @@ pub enum Value {
     /// Thousandths of a CPU.
     Cpus(u32),
     Network(Network),
+    Egress(Egress),
     Mount(MountSetting),
     Port(PortSetting),
     Env(EnvSetting),
@@ -102,6 +103,7 @@ impl fmt::Display for Value {
             Self::Bytes(b) => write!(f, "{:?}", format_bytes(*b)),
             Self::Cpus(m) => write!(f, "{}", format_cpus(*m)),
             Self::Network(n) => write!(f, "{:?}", n.as_str()),
+            Self::Egress(e) => write!(f, "{:?}", e.as_str()),
             Self::Mount(m) => write!(f, "{:?}", m.to_string()),
             Self::Port(p) => write!(f, "{:?}", p.to_string()),
             Self::Env(e) => write!(f, "{:?}", e.display_redacted()),
@@ -110,7 +112,8 @@ impl fmt::Display for Value {
     }
 }
 
-/// `[sandbox] network`.
+/// `[sandbox] network`, the old name of `[network] egress` (kept as an alias: `bridge` is
+/// `open`, `none` is `none`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
@@ -124,6 +127,14 @@ impl Network {
         match self {
             Self::Bridge => "bridge",
             Self::None => "none",
+        }
+    }
+
+    /// The `[network] egress` mode this alias value stands for.
+    pub fn egress(self) -> Egress {
+        match self {
+            Self::Bridge => Egress::Open,
+            Self::None => Egress::None,
         }
     }
 }
@@ -147,6 +158,15 @@ impl Egress {
             Self::Allowlist => "allowlist",
             Self::Open => "open",
             Self::None => "none",
+        }
+    }
+
+    /// How much it lets out: `none` < `allowlist` < `open` (a larger rank is looser).
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Allowlist => 1,
+            Self::Open => 2,
         }
     }
 }
@@ -745,9 +765,87 @@ pub fn network(raw: &Raw) -> Result<Value, Bad> {
         other => Err(Bad::new(
             format!("unknown network {other:?}"),
             "not bridge or none",
-            Some("`bridge` (the engine's default network) or `none` (no network at all)"),
+            Some(
+                "`bridge` (anywhere) or `none` (no network at all); `network` is the old name of \
+                 [network] egress, which also has \"allowlist\"",
+            ),
         )),
     }
+}
+
+/// `[network] egress`: `allowlist`, `open` or `none`.
+pub fn egress(raw: &Raw) -> Result<Value, Bad> {
+    match string(raw)? {
+        "allowlist" => Ok(Value::Egress(Egress::Allowlist)),
+        "open" => Ok(Value::Egress(Egress::Open)),
+        "none" => Ok(Value::Egress(Egress::None)),
+        other => Err(Bad::new(
+            format!("unknown egress mode {other:?}"),
+            "not allowlist, open or none",
+            Some(
+                "`allowlist` (only the allowed hosts, through stockade's gateway), `open` \
+                 (anywhere) or `none` (no network at all)",
+            ),
+        )),
+    }
+}
+
+/// One `[network] allow` or `allow_private` entry: `host`, `*.domain`, `host:port` or an IP
+/// address (see [`crate::egress::parse_rule`]), or `!entry` to remove one a lower layer gave.
+/// Kept as written, trimmed and in lower case (a removal matches the entry it names).
+pub fn egress_entry(raw: &Raw) -> Result<Value, Bad> {
+    let text = string(raw)?.trim();
+    let (bang, entry) = match text.strip_prefix('!') {
+        Some(rest) => ("!", rest.trim()),
+        None => ("", text),
+    };
+    if entry.is_empty() {
+        return Err(Bad::new(
+            format!("{text:?} names no host"),
+            "empty entry",
+            Some(
+                "write \"host\", \"*.domain\" or \"host:port\"; \"!host\" removes one a lower layer gave",
+            ),
+        ));
+    }
+    crate::egress::parse_rule(entry).map_err(|message| {
+        Bad::new(
+            message,
+            "not a host",
+            Some(
+                "write \"host\" (ports 443 and 80), \"*.domain\" (its subdomains, not the domain \
+                 itself), \"host:port\" or an IP address; \"!entry\" removes an entry a lower \
+                 layer gave",
+            ),
+        )
+    })?;
+    Ok(Value::Str(format!("{bang}{}", entry.to_ascii_lowercase())))
+}
+
+/// One `[network] presets` entry: a preset's name, or `!name` to remove one (a default one
+/// included).
+pub fn egress_preset(raw: &Raw) -> Result<Value, Bad> {
+    let text = string(raw)?.trim();
+    let (bang, name) = match text.strip_prefix('!') {
+        Some(rest) => ("!", rest.trim()),
+        None => ("", text),
+    };
+    let known = crate::egress::preset_names();
+    if !known.contains(&name) {
+        let list = known.join(", ");
+        return Err(Bad {
+            message: format!("unknown egress preset {name:?}"),
+            label: "not a preset",
+            help: Some(match did_you_mean(name, &known) {
+                Some(near) => format!("did you mean {bang}{near}? The presets are {list}"),
+                None => format!(
+                    "the presets are {list} (docs/egress.md lists their hosts); add other hosts \
+                     with `allow`"
+                ),
+            }),
+        });
+    }
+    Ok(Value::Str(format!("{bang}{name}")))
 }
 
 /// A glob relative to the project root (`secrets.allowlist`).

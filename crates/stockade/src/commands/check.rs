@@ -43,6 +43,8 @@ struct Report {
     trust: TrustCheck,
     images: ImagesCheck,
     agents: Vec<super::agents::AgentCheck>,
+    /// The egress mode, presets and gateway (`None`: the configuration is invalid).
+    egress: Option<crate::gateway::EgressCheck>,
     /// Allowed but risky settings (mounts of ~/.ssh and the like, the engine socket).
     warnings: Vec<String>,
 }
@@ -231,6 +233,10 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         }
         None => Vec::new(),
     };
+    let egress = match config_result.as_ref().ok() {
+        Some(config) => Some(crate::gateway::check(engine.as_ref(), ctx, config).await),
+        None => None,
+    };
     let refused = launch::refuse_broad_root(&project, &ctx.identity.home)
         .err()
         .map(|e| e.to_string());
@@ -250,6 +256,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         trust,
         images,
         agents,
+        egress,
         warnings,
     };
     report.checks = lines(ctx, &report);
@@ -564,6 +571,10 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
     }
     if let Some(error) = &images.error {
         push(Mark::Fail, "Images", error.clone(), None);
+    }
+    if let Some(egress) = &report.egress {
+        let (status, detail, fix) = egress.verdict();
+        push(status, "Egress", detail, fix);
     }
     for agent in &report.agents {
         let (status, detail, fix) = agent.verdict();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use stockade_core::config::keys::{self, KEYS, SECTIONS, Shape};
-use stockade_core::config::{FlagValue, Resolved, Source, starter_file};
+use stockade_core::config::{FlagValue, Resolved, Setting, Source, starter_file};
 
 use crate::context::Context;
 use crate::exit::CliError;
@@ -57,12 +57,29 @@ fn render(resolved: &Resolved, sources: bool) -> String {
         out.push_str(&format!("[{section}]\n"));
         for key in KEYS.iter().filter(|k| k.section == *section) {
             let set: Vec<_> = resolved.settings.iter().filter(|s| s.key == key).collect();
+            // What a list starts from (the default presets), before what the layers add.
+            let start: Vec<String> = keys::list_default(key)
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect();
             match key.shape {
                 Shape::Scalar => match set.last() {
                     Some(s) => line(
                         &mut out,
                         &format!("{} = {}", key.name, s.value),
                         sources.then(|| describe(&s.origin.source)),
+                    ),
+                    // Set through its old name (`[sandbox] network` for `egress`).
+                    None if let Some(old) = alias_setting(resolved, key) => line(
+                        &mut out,
+                        &format!(
+                            "{} = {}",
+                            key.name,
+                            resolved.config.value_of(key).unwrap_or(old.value.clone())
+                        ),
+                        sources.then(|| {
+                            format!("{} (as {})", describe(&old.origin.source), old.key.path())
+                        }),
                     ),
                     None => match keys::default_value(key) {
                         Some(value) => line(
@@ -76,12 +93,13 @@ fn render(resolved: &Resolved, sources: bool) -> String {
                 Shape::List if set.is_empty() => {
                     line(
                         &mut out,
-                        &format!("{} = []", key.name),
+                        &format!("{} = [{}]", key.name, start.join(", ")),
                         sources.then(|| "default".to_owned()),
                     );
                 }
                 Shape::List if !sources => {
-                    let items: Vec<String> = set.iter().map(|s| s.value.to_string()).collect();
+                    let mut items = start;
+                    items.extend(set.iter().map(|s| s.value.to_string()));
                     line(
                         &mut out,
                         &format!("{} = [{}]", key.name, items.join(", ")),
@@ -90,6 +108,13 @@ fn render(resolved: &Resolved, sources: bool) -> String {
                 }
                 Shape::List => {
                     out.push_str(&format!("{} = [\n", key.name));
+                    for item in start {
+                        line(
+                            &mut out,
+                            &format!("    {item},"),
+                            Some("default".to_owned()),
+                        );
+                    }
                     for s in set {
                         line(
                             &mut out,
@@ -153,6 +178,14 @@ fn line(out: &mut String, text: &str, comment: Option<String>) {
         Some(comment) => out.push_str(&format!("{text:<44} # {comment}\n")),
         None => out.push_str(&format!("{text}\n")),
     }
+}
+
+/// The winning setting of an old name of `key` (see `keys::ALIASES`), if one is set.
+fn alias_setting<'a>(resolved: &'a Resolved, key: &keys::Key) -> Option<&'a Setting> {
+    resolved
+        .settings
+        .iter()
+        .rfind(|s| keys::alias_target(s.key).is_some_and(|target| target == key))
 }
 
 fn describe(source: &Source) -> String {

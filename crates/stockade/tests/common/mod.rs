@@ -532,6 +532,27 @@ impl Drop for Env {
                 }
             }
         }
+        // The egress networks of projects under this environment (the gateway leaves them
+        // first), and an own namespace's gateway with its state.
+        let gateway = format!("{}-stockade-gateway", self.namespace);
+        if let Ok(out) = Command::new("docker")
+            .args(["network", "ls", "--filter", "label=io.stockade.kind=egress"])
+            .args(["--format", "{{.Name}}\t{{.Label \"io.stockade.project\"}}"])
+            .output()
+        {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((name, project)) = line.split_once('\t')
+                    && Path::new(project).starts_with(&self.root)
+                {
+                    let _ = docker(&["network", "disconnect", "-f", name, &gateway]);
+                    let _ = docker(&["network", "rm", name]);
+                }
+            }
+        }
+        if self.owns_namespace {
+            let _ = docker(&["rm", "-f", &gateway]);
+            let _ = docker(&["volume", "rm", "-f", &gateway]);
+        }
         if self.owns_namespace {
             // Tags in this namespace (some point at shared images: only the tag goes), then the
             // images built in it.

@@ -1,0 +1,358 @@
+//! Egress control against the real engine (docs/egress.md): the default allowlist through the
+//! gateway, a refused host's 403 and its denial, and the ways around the gateway an agent would
+//! try: no proxy, its own DNS, raw IPs, a name that resolves to a private address, an SNI that
+//! differs from the CONNECT host, another sandbox, the host's bridge. Hosts reached: the package
+//! registries (allowed); every other destination is a container or address this test made, and
+//! a refused one is never connected to.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, docker, docker_stdout, poll};
+use serde_json::Value;
+
+/// The gateway container of the test namespace.
+fn gateway(env: &Env) -> String {
+    format!("{}-stockade-gateway", env.namespace)
+}
+
+/// The denials the gateway logged for sandboxes of this project.
+fn denials(env: &Env) -> Vec<Value> {
+    let log = docker(&[
+        "exec",
+        &gateway(env),
+        "cat",
+        "/run/stockade-gateway/log/denials.jsonl",
+    ]);
+    String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|d| d["project"] == env.project.display().to_string())
+        .collect()
+}
+
+/// Run `script` in a sandbox of `env` and return what it printed (it must succeed).
+fn inside(env: &Env, args: &[&str], script: &str) -> String {
+    let mut all = vec!["exec"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--", "sh", "-c", script]);
+    let run = env.run(&all);
+    assert!(run.ok(), "{}\n{}", run.stdout(), run.stderr());
+    run.stdout()
+}
+
+#[test]
+fn the_default_allowlist_reaches_the_registries_and_refuses_the_rest_with_a_403() {
+    let env = Env::new();
+    let out = inside(
+        &env,
+        &[],
+        r#"
+        curl -sS -o /dev/null -w 'npm %{http_code}\n' https://registry.npmjs.org/react
+        npm view react name 2>&1 | sed 's/^/npm view /'
+        python3 -m venv /tmp/venv && /tmp/venv/bin/pip download --quiet --no-deps --dest /tmp/dl six==1.16.0 2>&1 && ls /tmp/dl | sed 's/^/pip /'
+        curl -sS -o /dev/null -w 'example %{http_code}\n' http://example.com/ 2>&1
+        grep -E '^CapEff' /proc/self/status
+        "#,
+    );
+    insta::assert_snapshot!(out, @r"
+    npm 200
+    npm view react
+    pip six-1.16.0-py2.py3-none-any.whl
+    example 403
+    CapEff:	0000000000000000
+    ");
+    let refused: Vec<(String, String)> = denials(&env)
+        .iter()
+        .map(|d| (d["host"].to_string(), d["reason"].to_string()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(r#""example.com""#.to_owned(), r#""not-allowed""#.to_owned())]
+    );
+}
+
+#[test]
+fn a_host_outside_a_narrowed_list_gets_a_403_and_is_logged_with_its_sandbox() {
+    let env = Env::new();
+    // The project narrows the defaults (no approval needed): no git hosts, no PyPI.
+    env.write(
+        ".stockade/config.toml",
+        "[network]\npresets = [\"!git-hosts\"]\nallow = [\"!pypi.org\", \"!files.pythonhosted.org\"]\n",
+    );
+    let out = inside(
+        &env,
+        &["--name", "narrow"],
+        r#"
+        curl -sS -o /dev/null -w 'npm %{http_code}\n' https://registry.npmjs.org/react
+        curl -sS -o /dev/null -w 'pypi %{http_connect}\n' https://pypi.org/simple/six/ 2>&1
+        curl -sS -w ' %{http_code}\n' http://pypi.org/simple/six/
+        "#,
+    );
+    insta::assert_snapshot!(out, @r"
+    npm 200
+    curl: (56) CONNECT tunnel failed, response 403
+    pypi 403
+    stockade: egress to pypi.org:80 is not allowed for this sandbox. Allow it on the host with `stockade net allow pypi.org`
+     403
+    ");
+    let logged: Vec<String> = denials(&env)
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {}",
+                d["session"].as_str().unwrap(),
+                d["host"].as_str().unwrap(),
+                d["port"],
+                d["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "narrow pypi.org 443 not-allowed",
+            "narrow pypi.org 80 not-allowed"
+        ]
+    );
+}
+
+#[test]
+fn there_is_no_way_around_the_gateway() {
+    let env = Env::new();
+    // An allowed name the gateway resolves to a private address (a hosts entry on the
+    // gateway's side, as a DNS answer could give).
+    let private_name = format!("private-{}.stockade.test", std::process::id());
+    env.write(
+        ".stockade/config.toml",
+        &format!("[network]\nallow = [\"{private_name}\"]\n"),
+    );
+    // Another project's sandbox, serving HTTP on its own network.
+    let other = Env::new();
+    let started = other.run(&[
+        "exec",
+        "-d",
+        "--name",
+        "server",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+    ]);
+    assert!(started.ok(), "{}", started.stderr());
+    let other_container = format!(
+        "{}-stockade-project-{}-server",
+        other.namespace,
+        &common::project_id(&other.project)[..6]
+    );
+    let other_ip = docker_stdout(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &other_container,
+    ]);
+    assert!(!other_ip.is_empty());
+    // The first sandbox must run (and so the gateway) before its hosts file can be edited.
+    inside(&env, &["--trust"], "true");
+    let hosts = docker(&[
+        "exec",
+        "-u",
+        "0",
+        &gateway(&env),
+        "sh",
+        "-c",
+        &format!("echo '10.123.45.67 {private_name}' >> /etc/hosts"),
+    ]);
+    assert!(hosts.status.success());
+    // A service of the host, listening on every address: reachable at docker0's address
+    // from the host, and from the project network's first address were the host on it.
+    let bridge = docker_stdout(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let subnet = docker_stdout(&[
+        "network",
+        "inspect",
+        &format!(
+            "{}-stockade-egress-{}",
+            env.namespace,
+            common::project_id(&env.project)
+        ),
+        "--format",
+        "{{(index .IPAM.Config 0).Subnet}}",
+    ]);
+    let network_first = subnet
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit_once('.')
+        .map(|(net, _)| format!("{net}.1"))
+        .unwrap();
+    let host_port = 40000 + (std::process::id() % 20000) as u16;
+    let mut host_service = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &host_port.to_string(),
+            "--bind",
+            "0.0.0.0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let host_url = format!("http://{bridge}:{host_port}/");
+    let listening = poll(Duration::from_secs(10), || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-m",
+                "1",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &host_url,
+            ])
+            .output()
+            .ok()?;
+        (out.stdout == b"200").then_some(())
+    });
+    assert!(listening.is_some(), "the host service never answered");
+    let script = format!(
+        r#"
+        say() {{ if "$@" >/dev/null 2>&1; then echo reached; else echo refused; fi; }}
+        echo "no proxy: $(say curl -sS -m 5 --noproxy '*' https://registry.npmjs.org/)"
+        echo "own DNS: $(say getent hosts registry.npmjs.org)"
+        echo "raw IP: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://1.1.1.1/ 2>/dev/null)"
+        echo "private name: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://{private_name}/ 2>/dev/null)"
+        echo "SNI differs: $(say curl -sS -m 5 --connect-to pypi.org:443:registry.npmjs.org:443 https://pypi.org/)"
+        echo "other sandbox direct: $(say curl -sS -m 5 --noproxy '*' http://{other_ip}:8000/)"
+        echo "other sandbox by proxy: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' http://{other_ip}:8000/ 2>/dev/null)"
+        echo "host bridge: $(say curl -sS -m 5 --noproxy '*' http://{bridge}:{host_port}/)"
+        echo "host on the network: $(say curl -sS -m 5 --noproxy '*' http://{network_first}:{host_port}/)"
+        echo "IPv6: $(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)"
+        "#
+    );
+    let out = inside(&env, &["--trust"], &script);
+    let _ = host_service.kill();
+    let _ = host_service.wait();
+    insta::assert_snapshot!(out, @r"
+    no proxy: refused
+    own DNS: refused
+    raw IP: 403
+    private name: 403
+    SNI differs: refused
+    other sandbox direct: refused
+    other sandbox by proxy: 403
+    host bridge: refused
+    host on the network: refused
+    IPv6: 1
+    ");
+    let mut reasons: Vec<String> = denials(&env)
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["host"].as_str().unwrap(),
+                d["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    reasons.sort();
+    let mut expected = vec![
+        "1.1.1.1 raw-ip".to_owned(),
+        format!("{private_name} private-address"),
+        "registry.npmjs.org sni-mismatch".to_owned(),
+        format!("{other_ip} raw-ip"),
+    ];
+    expected.sort();
+    assert_eq!(reasons, expected);
+    other.run(&["stop", "server"]).expect_code(0);
+}
+
+#[test]
+fn published_ports_answer_on_loopback_under_the_allowlist() {
+    let env = Env::new();
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let publish = format!("{port}:8080");
+    let started = env.run(&[
+        "exec",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+    ]);
+    assert!(started.ok(), "{}", started.stderr());
+    let url = format!("http://127.0.0.1:{port}/");
+    let answered = poll(Duration::from_secs(30), || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-m",
+                "2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ])
+            .output()
+            .ok()?;
+        (out.stdout == b"200").then_some(())
+    });
+    assert!(answered.is_some(), "the published port never answered");
+    let ps = env.run(&["ps", "--json"]);
+    let listed: Value = serde_json::from_str(&ps.stdout()).unwrap();
+    assert_eq!(
+        listed[0]["ports"],
+        serde_json::json!([format!("127.0.0.1:{port}->8080/tcp")])
+    );
+    env.run(&["stop", "web"]).expect_code(0);
+    // The forwarder goes with its sandbox.
+    let forwarder = format!(
+        "{}-stockade-project-{}-web-ports",
+        env.namespace,
+        &common::project_id(&env.project)[..6]
+    );
+    assert_eq!(
+        docker_stdout(&["ps", "-a", "-q", "--filter", &format!("name=^{forwarder}$")]),
+        ""
+    );
+}
+
+#[test]
+fn a_project_that_widens_the_list_is_refused_until_trusted() {
+    let env = Env::new();
+    env.write(
+        ".stockade/config.toml",
+        "[network]\nallow = [\"example.org\"]\npresets = [\"agent\"]\negress = \"open\"\n",
+    );
+    let run = env.run(&["exec", "--", "true"]);
+    run.expect_code(1);
+    let settings = common::snapshot_settings(&env);
+    settings.bind(|| {
+        insta::assert_snapshot!(run.stderr(), @r#"
+        The project configuration of [ROOT]/project adds to the sandbox:
+          - allows egress to example.org ([ROOT]/project/.stockade/config.toml:2:10)
+          - adds the egress preset agent ([ROOT]/project/.stockade/config.toml:3:12)
+          - loosens network.egress to "open" (your configuration and the defaults give "allowlist") ([ROOT]/project/.stockade/config.toml:4:10)
+          x this project's .stockade configuration is new or changed and not approved
+          help: review it, then run `stockade trust` (or pass --trust for this run only)
+        "#);
+    });
+    env.run(&["exec", "--trust", "--", "true"]).expect_code(0);
+}
