@@ -116,9 +116,7 @@ pub async fn log(ctx: &Context, json: bool, follow: bool, all: bool) -> Result<u
         (true, false) => print_json(&denials)?,
         (true, true) => print_lines(&denials)?,
         (false, _) => {
-            if !denials.is_empty() || follow {
-                table.print_header();
-            }
+            table.print_header();
             table.print(&denials);
         }
     }
