@@ -9,7 +9,7 @@ use stockade_core::config::ConfigError;
 use stockade_engine::EngineError;
 
 use crate::cli::{
-    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, SandboxFlags, ServeAction,
+    AgentLaunchArgs, Cli, Command, ConfigCommand, LaunchArgs, NetAction, SandboxFlags, ServeAction,
     WorktreeAction,
 };
 use crate::commands;
@@ -131,6 +131,19 @@ async fn dispatch(
             WorktreeAction::Rm { name, force } => commands::worktree::rm(&ctx, &name, force).await,
         },
         Command::Serve(args) => serve(&ctx, args.action).await,
+        Command::Net(args) => match args.action {
+            NetAction::Log { json, follow, all } => {
+                commands::net::log(&ctx, json, follow, all).await
+            }
+            NetAction::Allow { host, project, .. } => {
+                let scope = if project {
+                    commands::net::Scope::Project
+                } else {
+                    commands::net::Scope::Global
+                };
+                commands::net::allow(&ctx, &host, scope).await
+            }
+        },
         Command::Agent(mut args) => {
             if args.is_empty() {
                 return Err(CliError::other("no agent named", None));
@@ -257,6 +270,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Ps(a) => a.json,
         Command::Config(a) => matches!(a.command, ConfigCommand::Show { json: true, .. }),
         Command::Serve(a) => matches!(a.action, ServeAction::Status { json: true }),
+        Command::Net(a) => matches!(a.action, NetAction::Log { json: true, .. }),
         _ => false,
     }
 }

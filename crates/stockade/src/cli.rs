@@ -128,10 +128,54 @@ pub enum Command {
         after_help = "Examples:\n  stockade serve opencode\n  stockade serve opencode --port 4096\n  stockade serve url\n  stockade serve stop"
     )]
     Serve(ServeArgs),
+    /// Egress: list the requests the gateway refused, allow a host (docs/egress.md).
+    #[command(
+        after_help = "Examples:\n  stockade net log\n  stockade net log --json -f\n  stockade net allow pypi.org\n  stockade net allow git.example.com:22 --project"
+    )]
+    Net(NetArgs),
     /// Run an agent: `stockade claude`, `stockade opencode`, `stockade codex`, `stockade gemini`,
     /// or one described under `[agents.<name>]`. Everything after the name goes to the agent.
     #[command(external_subcommand)]
     Agent(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    #[command(subcommand)]
+    pub action: NetAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetAction {
+    /// The requests the egress gateway refused, of this project's sandboxes (--all: every
+    /// project's): time, sandbox, agent, host, port and reason.
+    Log {
+        /// Print as JSON: an array, or with --follow one object per line (shape:
+        /// docs/egress.md).
+        #[arg(long)]
+        json: bool,
+        /// Keep following: print refusals as they come, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Every project's sandboxes, with a PROJECT column.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Allow a host: add it to `[network] allow` of your global configuration (or with
+    /// --project of the project's), and to the sandboxes running now, without a restart.
+    Allow {
+        /// `host` (ports 443 and 80), `*.domain` (its subdomains), `host:port`, or an IP
+        /// address.
+        #[arg(value_name = "HOST")]
+        host: String,
+        /// Edit the project's .stockade/config.toml (its next launch asks for approval again);
+        /// only this project's running sandboxes get it.
+        #[arg(long, conflicts_with = "global")]
+        project: bool,
+        /// Edit your global configuration file (the default); every running sandbox gets it.
+        #[arg(long)]
+        global: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod completions;
 pub mod config;
 pub mod exec;
 pub mod images;
+pub mod net;
 pub mod prune;
 pub mod run;
 pub mod scan;
