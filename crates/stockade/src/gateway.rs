@@ -197,15 +197,15 @@ pub async fn attach(
             (labels::PROJECT.to_owned(), project),
         ]);
         let _lock = FileLock::acquire(ctx, &network, "create the project's network").await?;
-        if !engine.network_exists(&network).await? {
-            if let Err(e) = engine.create_internal_network(&network, &labels).await {
-                // The engine's address pools hold a few dozen networks: make room by
-                // removing the project networks no sandbox uses, then try once more.
-                if reclaim_networks(engine, ctx).await? == 0 {
-                    return Err(e.into());
-                }
-                engine.create_internal_network(&network, &labels).await?;
+        if !engine.network_exists(&network).await?
+            && let Err(e) = engine.create_internal_network(&network, &labels).await
+        {
+            // The engine's address pools hold a few dozen networks: make room by removing the
+            // project networks no sandbox uses, then try once more.
+            if reclaim_networks(engine, ctx).await? == 0 {
+                return Err(e.into());
             }
+            engine.create_internal_network(&network, &labels).await?;
         }
         engine
             .connect_network(&network, &container_name(ctx), Some(GATEWAY_ALIAS))

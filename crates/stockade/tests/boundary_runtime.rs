@@ -236,7 +236,7 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
         return; // no gateway there (docs/podman.md)
     }
     // Behind the gateway: the sandbox's own proxy credentials, as secrets too.
-    let mut child = env
+    let child = env
         .command(&["exec", "--", "sh", "-c", "echo \"$HTTPS_PROXY\"; sleep 5"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
