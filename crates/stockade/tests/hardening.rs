@@ -179,7 +179,11 @@ fn limits_ports_and_network_reach_the_engine() {
         );
         let forwarded: Value =
             serde_json::from_str(&docker_stdout(&["inspect", &forwarder])).unwrap();
-        assert_eq!(host["PortBindings"], serde_json::json!({}));
+        assert!(
+            host["PortBindings"].as_object().is_none_or(|m| m.is_empty()),
+            "{}",
+            host["PortBindings"]
+        );
         forwarded[0]["HostConfig"]["PortBindings"].clone()
     };
     stop(&env, child);

@@ -132,8 +132,11 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
     all.expect_code(0);
     assert!(all.stdout().starts_with("TIME "), "{}", all.stdout());
     assert!(
-        all.stdout().lines().any(|l| l.contains(" probe ")
-            && l.ends_with(&format!("not-allowed  {}", env.project.display()))),
+        all.stdout().lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.get(1) == Some(&"probe")
+                && cells.ends_with(&["not-allowed", &env.project.display().to_string()])
+        }),
         "{}",
         all.stdout()
     );

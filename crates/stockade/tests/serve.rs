@@ -51,6 +51,16 @@ fn service_container(env: &Env) -> Option<String> {
     out.lines().next().map(str::to_owned)
 }
 
+/// The container that publishes the service's port: behind the egress gateway (the default)
+/// its forwarder, on the bridge (the Podman pass) the service itself.
+fn publisher(container: &str) -> String {
+    if common::engine_is_podman() {
+        return container.to_owned();
+    }
+    let name = inspect(container, "{{.Name}}");
+    format!("{}-ports", name.trim_start_matches('/'))
+}
+
 fn inspect(container: &str, format: &str) -> String {
     docker_stdout(&["inspect", "-f", format, container])
 }
@@ -129,7 +139,7 @@ fn serve_opencode_is_healthy_behind_a_password_comes_back_when_killed_and_stops(
     // Published on loopback only.
     let container = service_container(&env).expect("the service's container");
     assert_eq!(
-        docker_stdout(&["port", &container]),
+        docker_stdout(&["port", &publisher(&container)]),
         format!("{port}/tcp -> 127.0.0.1:{port}")
     );
     assert_eq!(
@@ -355,11 +365,11 @@ fn serve_beyond_loopback_warns_and_a_service_not_healthy_in_time_shows_its_log()
     assert_eq!(run.stdout(), "");
     let container = service_container(&env).expect("the service's container");
     let port = inspect(
-        &container,
+        &publisher(&container),
         "{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{.HostPort}}{{end}}{{end}}",
     );
     assert_eq!(
-        docker_stdout(&["port", &container]),
+        docker_stdout(&["port", &publisher(&container)]),
         format!("{port}/tcp -> 0.0.0.0:{port}")
     );
     // Everything but the install's progress (a first install in this namespace) and the log's
