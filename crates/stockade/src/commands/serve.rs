@@ -404,6 +404,8 @@ pub async fn stop(ctx: &Context) -> Result<u8, CliError> {
     for container in found {
         engine.stop(&container.id, Some(STOP_TIMEOUT)).await?;
         engine.remove(&container.id).await?;
+        // Its gateway credentials and port forwarder go with it.
+        crate::gateway::release(&engine, ctx, &container.name).await;
     }
     ctx.ui.success(&format!(
         "{SESSION} stopped; its state stays in the project's home volume for the next `stockade serve opencode`"
