@@ -373,7 +373,10 @@ fn the_allowlist_holds_or_refuses_to_start() {
         // Podman's internal networks carry nothing between containers here: the sandbox does
         // not start rather than run open.
         run.expect_code(1);
-        insta::assert_snapshot!(run.stderr(), @"");
+        insta::assert_snapshot!(run.stderr(), @r"
+        x the egress allowlist does not work on Podman yet: Podman 4.3's internal networks carry no traffic between containers, so a sandbox cannot reach the gateway
+        help: choose for yourself: `--egress open` (anywhere) or `--egress none` (no network), or set `[network] egress` in your global configuration (docs/podman.md)
+        ");
         assert!(env.containers().is_empty());
     } else {
         run.expect_code(0);

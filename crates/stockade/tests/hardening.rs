@@ -180,7 +180,9 @@ fn limits_ports_and_network_reach_the_engine() {
         let forwarded: Value =
             serde_json::from_str(&docker_stdout(&["inspect", &forwarder])).unwrap();
         assert!(
-            host["PortBindings"].as_object().is_none_or(|m| m.is_empty()),
+            host["PortBindings"]
+                .as_object()
+                .is_none_or(|m| m.is_empty()),
             "{}",
             host["PortBindings"]
         );
