@@ -87,7 +87,8 @@ def run():
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(RUN + "/ca.pem", "w") as pem:
         pem.write(open(cert).read() + open(key).read())
-    names = private_names()
+    # squid writes subdomains as `.example.com`.
+    names = [n[1:] if n.startswith("*.") else n for n in private_names()]
     acl = ("acl private_names dstdomain " + " ".join(names)) if names else \
         "acl private_names dstdomain " + PROBE_HOST
     template = open("/usr/lib/stockade-gateway/squid.conf").read()
@@ -104,6 +105,9 @@ def run():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
     warm_up(squid)
+    if squid.poll() is not None:
+        sys.stderr.write("stockade gateway: squid ended (%s) before it was ready\n" % squid.returncode)
+        return squid.returncode or 1
     threading.Thread(target=sweep, daemon=True).start()
     open(READY, "w").close()
     print("stockade gateway ready", flush=True)
@@ -287,6 +291,9 @@ class Policies:
             return "ERR"
         user, local_port, host, port_text, sni = (urllib.parse.unquote(f) for f in fields[:5])
         host = host.lower().rstrip(".")
+        # A host name or an address, nothing else: what is logged is shown on terminals.
+        if not host or not all(c.isascii() and (c.isalnum() or c in "-._:[]") for c in host):
+            return "ERR message=%s" % quote("not a host name: %r" % host)
         try:
             port = int(port_text)
         except ValueError:
@@ -305,18 +312,20 @@ class Policies:
         private = policy.get("private", [])
         literal = ip_literal(host)
         if literal is not None:
-            listed = any(ip_literal(r.get("host", "")) == literal and port in r.get("ports", [])
-                         for r in rules + private)
-            if not listed:
+            entry = host if port in (80, 443) else "%s:%d" % (host, port)
+            if non_public(literal):
+                if any(ip_literal(r.get("host", "")) == literal and port in r.get("ports", [])
+                       for r in private):
+                    return "OK"
+                return deny(policy, host, port, "private-address",
+                            "%s is a private address: list `%s` in `[network] allow_private` "
+                            "of your global configuration" % (host, entry))
+            if not any(ip_literal(r.get("host", "")) == literal and port in r.get("ports", [])
+                       for r in rules + private):
                 return deny(policy, host, port, "raw-ip",
                             "a connection to the IP address %s is refused: name the host "
                             "instead, or allow the address with `stockade net allow %s`"
-                            % (host, host if port in (80, 443) else "%s:%d" % (host, port)))
-            if non_public(literal) and not any(
-                    ip_literal(r.get("host", "")) == literal for r in private):
-                return deny(policy, host, port, "private-address",
-                            "%s is a private address: list it in `[network] allow_private` "
-                            "of your global configuration" % host)
+                            % (host, entry))
             return "OK"
         if not any(matches(r, host, port) for r in rules + private):
             entry = host if port in (80, 443) else "%s:%d" % (host, port)

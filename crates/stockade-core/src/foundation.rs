@@ -20,6 +20,11 @@ pub const ASSETS: &[(&str, &[u8], u32)] = &[
         include_bytes!("../../../assets/foundation/entrypoint.sh"),
         0o755,
     ),
+    (
+        "ssh-proxy",
+        include_bytes!("../../../assets/foundation/ssh-proxy"),
+        0o755,
+    ),
 ];
 
 /// The build argument that carries `[image] from`.

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -473,7 +474,13 @@ async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Runni
     }
     match facts {
         Some(f) if f.labels.get(GATEWAY_HASH) == Some(&want) => {
-            engine.start(&f.id).await?;
+            // A stopped gateway may not start again: a project network it was on is gone
+            // (removed while it was stopped). A new one takes over the networks that are left.
+            if let Err(e) = engine.start(&f.id).await {
+                tracing::debug!("the stopped gateway does not start ({e}): made again");
+                engine.remove(&f.id).await?;
+                create(engine, ctx, &image.tag, &want, &private).await?;
+            }
         }
         Some(f) => {
             engine.remove(&f.id).await?;
@@ -538,6 +545,9 @@ async fn create(
         ]),
     }];
     spec.network = NetworkMode::Bridge;
+    // It sits on the bridge and on every project network: it routes nothing between them.
+    spec.sysctls
+        .insert("net.ipv4.ip_forward".to_owned(), "0".to_owned());
     spec.restart = Restart::UnlessStopped;
     spec.detached = true;
     spec.limits.memory = Some(512 * 1024 * 1024);
@@ -548,22 +558,38 @@ async fn create(
     spec.labels
         .insert(labels::KEEP.to_owned(), "true".to_owned());
     spec.labels.insert(GATEWAY_HASH.to_owned(), hash.to_owned());
-    let id = engine.create_sandbox(&spec).await?;
-    engine.start(&id).await?;
+    match engine.create_sandbox(&spec).await {
+        Ok(id) => engine.start(&id).await?,
+        // Another stockade on this engine (another user, another HOME: their file locks are
+        // not ours) made it a moment ago: wait for that one to be ready.
+        Err(e) if e.status() == Some(409) => {
+            tracing::debug!("the gateway was made by another stockade: {e}");
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 
 /// Wait for the gateway's own readiness (squid up, its path to the SNI check warmed up).
 async fn wait_ready(engine: &Engine, name: &str) -> Result<(), CliError> {
     let spec = gateway_exec(&["ready", &READY_SECONDS.to_string()]);
-    let (code, output) = engine.exec_to_end(name, &spec).await?;
-    if code != 0 {
-        return Err(CliError::other(
-            format!("the egress gateway did not start: {}", output.trim()),
-            Some("see `docker logs` of the gateway container; `--egress open` runs without it"),
-        ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(READY_SECONDS.into());
+    loop {
+        // The engine refuses an exec while the container is (re)starting, which another
+        // stockade may be doing: that is asked again until the deadline.
+        let failure = match engine.exec_to_end(name, &spec).await {
+            Ok((0, _)) => return Ok(()),
+            Ok((_, output)) => output.trim().to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CliError::other(
+                format!("the egress gateway did not start: {failure}"),
+                Some("see `docker logs` of the gateway container; `--egress open` runs without it"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(())
 }
 
 /// The gateway image: the embedded assets on the current foundation.

@@ -239,9 +239,24 @@ fn there_is_no_way_around_the_gateway() {
         echo "host bridge: $(say curl -sS -m 5 --noproxy '*' http://{bridge}:{host_port}/)"
         echo "host on the network: $(say curl -sS -m 5 --noproxy '*' http://{network_first}:{host_port}/)"
         echo "IPv6: $(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)"
+        echo "cache manager: $(python3 -c "$MANAGER")"
         "#
     );
-    let out = inside(&env, &["--trust"], &script);
+    // squid's cache manager, asked with the sandbox's own credentials for a host it may reach:
+    // it would list the other sandboxes' connections.
+    let manager = r#"
+import base64, os, socket, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+login = base64.b64encode(f"{proxy.username}:{proxy.password}".encode()).decode()
+s = socket.create_connection((proxy.hostname, proxy.port))
+s.sendall(f"GET cache_object://registry.npmjs.org:443/menu HTTP/1.0\r\nProxy-Authorization: Basic {login}\r\n\r\n".encode())
+print(s.recv(200).split(b"\r\n")[0].decode())
+"#;
+    let out = inside(
+        &env,
+        &["--trust", "-e", &format!("MANAGER={manager}")],
+        &script,
+    );
     let _ = host_service.kill();
     let _ = host_service.wait();
     insta::assert_snapshot!(out, @r"
@@ -255,6 +270,7 @@ fn there_is_no_way_around_the_gateway() {
     host bridge: refused
     host on the network: refused
     IPv6: 1
+    cache manager: HTTP/1.1 403 Forbidden
     ");
     let mut reasons: Vec<String> = denials(&env)
         .iter()
@@ -271,7 +287,7 @@ fn there_is_no_way_around_the_gateway() {
         "1.1.1.1 raw-ip".to_owned(),
         format!("{private_name} private-address"),
         "registry.npmjs.org sni-mismatch".to_owned(),
-        format!("{other_ip} raw-ip"),
+        format!("{other_ip} private-address"),
     ];
     expected.sort();
     assert_eq!(reasons, expected);
@@ -382,4 +398,56 @@ fn the_allowlist_holds_or_refuses_to_start() {
         run.expect_code(0);
         assert_eq!(run.stdout(), "allowlist\n");
     }
+}
+
+#[test]
+fn ssh_reaches_an_allowed_host_port_through_the_gateway_and_no_other() {
+    // A namespace of its own: `allow_private` (global only) shapes its gateway.
+    let env = Env::layered("ssh");
+    // An SSH-speaking server on the engine's bridge (a banner is all ssh needs to show it got
+    // through), at a private address: allowed by address and port.
+    let name = format!("{}-sshd", env.namespace);
+    let _ = docker(&["rm", "-f", &name]);
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--entrypoint",
+        "python3",
+        &env.foundation_tag(),
+        "-c",
+        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 2222))\ns.listen()\nwhile True:\n    c, _ = s.accept()\n    \
+         c.sendall(b'SSH-2.0-stockade_test\\r\\n')\n    c.close()\n",
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let ip = docker_stdout(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        &name,
+    ]);
+    env.write_global_config(&format!(
+        "{}\n[network]\nallow_private = [\"{ip}:2222\"]\n",
+        common::default_config(&common::base_image())
+    ));
+    let out = inside(
+        &env,
+        &[],
+        &format!(
+            "ssh -v -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=10 -p 2222 \
+             git@{ip} true 2>&1 | grep -o 'remote software version stockade_test'; \
+             ssh -o BatchMode=yes -o ConnectTimeout=10 -p 2223 git@{ip} true 2>&1 | head -1"
+        ),
+    );
+    let _ = docker(&["rm", "-f", &name]);
+    insta::assert_snapshot!(out.replace(&ip, "[IP]"), @r"
+    remote software version stockade_test
+    stockade: the egress gateway refused [IP]:2223 (HTTP/1.1 403 Forbidden): stockade: [IP] is a private address: list `[IP]:2223` in `[network] allow_private` of your global configuration
+    ");
 }

@@ -61,8 +61,24 @@ impl Denial {
         if all {
             cells.push(or_dash(&self.project));
         }
-        cells
+        // Every field came from a sandbox: control characters are shown, not sent to the
+        // terminal.
+        cells.iter().map(|cell| printable(cell)).collect()
     }
+}
+
+/// `text` with its control characters escaped (`\u{1b}`).
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The denials in the gateway's log text (a line that is not one is skipped).
@@ -601,7 +617,8 @@ fn not_followed(parent: &OwnedFd, name: &str, path: &Path, e: Errno) -> CliError
 fn replace_in(dir: &OwnedFd, name: &Path, text: &str) -> Result<(), std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     let mode = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(stat) if is(stat.st_mode, SFlag::S_IFREG) => stat.st_mode & 0o7777,
+        // The permissions, not setuid, setgid or sticky a sandbox may have set.
+        Ok(stat) if is(stat.st_mode, SFlag::S_IFREG) => stat.st_mode & 0o777,
         _ => 0o644,
     };
     let tmp = PathBuf::from(format!(
@@ -630,6 +647,12 @@ fn replace_in(dir: &OwnedFd, name: &Path, text: &str) -> Result<(), std::io::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_a_sandbox_are_escaped_in_the_table() {
+        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("pypi.org"), "pypi.org");
+    }
 
     fn add(text: &str, entry: &str) -> Option<String> {
         let rule = egress::parse_rule(entry).unwrap_or_else(|e| panic!("{e}"));
