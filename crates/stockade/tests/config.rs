@@ -259,23 +259,43 @@ fn ssh_agent_is_a_flag_layer_with_a_source() {
 }
 
 #[test]
-fn the_old_network_key_disagreeing_with_egress_is_an_error_naming_both() {
-    // In two files: the error is at the old name, and names the other place.
+fn the_old_network_key_disagreeing_with_egress_in_one_file_is_an_error_naming_both() {
+    // In one file: the error is at the old name, and names the other place.
     show_errors(
-        "network_alias_disagrees_across_files",
+        "network_alias_disagrees_in_one_file",
         [
-            "[network]\negress = \"allowlist\"\n",
-            "[sandbox]\nnetwork = \"bridge\"\n",
+            "[sandbox]\nnetwork = \"bridge\"\n\n[network]\negress = \"allowlist\"\n",
+            "",
         ],
         &[],
         &[],
     );
-    // A flag against a file.
-    show_errors(
-        "network_alias_disagrees_with_a_flag",
-        ["[network]\negress = \"open\"\n", ""],
-        &["--network", "none"],
-        &[],
+}
+
+#[test]
+fn across_layers_the_later_of_the_network_and_egress_keys_wins() {
+    let egress = |global: &str, project: &str, args: &[&str]| {
+        let s = setup(global, project);
+        let mut all = vec!["config", "show", "--json"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = stockade(&s, &all, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        json["network"]["egress"].as_str().unwrap().to_owned()
+    };
+    // A flag with the old name over a file with the new one.
+    assert_eq!(
+        egress("[network]\negress = \"open\"\n", "", &["--network", "none"]),
+        "none"
+    );
+    // A project file with the old name over the global file with the new one.
+    assert_eq!(
+        egress(
+            "[network]\negress = \"allowlist\"\n",
+            "[sandbox]\nnetwork = \"bridge\"\n",
+            &[]
+        ),
+        "open"
     );
 }
 

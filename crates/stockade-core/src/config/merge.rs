@@ -118,10 +118,14 @@ impl Loader {
         }
         layers.extend([project, env, flags]);
         let mut resolved = merge(layers, project_settings, global_ignored, &self.home);
-        if let Some(error) = alias_conflict(&resolved.settings) {
-            return Err(ConfigError::Invalid {
-                errors: vec![error],
-            });
+        match alias(&resolved.settings) {
+            Alias::Agree => {}
+            Alias::OldNameWins(egress) => resolved.config.network.egress = egress,
+            Alias::Conflict(error) => {
+                return Err(ConfigError::Invalid {
+                    errors: vec![*error],
+                });
+            }
         }
         resolved.extends_at = extends_at;
         resolved.below_project = below_project;
@@ -195,20 +199,41 @@ fn merge(
     }
 }
 
-/// `[sandbox] network` (the old name) and `[network] egress`, both set and disagreeing: an
-/// error at the old name's value naming both places, since neither can be said to win.
-fn alias_conflict(settings: &[Setting]) -> Option<InvalidConfig> {
-    let (old_key, new_key) = KEYS
+/// How `[sandbox] network` (the old name) and `[network] egress` resolve when both are set.
+enum Alias {
+    /// One is unset, or they say the same.
+    Agree,
+    /// The old name was set in a later layer (a flag over a file): it wins, as any later layer.
+    OldNameWins(super::Egress),
+    /// Both in one layer, disagreeing: an error at the old name's value naming both places,
+    /// since neither can be said to win.
+    Conflict(Box<InvalidConfig>),
+}
+
+fn alias(settings: &[Setting]) -> Alias {
+    let Some((old_key, new_key)) = KEYS
         .iter()
-        .find_map(|k| Some((k, super::keys::alias_target(k)?)))?;
+        .find_map(|k| Some((k, super::keys::alias_target(k)?)))
+    else {
+        return Alias::Agree;
+    };
     let last = |key: &Key| settings.iter().rfind(|s| s.key == key);
-    let old = last(old_key)?;
-    let new = last(new_key)?;
+    let (Some(old), Some(new)) = (last(old_key), last(new_key)) else {
+        return Alias::Agree;
+    };
     let (Value::Network(network), Value::Egress(egress)) = (&old.value, &new.value) else {
-        return None;
+        return Alias::Agree;
     };
     if network.egress() == *egress {
-        return None;
+        return Alias::Agree;
+    }
+    let (old_layer, new_layer) = (old.origin.source.scope(), new.origin.source.scope());
+    if old_layer != new_layer {
+        return if old_layer > new_layer {
+            Alias::OldNameWins(network.egress())
+        } else {
+            Alias::Agree
+        };
     }
     let drop = match &old.origin.source {
         Source::File { path, .. } => {
@@ -217,7 +242,7 @@ fn alias_conflict(settings: &[Setting]) -> Option<InvalidConfig> {
         Source::Env { var } => format!("unset {var}"),
         Source::Flag { .. } | Source::Default => "use --egress instead of --network".to_owned(),
     };
-    Some(old.origin.error(
+    Alias::Conflict(Box::new(old.origin.error(
         format!(
             "`sandbox.network = {}` ({}) and `network.egress = {}` ({}) disagree",
             old.value, old.origin.source, new.value, new.origin.source
@@ -227,7 +252,7 @@ fn alias_conflict(settings: &[Setting]) -> Option<InvalidConfig> {
             "{drop}: `network` is the old name of [network] egress (\"bridge\" is egress = \
              \"open\", \"none\" is egress = \"none\")"
         )),
-    ))
+    )))
 }
 
 /// Two list entries that are "the same" for de-duplication: the later replaces the earlier.

@@ -1201,35 +1201,53 @@ fn sandbox_network_is_the_old_name_of_egress() {
 }
 
 #[test]
-fn the_old_and_new_names_disagreeing_is_one_error_naming_both_places() {
-    let f = Fixture::new("[network]\negress = \"none\"\n", "");
-    let err = f
-        .loader(&[("STOCKADE_SANDBOX_NETWORK", "bridge")], &[])
-        .load()
-        .unwrap_err();
+fn the_old_and_new_names_disagreeing_in_one_layer_is_one_error_naming_both_places() {
+    let f = Fixture::new(
+        "[sandbox]\nnetwork = \"bridge\"\n\n[network]\negress = \"none\"\n",
+        "",
+    );
+    let err = f.loader(&[], &[]).load().unwrap_err();
     let ConfigError::Invalid { errors } = err else {
         panic!("{err:?}");
     };
-    let got: Vec<(String, &str, Option<&str>)> = errors
+    let got: Vec<(String, &str, Option<String>)> = errors
         .iter()
         .map(|e| {
-            let message = e
-                .message
-                .replace(&f.dir.path().display().to_string(), "[DIR]");
-            (message, e.label.as_str(), e.help.as_deref())
+            let dir = f.dir.path().display().to_string();
+            (
+                e.message.replace(&dir, "[DIR]"),
+                e.label.as_str(),
+                e.help.as_deref().map(|h| h.replace(&dir, "[DIR]")),
+            )
         })
         .collect();
     assert_eq!(
         got,
         [(
-            "`sandbox.network = \"bridge\"` (env STOCKADE_SANDBOX_NETWORK) and `network.egress = \"none\"` ([DIR]/global.toml:2:10) disagree".to_owned(),
+            "`sandbox.network = \"bridge\"` ([DIR]/global.toml:2:11) and `network.egress = \"none\"` ([DIR]/global.toml:5:10) disagree".to_owned(),
             "old name",
             Some(
-                "unset STOCKADE_SANDBOX_NETWORK: `network` is the old name of [network] egress (\"bridge\" is egress = \"open\", \"none\" is egress = \"none\")"
+                "remove `network` from [sandbox] in [DIR]/global.toml: `network` is the old name of [network] egress (\"bridge\" is egress = \"open\", \"none\" is egress = \"none\")".to_owned()
             )
         )]
     );
-    assert_eq!(errors[0].path, Path::new("$STOCKADE_SANDBOX_NETWORK"));
+}
+
+#[test]
+fn across_layers_the_later_of_the_two_names_wins() {
+    // A variable or flag with the old name over a file with the new one, and the reverse.
+    let f = Fixture::new("[network]\negress = \"open\"\n", "");
+    let over_file = f
+        .loader(&[("STOCKADE_SANDBOX_NETWORK", "none")], &[])
+        .load()
+        .unwrap();
+    assert_eq!(over_file.config.network.egress, Egress::None);
+    let f = Fixture::new("[sandbox]\nnetwork = \"none\"\n", "");
+    let over_old = f
+        .loader(&[("STOCKADE_NETWORK_EGRESS", "open")], &[])
+        .load()
+        .unwrap();
+    assert_eq!(over_old.config.network.egress, Egress::Open);
 }
 
 #[test]

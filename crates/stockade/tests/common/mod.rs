@@ -349,6 +349,12 @@ impl Env {
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             cmd.env("DOCKER_HOST", host);
         }
+        if engine_is_podman() {
+            // The egress allowlist is refused on Podman (docs/podman.md): the Podman pass runs
+            // its sandboxes on the bridge, as a Podman user must choose to (a variable, so that
+            // the configuration files tests write stay as they are).
+            cmd.env("STOCKADE_NETWORK_EGRESS", "open");
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -572,13 +578,7 @@ impl Drop for Env {
 }
 
 pub fn default_config(from: &str) -> String {
-    let config = format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n");
-    if engine_is_podman() {
-        // The egress allowlist is refused on Podman (docs/podman.md): the Podman pass runs its
-        // sandboxes on the bridge, as a Podman user must choose to.
-        return format!("{config}\n[network]\negress = \"open\"\n");
-    }
-    config
+    format!("[image]\nfrom = \"{from}\"\nca_certificates = [\"{HOST_CA_BUNDLE}\"]\n")
 }
 
 /// A busybox-only image (no useradd, no bash, no libc): Debian's busybox-static and its applet
