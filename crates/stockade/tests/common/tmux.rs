@@ -101,6 +101,10 @@ pub fn stockade_line(env: &Env, extra: &[(&str, &str)], args: &str) -> String {
         ("XDG_STATE_HOME", home(".local/state")),
         ("STOCKADE_NAMESPACE", env.namespace.clone()),
     ];
+    if super::engine_is_podman() {
+        // As `Env::command`: the Podman pass chooses egress open (docs/podman.md).
+        vars.push(("STOCKADE_NETWORK_EGRESS", "open".to_owned()));
+    }
     vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let exports: Vec<String> = vars
         .iter()
