@@ -153,6 +153,8 @@ pub struct Attachment {
     pub sandbox: String,
     /// The forwarder's spec, started once the sandbox exists.
     forwarder: Option<SandboxSpec>,
+    /// The policy's upload into the gateway, under way.
+    upload: Option<tokio::task::JoinHandle<Result<(), CliError>>>,
 }
 
 /// Put a planned sandbox behind the gateway: the gateway and the project's network made
@@ -214,29 +216,38 @@ pub async fn attach(
     }
 
     let token = crate::password::generate()?;
-    write_policy(
-        engine,
-        ctx,
-        &PolicyFile {
-            token_sha256: sha256_hex(token.as_bytes()),
-            sandbox: spec.name.clone(),
-            session: spec
-                .labels
-                .get(labels::SESSION)
-                .cloned()
-                .unwrap_or_default(),
-            agent: spec.labels.get(labels::AGENT).cloned(),
-            project: spec
-                .labels
-                .get(labels::PROJECT)
-                .map(PathBuf::from)
-                .unwrap_or_default(),
-            presets: policy.presets,
-            rules: policy.rules,
-            private: policy.private,
-        },
-    )
-    .await?;
+    let policy = PolicyFile {
+        token_sha256: sha256_hex(token.as_bytes()),
+        sandbox: spec.name.clone(),
+        session: spec
+            .labels
+            .get(labels::SESSION)
+            .cloned()
+            .unwrap_or_default(),
+        agent: spec.labels.get(labels::AGENT).cloned(),
+        project: spec
+            .labels
+            .get(labels::PROJECT)
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+        presets: policy.presets,
+        rules: policy.rules,
+        private: policy.private,
+    };
+    // The upload runs while the sandbox is created and handed its files; it is waited for
+    // before the sandbox starts (`Attachment::policy_written`).
+    let upload = {
+        let (engine, gateway) = (engine.clone(), container_name(ctx));
+        let json = serde_json::to_vec_pretty(&policy)
+            .map_err(|e| CliError::caused("cannot write the egress policy", e, None))?;
+        let tar = policy_archive(&policy.sandbox, &json)?;
+        tokio::spawn(async move {
+            engine
+                .upload(&gateway, STATE, tar)
+                .await
+                .map_err(CliError::from)
+        })
+    };
     let proxy = format!("http://{}:{token}@{GATEWAY_ALIAS}:{PROXY_PORT}", spec.name);
     for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
         spec.secrets.push((name.to_owned(), proxy.clone()));
@@ -262,10 +273,22 @@ pub async fn attach(
     Ok(Some(Attachment {
         sandbox: spec.name.clone(),
         forwarder,
+        upload: Some(upload),
     }))
 }
 
 impl Attachment {
+    /// Wait until the sandbox's policy is in the gateway: before the sandbox starts, so that
+    /// its first request finds it.
+    pub async fn policy_written(&mut self) -> Result<(), CliError> {
+        match self.upload.take() {
+            Some(upload) => upload
+                .await
+                .map_err(|e| CliError::caused("writing the egress policy failed", e, None))?,
+            None => Ok(()),
+        }
+    }
+
     /// Start the forwarder (once the sandbox exists, so its name resolves on the network).
     pub async fn start_forwarder(&self, engine: &Engine) -> Result<(), CliError> {
         let Some(spec) = &self.forwarder else {
@@ -290,6 +313,14 @@ impl Attachment {
         {
             tracing::debug!("removing the forwarder {}: {e}", forwarder.name);
         }
+    }
+}
+
+/// [`Attachment::policy_written`] when the sandbox is behind the gateway.
+pub async fn policy_written(egress: Option<&mut Attachment>) -> Result<(), CliError> {
+    match egress {
+        Some(egress) => egress.policy_written().await,
+        None => Ok(()),
     }
 }
 

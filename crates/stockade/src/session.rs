@@ -53,6 +53,7 @@ pub async fn run(
     spec: &SandboxSpec,
     output: Output,
     ui: &Ui,
+    before_start: impl Future<Output = Result<(), CliError>>,
 ) -> Result<Finished, CliError> {
     // Handle signals from before the container exists, so none can kill us between create and
     // remove; one that arrives early is forwarded once the container has started.
@@ -60,7 +61,10 @@ pub async fn run(
     let _forwarding = crate::image::Forwarding::start();
     let id = engine.create_sandbox(spec).await?;
     let outcome = match hand_over(engine, &id, spec).await {
-        Ok(()) => drive(engine, &id, spec, output, signals, ui).await,
+        Ok(()) => match before_start.await {
+            Ok(()) => drive(engine, &id, spec, output, signals, ui).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = engine.remove(&id).await {
@@ -72,13 +76,18 @@ pub async fn run(
 /// Start a sandbox in the background (`-d`, a service): create, hand over, start. Nothing is
 /// attached; the container outlives this process until `stockade stop`. A failure before it
 /// runs leaves nothing behind.
-pub async fn start_detached(engine: &Engine, spec: &SandboxSpec) -> Result<String, CliError> {
+pub async fn start_detached(
+    engine: &Engine,
+    spec: &SandboxSpec,
+    before_start: impl Future<Output = Result<(), CliError>>,
+) -> Result<String, CliError> {
     // A signal in the short window between create and start is left alone (not the exit a
     // build's listener would take), so the created container is started or removed.
     let _forwarding = crate::image::Forwarding::start();
     let id = engine.create_sandbox(spec).await?;
     let started = async {
         hand_over(engine, &id, spec).await?;
+        before_start.await?;
         engine.start(&id).await?;
         Ok::<(), CliError>(())
     }

@@ -255,7 +255,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
     }
     // Behind the gateway: its credentials are secrets, so before `finish` (which gives a
     // read-only root the volume they go in).
-    let egress = gateway::attach(&engine, ctx, config, &mut spec).await?;
+    let mut egress = gateway::attach(&engine, ctx, config, &mut spec).await?;
     extras::finish(&mut spec, &ctx.identity.home);
     user_files::prepare(
         &engine,
@@ -273,7 +273,8 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
             .insert(labels::AGENT_VERSION.to_owned(), version.clone());
     }
     if detached {
-        let id = session::start_detached(&engine, &spec).await?;
+        let written = gateway::policy_written(egress.as_mut());
+        let id = session::start_detached(&engine, &spec, written).await?;
         if let Some(egress) = &egress {
             egress.start_forwarder(&engine).await?;
         }
@@ -298,7 +299,8 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
     if let Some(egress) = &egress {
         egress.start_forwarder(&engine).await?;
     }
-    let finished = session::run(&engine, &spec, request.output, &ctx.ui).await;
+    let written = gateway::policy_written(egress.as_mut());
+    let finished = session::run(&engine, &spec, request.output, &ctx.ui, written).await;
     if let Some(egress) = egress {
         egress.release(&engine, ctx).await;
     }
