@@ -51,20 +51,7 @@ impl Engine {
 
     /// Whether a network of that name exists.
     pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
-        let result = self
-            .call(
-                &format!("GET /networks/{name}"),
-                self.docker.inspect_network(
-                    name,
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                ),
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.network_members(name).await?.is_some())
     }
 
     /// Create an internal network (no route out), on which the host has no address (Docker's

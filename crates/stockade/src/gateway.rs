@@ -684,13 +684,7 @@ pub async fn read_policies(engine: &Engine, ctx: &Context) -> Result<Vec<PolicyF
             DENIALS_LIMIT,
         )
         .await
-        .or_else(|e| {
-            if e.status() == Some(404) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?
+        .or_else(no_gateway)?
     else {
         return Ok(Vec::new());
     };
@@ -704,6 +698,17 @@ pub async fn read_policies(engine: &Engine, ctx: &Context) -> Result<Vec<PolicyF
     Ok(out)
 }
 
+/// A download from a gateway that is not there (404) finds nothing.
+fn no_gateway<T>(
+    e: stockade_engine::EngineError,
+) -> Result<Option<T>, stockade_engine::EngineError> {
+    if e.status() == Some(404) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
 /// The gateway's denial log, as its JSON lines (empty: no gateway or no denial yet).
 pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliError> {
     let file = engine
@@ -713,13 +718,7 @@ pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliE
             DENIALS_LIMIT,
         )
         .await
-        .or_else(|e| {
-            if e.status() == Some(404) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
+        .or_else(no_gateway)?;
     Ok(file
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default())
