@@ -267,6 +267,8 @@ def plan(args: argparse.Namespace) -> dict[str, str]:
         "prerelease": "true" if version.prerelease else "false",
         "registries": "\n".join(registries),
         "primary-registry": registries[0],
+        "created": _check_created(args.created),
+        "source": _cargo_package(args.cargo_toml).get("repository", ""),
     }
     for image in IMAGES:
         values[f"{image}-tags"] = "\n".join(

@@ -293,11 +293,13 @@ class CommandLineTest(TempFiles):
         values = GithubOutputTest.parse(self, text.split("\n", 1)[1])
         self.assertEqual(
             list(values),
-            ["version", "prerelease", "registries", "primary-registry",
+            ["version", "prerelease", "registries", "primary-registry", "created", "source",
              "foundation-tags", "foundation-labels", "full-tags", "full-labels"],
         )
         self.assertEqual(values["registries"], "docker.io/stockadedev\nghcr.io/stockade-dev")
         self.assertEqual(values["primary-registry"], "docker.io/stockadedev")
+        self.assertEqual(values["created"], "2026-11-26T08:30:00Z")
+        self.assertEqual(values["source"], "https://github.com/stockade-dev/stockade")
         self.assertEqual((values["version"], values["prerelease"]), ("1.2.3", "false"))
         self.assertEqual(
             values["full-tags"].splitlines(),
