@@ -216,31 +216,39 @@ def check_version(version: Version, cargo_toml: Path = ROOT / "Cargo.toml") -> N
 _HEADING = re.compile(r"^## \[(?P<name>[^\]]+)\](?P<rest>.*)$")
 
 
-def changelog_section(text: str, version: Version, path: str = "CHANGELOG.md") -> str:
-    """The body of `## [<version>]` in a Keep a Changelog file, without its heading."""
-    lines = text.splitlines()
+def _section(lines: list[str], name: str) -> list[str] | None:
+    """The lines under `## [<name>]` up to the next `## [` heading, or None without one."""
     start = None
     for index, line in enumerate(lines):
         match = _HEADING.match(line)
         if match and start is not None:
-            body = lines[start:index]
-            break
-        if match and match["name"] == str(version):
+            return lines[start:index]
+        if match and match["name"] == name:
             start = index + 1
-    else:
-        if start is None:
-            raise ReleaseError(
-                f"{path} has no `## [{version}]` section: move the Unreleased entries under "
-                f"`## [{version}] - YYYY-MM-DD` before tagging"
-            )
-        body = lines[start:]
+    return None if start is None else lines[start:]
+
+
+def changelog_section(text: str, version: Version, path: str = "CHANGELOG.md") -> str:
+    """The body of `## [<version>]` in a Keep a Changelog file, without its heading. A
+    prerelease without a section of its own gets the Unreleased one: what the candidate holds."""
+    lines = text.splitlines()
+    name = str(version)
+    body = _section(lines, name)
+    if body is None and version.prerelease:
+        name = "Unreleased"
+        body = _section(lines, name)
+    if body is None:
+        raise ReleaseError(
+            f"{path} has no `## [{version}]` section: move the Unreleased entries under "
+            f"`## [{version}] - YYYY-MM-DD` before tagging"
+        )
     # Link reference definitions at the end belong to the file, not the section.
     while body and (not body[-1].strip() or re.match(r"^\[[^\]]+\]:\s", body[-1])):
         body.pop()
     while body and not body[0].strip():
         body.pop(0)
     if not any(line.strip() for line in body):
-        raise ReleaseError(f"{path}: the `## [{version}]` section is empty")
+        raise ReleaseError(f"{path}: the `## [{name}]` section is empty")
     return "\n".join(body) + "\n"
 
 

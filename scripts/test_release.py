@@ -230,6 +230,13 @@ class ChangelogTest(unittest.TestCase):
     def test_a_prerelease_has_its_own_section(self):
         self.assertEqual(self.section("v1.2.3-rc.1"), "### Added\n\n- A candidate.\n")
 
+    def test_a_prerelease_without_a_section_gets_the_unreleased_one(self):
+        self.assertEqual(self.section("v1.3.0-rc.1"), "### Added\n\n- Something not released yet.\n")
+        with self.assertRaisesRegex(ReleaseError, r"the `## \[Unreleased\]` section is empty"):
+            self.section("v1.3.0-rc.1", "## [Unreleased]\n\n## [1.2.3]\n- x\n")
+        with self.assertRaisesRegex(ReleaseError, r"has no `## \[1.3.0-rc.1\]` section"):
+            self.section("v1.3.0-rc.1", "## [1.2.3]\n- x\n")
+
     def test_the_last_section_leaves_out_the_link_definitions(self):
         self.assertEqual(self.section("v1.0.0"), "- First.\n")
 
