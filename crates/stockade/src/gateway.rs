@@ -396,9 +396,8 @@ pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
     }
 }
 
-/// Remove this namespace's project networks that no sandbox is on (the gateway is detached
-/// first); returns how many went. A project's next launch makes its network again.
-pub async fn reclaim_networks(engine: &Engine, ctx: &Context) -> Result<usize, CliError> {
+/// This namespace's project networks that no sandbox is on (the gateway, if anything).
+pub async fn unused_networks(engine: &Engine, ctx: &Context) -> Result<Vec<String>, CliError> {
     let gateway = container_name(ctx);
     let networks = engine
         .list_networks(&[
@@ -406,20 +405,40 @@ pub async fn reclaim_networks(engine: &Engine, ctx: &Context) -> Result<usize, C
             format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str()),
         ])
         .await?;
-    let mut removed = 0;
+    let mut unused = Vec::new();
     for network in networks {
         let Some(members) = engine.network_members(&network.name).await? else {
             continue;
         };
-        if members.iter().any(|m| *m != gateway) {
-            continue;
+        if members.iter().all(|m| *m == gateway) {
+            unused.push(network.name);
         }
-        engine.disconnect_network(&network.name, &gateway).await?;
-        if engine.remove_network(&network.name).await? == Removal::Removed {
+    }
+    Ok(unused)
+}
+
+/// Remove project networks (the gateway is detached first); returns how many went. A
+/// project's next launch makes its network again.
+pub async fn remove_networks(
+    engine: &Engine,
+    ctx: &Context,
+    networks: &[String],
+) -> Result<usize, CliError> {
+    let gateway = container_name(ctx);
+    let mut removed = 0;
+    for network in networks {
+        engine.disconnect_network(network, &gateway).await?;
+        if engine.remove_network(network).await? == Removal::Removed {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Remove this namespace's project networks that no sandbox is on; returns how many went.
+pub async fn reclaim_networks(engine: &Engine, ctx: &Context) -> Result<usize, CliError> {
+    let unused = unused_networks(engine, ctx).await?;
+    remove_networks(engine, ctx, &unused).await
 }
 
 /// Revoke a sandbox's policy: it is replaced by a tombstone (one upload, no process started),
@@ -709,14 +728,30 @@ fn no_gateway<T>(
     }
 }
 
-/// The gateway's denial log, as its JSON lines (empty: no gateway or no denial yet).
-pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<String, CliError> {
+/// The gateway's denial log, as its JSON lines: the previous file (`denials.jsonl.1`, kept at
+/// rotation) and the current one, each empty when missing (no gateway, or no denial yet).
+pub async fn read_denials(engine: &Engine, ctx: &Context) -> Result<(String, String), CliError> {
+    let current = denials_path();
+    let previous = format!("{current}.1");
+    tokio::try_join!(
+        download_text(engine, ctx, &previous),
+        download_text(engine, ctx, &current)
+    )
+}
+
+/// The current file of the denial log (what `net log -f` follows).
+pub async fn read_current_denials(engine: &Engine, ctx: &Context) -> Result<String, CliError> {
+    download_text(engine, ctx, &denials_path()).await
+}
+
+fn denials_path() -> String {
+    format!("{STATE}/log/denials.jsonl")
+}
+
+/// A text file of the gateway's (empty: no gateway, or no such file).
+async fn download_text(engine: &Engine, ctx: &Context, path: &str) -> Result<String, CliError> {
     let file = engine
-        .download_file(
-            &container_name(ctx),
-            &format!("{STATE}/log/denials.jsonl"),
-            DENIALS_LIMIT,
-        )
+        .download_file(&container_name(ctx), path, DENIALS_LIMIT)
         .await
         .or_else(no_gateway)?;
     Ok(file

@@ -11,7 +11,7 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Env, snapshot_settings};
+use common::{Env, docker, docker_stdout, snapshot_settings};
 
 /// What `curl` says of a request from the running sandbox `probe`: the proxy's answer to the
 /// CONNECT, then the server's (000: none).
@@ -143,6 +143,15 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
         all.stdout()
     );
 
+    // The gateway rotates its log at 4 MiB (to denials.jsonl.1), as here: what it rotated is
+    // still listed.
+    let log = "/run/stockade-gateway/log/denials.jsonl";
+    let gateway = format!("{}-stockade-gateway", env.namespace);
+    docker_stdout(&["exec", &gateway, "mv", log, &format!("{log}.1")]);
+    let rotated = env.run(&["net", "log", "--json"]);
+    rotated.expect_code(0);
+    assert_eq!(rotated.stdout(), run.stdout());
+
     let allow = env.run(&["net", "allow", "pypi.org"]);
     allow.expect_code(0);
     insta::assert_snapshot!(format!("{}---\n{}", allow.stdout(), allow.stderr()), @r"
@@ -175,6 +184,26 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
     insta::assert_snapshot!(again.stderr(), @"pypi.org is already in [network] allow of [ROOT]/home/.config/stockade/config.toml: nothing changed");
 
     env.run(&["stop", "probe", "--time", "0"]).expect_code(0);
+
+    // The project's egress network outlives its sandboxes (the next one reuses it); `prune`
+    // removes it once no sandbox is on it.
+    let network = format!(
+        "{}-stockade-egress-{}",
+        env.namespace,
+        common::project_id(&env.project)
+    );
+    let dry = env.run(&["prune", "--dry-run"]);
+    dry.expect_code(0);
+    insta::assert_snapshot!(
+        format!("{}---\n{}", dry.stdout(), dry.stderr()).replace(&network, "[NETWORK]"),
+        @r"
+    would remove network [NETWORK] — a project's egress network no sandbox is on
+    ---
+    1 network would be removed; run without --dry-run to remove them
+    "
+    );
+    env.run(&["prune", "-y"]).expect_code(0);
+    assert!(!docker(&["network", "inspect", &network]).status.success());
 }
 
 #[test]

@@ -109,8 +109,13 @@ pub async fn log(ctx: &Context, json: bool, follow: bool, all: bool) -> Result<u
             .is_some_and(|p| roots.iter().any(|r| r == Path::new(p))),
     };
     let engine = ctx.connect().await?;
-    let text = gateway::read_denials(&engine, ctx).await?;
-    let denials: Vec<Denial> = parse_denials(&text).into_iter().filter(wanted).collect();
+    // The rotated file first: a log that just rotated still shows what came before.
+    let (previous, text) = gateway::read_denials(&engine, ctx).await?;
+    let denials: Vec<Denial> = parse_denials(&previous)
+        .into_iter()
+        .chain(parse_denials(&text))
+        .filter(wanted)
+        .collect();
     let mut table = Table::new(all);
     if follow {
         table.fit(&denials);
@@ -142,7 +147,7 @@ pub async fn log(ctx: &Context, json: bool, follow: bool, all: bool) -> Result<u
     let mut seen = Seen::of(&text);
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
-        let text = gateway::read_denials(&engine, ctx).await?;
+        let text = gateway::read_current_denials(&engine, ctx).await?;
         if text.is_empty() {
             // No gateway for now (being recreated; its volume keeps the log), or a log just
             // rotated: nothing new to show, and nothing to forget.

@@ -1,7 +1,7 @@
 //! `stockade prune [--dry-run] [-y]`: remove stockade's containers that have stopped (a sandbox
 //! whose engine went away mid-run), orphaned stockade images and unused volumes (old agent
-//! versions, homes of deleted projects) — never an image a container uses (the engine is never
-//! asked to force).
+//! versions, homes of deleted projects) and projects' egress networks no sandbox is on — never an
+//! image a container uses (the engine is never asked to force).
 
 use std::collections::HashSet;
 
@@ -32,7 +32,8 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         ));
     }
     let volumes = super::volumes::unused(&engine, ctx).await?;
-    if orphaned.is_empty() && volumes.is_empty() && stopped.is_empty() {
+    let networks = crate::gateway::unused_networks(&engine, ctx).await?;
+    if orphaned.is_empty() && volumes.is_empty() && stopped.is_empty() && networks.is_empty() {
         ctx.ui.success("Nothing to prune");
         return Ok(0);
     }
@@ -63,6 +64,12 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         );
     }
     let volume_count = volumes.len();
+    for network in &networks {
+        println!(
+            "{} network {network} — a project's egress network no sandbox is on",
+            if dry_run { "would remove" } else { "remove" },
+        );
+    }
     let total: i64 = orphaned.iter().map(|image| image.size).sum();
     // "3 images (1.2 GB) and 2 volumes and 1 container", naming only what goes.
     let mut parts = Vec::new();
@@ -78,6 +85,9 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     }
     if container_count > 0 {
         parts.push(counted(container_count, "container"));
+    }
+    if !networks.is_empty() {
+        parts.push(counted(networks.len(), "network"));
     }
     let what = parts.join(" and ");
     for image in &orphaned {
@@ -135,6 +145,11 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         let gone = super::volumes::remove(&engine, volumes).await?;
         ctx.ui
             .success(&format!("Removed {}", counted(gone.len(), "volume")));
+    }
+    if !networks.is_empty() {
+        let gone = crate::gateway::remove_networks(&engine, ctx, &networks).await?;
+        ctx.ui
+            .success(&format!("Removed {}", counted(gone, "network")));
     }
     Ok(0)
 }
