@@ -220,6 +220,8 @@ fn the_full_image_builds_from_the_offline_base_and_every_manifest_tool_runs() {
     settings.add_filter(r"[0-9a-f]{64}", "[HASH]");
     settings.add_filter(r"\d+(\.\d+)? (B|kB|MB|GB)\b", "[SIZE]");
     settings.add_filter(r"(just now|\d+ (minute|hour|day)s? ago)", "[AGE]");
+    // Table columns are as wide as the namespace (which carries a process ID): one gap.
+    settings.add_filter(r" {2,}", "  ");
     settings.add_filter(r" +\n", "\n");
     settings.bind(|| insta::assert_snapshot!(transcript));
 }
