@@ -223,14 +223,22 @@ pub async fn ensure_full(
         build_args: build_args.into_iter().collect(),
         labels: HashMap::new(),
     };
-    let mut context = plan.context;
-    ensure_built(engine, ctx, build, mode, run, |edit| {
+    let context = packed(plan.context, "full image");
+    ensure_built(engine, ctx, build, mode, run, context).await
+}
+
+/// An embedded tier's in-memory context, packed with its Dockerfile edited (tiers resolved to
+/// the namespace, the labels appended).
+fn packed(
+    mut context: BuildContext,
+    what: &'static str,
+) -> impl FnOnce(&stockade_core::chain::DockerfileEdit) -> Result<Vec<u8>, CliError> {
+    move |edit| {
         context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
-        context
-            .to_tar()
-            .map_err(|e| CliError::caused("cannot pack the full image's build context", e, None))
-    })
-    .await
+        context.to_tar().map_err(|e| {
+            CliError::caused(format!("cannot pack the {what}'s build context"), e, None)
+        })
+    }
 }
 
 /// The foundation: the embedded assets, `[image] from` and the CA files.
@@ -273,14 +281,8 @@ async fn ensure_foundation(
             ),
         ]),
     };
-    let mut context = plan.context;
-    ensure_built(engine, ctx, build, mode, run, |edit| {
-        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
-        context
-            .to_tar()
-            .map_err(|e| CliError::caused("cannot pack the foundation build context", e, None))
-    })
-    .await
+    let context = packed(plan.context, "foundation");
+    ensure_built(engine, ctx, build, mode, run, context).await
 }
 
 #[allow(clippy::too_many_arguments)]
