@@ -16,9 +16,10 @@ fn context(image: &str) -> Result<BuildContext, String> {
         "foundation" => FoundationPlan::new(&Config::default().image)
             .map(|plan| plan.context)
             .map_err(|e| e.to_string()),
-        // The full image's context (its Dockerfile, manifest and the lists made from it) comes
-        // with its plan, stockade_core::full (issue 13's full part).
-        "full" => Err("this build has no full image plan (stockade_core::full)".to_owned()),
+        // Its Dockerfile, manifest and the install lists made from the manifest.
+        "full" => stockade_core::full::FullPlan::embedded()
+            .map(|plan| plan.context)
+            .map_err(|e| e.to_string()),
         other => Err(format!("unknown image {other:?}: foundation or full")),
     }
 }

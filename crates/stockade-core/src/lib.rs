@@ -10,6 +10,7 @@ pub mod dirs;
 pub mod egress;
 pub mod foundation;
 pub mod fsread;
+pub mod full;
 pub mod handover;
 pub mod hash;
 pub mod identity;

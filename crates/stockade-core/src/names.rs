@@ -49,6 +49,12 @@ impl Namespace {
         format!("{}:foundation", self.repository())
     }
 
+    /// The full toolset image's tag (`[image] toolset = "full"`), between the foundation and
+    /// the base.
+    pub fn full_image(&self) -> String {
+        format!("{}:full", self.repository())
+    }
+
     /// The global base image's tag: the user's Dockerfile build, a custom image extended with
     /// stockade's runtime layer, or an alias of the foundation.
     pub fn base_image(&self) -> String {

@@ -628,11 +628,14 @@ mod tests {
             .collect();
         assert!(keys.len() >= 2, "{keys:?}");
         for key in keys {
-            let value = if key.shape == crate::config::keys::Shape::List {
-                "[\"ca.pem\"]"
-            } else {
-                "\"x\""
+            // A value the key accepts: its default where it has one (a choice such as
+            // `toolset` takes no other word), else any string.
+            let value = match (key.shape, key.default) {
+                (crate::config::keys::Shape::List, _) => "[\"ca.pem\"]".to_owned(),
+                (_, Some(default)) => format!("{default:?}"),
+                (_, None) => "\"x\"".to_owned(),
             };
+            let value = value.as_str();
             let s = setup("", &toml_line(key, value));
             match s.loader.load() {
                 Err(ConfigError::Invalid { errors }) => {

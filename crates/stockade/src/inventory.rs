@@ -6,10 +6,11 @@
 //! is never counted). It is orphaned when nothing will use it again:
 //! - untagged: a rebuild replaced it;
 //! - a project image whose project directory is gone;
-//! - a custom base's runtime layer that the configuration no longer names.
+//! - a custom base's runtime layer that the configuration no longer names;
+//! - a full toolset image while the toolset is `minimal`.
 //!
 //! An image of the current chain is never orphaned, whatever its labels say: the namespace's
-//! foundation and base, and every image a kept image names as its `io.stockade.parent` (a
+//! foundation, full toolset image and base, and every image a kept image names as its `io.stockade.parent` (a
 //! project image inherits its parent's labels, a custom base's among them).
 
 use std::collections::{HashMap, HashSet};
@@ -89,6 +90,13 @@ pub async fn images_without(
         .inspect_image(&ns.foundation_image())
         .await?
         .map(|i| i.id);
+    // The full toolset image is current while `toolset = "full"` names it.
+    let full_id = match config.image.toolset {
+        stockade_core::config::Toolset::Full => {
+            engine.inspect_image(&ns.full_image()).await?.map(|i| i.id)
+        }
+        stockade_core::config::Toolset::Minimal => None,
+    };
     let configured_layer = config
         .image
         .base
@@ -122,6 +130,8 @@ pub async fn images_without(
                     .any(|t| Some(t) == configured_layer.as_ref())
             {
                 Some("custom base no longer configured".to_owned())
+            } else if tier == Tier::Full && full_id.as_deref() != Some(image.id.as_str()) {
+                Some("the toolset is no longer full".to_owned())
             } else {
                 None
             };
@@ -141,7 +151,11 @@ pub async fn images_without(
     keep_the_current_chain(
         &mut owned,
         &parents,
-        [base_id.as_deref(), foundation_id.as_deref()],
+        [
+            base_id.as_deref(),
+            foundation_id.as_deref(),
+            full_id.as_deref(),
+        ],
     );
     owned.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.created.cmp(&a.created)));
     Ok(owned)
@@ -152,7 +166,7 @@ pub async fn images_without(
 fn keep_the_current_chain(
     owned: &mut [OwnedImage],
     parents: &HashMap<String, Option<String>>,
-    current: [Option<&str>; 2],
+    current: [Option<&str>; 3],
 ) {
     let mut kept: HashSet<String> = current.into_iter().flatten().map(str::to_owned).collect();
     kept.extend(
@@ -185,6 +199,8 @@ fn keep_the_current_chain(
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Foundation,
+    /// The full toolset image (`[image] toolset = "full"`).
+    Full,
     Base,
     Project,
     /// A custom base built from `[image] base_dockerfile`.
@@ -199,6 +215,7 @@ impl Tier {
     fn of(label: Option<&str>) -> Self {
         match label {
             Some("foundation") => Self::Foundation,
+            Some("full") => Self::Full,
             Some("base") => Self::Base,
             Some("project") => Self::Project,
             Some("custom") => Self::Custom,
@@ -210,6 +227,7 @@ impl Tier {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Foundation => "foundation",
+            Self::Full => "full",
             Self::Base => "base",
             Self::Project => "project",
             Self::Custom => "custom",
@@ -264,13 +282,14 @@ mod tests {
 
     #[test]
     fn tiers_serialize_as_their_labels_and_sort_in_chain_order() {
-        for label in ["foundation", "base", "project", "custom"] {
+        for label in ["foundation", "full", "base", "project", "custom"] {
             let tier = Tier::of(Some(label));
             assert_eq!(tier.as_str(), label);
             assert_eq!(serde_json::to_value(tier).unwrap(), label);
         }
         assert_eq!(Tier::of(Some("other")), Tier::Unknown);
-        assert!(Tier::Foundation < Tier::Base && Tier::Base < Tier::Project);
+        assert!(Tier::Foundation < Tier::Full && Tier::Full < Tier::Base);
+        assert!(Tier::Base < Tier::Project);
     }
 
     #[test]

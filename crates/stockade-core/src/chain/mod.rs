@@ -145,6 +145,7 @@ pub fn resolve_tiers(text: &str, namespace: &Namespace) -> String {
     let tiers = [
         (plain.base_image(), namespace.base_image()),
         (plain.foundation_image(), namespace.foundation_image()),
+        (plain.full_image(), namespace.full_image()),
     ];
     if tiers.iter().all(|(from, to)| from == to) {
         return text.to_owned();

@@ -30,8 +30,8 @@ pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
-    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Value, expand_home,
-    resolve_path,
+    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Toolset, Value,
+    expand_home, resolve_path,
 };
 
 use std::path::{Path, PathBuf};
@@ -66,6 +66,8 @@ pub struct ImageConfig {
     pub from: String,
     /// Extra CA certificates (absolute paths) trusted inside every image.
     pub ca_certificates: Vec<PathBuf>,
+    /// `[image] toolset`: `full` puts the full toolset image between the foundation and the base.
+    pub toolset: Toolset,
     /// A custom base image by name (`[image] base`), used instead of the global Dockerfile.
     pub base: Option<String>,
     /// `[image] base_dockerfile`: builds the custom base when it is missing and cannot be pulled.
@@ -137,6 +139,7 @@ impl Default for Config {
             image: ImageConfig {
                 from: String::new(),
                 ca_certificates: Vec::new(),
+                toolset: Toolset::Minimal,
                 base: None,
                 base_dockerfile: None,
                 base_from_project: false,

@@ -1281,3 +1281,20 @@ fn agent_egress_lists_replace_the_built_in_one_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn toolset_is_minimal_or_full() {
+    assert_eq!(
+        Config::default().image.toolset,
+        crate::config::Toolset::Minimal
+    );
+    let layer = parse_str("[image]\ntoolset = \"full\"\n").unwrap();
+    assert_eq!(values(&layer, "image.toolset"), ["\"full\""]);
+    let error = first_error("[image]\ntoolset = \"huge\"\n");
+    assert_eq!(
+        (error.line, error.column, error.message.as_str()),
+        (2, 11, "`image.toolset`: unknown toolset \"huge\"")
+    );
+    assert_eq!(error.label, "not minimal or full");
+    assert!(error.help.unwrap().contains("`full`"));
+}

@@ -86,6 +86,7 @@ pub enum Value {
     Cpus(u32),
     Network(Network),
     Egress(Egress),
+    Toolset(Toolset),
     Mount(MountSetting),
     Port(PortSetting),
     Env(EnvSetting),
@@ -104,6 +105,7 @@ impl fmt::Display for Value {
             Self::Cpus(m) => write!(f, "{}", format_cpus(*m)),
             Self::Network(n) => write!(f, "{:?}", n.as_str()),
             Self::Egress(e) => write!(f, "{:?}", e.as_str()),
+            Self::Toolset(t) => write!(f, "{:?}", t.as_str()),
             Self::Mount(m) => write!(f, "{:?}", m.to_string()),
             Self::Port(p) => write!(f, "{:?}", p.to_string()),
             Self::Env(e) => write!(f, "{:?}", e.display_redacted()),
@@ -167,6 +169,26 @@ impl Egress {
             Self::None => 0,
             Self::Allowlist => 1,
             Self::Open => 2,
+        }
+    }
+}
+
+/// `[image] toolset`: what the image every sandbox builds on carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toolset {
+    /// The foundation alone (the default).
+    #[default]
+    Minimal,
+    /// The foundation and the developer toolset of `assets/full/tools.toml` (docs/images.md).
+    Full,
+}
+
+impl Toolset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Full => "full",
         }
     }
 }
@@ -785,6 +807,22 @@ pub fn egress(raw: &Raw) -> Result<Value, Bad> {
             Some(
                 "`allowlist` (only the allowed hosts, through stockade's gateway), `open` \
                  (anywhere) or `none` (no network at all)",
+            ),
+        )),
+    }
+}
+
+/// `[image] toolset`: `minimal` or `full`.
+pub fn toolset(raw: &Raw) -> Result<Value, Bad> {
+    match string(raw)? {
+        "minimal" => Ok(Value::Toolset(Toolset::Minimal)),
+        "full" => Ok(Value::Toolset(Toolset::Full)),
+        other => Err(Bad::new(
+            format!("unknown toolset {other:?}"),
+            "not minimal or full",
+            Some(
+                "`minimal` (the foundation alone) or `full` (the foundation and the developer \
+                 toolset, docs/images.md)",
             ),
         )),
     }

@@ -128,6 +128,9 @@ struct TrustCheck {
 #[derive(Debug, Serialize)]
 struct ImagesCheck {
     foundation: ImageCheck,
+    /// The full toolset tier, with `[image] toolset = "full"` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    full: Option<TierStatus>,
     /// `None` when the engine or the configuration is unavailable.
     base: Option<TierStatus>,
     project: Option<TierStatus>,
@@ -334,6 +337,7 @@ impl ImagesCheck {
     fn unknown(tag: String, why: &str) -> Self {
         Self {
             foundation: ImageCheck::unknown(tag, Some(why.to_owned())),
+            full: None,
             base: None,
             project: None,
             error: None,
@@ -369,6 +373,7 @@ async fn images_check(
         Err(e) => {
             return ImagesCheck {
                 foundation: ImageCheck::unknown(tag, Some(e.to_string())),
+                full: None,
                 base: None,
                 project: None,
                 error: None,
@@ -386,10 +391,11 @@ async fn images_check(
     let current: Option<&ImageInfo> = info
         .as_ref()
         .filter(|_| freshness == Some(Freshness::UpToDate));
-    let (base, project, error) = match chain_status(engine, ctx, config, project, current).await {
-        Ok(chain) => (Some(chain.base), Some(chain.project), None),
-        Err(e) => (None, None, Some(e.to_string())),
-    };
+    let (full, base, project, error) =
+        match chain_status(engine, ctx, config, project, current).await {
+            Ok(chain) => (chain.full, Some(chain.base), Some(chain.project), None),
+            Err(e) => (None, None, None, Some(e.to_string())),
+        };
     ImagesCheck {
         foundation: ImageCheck {
             tag,
@@ -401,6 +407,7 @@ async fn images_check(
             expected_hash: expected,
             error: None,
         },
+        full,
         base,
         project,
         error,
@@ -545,11 +552,21 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
         format!("{words} ({})", f.tag),
         None,
     );
+    if let Some(full) = &images.full {
+        let (status, words) = tier_words(full);
+        push(
+            status,
+            "Full toolset image",
+            format!("{words} ({})", full.tag),
+            None,
+        );
+    }
     let home = &ctx.identity.home;
     if let Some(base) = &images.base {
         let what = match (base.source, base.from.as_deref()) {
             ("dockerfile", Some(path)) => format!("custom ({})", tilde(path, home)),
             ("image", Some(name)) => format!("custom image {name}"),
+            _ if images.full.is_some() => "default (full image alias)".to_owned(),
             _ => "default (foundation alias)".to_owned(),
         };
         let (status, words) = tier_words(base);

@@ -6,6 +6,7 @@ use stockade_core::chain::{self, CustomTags, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
 use stockade_core::context::{BuildContext, ContextFile};
 use stockade_core::foundation::FoundationPlan;
+use stockade_core::full::FullPlan;
 use stockade_core::labels;
 use stockade_core::project::Project;
 use stockade_engine::Engine;
@@ -20,6 +21,8 @@ use crate::launch::Prepared;
 #[derive(Debug, Clone)]
 pub struct Chain {
     pub foundation: Ready,
+    /// The full toolset image, with `[image] toolset = "full"`.
+    pub full: Option<Ready>,
     pub base: Ready,
     pub project: Option<Ready>,
 }
@@ -37,7 +40,10 @@ impl Chain {
 
     /// Whether this run built (or re-pointed) any tier.
     pub fn built_any(&self) -> bool {
-        self.foundation.built || self.base.built || self.project.as_ref().is_some_and(|p| p.built)
+        self.foundation.built
+            || self.full.as_ref().is_some_and(|f| f.built)
+            || self.base.built
+            || self.project.as_ref().is_some_and(|p| p.built)
     }
 }
 
@@ -73,7 +79,12 @@ pub async fn ensure_foundation_only(
 /// The tags of the tiers a project's chain has: foundation, base, and its project image when it
 /// has a Dockerfile (as read).
 pub fn chain_tags(ctx: &Context, prepared: &Prepared) -> Vec<String> {
-    let mut tags = vec![ctx.namespace.foundation_image(), ctx.namespace.base_image()];
+    let mut tags = vec![ctx.namespace.foundation_image()];
+    let config = &prepared.resolved.config;
+    if config.image.toolset == stockade_core::config::Toolset::Full && config.image.base.is_none() {
+        tags.push(ctx.namespace.full_image());
+    }
+    tags.push(ctx.namespace.base_image());
     if prepared.files.context.is_some() {
         tags.push(ctx.namespace.project_image(&prepared.project.id()));
     }
@@ -98,6 +109,7 @@ pub async fn ensure_planned(
 ) -> Result<Chain, CliError> {
     let ChainPlan {
         foundation: foundation_plan,
+        full: full_plan,
         base: base_plan,
         project: project_plan,
     } = plan;
@@ -107,6 +119,7 @@ pub async fn ensure_planned(
         config,
         project,
         foundation_plan,
+        full_plan,
         base_plan,
         project_plan,
         mode,
@@ -124,23 +137,20 @@ async fn ensure_tiers(
     config: &Config,
     project: &Project,
     foundation_plan: FoundationPlan,
+    full_plan: Option<FullPlan>,
     base_plan: BasePlan,
     project_plan: Option<ProjectPlan>,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Chain, CliError> {
     let foundation = ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
-    let base = ensure_base(
-        engine,
-        ctx,
-        config,
-        project,
-        base_plan,
-        &foundation,
-        mode,
-        run,
-    )
-    .await?;
+    let full = match full_plan {
+        Some(plan) => Some(ensure_full(engine, ctx, plan, &foundation, mode, run).await?),
+        None => None,
+    };
+    // The global base builds on the full image when there is one.
+    let below = full.as_ref().unwrap_or(&foundation);
+    let base = ensure_base(engine, ctx, config, project, base_plan, below, mode, run).await?;
     let project = match project_plan {
         None => None,
         Some(plan) => {
@@ -182,9 +192,53 @@ async fn ensure_tiers(
     };
     Ok(Chain {
         foundation,
+        full,
         base,
         project,
     })
+}
+
+/// The full toolset tier: the embedded manifest and Dockerfile, built on `foundation` (its
+/// parent). Current when its hash and parent match; otherwise built under the tag's lock.
+pub async fn ensure_full(
+    engine: &Engine,
+    ctx: &Context,
+    plan: FullPlan,
+    foundation: &Ready,
+    mode: BuildMode,
+    run: &mut ChainRun,
+) -> Result<Ready, CliError> {
+    let build_args = FullPlan::build_args(
+        &foundation.tag,
+        option_env!("STOCKADE_REVISION").unwrap_or("unknown"),
+        &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
+    let build = TierBuild {
+        tier: "full",
+        title: "full toolset image".to_owned(),
+        tag: ctx.namespace.full_image(),
+        dockerfile: chain::DOCKERFILE.to_owned(),
+        hash: plan.hash,
+        parent: Some(foundation.id.clone()),
+        build_args: build_args.into_iter().collect(),
+        labels: HashMap::new(),
+    };
+    let context = packed(plan.context, "full image");
+    ensure_built(engine, ctx, build, mode, run, context).await
+}
+
+/// An embedded tier's in-memory context, packed with its Dockerfile edited (tiers resolved to
+/// the namespace, the labels appended).
+fn packed(
+    mut context: BuildContext,
+    what: &'static str,
+) -> impl FnOnce(&stockade_core::chain::DockerfileEdit) -> Result<Vec<u8>, CliError> {
+    move |edit| {
+        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
+        context.to_tar().map_err(|e| {
+            CliError::caused(format!("cannot pack the {what}'s build context"), e, None)
+        })
+    }
 }
 
 /// The foundation: the embedded assets, `[image] from` and the CA files.
@@ -227,14 +281,8 @@ async fn ensure_foundation(
             ),
         ]),
     };
-    let mut context = plan.context;
-    ensure_built(engine, ctx, build, mode, run, |edit| {
-        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
-        context
-            .to_tar()
-            .map_err(|e| CliError::caused("cannot pack the foundation build context", e, None))
-    })
-    .await
+    let context = packed(plan.context, "foundation");
+    ensure_built(engine, ctx, build, mode, run, context).await
 }
 
 #[allow(clippy::too_many_arguments)]

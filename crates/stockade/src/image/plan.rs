@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 use stockade_core::chain::{self, BaseSource, DirContext, Freshness, ProjectParent, RuntimeLayer};
 use stockade_core::config::Config;
+use stockade_core::config::Toolset;
 use stockade_core::dirs::Dirs;
 use stockade_core::foundation::FoundationPlan;
+use stockade_core::full::FullPlan;
 use stockade_core::names::Namespace;
 use stockade_core::project::Project;
 use stockade_core::project_files::{ProjectFiles, ReadContext, Referenced};
@@ -50,6 +52,8 @@ pub struct ProjectPlan {
 /// work (no engine), so a launch can do it while it talks to the engine.
 pub struct ChainPlan {
     pub foundation: FoundationPlan,
+    /// The full toolset image, with `[image] toolset = "full"` (and no custom base image).
+    pub full: Option<FullPlan>,
     pub base: BasePlan,
     pub project: Option<ProjectPlan>,
 }
@@ -69,6 +73,7 @@ impl ChainPlan {
         }
         Ok(Self {
             foundation: FoundationPlan::with_certificates(&config.image, certificates),
+            full: full_plan(config, &base)?,
             base,
             project: project.map(|context| project_plan(namespace, context)),
         })
@@ -108,6 +113,17 @@ impl ChainPlan {
             prepared.custom_base.clone(),
         )
     }
+}
+
+/// The full toolset tier, when configured: `toolset = "full"` puts it between the foundation
+/// and the base, unless the base is a custom image (which is not built on the foundation).
+pub fn full_plan(config: &Config, base: &BasePlan) -> Result<Option<FullPlan>, CliError> {
+    if config.image.toolset != Toolset::Full || matches!(base, BasePlan::Image { .. }) {
+        return Ok(None);
+    }
+    FullPlan::embedded()
+        .map(Some)
+        .map_err(|e| CliError::caused("cannot plan the full toolset image", e, None))
 }
 
 pub fn base_plan(dirs: &Dirs, config: &Config) -> Result<BasePlan, CliError> {
@@ -186,7 +202,8 @@ impl From<&Freshness> for TierState {
 #[derive(Debug, Clone, Serialize)]
 pub struct TierStatus {
     pub tag: String,
-    /// `default`, `dockerfile` or `image` for the base; `dockerfile` or `none` for the project.
+    /// `default`, `dockerfile` or `image` for the base; `dockerfile` or `none` for the project;
+    /// `manifest` for the full toolset tier.
     pub source: &'static str,
     /// The Dockerfile path or the custom image name.
     pub from: Option<String>,
@@ -198,6 +215,8 @@ pub struct TierStatus {
 
 /// The base and project tiers' state (the foundation is reported on its own).
 pub struct ChainStatus {
+    /// The full toolset tier, when configured.
+    pub full: Option<TierStatus>,
     pub base: TierStatus,
     pub project: TierStatus,
 }
@@ -215,10 +234,38 @@ pub async fn chain_status(
     let base_info = engine.inspect_image(&base_tag).await?;
     let foundation_id = foundation.map(|f| f.id.as_str());
 
-    let base = match base_plan(&ctx.dirs, config)? {
+    let planned_base = base_plan(&ctx.dirs, config)?;
+    let full = match full_plan(config, &planned_base)? {
+        Some(plan) => {
+            let info = engine.inspect_image(&ns.full_image()).await?;
+            let mut status = tier_status(
+                ns.full_image(),
+                "manifest",
+                None,
+                info.as_ref(),
+                &plan.hash,
+                Some(foundation_id.unwrap_or("(rebuilt first)")),
+            );
+            if foundation_id.is_none() && status.status == TierState::Stale {
+                status.reason = Some("the foundation is rebuilt first".to_owned());
+            }
+            Some(status)
+        }
+        None => None,
+    };
+    // The tier the global base builds on: the full image when configured and current.
+    let below_id = match &full {
+        Some(full) => full
+            .id
+            .as_deref()
+            .filter(|_| full.status == TierState::UpToDate),
+        None => foundation_id,
+    };
+
+    let base = match planned_base {
         BasePlan::Foundation => {
-            let aliased = base_info.as_ref().map(|b| b.id.as_str()) == foundation_id
-                && foundation_id.is_some();
+            let aliased =
+                base_info.as_ref().map(|b| b.id.as_str()) == below_id && below_id.is_some();
             TierStatus {
                 tag: base_tag.clone(),
                 source: "default",
@@ -232,9 +279,14 @@ pub async fn chain_status(
                 reason: match (aliased, &base_info) {
                     (true, _) => None,
                     (false, None) => Some("made on the next run".to_owned()),
-                    (false, Some(_)) => {
-                        Some("re-pointed at the foundation on the next run".to_owned())
-                    }
+                    (false, Some(_)) => Some(format!(
+                        "re-pointed at the {} on the next run",
+                        if full.is_some() {
+                            "full image"
+                        } else {
+                            "foundation"
+                        }
+                    )),
                 },
                 id: base_info.as_ref().map(|b| b.id.clone()),
             }
@@ -245,7 +297,7 @@ pub async fn chain_status(
             Some(path.display().to_string()),
             base_info.as_ref(),
             &hash,
-            foundation_id,
+            below_id,
         ),
         BasePlan::Image { name, .. } => {
             let tag = chain::CustomTags::of(ns, &config.image, &name, &project.id()).layer;
@@ -325,7 +377,11 @@ pub async fn chain_status(
             status
         }
     };
-    Ok(ChainStatus { base, project })
+    Ok(ChainStatus {
+        full,
+        base,
+        project,
+    })
 }
 
 fn tier_status(
