@@ -1,7 +1,8 @@
 //! Agent tools volumes: resolve the version an agent uses, install it into its version-keyed
 //! volume in a helper container when missing, and remember what is installed.
 //!
-//! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`).
+//! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`) per
+//! volume: the runtime's and the agent's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -142,5 +142,19 @@ fn the_foundation_adds_at_most_250_mb_to_its_base() {
          python3 -c 'import venv' && echo venv yes; \
          ls /var/lib/apt/lists /var/cache/apt | grep -v -e '^/' -e '^$' -e '^lock$' -e '^partial$' || true",
     ]);
-    insta::assert_snapshot!(tools, @"");
+    insta::assert_snapshot!(tools, @r"
+    sh yes
+    bash yes
+    git yes
+    curl yes
+    ssh yes
+    ps yes
+    nc yes
+    sudo yes
+    python3 yes
+    patchelf yes
+    node no
+    npm no
+    venv yes
+    ");
 }
