@@ -193,17 +193,20 @@ pub fn runtime_verify_script(runtime: &Runtime) -> String {
 
 /// The shell that makes an npm agent's node-script commands run with the runtime's node, not
 /// through `#!/usr/bin/env node` (a base may have no `env`, or a node of its own): each such
-/// link in `$prefix/bin` becomes a two-line sh script.
+/// link in `$prefix/bin` moves to `$prefix/libexec` (same name, so the program still sees its
+/// own name in `argv[1]`) and a two-line sh script takes its place.
 pub fn node_wrappers(runtime: &Runtime) -> String {
     format!(
         "node={node}\n\
          for link in \"$prefix/bin/\"*; do\n\
          [ -L \"$link\" ] || continue\n\
          target=$(readlink -f \"$link\") || continue\n\
-         case \"$target\" in *[!A-Za-z0-9@._/+-]*) continue ;; esac\n\
+         case \"$link$target\" in *[!A-Za-z0-9@._/+-]*) continue ;; esac\n\
          head -n 1 \"$target\" 2>/dev/null | grep -q '^#!.*node' || continue\n\
-         rm -f \"$link\"\n\
-         printf '#!/bin/sh\\nexec %s %s \"$@\"\\n' \"$node\" \"$target\" >\"$link\"\n\
+         mkdir -p \"$prefix/libexec\"\n\
+         moved=\"$prefix/libexec/${{link##*/}}\"\n\
+         mv \"$link\" \"$moved\"\n\
+         printf '#!/bin/sh\\nexec %s %s \"$@\"\\n' \"$node\" \"$moved\" >\"$link\"\n\
          chmod 755 \"$link\"\n\
          done\n",
         node = quote(&format!("{}/node", runtime.bin_dir()))
