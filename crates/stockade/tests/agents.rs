@@ -770,6 +770,19 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
         serde_json::Value::Null
     );
     assert!(installed().is_empty(), "{:?}", installed());
+
+    // A Node.js agent runs there: codex's command is a node script (run by the runtime's node,
+    // which carries its C library) that starts a static musl binary.
+    let codex = env.run(&["codex", "--version"]);
+    codex.expect_code(0);
+    assert!(
+        codex.stdout().starts_with("codex-cli "),
+        "{}",
+        codex.stdout()
+    );
+    for volume in installed() {
+        let _ = docker(&["volume", "rm", &volume]);
+    }
 }
 
 /// The entry for `name` in the agents section of `stockade check --json` output.
