@@ -191,10 +191,15 @@ impl ToolsCtx<'_> {
                 installed: false,
             });
         }
-        let version = if runtime.is_exact() {
-            runtime.spec.clone()
+        let installed = if refresh || runtime.is_exact() {
+            None
         } else {
-            self.latest_runtime(runtime, !refresh).await?
+            self.installed_runtime(runtime).await?
+        };
+        let version = match installed {
+            _ if runtime.is_exact() => runtime.spec.clone(),
+            Some(version) => version,
+            None => self.latest_runtime(runtime, !refresh).await?,
         };
         let volume = self.ctx.namespace.runtime_volume(runtime.name, &version);
         let _lock = FileLock::acquire(self.ctx, &volume, &format!("install {volume}")).await?;
@@ -254,6 +259,26 @@ impl ToolsCtx<'_> {
             volume,
             installed: !complete,
         })
+    }
+
+    /// The newest release of the runtime's line already installed on the engine (by anyone:
+    /// runtime volumes are shared), so that a user's first launch uses it rather than asking
+    /// the registry; `stockade update` asks.
+    async fn installed_runtime(&self, runtime: &Runtime) -> Result<Option<String>, CliError> {
+        let volumes = self
+            .engine
+            .list_volumes(&[
+                format!("{}=runtime", labels::KIND),
+                format!("{}={}", labels::RUNTIME, runtime.name),
+                format!("{}={}", labels::NAMESPACE, self.ctx.namespace.as_str()),
+            ])
+            .await?;
+        Ok(volumes
+            .iter()
+            .filter_map(|v| v.labels.get(labels::RUNTIME_VERSION))
+            .filter(|version| runtime.matches(version))
+            .max_by_key(|version| agents::release_key(version))
+            .cloned())
     }
 
     /// The newest release of the runtime's line for the engine's architecture: the cache (when

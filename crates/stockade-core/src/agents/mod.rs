@@ -12,8 +12,8 @@ pub use install::{
     query_command, query_script, verify_script,
 };
 pub use runtime::{
-    DEFAULT_NODE, NPM_CLIENT, RUNTIMES_ROOT, Runtime, runtime_install_script, runtime_mount,
-    runtime_query_script, runtime_verify_script,
+    DEFAULT_NODE, NPM_CLIENT, RUNTIMES_ROOT, Runtime, release_key, runtime_install_script,
+    runtime_mount, runtime_query_script, runtime_verify_script,
 };
 pub use state::{CachedVersion, Installed, State, VersionCache, now};
 

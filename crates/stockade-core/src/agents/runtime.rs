@@ -53,6 +53,12 @@ impl Runtime {
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     }
 
+    /// Whether `release` (`22.23.3`) is of this spec's line (`22`), or is the exact release.
+    pub fn matches(&self, release: &str) -> bool {
+        release_key(release).is_some()
+            && (release == self.spec || release.starts_with(&format!("{}.", self.spec)))
+    }
+
     pub fn mount_path(&self) -> String {
         runtime_mount(self.name)
     }
@@ -60,6 +66,14 @@ impl Runtime {
     pub fn bin_dir(&self) -> String {
         format!("{}/bin", self.mount_path())
     }
+}
+
+/// A release's numbers for ordering (`22.9.0` < `22.23.3`); `None` for anything but
+/// `MAJOR.MINOR.PATCH`.
+pub fn release_key(release: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = release.split('.').map(|p| p.parse::<u64>().ok());
+    let key = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(key)
 }
 
 /// The npm registry client the helper (and, as a fallback, the host) runs with `python3 -I -c`:
@@ -224,6 +238,11 @@ mod tests {
         assert!(!Runtime::node("22.1").is_exact());
         assert!(!Runtime::node("22.x.1").is_exact());
         assert_eq!(Runtime::node("22").key(), "node@22");
+        assert!(Runtime::node("22").matches("22.23.3"));
+        assert!(!Runtime::node("22").matches("220.1.0"));
+        assert!(!Runtime::node("22").matches("22.24.0-rc.1"));
+        assert!(Runtime::node("22.1.0").matches("22.1.0"));
+        assert!(release_key("22.9.0") < release_key("22.23.3"));
         assert_eq!(
             Runtime::node("22").bin_dir(),
             "/opt/stockade/runtimes/node/bin"
