@@ -477,7 +477,7 @@ fn git_works_in_a_worktree() {
 /// The foundation has no Node.js: npm agents run on the runtime volume's, which carries the C
 /// library it was built against (so it runs even on a libc-less image).
 #[test]
-fn opencode_codex_and_gemini_run_on_a_base_without_node() {
+fn codex_and_gemini_run_on_a_base_without_node() {
     let env = Env::new();
     // The foundation, FROM the debootstrap minbase, has neither node nor npm.
     let probe = docker_stdout(&[
@@ -490,10 +490,12 @@ fn opencode_codex_and_gemini_run_on_a_base_without_node() {
         "command -v node npm || echo none",
     ]);
     assert_eq!(probe.trim(), "none");
-    for agent in ["opencode", "codex", "gemini"] {
+    // opencode runs on this same base in `opencode_installs_once_into_a_tools_volume_and_runs`
+    // (not here: that test removes its tools volume first, which a run here would hold).
+    for agent in ["codex", "gemini"] {
         let run = env.run(&[agent, "--version"]);
         run.expect_code(0);
-        // `1.18.33`, `codex-cli 0.169.0`, `0.61.0`
+        // `codex-cli 0.169.0`, `0.61.0`
         let version = run.stdout().trim().to_owned();
         assert!(
             version
@@ -505,7 +507,7 @@ fn opencode_codex_and_gemini_run_on_a_base_without_node() {
             run.stderr()
         );
     }
-    // One runtime volume, Node.js 22, shared by the three.
+    // One runtime volume, Node.js 22, shared by every npm agent.
     let runtimes = common::volumes_labelled(&[
         &format!("io.stockade.namespace={}", env.namespace),
         "io.stockade.kind=runtime",
