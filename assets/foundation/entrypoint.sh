@@ -12,7 +12,7 @@
 # file is sourced only by the user stage.
 #
 # Contract (set by stockade): STOCKADE_PATH (prepended to PATH: agent tools), STOCKADE_NEEDS (tools
-# the command needs, e.g. node), the secrets file (sourced last, just before the command); with
+# the command needs, e.g. python3, or `glibc`), the secrets file (sourced last, just before the command); with
 # sudo: STOCKADE_SUDO=1, STOCKADE_UID, STOCKADE_GID, STOCKADE_USER. With no command it starts a
 # login shell.
 set -eu
@@ -104,9 +104,24 @@ check_command() {
 if [ "$#" -eq 0 ]; then
     set -- "$(login_shell)" -l
 fi
+# glibc: a native program built for it (opencode, Claude Code) needs its dynamic loader.
+has_glibc() {
+    for loader in /lib64/ld-linux-*.so.* /lib/ld-linux-*.so.* /lib/*/ld-linux-*.so.*; do
+        [ -e "$loader" ] && return 0
+    done
+    return 1
+}
 for tool in $needs; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        fail 127 "$1 needs $tool, which this image does not have: install $tool in the base image (see docs/agents.md)"
+    case "$tool" in
+        glibc)
+            has_glibc ||
+                fail 127 "$1 is a native program built for glibc, which this image does not have: use a glibc-based base image (see docs/agents.md)"
+            ;;
+        *)
+            command -v "$tool" >/dev/null 2>&1 ||
+                fail 127 "$1 needs $tool, which this image does not have: install $tool in the base image (see docs/agents.md)"
+            ;;
+    esac
 done
 
 # Agent logins (docs/agents.md): STOCKADE_LOGINS holds newline-separated SHARED:TARGET pairs, a

@@ -27,6 +27,9 @@ pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// On tools volumes and sandboxes: the agent and its version.
 pub const AGENT: &str = "io.stockade.agent";
 pub const AGENT_VERSION: &str = "io.stockade.agent-version";
+/// A runtime volume's runtime (`node`) and release.
+pub const RUNTIME: &str = "io.stockade.runtime";
+pub const RUNTIME_VERSION: &str = "io.stockade.runtime-version";
 /// On volumes: when stockade created it (RFC 3339). The engine's own `CreatedAt` of a local
 /// volume is the modification time of its data directory, which every run changes.
 pub const CREATED: &str = "io.stockade.created";

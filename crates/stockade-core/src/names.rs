@@ -115,6 +115,15 @@ impl Namespace {
 
     /// The tools volume of an agent at a version: `stockade-tools-<agent>-<version>`.
     pub fn tools_volume(&self, agent: &str, version: &str) -> String {
+        self.versioned_volume("tools", agent, version)
+    }
+
+    /// A runtime's volume (`stockade-runtime-node-22.11.0`): shared by every agent on it.
+    pub fn runtime_volume(&self, runtime: &str, version: &str) -> String {
+        self.versioned_volume("runtime", runtime, version)
+    }
+
+    fn versioned_volume(&self, kind: &str, name: &str, version: &str) -> String {
         let version: String = version
             .chars()
             .map(|c| {
@@ -125,7 +134,7 @@ impl Namespace {
                 }
             })
             .collect();
-        self.prefixed(&format!("stockade-tools-{agent}-{version}"))
+        self.prefixed(&format!("stockade-{kind}-{name}-{version}"))
     }
 
     /// The per-project home volume: `stockade-home-<project id>`.
@@ -243,6 +252,10 @@ mod tests {
         assert_eq!(
             ns.tools_volume("opencode", "1.18.33+b"),
             "dev-stockade-tools-opencode-1.18.33_b"
+        );
+        assert_eq!(
+            ns.runtime_volume("node", "22.11.0"),
+            "dev-stockade-runtime-node-22.11.0"
         );
         assert_eq!(
             ns.home_volume("0123abcd4567"),

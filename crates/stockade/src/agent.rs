@@ -24,9 +24,11 @@ pub fn command_line(agent: &Agent, args: Vec<String>) -> Vec<String> {
     command
 }
 
-/// Give a sandbox what the agent needs: its tools volume (installed first when missing, in a
-/// helper from `foundation`) on PATH, its fixed env, its API keys (as secrets) and its config
-/// and state dirs. Returns the agent's version.
+/// Give a sandbox what the agent needs: its runtime's volume (Node.js for npm agents) and its
+/// tools volume (each installed first when missing, in a helper from `foundation`) on PATH, its
+/// fixed env, its API keys (as secrets) and its config and state dirs. Returns the agent's
+/// version. An agent whose command is a native glibc build is refused before anything is
+/// installed when the sandbox image (`spec.image`) has no glibc.
 pub async fn equip(
     engine: &Engine,
     ctx: &Context,
@@ -36,23 +38,38 @@ pub async fn equip(
     foundation: &str,
     spec: &mut SandboxSpec,
 ) -> Result<String, CliError> {
-    let tools = ToolsCtx {
+    let tools_ctx = ToolsCtx {
         engine,
         ctx,
         config,
         image: foundation,
+    };
+    // The first install checks the image first; later launches leave it to the entrypoint
+    // (`STOCKADE_NEEDS=glibc`), which costs nothing.
+    if agent.needs_glibc && !tools_ctx.state().agents.contains_key(&agent.name) {
+        require_glibc(engine, ctx, agent, &spec.image).await?;
     }
-    .ensure_for_launch(agent)
-    .await?;
+    let runtime = match agent.runtime() {
+        Some(runtime) => Some(tools_ctx.ensure_runtime(&runtime, false).await?),
+        None => None,
+    };
+    let tools = tools_ctx.ensure_for_launch(agent, runtime.as_ref()).await?;
     spec.labels
         .insert(stockade_core::labels::AGENT.to_owned(), agent.name.clone());
     spec.volumes.push(tools.mount(agent));
-    spec.env.push((
-        "STOCKADE_PATH".into(),
-        format!("{}/bin", mount_path(&agent.name)),
-    ));
-    if let Some(runtime) = agent.required_runtime() {
-        spec.env.push(("STOCKADE_NEEDS".into(), runtime.into()));
+    let mut path = format!("{}/bin", mount_path(&agent.name));
+    if let Some(runtime) = &runtime {
+        spec.volumes.push(runtime.mount());
+        path.push_str(&format!(":{}", runtime.runtime.bin_dir()));
+    }
+    spec.env.push(("STOCKADE_PATH".into(), path));
+    let needs: Vec<&str> = agent
+        .required_runtime()
+        .into_iter()
+        .chain(agent.needs_glibc.then_some("glibc"))
+        .collect();
+    if !needs.is_empty() {
+        spec.env.push(("STOCKADE_NEEDS".into(), needs.join(" ")));
     }
     for (key, value) in &agent.env {
         spec.env.push((key.clone(), value.clone()));
@@ -77,6 +94,50 @@ pub async fn equip(
         tools.volume
     );
     Ok(tools.version)
+}
+
+/// The dynamic loaders of glibc, as the entrypoint looks for them.
+const GLIBC_PROBE: &str = "for f in /lib64/ld-linux-*.so.* /lib/ld-linux-*.so.* /lib/*/ld-linux-*.so.*; do \
+                           [ -e \"$f\" ] && exit 0; done; exit 1";
+
+/// Refuse, before anything is installed, an agent whose command is a native glibc build when
+/// the sandbox image has no glibc (a busybox or musl base). An image the probe cannot run in
+/// (no `sh`) is left to the launch.
+async fn require_glibc(
+    engine: &Engine,
+    ctx: &Context,
+    agent: &Agent,
+    image: &str,
+) -> Result<(), CliError> {
+    let out = crate::helper::run(
+        engine,
+        &ctx.namespace,
+        image,
+        GLIBC_PROBE,
+        Vec::new(),
+        false,
+    )
+    .await?;
+    match out.code {
+        0 => Ok(()),
+        1 => Err(CliError::other(
+            format!(
+                "{} cannot run on the sandbox image {image}: its command ({}) is a native program \
+                 built for glibc (the GNU C library), and the image has no glibc (no dynamic loader \
+                 /lib*/ld-linux-*)",
+                agent.name, agent.package
+            ),
+            Some(
+                "use a glibc-based base image (Debian, Ubuntu, Fedora…) for it; agents that are \
+                 Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade \
+                 brings (docs/agents.md)",
+            ),
+        )),
+        code => {
+            tracing::debug!("glibc probe in {image}: exit {code}: {}", out.tail(3));
+            Ok(())
+        }
+    }
 }
 
 pub fn resolve(name: &str, config: &Config) -> Result<Agent, CliError> {

@@ -1,15 +1,17 @@
 //! Agent tools volumes: resolve the version an agent uses, install it into its version-keyed
 //! volume in a helper container when missing, and remember what is installed.
 //!
-//! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`).
+//! The warm path (version recorded, volume present) costs one engine call (`GET /volumes/…`) per
+//! volume: the runtime's and the agent's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use stockade_core::agents::{
-    self, Agent, DEBUG_LOG_MARKER, Installed, State, VersionCache, install_script, mount_path, now,
-    parse_version, query_command, query_script, verify_script,
+    self, Agent, DEBUG_LOG_MARKER, Installed, Runtime, State, VersionCache, install_script,
+    mount_path, now, parse_version, query_command, query_script, runtime_install_script,
+    runtime_query_script, runtime_verify_script, verify_script,
 };
 use stockade_core::config::Config;
 use stockade_core::labels;
@@ -44,6 +46,42 @@ impl Tools {
     }
 }
 
+/// The runtime volume an agent runs on (Node.js for npm agents).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeTools {
+    pub runtime: Runtime,
+    pub version: String,
+    pub volume: String,
+    /// Whether this call installed it.
+    pub installed: bool,
+}
+
+impl RuntimeTools {
+    /// The read-only mount of this volume, in sandboxes and in the helpers that install agents.
+    pub fn mount(&self) -> VolumeMount {
+        VolumeMount {
+            volume: self.volume.clone(),
+            target: self.runtime.mount_path().into(),
+            read_only: true,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// One install into a fresh volume, in a helper.
+struct InstallJob {
+    /// What is installed, for messages: `gemini 0.61.0 (@google/gemini-cli)`.
+    title: String,
+    /// For the log file's name: `gemini-0.61.0`.
+    log_name: String,
+    volume: String,
+    target: String,
+    labels: HashMap<String, String>,
+    script: String,
+    /// Mounted besides the volume (the runtime an agent installs with).
+    extra: Vec<VolumeMount>,
+}
+
 /// Everything the tools code needs.
 pub struct ToolsCtx<'a> {
     pub engine: &'a Engine,
@@ -69,7 +107,11 @@ impl ToolsCtx<'_> {
     /// The version a launch uses: the pin, else the recorded one, else the latest (cached).
     /// When a pinned version cannot be installed but another one is, that one runs, with a
     /// warning.
-    pub async fn ensure_for_launch(&self, agent: &Agent) -> Result<Tools, CliError> {
+    pub async fn ensure_for_launch(
+        &self,
+        agent: &Agent,
+        runtime: Option<&RuntimeTools>,
+    ) -> Result<Tools, CliError> {
         let recorded = self.state().agents.get(&agent.name).cloned();
         let version = if !agent.is_latest() {
             agent.version.clone()
@@ -79,7 +121,7 @@ impl ToolsCtx<'_> {
             self.latest(agent, true).await?
         };
         match self
-            .ensure_version(agent, &version, recorded.as_ref())
+            .ensure_version(agent, &version, recorded.as_ref(), runtime)
             .await
         {
             Ok(tools) => Ok(tools),
@@ -108,15 +150,195 @@ impl ToolsCtx<'_> {
     }
 
     /// `stockade update`: the pin or the latest (asked now), installed and recorded.
+    /// Its runtime is brought up to date first (the newest release of its line, asked now).
     pub async fn update(&self, agent: &Agent) -> Result<Tools, CliError> {
+        let runtime = match agent.runtime() {
+            Some(runtime) => Some(self.ensure_runtime(&runtime, true).await?),
+            None => None,
+        };
         let version = if agent.is_latest() {
             self.latest(agent, false).await?
         } else {
             agent.version.clone()
         };
         let recorded = self.state().agents.get(&agent.name).cloned();
-        self.ensure_version(agent, &version, recorded.as_ref())
+        self.ensure_version(agent, &version, recorded.as_ref(), runtime.as_ref())
             .await
+    }
+
+    /// The runtime's volume, installed when missing. A launch (`refresh` false) uses the
+    /// recorded release of the runtime's spec while its volume exists (one engine call); else
+    /// the spec is resolved (exact, or the newest release of its line, cached like agents'
+    /// versions) and installed into `…-runtime-<name>-<version>` under a lock.
+    pub async fn ensure_runtime(
+        &self,
+        runtime: &Runtime,
+        refresh: bool,
+    ) -> Result<RuntimeTools, CliError> {
+        let recorded = self.state().runtimes.get(&runtime.key()).cloned();
+        if !refresh
+            && let Some(recorded) = &recorded
+            && self
+                .engine
+                .inspect_volume(&recorded.volume)
+                .await?
+                .is_some()
+        {
+            return Ok(RuntimeTools {
+                runtime: runtime.clone(),
+                version: recorded.version.clone(),
+                volume: recorded.volume.clone(),
+                installed: false,
+            });
+        }
+        let installed = if refresh || runtime.is_exact() {
+            None
+        } else {
+            self.installed_runtime(runtime).await?
+        };
+        let version = match installed {
+            _ if runtime.is_exact() => runtime.spec.clone(),
+            Some(version) => version,
+            None => self.latest_runtime(runtime, !refresh).await?,
+        };
+        let volume = self.ctx.namespace.runtime_volume(runtime.name, &version);
+        let _lock = FileLock::acquire(self.ctx, &volume, &format!("install {volume}")).await?;
+        let mount = VolumeMount {
+            volume: volume.clone(),
+            target: runtime.mount_path().into(),
+            read_only: false,
+            labels: BTreeMap::new(),
+        };
+        let complete = self.engine.inspect_volume(&volume).await?.is_some()
+            && helper::run(
+                self.engine,
+                &self.ctx.namespace,
+                self.image,
+                &runtime_verify_script(runtime),
+                vec![mount],
+                false,
+            )
+            .await?
+            .ok();
+        if !complete {
+            let job = InstallJob {
+                title: format!("Node.js {version} (the runtime of npm agents)"),
+                log_name: format!("{}-{version}", runtime.name),
+                volume: volume.clone(),
+                target: runtime.mount_path(),
+                labels: HashMap::from([
+                    (labels::KIND.to_owned(), "runtime".to_owned()),
+                    (labels::RUNTIME.to_owned(), runtime.name.to_owned()),
+                    (labels::RUNTIME_VERSION.to_owned(), version.clone()),
+                ]),
+                script: runtime_install_script(runtime, &version),
+                extra: Vec::new(),
+            };
+            self.run_install(job).await.map_err(|detail| CliError::Other {
+                message: format!(
+                    "installing Node.js {version} (node-linux-* and npm from the npm registry) failed:\n{detail}"
+                ),
+                help: Some(
+                    "check that the npm registry is reachable (proxy, `[image] ca_certificates`); \
+                     nothing was changed"
+                        .to_owned(),
+                ),
+            })?;
+        }
+        let entry = Installed {
+            version: version.clone(),
+            volume: volume.clone(),
+            installed_at: now(),
+        };
+        self.save_state(|state| {
+            state.runtimes.insert(runtime.key(), entry);
+        })?;
+        Ok(RuntimeTools {
+            runtime: runtime.clone(),
+            version,
+            volume,
+            installed: !complete,
+        })
+    }
+
+    /// The newest release of the runtime's line already installed on the engine (by anyone:
+    /// runtime volumes are shared), so that a user's first launch uses it rather than asking
+    /// the registry; `stockade update` asks.
+    async fn installed_runtime(&self, runtime: &Runtime) -> Result<Option<String>, CliError> {
+        let volumes = self
+            .engine
+            .list_volumes(&[
+                format!("{}=runtime", labels::KIND),
+                format!("{}={}", labels::RUNTIME, runtime.name),
+                format!("{}={}", labels::NAMESPACE, self.ctx.namespace.as_str()),
+            ])
+            .await?;
+        Ok(volumes
+            .iter()
+            .filter_map(|v| v.labels.get(labels::RUNTIME_VERSION))
+            .filter(|version| runtime.matches(version))
+            .max_by_key(|version| agents::release_key(version))
+            .cloned())
+    }
+
+    /// The newest release of the runtime's line for the engine's architecture: the cache (when
+    /// `use_cache` and fresh), else a helper asks the npm registry.
+    async fn latest_runtime(&self, runtime: &Runtime, use_cache: bool) -> Result<String, CliError> {
+        let key = VersionCache::key("runtime", runtime.name, &runtime.spec);
+        let path = self.cache_path();
+        let mut cache = VersionCache::load(&path);
+        let ttl = self.config.tools.version_cache_hours.saturating_mul(3600);
+        if use_cache && let Some(hit) = cache.fresh(&key, now(), ttl) {
+            return Ok(hit.version.clone());
+        }
+        let task = self
+            .ctx
+            .ui
+            .task(&format!("Looking up the newest Node.js {}…", runtime.spec));
+        let out = helper::run(
+            self.engine,
+            &self.ctx.namespace,
+            self.image,
+            &runtime_query_script(runtime),
+            Vec::new(),
+            false,
+        )
+        .await;
+        task.finish();
+        let (version, problem) = match out {
+            Ok(out) if out.ok() => (parse_version(&out.stdout), out.tail(3)),
+            Ok(out) => (None, out.tail(6)),
+            Err(e) => (None, e.to_string()),
+        };
+        let Some(version) = version else {
+            return Err(CliError::Other {
+                message: format!(
+                    "cannot find a Node.js {} release on the npm registry (node-linux-*){}",
+                    runtime.spec,
+                    if problem.is_empty() {
+                        String::new()
+                    } else {
+                        format!(":\n{problem}")
+                    }
+                ),
+                help: Some(
+                    "check that the registry is reachable (proxy, `[image] ca_certificates`), and \
+                     that `[agents.<name>] node` names a Node.js major (\"22\") or release"
+                        .to_owned(),
+                ),
+            });
+        };
+        cache.entries.insert(
+            key,
+            agents::CachedVersion {
+                version: version.clone(),
+                checked_at: now(),
+            },
+        );
+        if let Err(e) = cache.save(&path) {
+            tracing::debug!("saving the version cache: {e}");
+        }
+        Ok(version)
     }
 
     /// Make sure `version` is installed in its volume, and record it as the one in use.
@@ -125,6 +347,7 @@ impl ToolsCtx<'_> {
         agent: &Agent,
         version: &str,
         recorded: Option<&Installed>,
+        runtime: Option<&RuntimeTools>,
     ) -> Result<Tools, CliError> {
         let volume = self.ctx.namespace.tools_volume(&agent.name, version);
         let known = recorded.is_some_and(|r| r.volume == volume);
@@ -140,7 +363,7 @@ impl ToolsCtx<'_> {
         let exists = exists || self.engine.inspect_volume(&volume).await?.is_some();
         let complete = exists && self.is_complete(agent, &volume).await?;
         if !complete {
-            self.install(agent, version, &volume).await?;
+            self.install(agent, version, &volume, runtime).await?;
         }
         self.record(agent, version, &volume)?;
         Ok(Tools {
@@ -174,7 +397,7 @@ impl ToolsCtx<'_> {
 
     /// The tail of a failed install's output, and where its whole output (the package
     /// manager's debug log included, which would otherwise go with the helper) is kept.
-    fn failure_detail(&self, agent: &Agent, version: &str, out: &helper::HelperOutput) -> String {
+    fn failure_detail(&self, log_name: &str, out: &helper::HelperOutput) -> String {
         let (output, debug_log) = out
             .stderr
             .split_once(DEBUG_LOG_MARKER)
@@ -197,7 +420,7 @@ impl ToolsCtx<'_> {
                 .collect();
         }
         let mut detail = shown[shown.len().saturating_sub(12)..].join("\n");
-        let file_name: String = format!("install-{}-{version}.log", agent.name)
+        let file_name: String = format!("install-{log_name}.log")
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || "._-".contains(c) {
@@ -223,93 +446,137 @@ impl ToolsCtx<'_> {
         detail
     }
 
-    async fn install(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
+    /// Create the job's volume, give it to the helper's uid and run the install script in a
+    /// helper. A failed install's volume is removed (never half an install); the error is the
+    /// tail of its output.
+    async fn run_install(&self, job: InstallJob) -> Result<(), String> {
         let ui = &self.ctx.ui;
         let task = ui.task(&format!(
-            "Installing {} {version} ({}) into volume {volume}…",
-            agent.name, agent.package
+            "Installing {} into volume {}…",
+            job.title, job.volume
         ));
-        let volume_labels = HashMap::from([
-            (labels::KIND.to_owned(), "tools".to_owned()),
-            (labels::AGENT.to_owned(), agent.name.clone()),
-            (labels::AGENT_VERSION.to_owned(), version.to_owned()),
-            (
-                labels::NAMESPACE.to_owned(),
-                self.ctx.namespace.as_str().to_owned(),
-            ),
-            (
-                labels::VERSION.to_owned(),
-                labels::STOCKADE_VERSION.to_owned(),
-            ),
-        ]);
-        self.engine.create_volume(volume, volume_labels).await?;
-        // The helper installs as an unprivileged uid that owns the volume.
-        helper::give_volume(
-            self.engine,
-            &self.ctx.namespace,
-            self.image,
-            &self.rw_mount(agent, volume),
-            HELPER_UID,
-            HELPER_UID,
-        )
-        .await?;
-        let result = helper::run(
-            self.engine,
-            &self.ctx.namespace,
-            self.image,
-            &install_script(agent, version),
-            vec![self.rw_mount(agent, volume)],
-            ui.verbose > 0,
-        )
+        let mut volume_labels = job.labels;
+        volume_labels.insert(
+            labels::NAMESPACE.to_owned(),
+            self.ctx.namespace.as_str().to_owned(),
+        );
+        volume_labels.insert(
+            labels::VERSION.to_owned(),
+            labels::STOCKADE_VERSION.to_owned(),
+        );
+        let mount = VolumeMount {
+            volume: job.volume.clone(),
+            target: job.target.clone().into(),
+            read_only: false,
+            labels: BTreeMap::new(),
+        };
+        let result = async {
+            self.engine
+                .create_volume(&job.volume, volume_labels)
+                .await?;
+            // The helper installs as an unprivileged uid that owns the volume.
+            helper::give_volume(
+                self.engine,
+                &self.ctx.namespace,
+                self.image,
+                &mount,
+                HELPER_UID,
+                HELPER_UID,
+            )
+            .await?;
+            let mut volumes = vec![mount.clone()];
+            volumes.extend(job.extra.iter().cloned());
+            helper::run(
+                self.engine,
+                &self.ctx.namespace,
+                self.image,
+                &job.script,
+                volumes,
+                ui.verbose > 0,
+            )
+            .await
+        }
         .await;
         let elapsed = task.elapsed();
         task.finish();
         let failure = match result {
             Ok(out) if out.ok() => None,
-            Ok(out) => Some(self.failure_detail(agent, version, &out)),
+            Ok(out) => Some(self.failure_detail(&job.log_name, &out)),
             Err(e) => Some(e.to_string()),
         };
         if let Some(detail) = failure {
             // Never leave a half-installed volume behind.
-            match self.engine.remove_volume(volume).await {
-                Ok(Removal::InUse(why)) => tracing::debug!("kept failed install {volume}: {why}"),
+            match self.engine.remove_volume(&job.volume).await {
+                Ok(Removal::InUse(why)) => {
+                    tracing::debug!("kept failed install {}: {why}", job.volume)
+                }
                 Ok(_) => {}
-                Err(e) => tracing::debug!("removing failed install {volume}: {e}"),
+                Err(e) => tracing::debug!("removing failed install {}: {e}", job.volume),
             }
-            return Err(CliError::Other {
-                message: format!(
-                    "installing {} {version} ({} from {}) failed:\n{detail}",
-                    agent.name,
-                    agent.package,
-                    registry(agent)
-                ),
-                help: Some(format!(
-                    "check that version {version} of {} exists and that the registry is reachable \
-                     (proxy, `[image] ca_certificates`); the previously installed version, if any, is unchanged",
-                    agent.package
-                )),
-            });
+            return Err(detail);
         }
-        ui.success(&format!(
-            "Installed {} {version} ({})",
-            agent.name,
-            seconds(elapsed)
-        ));
+        ui.success(&format!("Installed {} ({})", job.title, seconds(elapsed)));
         Ok(())
     }
 
+    async fn install(
+        &self,
+        agent: &Agent,
+        version: &str,
+        volume: &str,
+        runtime: Option<&RuntimeTools>,
+    ) -> Result<(), CliError> {
+        let job = InstallJob {
+            title: format!("{} {version} ({})", agent.name, agent.package),
+            log_name: format!("{}-{version}", agent.name),
+            volume: volume.to_owned(),
+            target: mount_path(&agent.name),
+            labels: HashMap::from([
+                (labels::KIND.to_owned(), "tools".to_owned()),
+                (labels::AGENT.to_owned(), agent.name.clone()),
+                (labels::AGENT_VERSION.to_owned(), version.to_owned()),
+            ]),
+            script: install_script(agent, version),
+            extra: runtime.map(RuntimeTools::mount).into_iter().collect(),
+        };
+        self.run_install(job).await.map_err(|detail| CliError::Other {
+            message: format!(
+                "installing {} {version} ({} from {}) failed:\n{detail}",
+                agent.name,
+                agent.package,
+                registry(agent)
+            ),
+            help: Some(format!(
+                "check that version {version} of {} exists and that the registry is reachable \
+                 (proxy, `[image] ca_certificates`); the previously installed version, if any, is unchanged",
+                agent.package
+            )),
+        })
+    }
+
     fn record(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
-        let path = self.state_path();
-        let mut state = State::load(&path);
         let entry = Installed {
             version: version.to_owned(),
             volume: volume.to_owned(),
             installed_at: now(),
         };
-        if state.agents.get(&agent.name).map(|e| &e.volume) == Some(&entry.volume) {
+        if self.state().agents.get(&agent.name).map(|e| &e.volume) == Some(&entry.volume) {
             return Ok(());
         }
-        state.agents.insert(agent.name.clone(), entry);
+        self.save_state(|state| {
+            state.agents.insert(agent.name.clone(), entry);
+        })
+    }
+
+    /// Load the state, change it, save it.
+    fn save_state(&self, change: impl FnOnce(&mut State)) -> Result<(), CliError> {
+        let path = self.state_path();
+        let mut state = State::load(&path);
+        let before = state.clone();
+        change(&mut state);
+        if state == before {
+            return Ok(());
+        }
         state.save(&path).map_err(|e| {
             CliError::caused(
                 format!("cannot record installed agents in {}", path.display()),

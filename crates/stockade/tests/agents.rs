@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Env, HostUser, docker, docker_stdout, poll};
 
 /// A custom agent from npm whose command runs another command (`cross-env CMD…`): lets a test
-/// look at the agent process's environment. Pinned: cross-env 7 runs on Debian's Node 18.
+/// look at the agent process's environment. Pinned, on the default Node.js runtime.
 fn envy_config(extra: &str) -> String {
     format!(
         "{}\n[sandbox]\nenv = [\"STOCKADE_T_PLAIN\"]\n\n[agents.envy]\ninstall = \"npm\"\npackage = \"cross-env\"\ncommand = \"cross-env\"\nversion = \"7.0.3\"\napi_keys = [\"ENVY_API_KEY\"]\nconfig_dirs = [\".envy\"]\n{extra}",
@@ -204,12 +204,24 @@ fn custom_agent_from_config_installs_and_runs() {
         help.stderr()
     );
 
-    // check: the agent needs node, and the image has it.
+    // check: the agent runs on the Node.js runtime stockade brings, which it installed.
     let check = env.run(&["check", "--json"]);
     check.expect_code(0);
     let moo = agent_in_check(&check.stdout(), "moo");
-    assert_eq!(moo["runtime"], "node");
-    assert_eq!(moo["runtime_present"], true);
+    assert_eq!(moo["runtime"], serde_json::Value::Null);
+    assert_eq!(moo["node"], 22);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout()).unwrap();
+    let node = &report["runtimes"][0];
+    assert_eq!(node["spec"], "22");
+    assert!(
+        node["installed"].as_str().unwrap().starts_with("22."),
+        "{node}"
+    );
+    assert_eq!(node["volume_present"], true);
+    assert!(
+        node["agents"].as_array().unwrap().contains(&"moo".into()),
+        "{node}"
+    );
 
     let unknown = env.run(&["no-such-agent", "--x"]);
     unknown.expect_code(1);
@@ -462,29 +474,64 @@ fn git_works_in_a_worktree() {
     assert!(run.stdout().contains("On branch wt"), "{}", run.stdout());
 }
 
+/// The foundation has no Node.js: npm agents run on the runtime volume's, which carries the C
+/// library it was built against (so it runs even on a libc-less image).
 #[test]
-fn gemini_brings_its_own_node() {
+fn codex_and_gemini_run_on_a_base_without_node() {
     let env = Env::new();
-    let run = env.run(&["gemini", "--version"]);
-    run.expect_code(0);
-    let version = run.stdout().trim().to_owned();
-    assert!(
-        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
-        "{version:?}\n{}",
-        run.stderr()
-    );
-    // Debian 12's Node.js is 18; Gemini CLI runs on the Node.js 22 in its tools volume.
-    let volume = format!("{}-stockade-tools-gemini-{version}", env.namespace);
+    // The foundation, FROM the debootstrap minbase, has neither node nor npm.
+    let probe = docker_stdout(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &env.foundation_tag(),
+        "-c",
+        "command -v node npm || echo none",
+    ]);
+    assert_eq!(probe.trim(), "none");
+    // opencode runs on this same base in `opencode_installs_once_into_a_tools_volume_and_runs`
+    // (not here: that test removes its tools volume first, which a run here would hold).
+    for agent in ["codex", "gemini"] {
+        let run = env.run(&[agent, "--version"]);
+        run.expect_code(0);
+        // `codex-cli 0.169.0`, `0.61.0`
+        let version = run.stdout().trim().to_owned();
+        assert!(
+            version
+                .split_whitespace()
+                .last()
+                .and_then(|v| v.chars().next())
+                .is_some_and(|c| c.is_ascii_digit()),
+            "{agent} --version printed {version:?}\n{}",
+            run.stderr()
+        );
+    }
+    // One runtime volume, Node.js 22, shared by every npm agent.
+    let runtimes = common::volumes_labelled(&[
+        &format!("io.stockade.namespace={}", env.namespace),
+        "io.stockade.kind=runtime",
+    ]);
+    assert_eq!(runtimes.len(), 1, "{runtimes:?}");
+    let prefix = format!("{}-stockade-runtime-node-22.", env.namespace);
+    assert!(runtimes[0].starts_with(&prefix), "{runtimes:?}");
+    // Its node runs on an image without any C library.
     let node = docker_stdout(&[
         "run",
         "--rm",
         "-v",
-        &format!("{volume}:/opt/stockade/agents/gemini:ro"),
-        &env.foundation_tag(),
-        "/opt/stockade/agents/gemini/bin/node",
-        "--version",
+        &format!("{}:/opt/stockade/runtimes/node:ro", runtimes[0]),
+        "--entrypoint",
+        "/opt/stockade/runtimes/node/bin/node",
+        &common::busybox_image(),
+        "-p",
+        "process.version",
     ]);
-    assert!(node.starts_with("v22."), "{node}");
+    assert_eq!(
+        node.trim(),
+        format!("v{}", &runtimes[0][prefix.len() - 3..]),
+        "{runtimes:?}"
+    );
 }
 
 #[test]
@@ -660,49 +707,82 @@ fn pypi_agent_installs_into_a_venv_and_runs() {
     );
 }
 
+/// A libc-less base (busybox): an agent whose command is a native glibc build is refused with
+/// a message that names what is missing, before anything is installed; `check` says so too.
 #[test]
-fn a_base_without_node_is_reported_plainly_at_launch_and_in_check() {
-    let env = Env::layered("nonode");
+fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
+    let env = Env::layered("nolibc");
     env.write_global_config(&format!(
-        "{}base = \"{}\"\n\n[agents.moo]\ninstall = \"npm\"\npackage = \"cowsay\"\ncommand = \"cowsay\"\nversion = \"1.6.0\"\n",
+        "{}base = \"{}\"\n",
         common::default_config(&common::base_image()),
         common::busybox_image()
     ));
-    let run = env.run(&["moo", "hi"]);
-    run.expect_code(127);
-    assert!(
-        run.stderr()
-            .contains("cowsay needs node, which this image does not have"),
-        "{}",
+    let installed = || {
+        let mut volumes = Vec::new();
+        for kind in ["tools", "runtime"] {
+            volumes.extend(common::volumes_labelled(&[
+                &format!("io.stockade.namespace={}", env.namespace),
+                &format!("io.stockade.kind={kind}"),
+            ]));
+        }
+        volumes
+    };
+    // The chain is built first, so that what follows is the agent's launch alone.
+    env.run(&["exec", "--", "true"]).expect_code(0);
+    let run = env.run(&["opencode", "--version"]);
+    let transcript = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        run.code().unwrap_or(-1),
+        run.stdout(),
         run.stderr()
     );
+    let mut settings = common::snapshot_settings(&env);
+    settings.add_filter(&common::regex_escape(&common::busybox_image()), "[BUSYBOX]");
+    settings.bind(|| {
+        insta::assert_snapshot!(transcript, @r"
+        exit: 1
+        --- stdout
+        --- stderr
+          x opencode cannot run on the sandbox image [NS]-stockade:base: its command (opencode-ai) is a native program built for glibc (the GNU C library), and the image has no glibc (no dynamic loader /lib*/ld-linux-*)
+          help: use a glibc-based base image (Debian, Ubuntu, Fedora…) for it; agents that are Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade brings (docs/agents.md)
+        ");
+    });
+    assert!(installed().is_empty(), "{:?}", installed());
 
     // An agent the image cannot run is a FAIL, and a FAIL is exit 1.
     let check = env.run(&["check"]);
     check.expect_code(1);
-    assert!(
-        check.stdout().contains("FAIL Agent moo: needs node"),
-        "{}",
-        check.stdout()
-    );
-    // gemini brings its own Node.js, a glibc build: not on a busybox image either.
-    assert!(
-        check.stdout().contains(
-            "FAIL Agent gemini: its own Node.js (`node`) is the official build, which needs glibc"
-        ),
-        "{}",
-        check.stdout()
+    let stdout = check.stdout();
+    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(
+        fails,
+        [
+            "FAIL Agent claude: its command is a native program built for glibc, which the sandbox image does not have",
+            "FAIL Agent opencode: its command is a native program built for glibc, which the sandbox image does not have",
+        ],
+        "{stdout}"
     );
     let json = env.run(&["check", "--json"]);
-    let moo = agent_in_check(&json.stdout(), "moo");
-    assert_eq!(moo["runtime_present"], false);
     assert_eq!(
-        agent_in_check(&json.stdout(), "gemini")["glibc_present"],
+        agent_in_check(&json.stdout(), "opencode")["glibc_present"],
         false
     );
+    assert_eq!(
+        agent_in_check(&json.stdout(), "codex")["glibc_present"],
+        serde_json::Value::Null
+    );
+    assert!(installed().is_empty(), "{:?}", installed());
 
-    // This namespace's tools volumes go with it.
-    for volume in tools_volumes(&env, "moo") {
+    // A Node.js agent runs there: codex's command is a node script (run by the runtime's node,
+    // which carries its C library) that starts a static musl binary.
+    let codex = env.run(&["codex", "--version"]);
+    codex.expect_code(0);
+    assert!(
+        codex.stdout().starts_with("codex-cli "),
+        "{}",
+        codex.stdout()
+    );
+    for volume in installed() {
         let _ = docker(&["volume", "rm", &volume]);
     }
 }

@@ -549,7 +549,9 @@ const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 fn class12_the_host_version_query_never_reads_the_projects_npmrc() {
     let user = user();
     let env = Env::new().run_as(user.clone()).env("PATH", USER_PATH);
-    // An agent whose latest version nobody can find: the helper fails, the host's npm is asked.
+    // An agent whose latest version nobody can find: the helper fails, the host is asked (with
+    // python3 and the registry's JSON, as in the helper: the foundation has no npm). The
+    // project's npm config is there to be ignored.
     env.write_global_config(&format!(
         "{}\n[agents.ghost]\ninstall = \"npm\"\npackage = \"stockade-test-no-such-package-9f3a\"\n",
         common::default_config(&common::base_image())
@@ -573,7 +575,7 @@ fn class12_the_host_version_query_never_reads_the_projects_npmrc() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("asking the host's npm (at most 15 s)"),
+        stderr.contains("asking the host's python3 (at most 15 s)"),
         "the fallback is announced: {stderr}"
     );
     assert!(

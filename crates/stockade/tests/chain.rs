@@ -11,16 +11,18 @@ use common::{Env, HostUser, base_image, busybox_image, docker, docker_stdout};
 
 /// `stockade check` succeeds and its report contains every one of `texts`.
 #[track_caller]
-/// `check` says each of `texts`. On a base without node, the agents that need it cannot run
-/// there and check says so (FAIL, exit 1); nothing else may fail.
+/// `check` says each of `texts`. On a base without glibc, the agents whose command is a native
+/// glibc build cannot run there and check says so (FAIL, exit 1); nothing else may fail.
 fn check_says(env: &Env, texts: &[&str]) {
     let check = env.run(&["check"]);
     let stdout = check.stdout();
     let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
     for fail in &fails {
         assert!(
-            fail.starts_with("FAIL Agent ")
-                && fail.ends_with("needs node, which the sandbox image does not have"),
+            (fail.starts_with("FAIL Agent claude: ") || fail.starts_with("FAIL Agent opencode: "))
+                && fail.ends_with(
+                    "its command is a native program built for glibc, which the sandbox image does not have"
+                ),
             "{fail}:\n{stdout}"
         );
     }

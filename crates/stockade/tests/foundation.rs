@@ -111,3 +111,50 @@ fn failed_build_keeps_the_previous_image_and_shows_the_step() {
     assert_eq!(env.image_id(&tag).as_deref(), Some(id.as_str()));
     assert!(env.containers().is_empty());
 }
+
+/// The lean foundation (docs/images.md): what every sandbox needs and no more. It adds at most
+/// 250 MB to its FROM image (Debian's nodejs and npm alone added 521 MB), and has no node.
+#[test]
+fn the_foundation_adds_at_most_250_mb_to_its_base() {
+    let env = Env::new();
+    let size = |image: &str| -> u64 {
+        docker_stdout(&["image", "inspect", "--format", "{{.Size}}", image])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let added = size(&env.foundation_tag()) - size(&base_image());
+    eprintln!(
+        "the foundation adds {} MB to {}",
+        added / 1_000_000,
+        base_image()
+    );
+    assert!(added <= 250_000_000, "the foundation adds {added} bytes");
+    let tools = docker_stdout(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &env.foundation_tag(),
+        "-c",
+        "for t in sh bash git curl ssh ps nc sudo python3 patchelf node npm; do \
+         command -v $t >/dev/null && echo \"$t yes\" || echo \"$t no\"; done; \
+         python3 -c 'import venv' && echo venv yes; \
+         ls /var/lib/apt/lists /var/cache/apt | grep -v -e '^/' -e '^$' -e '^lock$' -e '^partial$' || true",
+    ]);
+    insta::assert_snapshot!(tools, @r"
+    sh yes
+    bash yes
+    git yes
+    curl yes
+    ssh yes
+    ps yes
+    nc yes
+    sudo yes
+    python3 yes
+    patchelf yes
+    node no
+    npm no
+    venv yes
+    ");
+}

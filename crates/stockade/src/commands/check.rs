@@ -42,6 +42,8 @@ struct Report {
     project: ProjectCheck,
     trust: TrustCheck,
     images: ImagesCheck,
+    /// The runtimes (Node.js lines) the configured npm agents run on.
+    runtimes: Vec<super::agents::RuntimeCheck>,
     agents: Vec<super::agents::AgentCheck>,
     /// The egress mode, presets and gateway (`None`: the configuration is invalid).
     egress: Option<crate::gateway::EgressCheck>,
@@ -236,6 +238,10 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         }
         None => Vec::new(),
     };
+    let runtimes = match config_result.as_ref().ok() {
+        Some(config) => super::agents::runtimes_section(engine.as_ref(), ctx, config).await,
+        None => Vec::new(),
+    };
     let egress = match config_result.as_ref().ok() {
         Some(config) => Some(crate::gateway::check(engine.as_ref(), ctx, config).await),
         None => None,
@@ -258,6 +264,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         },
         trust,
         images,
+        runtimes,
         agents,
         egress,
         warnings,
@@ -592,6 +599,15 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
     if let Some(egress) = &report.egress {
         let (status, detail, fix) = egress.verdict();
         push(status, "Egress", detail, fix);
+    }
+    for runtime in &report.runtimes {
+        let (status, detail, fix) = runtime.verdict();
+        push(
+            status,
+            &format!("Runtime {} {}", runtime.name, runtime.spec),
+            detail,
+            fix,
+        );
     }
     for agent in &report.agents {
         let (status, detail, fix) = agent.verdict();

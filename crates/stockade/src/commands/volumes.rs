@@ -1,5 +1,5 @@
-//! `stockade volumes [--json]` and `stockade volumes prune`: agent tools volumes and per-project
-//! home volumes. Prune never removes a volume a container uses (and the engine refuses anyway).
+//! `stockade volumes [--json]` and `stockade volumes prune`: agent tools volumes, runtime volumes
+//! and per-project home volumes. Prune never removes a volume a container uses (and the engine refuses anyway).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,6 +20,8 @@ use crate::ui::{print_json, print_table};
 pub enum VolumeKind {
     /// An agent's installed tools, one volume per version.
     Tools,
+    /// A runtime (Node.js), one volume per release.
+    Runtime,
     /// A project's home directory.
     Home,
 }
@@ -28,6 +30,7 @@ impl VolumeKind {
     fn of(label: &str) -> Option<Self> {
         match label {
             "tools" => Some(Self::Tools),
+            "runtime" => Some(Self::Runtime),
             "home" => Some(Self::Home),
             _ => None,
         }
@@ -36,6 +39,7 @@ impl VolumeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Tools => "tools",
+            Self::Runtime => "runtime",
             Self::Home => "home",
         }
     }
@@ -45,7 +49,8 @@ impl VolumeKind {
 pub struct VolumeRow {
     pub name: String,
     pub kind: VolumeKind,
-    /// Tools: the agent and version; home: the project path.
+    /// Tools: the agent and version; runtime: the runtime (`node`) and release; home: the
+    /// project path.
     pub agent: Option<String>,
     pub version: Option<String>,
     pub project: Option<String>,
@@ -61,7 +66,7 @@ impl VolumeRow {
     /// Why prune removes it.
     pub fn reason(&self) -> String {
         match self.kind {
-            VolumeKind::Tools => format!(
+            VolumeKind::Tools | VolumeKind::Runtime => format!(
                 "{} {}: not the current version",
                 self.agent.as_deref().unwrap_or("?"),
                 self.version.as_deref().unwrap_or("?")
@@ -78,7 +83,7 @@ impl VolumeRow {
     pub fn unused(&self) -> bool {
         !self.in_use
             && match self.kind {
-                VolumeKind::Tools => !self.current,
+                VolumeKind::Tools | VolumeKind::Runtime => !self.current,
                 VolumeKind::Home => self
                     .project
                     .as_deref()
@@ -99,7 +104,7 @@ pub async fn run(ctx: &Context, json: bool, action: Option<VolumesAction>) -> Re
                     .into_iter()
                     .map(|row| {
                         let what = match row.kind {
-                            VolumeKind::Tools => format!(
+                            VolumeKind::Tools | VolumeKind::Runtime => format!(
                                 "{} {}",
                                 row.agent.unwrap_or_default(),
                                 row.version.unwrap_or_default()
@@ -140,16 +145,24 @@ pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliE
         .await?;
     let in_use = engine.volumes_in_use().await?;
     let state = State::load(&State::path(&ctx.dirs.state, ns));
-    let mut current: BTreeSet<&str> = state.agents.values().map(|i| i.volume.as_str()).collect();
-    // The newest install of each agent counts as current too: the state file is per user, the
-    // volumes are shared by everyone using the engine.
-    let mut newest: std::collections::BTreeMap<&str, &VolumeInfo> = Default::default();
+    let mut current: BTreeSet<&str> = state
+        .agents
+        .values()
+        .chain(state.runtimes.values())
+        .map(|i| i.volume.as_str())
+        .collect();
+    // The newest install of each agent (and runtime) counts as current too: the state file is
+    // per user, the volumes are shared by everyone using the engine.
+    let mut newest: std::collections::BTreeMap<(&str, &str), &VolumeInfo> = Default::default();
     for v in &volumes {
-        if v.labels.get(labels::KIND).map(String::as_str) != Some("tools") {
-            continue;
-        }
-        if let Some(agent) = v.labels.get(labels::AGENT) {
-            let entry = newest.entry(agent.as_str()).or_insert(v);
+        let name = match v.labels.get(labels::KIND).map(String::as_str) {
+            Some("tools") => v.labels.get(labels::AGENT),
+            Some("runtime") => v.labels.get(labels::RUNTIME),
+            _ => continue,
+        };
+        if let Some(name) = name {
+            let kind = v.labels.get(labels::KIND).map_or("", String::as_str);
+            let entry = newest.entry((kind, name.as_str())).or_insert(v);
             if (&v.created, &v.name) > (&entry.created, &entry.name) {
                 *entry = v;
             }
@@ -169,8 +182,16 @@ fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<String>) -> 
     Some(VolumeRow {
         in_use: in_use.contains(&v.name),
         current: current.contains(&v.name),
-        agent: v.labels.get(labels::AGENT).cloned(),
-        version: v.labels.get(labels::AGENT_VERSION).cloned(),
+        agent: v
+            .labels
+            .get(labels::AGENT)
+            .or_else(|| v.labels.get(labels::RUNTIME))
+            .cloned(),
+        version: v
+            .labels
+            .get(labels::AGENT_VERSION)
+            .or_else(|| v.labels.get(labels::RUNTIME_VERSION))
+            .cloned(),
         project: v.labels.get(labels::PROJECT).cloned(),
         created: v.created,
         kind,
