@@ -628,10 +628,14 @@ mod tests {
             .collect();
         assert!(keys.len() >= 2, "{keys:?}");
         for key in keys {
-            let value = if key.shape == crate::config::keys::Shape::List {
-                "[\"ca.pem\"]"
-            } else {
-                "\"x\""
+            let value = match (key.shape, key.name) {
+                (crate::config::keys::Shape::List, _) => "[\"ca.pem\"]",
+                (_, "source") => "\"pull\"",
+                (_, "verify_signatures") => "\"off\"",
+                (_, "foundation_digest" | "full_digest") => {
+                    "\"sha256:0000000000000000000000000000000000000000000000000000000000000000\""
+                }
+                _ => "\"x\"",
             };
             let s = setup("", &toml_line(key, value));
             match s.loader.load() {
@@ -642,8 +646,8 @@ mod tests {
                 }
                 other => panic!("{key:?}: {other:?}"),
             }
-            // From the global file it is accepted (a CA file must exist there).
-            if key.name != "ca_certificates" {
+            // From the global file it is accepted (a CA or key file must exist there).
+            if key.name != "ca_certificates" && key.name != "cosign_public_key" {
                 assert!(
                     setup(&toml_line(key, value), "").loader.load().is_ok(),
                     "{key:?}"
