@@ -309,6 +309,19 @@ macro_rules! set_some {
     };
 }
 
+/// `Key::set` of a field holding one of a few words (a [`value`] word enum).
+macro_rules! set_word {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::Str(text) = v
+                && let Some(x) = value::$kind::parse(text)
+            {
+                c.$($field).+ = x;
+            }
+        }
+    };
+}
+
 /// `Key::set` of a list: the value is appended.
 macro_rules! push {
     ($kind:ident, $($field:ident).+) => {
@@ -416,13 +429,7 @@ pub static KEYS: &[Key] = &[
         help: "pull the published foundation, build it locally, or auto (pull when it can be)",
         flag: None,
         get: |c| Some(Value::Str(c.image.source.as_str().to_owned())),
-        set: |c, v, _| {
-            if let Value::Str(text) = v
-                && let Some(source) = value::ImageSource::parse(text)
-            {
-                c.image.source = source;
-            }
-        },
+        set: set_word!(ImageSource, image.source),
         warning: None,
         concern: None,
     },
@@ -482,13 +489,7 @@ pub static KEYS: &[Key] = &[
         help: "cosign signatures of pulled images: auto, required or off",
         flag: None,
         get: |c| Some(Value::Str(c.image.verify_signatures.as_str().to_owned())),
-        set: |c, v, _| {
-            if let Value::Str(text) = v
-                && let Some(policy) = value::SignaturePolicy::parse(text)
-            {
-                c.image.verify_signatures = policy;
-            }
-        },
+        set: set_word!(SignaturePolicy, image.verify_signatures),
         warning: None,
         concern: None,
     },

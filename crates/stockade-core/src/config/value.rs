@@ -112,62 +112,54 @@ impl fmt::Display for Value {
     }
 }
 
-/// `[image] source`: where the published tiers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageSource {
-    /// Build locally, always.
-    Build,
-    /// Pull the published image; a failure is an error.
-    Pull,
-    /// Pull when the image would be the published one and a pin exists, else build; a failed
-    /// pull falls back to a build.
-    #[default]
-    Auto,
-}
-
-impl ImageSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Build => "build",
-            Self::Pull => "pull",
-            Self::Auto => "auto",
+/// A setting written as one of a few words: the enum, its words, `as_str` and `parse`.
+macro_rules! word_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
         }
-    }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Build, Self::Pull, Self::Auto]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word,)+
+                }
+            }
 
-/// `[image] verify_signatures`: what a pull requires of the image's cosign signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignaturePolicy {
-    /// A bad signature refuses the image; a missing one warns.
-    #[default]
-    Auto,
-    /// A missing or bad signature refuses the image.
-    Required,
-    /// Not checked.
-    Off,
-}
-
-impl SignaturePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Required => "required",
-            Self::Off => "off",
+            pub fn parse(text: &str) -> Option<Self> {
+                [$(Self::$variant,)+].into_iter().find(|s| s.as_str() == text)
+            }
         }
-    }
+    };
+}
 
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Auto, Self::Required, Self::Off]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+word_enum! {
+    /// `[image] source`: where the published tiers come from.
+    ImageSource {
+        /// Build locally, always.
+        Build = "build",
+        /// Pull the published image; a failure is an error.
+        Pull = "pull",
+        /// Pull when the image would be the published one and a pin exists, else build; a
+        /// failed pull falls back to a build.
+        #[default]
+        Auto = "auto",
+    }
+}
+
+word_enum! {
+    /// `[image] verify_signatures`: what a pull requires of the image's cosign signature.
+    SignaturePolicy {
+        /// A bad signature refuses the image; a missing one warns.
+        #[default]
+        Auto = "auto",
+        /// A missing or bad signature refuses the image.
+        Required = "required",
+        /// Not checked.
+        Off = "off",
     }
 }
 
@@ -388,32 +380,43 @@ pub fn image_reference(raw: &Raw) -> Result<Value, Bad> {
 
 /// `[image] source`: `build`, `pull` or `auto`.
 pub fn image_source(raw: &Raw) -> Result<Value, Bad> {
-    let text = string(raw)?;
-    match ImageSource::parse(text) {
-        Some(source) => Ok(Value::Str(source.as_str().to_owned())),
-        None => Err(Bad::new(
-            format!("unknown image source {text:?}"),
-            "not build, pull or auto",
-            Some(
-                "`auto` (pull the published image when it can be, else build), `pull` (pull or \
-                 fail) or `build` (always build locally)",
-            ),
-        )),
-    }
+    word(
+        raw,
+        ImageSource::parse,
+        ImageSource::as_str,
+        ("image source", "not build, pull or auto"),
+        "`auto` (pull the published image when it can be, else build), `pull` (pull or fail) \
+         or `build` (always build locally)",
+    )
 }
 
 /// `[image] verify_signatures`: `auto`, `required` or `off`.
 pub fn signature_policy(raw: &Raw) -> Result<Value, Bad> {
+    word(
+        raw,
+        SignaturePolicy::parse,
+        SignaturePolicy::as_str,
+        ("signature policy", "not auto, required or off"),
+        "`auto` (a bad signature refuses the image, a missing one warns), `required` (an \
+         unsigned image is refused) or `off`",
+    )
+}
+
+/// One of a few words (a word enum's), kept as its word.
+fn word<T: Copy>(
+    raw: &Raw,
+    parse: fn(&str) -> Option<T>,
+    as_str: fn(T) -> &'static str,
+    (what, label): (&str, &'static str),
+    help: &str,
+) -> Result<Value, Bad> {
     let text = string(raw)?;
-    match SignaturePolicy::parse(text) {
-        Some(policy) => Ok(Value::Str(policy.as_str().to_owned())),
+    match parse(text) {
+        Some(found) => Ok(Value::Str(as_str(found).to_owned())),
         None => Err(Bad::new(
-            format!("unknown signature policy {text:?}"),
-            "not auto, required or off",
-            Some(
-                "`auto` (a bad signature refuses the image, a missing one warns), `required` \
-                 (an unsigned image is refused) or `off`",
-            ),
+            format!("unknown {what} {text:?}"),
+            label,
+            Some(help),
         )),
     }
 }
