@@ -251,6 +251,33 @@ fn both_registries_down_auto_builds_with_one_line_and_pull_fails_naming_both() {
         "no half-made tag"
     );
 
+    // `from` does not apply to a pull: said first, then the pull is tried all the same.
+    env.write_global_config(&config(
+        "pull",
+        &registries,
+        &pin,
+        "from = \"mirror/debian:12\"\n",
+    ));
+    let run = env.run(&["build"]);
+    assert_eq!(run.code(), Some(1));
+    assert!(
+        run.stderr().starts_with(
+            "warning: `[image] from = \"mirror/debian:12\"` does not apply to pulls: the \
+             published foundation is pulled as it is (`source = \"build\"` builds from it)\n"
+        ),
+        "{}",
+        run.stderr()
+    );
+
+    // Nothing is pulled without a pin: in a development build, `pull` without
+    // `foundation_digest` is an error.
+    env.write_global_config(&format!(
+        "[image]\nsource = \"pull\"\nregistries = [\"{}\"]\n",
+        registries[0]
+    ));
+    let text = outcome(&env, &["build"]);
+    settings(&env, &pin).bind(|| insta::assert_snapshot!("no_pin", text));
+
     // `auto`: a local build (from the default FROM), after one line saying why.
     env.write_global_config(&config("auto", &registries, &pin, ""));
     let run = env.run(&["build"]);
