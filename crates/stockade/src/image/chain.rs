@@ -199,7 +199,10 @@ async fn ensure_foundation(
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
     let (published, fallback) = match Decision::foundation(&config.image) {
-        Decision::Build => return build_foundation(engine, ctx, config, plan, mode, run).await,
+        Decision::Build => {
+            let (build, context) = foundation_build(ctx, config, plan);
+            return ensure_built(engine, ctx, build, mode, run, context).await;
+        }
         Decision::NoPin => return Err(no_pin()),
         Decision::Pull {
             published,
@@ -238,7 +241,8 @@ async fn ensure_foundation(
                 "could not pull the published foundation ({}): building it locally",
                 failed.one_line()
             ));
-            build_foundation(engine, ctx, config, plan, mode, run).await
+            let (build, context) = foundation_build(ctx, config, plan);
+            ensure_built(engine, ctx, build, mode, run, context).await
         }
         Err(failed) => Err(failed.into_error(&published)),
     }
@@ -304,15 +308,16 @@ fn packed(
     }
 }
 
-/// The foundation built locally: the embedded assets, `[image] from` and the CA files.
-async fn build_foundation(
-    engine: &Engine,
+/// The foundation built locally: the embedded assets, `[image] from` and the CA files (what to
+/// build, and its context).
+fn foundation_build(
     ctx: &Context,
     config: &Config,
     plan: FoundationPlan,
-    mode: BuildMode,
-    run: &mut ChainRun,
-) -> Result<Ready, CliError> {
+) -> (
+    TierBuild,
+    impl FnOnce(&DockerfileEdit) -> Result<Vec<u8>, CliError>,
+) {
     let build = TierBuild {
         tier: "foundation",
         title: format!("foundation image from {}", config.image.from),
@@ -344,8 +349,7 @@ async fn build_foundation(
             ),
         ]),
     };
-    let context = packed(plan.context, "the foundation build context");
-    ensure_built(engine, ctx, build, mode, run, context).await
+    (build, packed(plan.context, "the foundation build context"))
 }
 
 #[allow(clippy::too_many_arguments)]
