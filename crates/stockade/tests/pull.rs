@@ -377,9 +377,9 @@ fn signatures_are_verified_before_the_pull() {
             .unwrap()
     };
     std::fs::write(&other_file, other_key).unwrap();
-    let policy = |key: &std::path::Path| {
+    let policy = |verify: &str, key: &std::path::Path| {
         format!(
-            "verify_signatures = \"required\"\ncosign_public_key = \"{}\"\n",
+            "verify_signatures = \"{verify}\"\ncosign_public_key = \"{}\"\n",
             key.display()
         )
     };
@@ -389,17 +389,17 @@ fn signatures_are_verified_before_the_pull() {
         "pull",
         std::slice::from_ref(&unsigned),
         &digest,
-        &policy(&key_file),
+        &policy("required", &key_file),
     ));
     let text = outcome(&env, &["build"]);
     settings(&env, &digest).bind(|| insta::assert_snapshot!("unsigned_required", text));
 
-    // Signed by another key: refused.
+    // Signed by another key: refused, under `auto` too.
     env.write_global_config(&config(
         "pull",
         std::slice::from_ref(&signed),
         &digest,
-        &policy(&other_file),
+        &policy("auto", &other_file),
     ));
     let text = outcome(&env, &["build"]);
     settings(&env, &digest).bind(|| insta::assert_snapshot!("signed_by_another_key", text));
@@ -414,7 +414,7 @@ fn signatures_are_verified_before_the_pull() {
         "pull",
         &[unsigned.clone(), signed.clone()],
         &digest,
-        &policy(&key_file),
+        &policy("required", &key_file),
     ));
     let text = outcome(&env, &["build"]);
     settings(&env, &digest).bind(|| insta::assert_snapshot!("signed", text));
