@@ -389,7 +389,7 @@ async fn images_check(
         }
         (_, plan) => (plan.as_ref().map(|p| p.hash.clone()), None),
     };
-    let pulls = matches!(decision, Decision::Pull { .. } | Decision::NoPin);
+    let pulls = matches!(decision, Decision::Pull { .. });
     let info = match engine.inspect_image(&tag).await {
         Ok(info) => info,
         Err(e) => {
