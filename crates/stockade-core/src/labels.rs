@@ -8,6 +8,15 @@ pub const PROJECT: &str = "io.stockade.project";
 pub const NAMESPACE: &str = "io.stockade.namespace";
 /// On a custom base's runtime layer: the custom image it extends.
 pub const CUSTOM_BASE: &str = "io.stockade.custom-base";
+/// On a foundation made from a published image: `pull` (absent: built locally).
+pub const SOURCE: &str = "io.stockade.source";
+/// On a pulled foundation: the registry prefix it was pulled from.
+pub const REGISTRY: &str = "io.stockade.registry";
+/// On a pulled foundation: the published image's manifest digest.
+pub const DIGEST: &str = "io.stockade.digest";
+/// On a pulled foundation: what the signature check found (`verified with the key …`,
+/// `unsigned`, `not checked (…)`).
+pub const SIGNATURE: &str = "io.stockade.signature";
 /// Marks every container stockade creates (value: the kind, e.g. `sandbox`).
 pub const KIND: &str = "io.stockade.kind";
 /// On a container meant to stay after it stops (a detached session, a service): `stockade

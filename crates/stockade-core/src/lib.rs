@@ -18,6 +18,7 @@ pub mod labels;
 pub mod names;
 pub mod project;
 pub mod project_files;
+pub mod published;
 pub mod sandbox;
 pub mod secret_file;
 pub mod secrets;

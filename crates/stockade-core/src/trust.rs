@@ -629,11 +629,14 @@ mod tests {
         assert!(keys.len() >= 2, "{keys:?}");
         for key in keys {
             // A value the key accepts: its default where it has one (a choice such as
-            // `toolset` takes no other word), else any string.
-            let value = match (key.shape, key.default) {
-                (crate::config::keys::Shape::List, _) => "[\"ca.pem\"]".to_owned(),
-                (_, Some(default)) => format!("{default:?}"),
-                (_, None) => "\"x\"".to_owned(),
+            // `toolset` takes no other word), a digest for the pins, else any string.
+            let value = match (key.shape, key.name, key.default) {
+                (crate::config::keys::Shape::List, _, _) => "[\"ca.pem\"]".to_owned(),
+                (_, "foundation_digest" | "full_digest", _) => {
+                    format!("\"sha256:{}\"", "0".repeat(64))
+                }
+                (_, _, Some(default)) => format!("{default:?}"),
+                _ => "\"x\"".to_owned(),
             };
             let value = value.as_str();
             let s = setup("", &toml_line(key, value));
@@ -645,8 +648,8 @@ mod tests {
                 }
                 other => panic!("{key:?}: {other:?}"),
             }
-            // From the global file it is accepted (a CA file must exist there).
-            if key.name != "ca_certificates" {
+            // From the global file it is accepted (a CA or key file must exist there).
+            if key.name != "ca_certificates" && key.name != "cosign_public_key" {
                 assert!(
                     setup(&toml_line(key, value), "").loader.load().is_ok(),
                     "{key:?}"

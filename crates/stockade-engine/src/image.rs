@@ -34,6 +34,37 @@ pub struct ImageSummary {
     pub created: i64,
 }
 
+/// One progress message of a pull (`Downloading`, `Extracting`, `Pull complete`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullProgress {
+    /// The layer it is about (a short ID), when it is about one.
+    pub layer: Option<String>,
+    pub status: String,
+    /// Bytes done and in all, while a layer downloads or extracts.
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// Credentials for one registry, sent with a pull.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryCredentials {
+    /// The registry host, as in the client configuration (`docker.io`, `ghcr.io`).
+    pub server: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    /// Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What became of an image removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -162,17 +193,43 @@ impl Engine {
         image: &str,
         mut on_status: impl FnMut(&str),
     ) -> Result<(), EngineError> {
+        self.pull_with_progress(image, None, |progress| on_status(&progress.status))
+            .await
+    }
+
+    /// Pull `image` (`repo:tag` or `repo@sha256:…`) with `credentials` for its registry (the
+    /// engine reads no client configuration: an API client sends them); `on_progress` gets each
+    /// progress message, per layer where the engine says which.
+    pub async fn pull_with_progress(
+        &self,
+        image: &str,
+        credentials: Option<RegistryCredentials>,
+        mut on_progress: impl FnMut(PullProgress),
+    ) -> Result<(), EngineError> {
         let operation = format!("POST /images/create fromImage={image}");
         debug!(target: "engine", "{operation}");
         let options = CreateImageOptionsBuilder::default()
             .from_image(image)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let credentials = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: c.username,
+            password: c.password,
+            identitytoken: c.identity_token,
+            serveraddress: Some(c.server),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status {
-                        on_status(&status);
+                        let detail = info.progress_detail.unwrap_or_default();
+                        on_progress(PullProgress {
+                            layer: info.id.filter(|id| !id.is_empty()),
+                            status,
+                            current: detail.current.and_then(|c| u64::try_from(c).ok()),
+                            total: detail.total.and_then(|t| u64::try_from(t).ok()),
+                        });
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {

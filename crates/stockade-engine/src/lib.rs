@@ -21,7 +21,7 @@ pub use connect::Engine;
 pub use container::{Attached, ContainerSummary, OutputChunk};
 pub use endpoint::{Endpoint, EndpointSource, ResolvedEndpoint, resolve_endpoint};
 pub use error::EngineError;
-pub use image::{ImageInfo, ImageSummary, Removal};
+pub use image::{ImageInfo, ImageSummary, PullProgress, RegistryCredentials, Removal};
 pub use network::{ContainerFacts, NetworkInfo};
 pub use podman::EngineKind;
 pub use session::{ContainerState, ExecSpec, LogsRequest};

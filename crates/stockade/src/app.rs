@@ -365,8 +365,9 @@ fn exec_request(
 
 fn init_logging(verbose: u8, ansi: bool) {
     let filter = match verbose {
-        0 => "warn",
-        1 => "warn,engine=debug,stockade=debug",
+        // sigstore warns about each signature source it finds empty: stockade says it once.
+        0 => "warn,sigstore=error",
+        1 => "warn,sigstore=error,engine=debug,stockade=debug",
         // bollard logs request URLs and bodies (env values, build args) at debug: never show them.
         _ => "debug,hyper=info,hyper_util=info,bollard=info",
     };

@@ -38,6 +38,8 @@ pub struct OwnedImage {
     pub in_use: bool,
     /// Why nothing will use it again, when that is so.
     pub orphaned: Option<String>,
+    /// Where it came from: `built`, or `pulled from <registry> at <digest>`.
+    pub source: String,
 }
 
 impl OwnedImage {
@@ -136,7 +138,13 @@ pub async fn images_without(
                 None
             };
             parents.insert(image.id.clone(), image.labels.get(labels::PARENT).cloned());
+            let source = if tier == Tier::Foundation {
+                provenance(&image.labels)
+            } else {
+                None
+            };
             OwnedImage {
+                source: source.unwrap_or_else(|| "built".to_owned()),
                 in_use: used.contains(&image.id),
                 id: image.id,
                 tags: image.tags,
@@ -192,6 +200,20 @@ fn keep_the_current_chain(
             image.orphaned = None;
         }
     }
+}
+
+/// `pulled from <registry> at <digest>` for a foundation made from a published image (its
+/// labels say so), `None` for one built here. Only the foundation tier's own labels count: the
+/// tiers built on a pulled foundation inherit them.
+pub fn provenance(labels: &HashMap<String, String>) -> Option<String> {
+    if labels.get(labels::SOURCE).map(String::as_str) != Some("pull") {
+        return None;
+    }
+    Some(format!(
+        "pulled from {} at {}",
+        labels.get(labels::REGISTRY).map_or("?", String::as_str),
+        labels.get(labels::DIGEST).map_or("?", String::as_str)
+    ))
 }
 
 /// An image's tier (its `io.stockade.tier` label), in the order `images` lists them.

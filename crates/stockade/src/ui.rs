@@ -62,6 +62,23 @@ impl Ui {
         eprintln!("{label}: {message}");
     }
 
+    /// A line shown only with `-v` (e.g. each pull attempt and failover).
+    pub fn detail(&self, message: &str) {
+        if self.verbose > 0 && !self.json {
+            eprintln!("  {message}");
+        }
+    }
+
+    /// Whether progress is drawn as bars (a terminal, not quiet, not `-v`).
+    pub fn progress_bars(&self) -> bool {
+        self.stderr_is_terminal && self.verbose == 0 && !self.quiet && !self.json
+    }
+
+    /// Whether progress lines are printed at all (not `-q`, not `--json`).
+    pub fn shows_progress_lines(&self) -> bool {
+        !self.quiet && !self.json
+    }
+
     /// Start a task: a spinner on a terminal (its line cut to the terminal's width, never
     /// wrapped), a plain line otherwise; nothing when quiet.
     pub fn task(&self, message: &str) -> Task {

@@ -309,6 +309,19 @@ macro_rules! set_some {
     };
 }
 
+/// `Key::set` of a field holding one of a few words (a [`value`] word enum).
+macro_rules! set_word {
+    ($kind:ident, $($field:ident).+) => {
+        |c: &mut Config, v: &Value, _: Scope| {
+            if let Value::Str(text) = v
+                && let Some(x) = value::$kind::parse(text)
+            {
+                c.$($field).+ = x;
+            }
+        }
+    };
+}
+
 /// `Key::set` of a list: the value is appended.
 macro_rules! push {
     ($kind:ident, $($field:ident).+) => {
@@ -419,6 +432,96 @@ pub static KEYS: &[Key] = &[
             )),
             _ => None,
         }),
+    },
+    Key {
+        section: "image",
+        name: "source",
+        shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: Some("auto"),
+        parse: |raw, _| value::image_source(raw),
+        expects: "a string",
+        help: "pull the published foundation, build it locally, or auto (pull when it can be)",
+        flag: None,
+        get: |c| Some(Value::Str(c.image.source.as_str().to_owned())),
+        set: set_word!(ImageSource, image.source),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "image",
+        name: "registries",
+        shape: Shape::List,
+        class: Class::GlobalOnly,
+        default: Some("[\"docker.io/stockadedev\", \"ghcr.io/stockade-dev\"]"),
+        parse: |raw, _| value::registry_prefix(raw),
+        expects: "a list of strings",
+        help: "repository prefixes the published images are pulled from, in order",
+        flag: None,
+        get: |_| None,
+        set: push!(Str, image.registries),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "image",
+        name: "foundation_digest",
+        shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: None,
+        parse: |raw, _| value::digest(raw),
+        expects: "a string",
+        help: "the digest the published foundation must have (overrides the binary's pin)",
+        flag: None,
+        get: get_some!(Str, image.foundation_digest),
+        set: set_some!(Str, image.foundation_digest),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "image",
+        name: "full_digest",
+        shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: None,
+        parse: |raw, _| value::digest(raw),
+        expects: "a string",
+        help: "the digest the published full image must have (overrides the binary's pin)",
+        flag: None,
+        get: get_some!(Str, image.full_digest),
+        set: set_some!(Str, image.full_digest),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "image",
+        name: "verify_signatures",
+        shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: Some("auto"),
+        parse: |raw, _| value::signature_policy(raw),
+        expects: "a string",
+        help: "cosign signatures of pulled images: auto, required or off",
+        flag: None,
+        get: |c| Some(Value::Str(c.image.verify_signatures.as_str().to_owned())),
+        set: set_word!(SignaturePolicy, image.verify_signatures),
+        warning: None,
+        concern: None,
+    },
+    Key {
+        section: "image",
+        name: "cosign_public_key",
+        shape: Shape::Scalar,
+        class: Class::GlobalOnly,
+        default: None,
+        parse: value::public_key_file,
+        expects: "a path",
+        help: "a PEM public key pulled images must be signed with (instead of the release identity)",
+        flag: None,
+        get: get_some!(Path, image.cosign_public_key),
+        set: set_some!(Path, image.cosign_public_key),
+        warning: None,
+        concern: None,
     },
     Key {
         section: "sandbox",

@@ -30,8 +30,8 @@ pub use sections::{MAP_SECTIONS, RawSection, Validator};
 pub use source::{Origin, Scope, Setting, Source};
 pub use starter::starter_file;
 pub use value::{
-    Egress, EngineOption, EnvSetting, MountSetting, Network, PortSetting, Toolset, Value,
-    expand_home, resolve_path,
+    Egress, EngineOption, EnvSetting, ImageSource, MountSetting, Network, PortSetting,
+    SignaturePolicy, Toolset, Value, expand_home, resolve_path,
 };
 
 use std::path::{Path, PathBuf};
@@ -78,6 +78,31 @@ pub struct ImageConfig {
     /// to that project, and the images made for it carry the project's id.
     #[serde(skip)]
     pub base_from_project: bool,
+    /// `[image] source`: pull the published foundation, build it, or pull when it can be.
+    pub source: ImageSource,
+    /// `[image] registries` as configured (empty: the defaults; see [`ImageConfig::registries`]).
+    pub registries: Vec<String>,
+    /// `[image] foundation_digest`: the pin of the published foundation (`sha256:…`).
+    pub foundation_digest: Option<String>,
+    /// `[image] full_digest`: the pin of the published full image.
+    pub full_digest: Option<String>,
+    /// `[image] verify_signatures`.
+    pub verify_signatures: SignaturePolicy,
+    /// `[image] cosign_public_key`: a PEM public key that signs the published images (mirrors).
+    pub cosign_public_key: Option<PathBuf>,
+}
+
+impl ImageConfig {
+    /// The repository prefixes to pull from, in order: the configured ones, else the defaults.
+    pub fn registries(&self) -> Vec<String> {
+        if self.registries.is_empty() {
+            keys::find("image", "registries")
+                .map(keys::list_default)
+                .unwrap_or_default()
+        } else {
+            self.registries.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +168,12 @@ impl Default for Config {
                 base: None,
                 base_dockerfile: None,
                 base_from_project: false,
+                source: ImageSource::Auto,
+                registries: Vec::new(),
+                foundation_digest: None,
+                full_digest: None,
+                verify_signatures: SignaturePolicy::Auto,
+                cosign_public_key: None,
             },
             sandbox: SandboxConfig {
                 env: Vec::new(),

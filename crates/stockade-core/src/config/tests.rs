@@ -1298,3 +1298,49 @@ fn toolset_is_minimal_or_full() {
     assert_eq!(error.label, "not minimal or full");
     assert!(error.help.unwrap().contains("`full`"));
 }
+
+#[test]
+fn pull_settings_are_checked_where_they_are_written() {
+    let pin = format!("sha256:{}", "0a".repeat(32));
+    let layer = parse_str(&format!(
+        "[image]\nsource = \"pull\"\nregistries = [\"127.0.0.1:5000/mirror/\", \"ghcr.io/x\"]\n\
+         foundation_digest = \"{pin}\"\nverify_signatures = \"required\"\n"
+    ))
+    .unwrap();
+    assert_eq!(values(&layer, "image.source"), ["\"pull\""]);
+    assert_eq!(
+        values(&layer, "image.registries"),
+        ["\"127.0.0.1:5000/mirror\"", "\"ghcr.io/x\""]
+    );
+    assert_eq!(
+        values(&layer, "image.foundation_digest"),
+        [format!("{pin:?}")]
+    );
+    let bad = errors(
+        "[image]\nsource = \"pulled\"\nregistries = [\"docker.io/x:1.0\", \"a b\"]\n\
+         foundation_digest = \"sha256:ABC\"\nfull_digest = \"1234\"\n\
+         verify_signatures = \"yes\"\ncosign_public_key = \"/nonexistent/cosign.pub\"\n",
+    );
+    let at: Vec<(usize, usize, &str)> = bad
+        .iter()
+        .map(|e| (e.line, e.column, e.label.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (2, 10, "not build, pull or auto"),
+            (3, 15, "not a repository prefix"),
+            (3, 34, "not a repository prefix"),
+            (4, 21, "not sha256:<64 hex digits>"),
+            (5, 15, "not sha256:<64 hex digits>"),
+            (6, 21, "not auto, required or off"),
+            (7, 21, "this file"),
+        ],
+        "{bad:#?}"
+    );
+    // Unset, the registries are the defaults.
+    assert_eq!(
+        Config::default().image.registries(),
+        ["docker.io/stockadedev", "ghcr.io/stockade-dev"]
+    );
+}

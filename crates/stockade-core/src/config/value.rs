@@ -114,6 +114,57 @@ impl fmt::Display for Value {
     }
 }
 
+/// A setting written as one of a few words: the enum, its words, `as_str` and `parse`.
+macro_rules! word_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word,)+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                [$(Self::$variant,)+].into_iter().find(|s| s.as_str() == text)
+            }
+        }
+    };
+}
+
+word_enum! {
+    /// `[image] source`: where the published tiers come from.
+    ImageSource {
+        /// Build locally, always.
+        Build = "build",
+        /// Pull the published image; a failure is an error.
+        Pull = "pull",
+        /// Pull when the image would be the published one and a pin exists, else build; a
+        /// failed pull falls back to a build.
+        #[default]
+        Auto = "auto",
+    }
+}
+
+word_enum! {
+    /// `[image] verify_signatures`: what a pull requires of the image's cosign signature.
+    SignaturePolicy {
+        /// A bad signature refuses the image; a missing one warns.
+        #[default]
+        Auto = "auto",
+        /// A missing or bad signature refuses the image.
+        Required = "required",
+        /// Not checked.
+        Off = "off",
+    }
+}
+
 /// `[sandbox] network`, the old name of `[network] egress` (kept as an alias: `bridge` is
 /// `open`, `none` is `none`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -347,6 +398,113 @@ pub fn image_reference(raw: &Raw) -> Result<Value, Bad> {
         ));
     }
     Ok(Value::Str(value.to_owned()))
+}
+
+/// `[image] source`: `build`, `pull` or `auto`.
+pub fn image_source(raw: &Raw) -> Result<Value, Bad> {
+    word(
+        raw,
+        ImageSource::parse,
+        ImageSource::as_str,
+        ("image source", "not build, pull or auto"),
+        "`auto` (pull the published image when it can be, else build), `pull` (pull or fail) \
+         or `build` (always build locally)",
+    )
+}
+
+/// `[image] verify_signatures`: `auto`, `required` or `off`.
+pub fn signature_policy(raw: &Raw) -> Result<Value, Bad> {
+    word(
+        raw,
+        SignaturePolicy::parse,
+        SignaturePolicy::as_str,
+        ("signature policy", "not auto, required or off"),
+        "`auto` (a bad signature refuses the image, a missing one warns), `required` (an \
+         unsigned image is refused) or `off`",
+    )
+}
+
+/// One of a few words (a word enum's), kept as its word.
+fn word<T: Copy>(
+    raw: &Raw,
+    parse: fn(&str) -> Option<T>,
+    as_str: fn(T) -> &'static str,
+    (what, label): (&str, &'static str),
+    help: &str,
+) -> Result<Value, Bad> {
+    let text = string(raw)?;
+    match parse(text) {
+        Some(found) => Ok(Value::Str(as_str(found).to_owned())),
+        None => Err(Bad::new(
+            format!("unknown {what} {text:?}"),
+            label,
+            Some(help),
+        )),
+    }
+}
+
+/// One `[image] registries` entry: a repository prefix such as `docker.io/stockadedev` or
+/// `127.0.0.1:5000/mirror` (the image is `<prefix>/foundation:<version>`).
+pub fn registry_prefix(raw: &Raw) -> Result<Value, Bad> {
+    let value = string(raw)?.trim().trim_end_matches('/');
+    let bad = value.is_empty()
+        || value.chars().any(|c| c.is_whitespace() || c == '@')
+        || value.split('/').any(str::is_empty)
+        || value
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+    if bad {
+        return Err(Bad::new(
+            format!("{value:?} is not a repository prefix"),
+            "not a repository prefix",
+            Some(
+                "write a registry host and path without a tag, e.g. \"docker.io/stockadedev\" or \
+                 \"registry.example.com:5000/mirror\"",
+            ),
+        ));
+    }
+    Ok(Value::Str(value.to_owned()))
+}
+
+/// A digest pin: `sha256:` and 64 lower-case hex digits.
+pub fn digest(raw: &Raw) -> Result<Value, Bad> {
+    let value = string(raw)?.trim();
+    let valid = value.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if !valid {
+        return Err(Bad::new(
+            format!("{value:?} is not a sha256 digest"),
+            "not sha256:<64 hex digits>",
+            Some(
+                "copy the image's manifest digest, e.g. from `docker buildx imagetools inspect \
+                 IMAGE`: \"sha256:\" and 64 lower-case hex digits",
+            ),
+        ));
+    }
+    Ok(Value::Str(value.to_owned()))
+}
+
+/// A PEM public key file that must exist; relative paths start at the config file's directory.
+pub fn public_key_file(raw: &Raw, cx: &ParseContext<'_>) -> Result<Value, Bad> {
+    let resolved = resolve_path(string(raw)?, cx.relative_to, cx.home);
+    match std::fs::metadata(&resolved) {
+        Ok(meta) if meta.is_file() => Ok(Value::Path(resolved)),
+        Ok(_) => Err(Bad::new(
+            format!("public key {} is not a file", resolved.display()),
+            "not a file",
+            Some("name a PEM file holding the cosign public key (cosign.pub)"),
+        )),
+        Err(e) => Err(Bad::new(
+            format!("cannot read public key {}: {e}", resolved.display()),
+            "this file",
+            Some("fix the path (relative paths start at this file's directory) or remove the key"),
+        )),
+    }
 }
 
 /// A CA file that must exist; relative paths start at the config file's directory.

@@ -12,11 +12,13 @@ use stockade_core::config::{Config, ConfigError};
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::identity::Identity;
 use stockade_core::project::Project;
+use stockade_core::published::{Decision, UserLayer};
 use stockade_engine::{EngineInfo, ImageInfo};
 
 use crate::context::Context;
 use crate::exit::{self, CliError};
 use crate::image::{TierState, TierStatus, chain_status};
+use crate::inventory::provenance;
 use crate::launch;
 use crate::ui::print_json;
 
@@ -150,6 +152,12 @@ struct ImageCheck {
     expected_hash: Option<String>,
     /// Why the status is `unknown`, when the engine failed to answer.
     error: Option<String>,
+    /// Where the image on the engine came from: `built`, or `pulled from <registry> at
+    /// <digest>`.
+    source: Option<String>,
+    /// Whether the next run pulls it (`[image] source`).
+    #[serde(skip)]
+    pulls: bool,
 }
 
 pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
@@ -361,6 +369,8 @@ impl ImageCheck {
             hash: None,
             expected_hash: None,
             error,
+            source: None,
+            pulls: false,
         }
     }
 }
@@ -372,9 +382,25 @@ async fn images_check(
     project: &Project,
     tag: String,
 ) -> ImagesCheck {
-    let expected = FoundationPlan::new(&config.image)
-        .ok()
-        .map(|plan| plan.hash);
+    let plan = FoundationPlan::new(&config.image).ok();
+    // Pulled: the user's layer over the pinned image; under `auto` a foundation built after a
+    // failed pull is current too.
+    let decision = Decision::foundation(&config.image);
+    let (expected, built_also) = match (&decision, &plan) {
+        (
+            Decision::Pull {
+                published,
+                fallback,
+            },
+            Some(plan),
+        ) => {
+            let certificates = UserLayer::certificates_of(&plan.context);
+            let layer = UserLayer::new(&published.pin, &certificates);
+            (Some(layer.hash), fallback.then(|| plan.hash.clone()))
+        }
+        (_, plan) => (plan.as_ref().map(|p| p.hash.clone()), None),
+    };
+    let pulls = matches!(decision, Decision::Pull { .. });
     let info = match engine.inspect_image(&tag).await {
         Ok(info) => info,
         Err(e) => {
@@ -387,9 +413,16 @@ async fn images_check(
             };
         }
     };
-    let freshness = expected
-        .as_deref()
-        .map(|hash| Freshness::of(info.as_ref().map(|i| &i.labels), hash, None));
+    let found_hash = info
+        .as_ref()
+        .and_then(|i| i.labels.get(stockade_core::labels::HASH));
+    let freshness = expected.as_deref().map(|hash| {
+        let hash = match &built_also {
+            Some(built) if found_hash == Some(built) => built.as_str(),
+            _ => hash,
+        };
+        Freshness::of(info.as_ref().map(|i| &i.labels), hash, None)
+    });
     let status = match &freshness {
         Some(freshness) => TierState::from(freshness),
         None if info.is_none() => TierState::Missing,
@@ -413,6 +446,10 @@ async fn images_check(
                 .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
             expected_hash: expected,
             error: None,
+            source: info
+                .as_ref()
+                .map(|i| provenance(&i.labels).unwrap_or_else(|| "built".to_owned())),
+            pulls,
         },
         full,
         base,
@@ -543,6 +580,10 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
     let f = &images.foundation;
     let (status, words) = match f.status {
         TierState::UpToDate => (Mark::Ok, "up to date".to_owned()),
+        TierState::Stale if f.pulls => (Mark::Warn, "stale (pulled on the next run)".to_owned()),
+        TierState::Missing if f.pulls => {
+            (Mark::Warn, "missing (pulled on the next run)".to_owned())
+        }
         TierState::Stale => (Mark::Warn, "stale (rebuilt on the next run)".to_owned()),
         TierState::Missing => (Mark::Warn, "missing (built on the next run)".to_owned()),
         TierState::None | TierState::Unknown => (
@@ -552,6 +593,11 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
                 f.error.as_deref().unwrap_or("not looked up")
             ),
         ),
+    };
+    // Where it came from, when it was pulled (a built one says nothing more).
+    let words = match f.source.as_deref() {
+        Some(source) if source != "built" => format!("{words}, {source}"),
+        _ => words,
     };
     push(
         status,

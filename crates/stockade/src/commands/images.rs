@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         ctx.ui.info("No stockade images on this engine yet.");
         return Ok(0);
     }
-    let rows: Vec<[String; 6]> = images
+    let rows: Vec<[String; 7]> = images
         .iter()
         .map(|image| {
             [
@@ -29,6 +29,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
                     image.tags.join(", ")
                 },
                 image.tier.to_string(),
+                image.source.clone(),
                 image
                     .project
                     .as_ref()
@@ -41,7 +42,9 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
         })
         .collect();
     print_table(
-        &["IMAGE", "TIER", "PROJECT", "SIZE", "CREATED", "STATE"],
+        &[
+            "IMAGE", "TIER", "SOURCE", "PROJECT", "SIZE", "CREATED", "STATE",
+        ],
         &rows,
     );
     Ok(0)

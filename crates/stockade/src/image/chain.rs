@@ -2,17 +2,18 @@
 
 use std::collections::HashMap;
 
-use stockade_core::chain::{self, CustomTags, ProjectParent, RuntimeLayer};
-use stockade_core::config::Config;
+use stockade_core::chain::{self, CustomTags, DockerfileEdit, ProjectParent, RuntimeLayer};
+use stockade_core::config::{Config, DEFAULT_FROM};
 use stockade_core::context::{BuildContext, ContextFile};
 use stockade_core::foundation::FoundationPlan;
 use stockade_core::full::FullPlan;
 use stockade_core::labels;
 use stockade_core::project::Project;
+use stockade_core::published::{Decision, PULLED_ARG, UserLayer};
 use stockade_engine::Engine;
 
 use super::plan::{BasePlan, ChainPlan, ProjectPlan};
-use super::{BuildMode, ChainRun, Ready, TierBuild, alias, ensure_built};
+use super::{BuildMode, ChainRun, Ready, TierBuild, alias, ensure_built, pull};
 use crate::context::Context;
 use crate::exit::CliError;
 use crate::launch::Prepared;
@@ -223,25 +224,12 @@ pub async fn ensure_full(
         build_args: build_args.into_iter().collect(),
         labels: HashMap::new(),
     };
-    let context = packed(plan.context, "full image");
+    let context = packed(plan.context, "the full image's build context");
     ensure_built(engine, ctx, build, mode, run, context).await
 }
 
-/// An embedded tier's in-memory context, packed with its Dockerfile edited (tiers resolved to
-/// the namespace, the labels appended).
-fn packed(
-    mut context: BuildContext,
-    what: &'static str,
-) -> impl FnOnce(&stockade_core::chain::DockerfileEdit) -> Result<Vec<u8>, CliError> {
-    move |edit| {
-        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
-        context.to_tar().map_err(|e| {
-            CliError::caused(format!("cannot pack the {what}'s build context"), e, None)
-        })
-    }
-}
-
-/// The foundation: the embedded assets, `[image] from` and the CA files.
+/// The foundation: pulled (the published image and the user's layer over it) or built (the
+/// embedded assets, `[image] from` and the CA files), as `[image] source` decides.
 async fn ensure_foundation(
     engine: &Engine,
     ctx: &Context,
@@ -250,6 +238,126 @@ async fn ensure_foundation(
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
+    let (published, fallback) = match Decision::foundation(&config.image) {
+        Decision::Build => {
+            let (build, context) = foundation_build(ctx, config, plan);
+            return ensure_built(engine, ctx, build, mode, run, context).await;
+        }
+        Decision::NoPin => return Err(no_pin()),
+        Decision::Pull {
+            published,
+            fallback,
+        } => (published, fallback),
+    };
+    if !fallback && config.image.from != DEFAULT_FROM {
+        ctx.ui.warn(&format!(
+            "`[image] from = \"{}\"` does not apply to pulls: the published foundation is \
+             pulled as it is (`source = \"build\"` builds from it)",
+            config.image.from
+        ));
+    }
+    let certificates = UserLayer::certificates_of(&plan.context);
+    let layer = UserLayer::new(&published.pin, &certificates);
+    let tag = ctx.namespace.foundation_image();
+    if mode == BuildMode::IfStale {
+        let info = run.first_look(engine, &tag).await?;
+        if let Some(info) = info {
+            let hash = info.labels.get(labels::HASH);
+            // Under `auto`, a foundation built after a failed pull stays until its inputs
+            // change (`stockade build --force` tries the pull again).
+            if hash == Some(&layer.hash) || (fallback && hash == Some(&plan.hash)) {
+                return Ok(Ready {
+                    tag,
+                    id: info.id,
+                    built: false,
+                });
+            }
+        }
+    }
+    match pull::pull_published(engine, ctx, &config.image, &certificates, &published).await {
+        Ok(pulled) => user_layer(engine, ctx, layer, pulled, mode, run).await,
+        Err(failed) if fallback => {
+            ctx.ui.warn(&format!(
+                "could not pull the published foundation ({}): building it locally",
+                failed.one_line()
+            ));
+            let (build, context) = foundation_build(ctx, config, plan);
+            ensure_built(engine, ctx, build, mode, run, context).await
+        }
+        Err(failed) => Err(failed.into_error(&published)),
+    }
+}
+
+/// `source = "pull"` without a pin.
+fn no_pin() -> CliError {
+    CliError::refused(
+        "no-pin",
+        "`[image] source = \"pull\"`, but there is no digest to pin the published foundation \
+         to: this is a development build, and `[image] foundation_digest` is not set",
+        Some(
+            "set `[image] foundation_digest = \"sha256:…\"` (the published image's manifest \
+             digest), or `source = \"auto\"` or \"build\" to build it locally",
+        ),
+    )
+}
+
+/// The user's layer over a pulled foundation (its CA certificates), tagged as the foundation
+/// and labelled with where the image came from.
+async fn user_layer(
+    engine: &Engine,
+    ctx: &Context,
+    layer: UserLayer,
+    pulled: pull::Pulled,
+    mode: BuildMode,
+    run: &mut ChainRun,
+) -> Result<Ready, CliError> {
+    let build = TierBuild {
+        tier: "foundation",
+        title: "your layer over the pulled foundation".to_owned(),
+        tag: ctx.namespace.foundation_image(),
+        dockerfile: chain::DOCKERFILE.to_owned(),
+        hash: layer.hash.clone(),
+        parent: Some(pulled.id.clone()),
+        build_args: HashMap::from([(PULLED_ARG.to_owned(), pulled.reference.clone())]),
+        labels: HashMap::from([
+            (labels::SOURCE.to_owned(), "pull".to_owned()),
+            (labels::REGISTRY.to_owned(), pulled.prefix.clone()),
+            (labels::DIGEST.to_owned(), pulled.digest.clone()),
+            (labels::SIGNATURE.to_owned(), pulled.signature.describe()),
+        ]),
+    };
+    // A pull always builds the layer: the image under the tag is not this one.
+    let mode = match mode {
+        BuildMode::IfStale => BuildMode::Force { no_cache: false },
+        force => force,
+    };
+    let context = packed(layer.context, "your layer over the foundation");
+    ensure_built(engine, ctx, build, mode, run, context).await
+}
+
+/// An in-memory context, packed with its Dockerfile edited (tiers resolved, labels appended).
+fn packed(
+    mut context: BuildContext,
+    what: &'static str,
+) -> impl FnOnce(&DockerfileEdit) -> Result<Vec<u8>, CliError> {
+    move |edit| {
+        context.edit(chain::DOCKERFILE, |bytes| edit.apply(bytes));
+        context
+            .to_tar()
+            .map_err(|e| CliError::caused(format!("cannot pack {what}"), e, None))
+    }
+}
+
+/// The foundation built locally: the embedded assets, `[image] from` and the CA files (what to
+/// build, and its context).
+fn foundation_build(
+    ctx: &Context,
+    config: &Config,
+    plan: FoundationPlan,
+) -> (
+    TierBuild,
+    impl FnOnce(&DockerfileEdit) -> Result<Vec<u8>, CliError>,
+) {
     let build = TierBuild {
         tier: "foundation",
         title: format!("foundation image from {}", config.image.from),
@@ -281,8 +389,7 @@ async fn ensure_foundation(
             ),
         ]),
     };
-    let context = packed(plan.context, "foundation");
-    ensure_built(engine, ctx, build, mode, run, context).await
+    (build, packed(plan.context, "the foundation build context"))
 }
 
 #[allow(clippy::too_many_arguments)]

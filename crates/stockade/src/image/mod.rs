@@ -3,9 +3,13 @@
 //! the same image, and clean up the images a rebuild supersedes.
 
 mod chain;
+mod credentials;
 mod custom;
 mod interrupt;
 mod plan;
+mod progress;
+pub mod pull;
+mod signature;
 
 use std::collections::HashMap;
 

@@ -27,8 +27,15 @@ pub fn shared_namespace() -> String {
 }
 pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// The binary under test: Cargo's, or `STOCKADE_TEST_BIN` (a copy of it taken right after the
+/// build, when several checkouts share one target directory and another build may replace
+/// Cargo's while the tests run).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_stockade")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("STOCKADE_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stockade").to_owned())
+    })
 }
 
 /// `stockade ARGS…` in `home` with nothing of the caller's environment but PATH: for tests
