@@ -5,7 +5,7 @@
 //! volume: the runtime's and the agent's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stockade_core::agents::{
@@ -286,7 +286,7 @@ impl ToolsCtx<'_> {
     async fn latest_runtime(&self, runtime: &Runtime, use_cache: bool) -> Result<String, CliError> {
         let key = VersionCache::key("runtime", runtime.name, &runtime.spec);
         let path = self.cache_path();
-        let mut cache = VersionCache::load(&path);
+        let cache = VersionCache::load(&path);
         let ttl = self.config.tools.version_cache_hours.saturating_mul(3600);
         if use_cache && let Some(hit) = cache.fresh(&key, now(), ttl) {
             return Ok(hit.version.clone());
@@ -328,17 +328,7 @@ impl ToolsCtx<'_> {
                 ),
             });
         };
-        cache.entries.insert(
-            key,
-            agents::CachedVersion {
-                version: version.clone(),
-                checked_at: now(),
-            },
-        );
-        if let Err(e) = cache.save(&path) {
-            tracing::debug!("saving the version cache: {e}");
-        }
-        Ok(version)
+        Ok(remember(cache, &path, key, version))
     }
 
     /// Make sure `version` is installed in its volume, and record it as the one in use.
@@ -591,7 +581,7 @@ impl ToolsCtx<'_> {
     pub async fn latest(&self, agent: &Agent, use_cache: bool) -> Result<String, CliError> {
         let key = VersionCache::key(agent.install.runtime(), &agent.package, &agent.version);
         let path = self.cache_path();
-        let mut cache = VersionCache::load(&path);
+        let cache = VersionCache::load(&path);
         let ttl = self.config.tools.version_cache_hours.saturating_mul(3600);
         if use_cache && let Some(hit) = cache.fresh(&key, now(), ttl) {
             return Ok(hit.version.clone());
@@ -641,18 +631,23 @@ impl ToolsCtx<'_> {
                 }
             },
         };
-        cache.entries.insert(
-            key,
-            agents::CachedVersion {
-                version: version.clone(),
-                checked_at: now(),
-            },
-        );
-        if let Err(e) = cache.save(&path) {
-            tracing::debug!("saving the version cache: {e}");
-        }
-        Ok(version)
+        Ok(remember(cache, &path, key, version))
     }
+}
+
+/// Keep a registry's answer in the version cache (a failed save only costs a later query).
+fn remember(mut cache: VersionCache, path: &Path, key: String, version: String) -> String {
+    cache.entries.insert(
+        key,
+        agents::CachedVersion {
+            version: version.clone(),
+            checked_at: now(),
+        },
+    );
+    if let Err(e) = cache.save(path) {
+        tracing::debug!("saving the version cache: {e}");
+    }
+    version
 }
 
 fn registry(agent: &Agent) -> &'static str {
