@@ -10,7 +10,7 @@
 //! container from the gateway image publishes them and forwards each to the sandbox.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -398,6 +398,26 @@ pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
 
 /// This namespace's project networks that no sandbox is on (the gateway, if anything).
 pub async fn unused_networks(engine: &Engine, ctx: &Context) -> Result<Vec<String>, CliError> {
+    unused_networks_where(engine, ctx, |_| true).await
+}
+
+/// The networks of projects whose directory is gone that no sandbox is on (what `prune`
+/// removes, as it does their images and home volumes).
+pub async fn orphaned_networks(engine: &Engine, ctx: &Context) -> Result<Vec<String>, CliError> {
+    unused_networks_where(engine, ctx, |network| {
+        network
+            .labels
+            .get(labels::PROJECT)
+            .is_some_and(|root| !Path::new(root).exists())
+    })
+    .await
+}
+
+async fn unused_networks_where(
+    engine: &Engine,
+    ctx: &Context,
+    wanted: impl Fn(&stockade_engine::NetworkInfo) -> bool,
+) -> Result<Vec<String>, CliError> {
     let gateway = container_name(ctx);
     let networks = engine
         .list_networks(&[
@@ -406,7 +426,7 @@ pub async fn unused_networks(engine: &Engine, ctx: &Context) -> Result<Vec<Strin
         ])
         .await?;
     let mut unused = Vec::new();
-    for network in networks {
+    for network in networks.into_iter().filter(|n| wanted(n)) {
         let Some(members) = engine.network_members(&network.name).await? else {
             continue;
         };

@@ -185,24 +185,25 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
 
     env.run(&["stop", "probe", "--time", "0"]).expect_code(0);
 
-    // The project's egress network outlives its sandboxes (the next one reuses it); `prune`
-    // removes it once no sandbox is on it.
-    let network = format!(
-        "{}-stockade-egress-{}",
-        env.namespace,
-        common::project_id(&env.project)
-    );
-    let dry = env.run(&["prune", "--dry-run"]);
+    // The project's egress network outlives its sandboxes (the next one reuses it); once the
+    // project's directory is gone, `prune` removes it, as it does the project's home volume.
+    let id = common::project_id(&env.project);
+    let network = format!("{}-stockade-egress-{id}", env.namespace);
+    std::fs::remove_dir_all(&env.project).unwrap();
+    let limit = Duration::from_secs(120);
+    let dry = env.run_limited(&env.root, &["prune", "--dry-run"], limit);
     dry.expect_code(0);
     insta::assert_snapshot!(
-        format!("{}---\n{}", dry.stdout(), dry.stderr()).replace(&network, "[NETWORK]"),
+        format!("{}---\n{}", dry.stdout(), dry.stderr()).replace(&id, "[ID]"),
         @r"
-    would remove network [NETWORK] — a project's egress network no sandbox is on
+    would remove volume [NS]-stockade-home-[ID] — home of [ROOT]/project: the project is gone
+    would remove network [NS]-stockade-egress-[ID] — the egress network of a project whose directory is gone
     ---
-    1 network would be removed; run without --dry-run to remove them
+    1 volume and 1 network would be removed; run without --dry-run to remove them
     "
     );
-    env.run(&["prune", "-y"]).expect_code(0);
+    env.run_limited(&env.root, &["prune", "-y"], limit)
+        .expect_code(0);
     assert!(!docker(&["network", "inspect", &network]).status.success());
 }
 

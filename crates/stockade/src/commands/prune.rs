@@ -1,7 +1,7 @@
 //! `stockade prune [--dry-run] [-y]`: remove stockade's containers that have stopped (a sandbox
 //! whose engine went away mid-run), orphaned stockade images and unused volumes (old agent
-//! versions, homes of deleted projects) and projects' egress networks no sandbox is on — never an
-//! image a container uses (the engine is never asked to force).
+//! versions, homes of deleted projects) and deleted projects' egress networks — never an image a
+//! container uses (the engine is never asked to force).
 
 use std::collections::HashSet;
 
@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
         ));
     }
     let volumes = super::volumes::unused(&engine, ctx).await?;
-    let networks = crate::gateway::unused_networks(&engine, ctx).await?;
+    let networks = crate::gateway::orphaned_networks(&engine, ctx).await?;
     if orphaned.is_empty() && volumes.is_empty() && stopped.is_empty() && networks.is_empty() {
         ctx.ui.success("Nothing to prune");
         return Ok(0);
@@ -66,7 +66,7 @@ pub async fn run(ctx: &Context, dry_run: bool, yes: bool) -> Result<u8, CliError
     let volume_count = volumes.len();
     for network in &networks {
         println!(
-            "{} network {network} — a project's egress network no sandbox is on",
+            "{} network {network} — the egress network of a project whose directory is gone",
             if dry_run { "would remove" } else { "remove" },
         );
     }
