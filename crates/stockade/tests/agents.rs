@@ -480,15 +480,7 @@ fn git_works_in_a_worktree() {
 fn codex_and_gemini_run_on_a_base_without_node() {
     let env = Env::new();
     // The foundation, FROM the debootstrap minbase, has neither node nor npm.
-    let probe = docker_stdout(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
-        &env.foundation_tag(),
-        "-c",
-        "command -v node npm || echo none",
-    ]);
+    let probe = common::sh_in_image(&env.foundation_tag(), "command -v node npm || echo none");
     assert_eq!(probe.trim(), "none");
     // opencode runs on this same base in `opencode_installs_once_into_a_tools_volume_and_runs`
     // (not here: that test removes its tools volume first, which a run here would hold).

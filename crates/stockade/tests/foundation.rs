@@ -130,18 +130,13 @@ fn the_foundation_adds_at_most_250_mb_to_its_base() {
         base_image()
     );
     assert!(added <= 250_000_000, "the foundation adds {added} bytes");
-    let tools = docker_stdout(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
+    let tools = common::sh_in_image(
         &env.foundation_tag(),
-        "-c",
         "for t in sh bash git curl ssh ps nc sudo python3 patchelf node npm; do \
          command -v $t >/dev/null && echo \"$t yes\" || echo \"$t no\"; done; \
          python3 -c 'import venv' && echo venv yes; \
          ls /var/lib/apt/lists /var/cache/apt | grep -v -e '^/' -e '^$' -e '^lock$' -e '^partial$' || true",
-    ]);
+    );
     insta::assert_snapshot!(tools, @r"
     sh yes
     bash yes

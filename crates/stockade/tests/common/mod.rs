@@ -91,6 +91,12 @@ pub fn engine_is_podman() -> bool {
     })
 }
 
+/// `sh -c SCRIPT` in a throwaway container of `image` (its entrypoint bypassed): its stdout,
+/// trimmed; fails the test when the script fails.
+pub fn sh_in_image(image: &str, script: &str) -> String {
+    run_container(&["--rm", "--entrypoint", "sh", image, "-c", script])
+}
+
 /// `docker run ARGS…` (a throwaway container a test uses to look at something), or on Podman
 /// `podman run ARGS…`: the docker CLI cannot attach through Podman 4.3's socket ("unable to
 /// upgrade to tcp, received 409"). Returns stdout, trimmed; fails the test when it fails.
