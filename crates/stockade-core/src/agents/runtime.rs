@@ -80,7 +80,7 @@ pub fn release_key(release: &str) -> Option<(u64, u64, u64)> {
 /// `query PACKAGE SPEC` prints the newest version matching SPEC (`latest`, exact, or a prefix
 /// such as `22`), or nothing; `fetch PACKAGE SPEC FILE` writes that version's tarball to FILE
 /// after checking it against the registry's sha512 integrity, and prints the version.
-pub const NPM_CLIENT: &str = r#"import base64, hashlib, json, sys, urllib.parse, urllib.request
+pub const NPM_CLIENT: &str = r#"import base64, hashlib, json, sys, time, urllib.error, urllib.parse, urllib.request
 REGISTRY = "https://registry.npmjs.org/"
 def die(message):
     sys.stderr.write(message + "\n")
@@ -102,11 +102,23 @@ def pick(doc, spec):
         if best is None or key > best[0]:
             best = (key, version)
     return best[1] if best else ""
+def read(target, timeout):
+    # A transient failure (a name lookup, a reset connection) gets two more tries, 1 s and 2 s
+    # later; an HTTP answer (404) is final.
+    for attempt in range(3):
+        try:
+            return urllib.request.urlopen(target, timeout=timeout).read()
+        except urllib.error.HTTPError:
+            raise
+        except OSError:
+            if attempt == 2:
+                raise
+            time.sleep(1 << attempt)
 def document(package):
     url = REGISTRY + urllib.parse.quote(package, safe="@")
     request = urllib.request.Request(url, headers={"Accept": "application/vnd.npm.install-v1+json"})
     try:
-        return json.load(urllib.request.urlopen(request, timeout=60))
+        return json.loads(read(request, 60))
     except Exception as e:
         die("cannot read %s: %s" % (url, e))
 mode, package, spec = sys.argv[1:4]
@@ -122,7 +134,7 @@ digests = [d.split("-", 1)[1] for d in (dist.get("integrity") or "").split() if 
 if not digests:
     die("%s@%s has no sha512 integrity in the registry; not installed" % (package, version))
 try:
-    data = urllib.request.urlopen(dist["tarball"], timeout=600).read()
+    data = read(dist["tarball"], 600)
 except Exception as e:
     die("cannot download %s: %s" % (dist.get("tarball"), e))
 if base64.b64encode(hashlib.sha512(data).digest()).decode() != digests[0]:
