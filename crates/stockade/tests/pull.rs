@@ -59,6 +59,23 @@ fn registry_requests(port: u16, repository: &str) -> Vec<String> {
         .collect()
 }
 
+/// The registry at `port` was asked about `repository`'s tag once (no retry) and gave nothing:
+/// no manifest by digest, no blob.
+fn refused_at_the_tag(port: u16, repository: &str) {
+    let asked = registry_requests(port, repository);
+    let gets: Vec<&String> = asked.iter().filter(|l| l.contains("\"GET ")).collect();
+    assert!(
+        gets.iter()
+            .all(|l| !l.contains("/blobs/") && !l.contains("/manifests/sha256:")),
+        "{gets:#?}"
+    );
+    let heads = asked
+        .iter()
+        .filter(|l| l.contains(&format!("\"HEAD /v2/{repository}/manifests/{VERSION} ")))
+        .count();
+    assert_eq!(heads, 1, "one look at the tag, no retry: {asked:#?}");
+}
+
 /// Removes the digest references the pulls left on the shared foundation.
 struct Pulled(Vec<String>);
 
@@ -227,18 +244,7 @@ fn a_tag_with_another_digest_is_refused_before_any_layer_and_the_next_registry_u
     // One look at the tag, no retry, nothing fetched from the first registry: no manifest by
     // digest, no blob.
     let repository = format!("{test}-{}/foundation", std::process::id());
-    let asked = registry_requests(UP[1], &repository);
-    let gets: Vec<&String> = asked.iter().filter(|l| l.contains("\"GET ")).collect();
-    assert!(
-        gets.iter()
-            .all(|l| !l.contains("/blobs/") && !l.contains("/manifests/sha256:")),
-        "{gets:#?}"
-    );
-    let heads = asked
-        .iter()
-        .filter(|l| l.contains(&format!("\"HEAD /v2/{repository}/manifests/{VERSION} ")))
-        .count();
-    assert_eq!(heads, 1, "one look at the tag, no retry: {asked:#?}");
+    refused_at_the_tag(UP[1], &repository);
     assert_eq!(label(&env.foundation_tag(), "io.stockade.registry"), good);
 }
 
@@ -500,19 +506,7 @@ fn toolset_full_pulls_the_published_full_image_and_builds_neither_foundation_nor
     // The tag with the other digest was refused before any layer: one look at the tag, no
     // manifest by digest, no blob.
     let repository = format!("{test}-{}/full", std::process::id());
-    let asked = registry_requests(UP[1], &repository);
-    assert!(
-        asked
-            .iter()
-            .filter(|l| l.contains("\"GET "))
-            .all(|l| !l.contains("/blobs/") && !l.contains("/manifests/sha256:")),
-        "{asked:#?}"
-    );
-    let heads = asked
-        .iter()
-        .filter(|l| l.contains(&format!("\"HEAD /v2/{repository}/manifests/{VERSION} ")))
-        .count();
-    assert_eq!(heads, 1, "one look at the tag, no retry: {asked:#?}");
+    refused_at_the_tag(UP[1], &repository);
 
     // A sandbox runs on the pulled image.
     let inside = env.run(&["exec", "--", "cat", "/usr/share/stockade-test/full-marker"]);
