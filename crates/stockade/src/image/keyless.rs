@@ -638,6 +638,11 @@ mod tests {
         TrustRoot::embedded().unwrap()
     }
 
+    /// Why `parts` of the image DIGEST is refused under its own identity and the embedded root.
+    fn refused(parts: Parts<'_>) -> Refusal {
+        verify(&parts, DIGEST, &embedded(), &own_identity()).unwrap_err()
+    }
+
     #[test]
     fn the_fixture_is_the_recorded_layer() {
         // The payload was rebuilt from the recorded signature's text: its digest is the layer's.
@@ -750,8 +755,7 @@ mod tests {
             signature: &signature,
             ..r.parts()
         };
-        let err = verify(&parts, DIGEST, &embedded(), &own_identity()).unwrap_err();
-        assert_eq!(err, Refusal::Signature);
+        assert_eq!(refused(parts), Refusal::Signature);
     }
 
     #[test]
@@ -763,28 +767,21 @@ mod tests {
             bundle: Some(&bundle),
             ..r.parts()
         };
-        let err = verify(&parts, DIGEST, &embedded(), &own_identity()).unwrap_err();
         assert_eq!(
-            err,
+            refused(parts),
             Refusal::Log("its signed entry timestamp (SET) is not the log's".to_owned())
         );
         // No bundle, no certificate: not a keyless signature this verification accepts.
-        let parts = Parts {
+        let no_bundle = Parts {
             bundle: None,
             ..r.parts()
         };
-        assert_eq!(
-            verify(&parts, DIGEST, &embedded(), &own_identity()),
-            Err(Refusal::NoBundle)
-        );
-        let parts = Parts {
+        assert_eq!(refused(no_bundle), Refusal::NoBundle);
+        let no_certificate = Parts {
             certificate: None,
             ..r.parts()
         };
-        assert_eq!(
-            verify(&parts, DIGEST, &embedded(), &own_identity()),
-            Err(Refusal::NoCertificate)
-        );
+        assert_eq!(refused(no_certificate), Refusal::NoCertificate);
     }
 
     /// The embedded trusted root, changed by `edit`.
@@ -902,7 +899,7 @@ mod tests {
             with("1.2.3-01"),
             with("a.b.c"),
             format!("{}v1.2.3", RELEASE_IDENTITY_PREFIX.to_uppercase()),
-            format!("http://github.com/stockade-dev/stockade/.github/workflows/release.yml@refs/tags/v1.2.3"),
+            "http://github.com/stockade-dev/stockade/.github/workflows/release.yml@refs/tags/v1.2.3".to_owned(),
             format!("{repo}/release.yml@refs/tags/1.2.3"),
         ] {
             assert!(!release.matches_subject(&refused), "{refused}");
