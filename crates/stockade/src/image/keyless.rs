@@ -19,6 +19,14 @@
 //!
 //! Not checked: the certificate's embedded SCT (the CT log's promise); the Rekor SET is the
 //! transparency evidence this verification relies on (docs/images.md).
+//!
+//! Why not the `sigstore` crate's own cosign path (`trusted_signature_layers` with a trust root):
+//! in 0.15, for the bundle annotation cosign 2 writes, it verifies the SET but does not bind the
+//! logged `hashedrekord` entry to this signature and certificate (its body check covers DSSE
+//! entries only), so an entry logged for anything else would lend its time to this signature; and
+//! a certificate that fails its chain is dropped silently rather than refused. The crate still
+//! parses the bundle and verifies the signatures (`Bundle`, `CosignVerificationKey`); the chain is
+//! rustls-webpki's.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
