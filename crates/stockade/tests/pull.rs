@@ -421,6 +421,41 @@ fn signatures_are_verified_before_the_pull() {
         "no half-made tag"
     );
 
+    // No key configured: the signature must be the release workflow's keyless one. A key
+    // signature (no Fulcio certificate) is refused, under `auto` too; `-v` says which Sigstore
+    // trust root was used (the embedded one: no TUF repository is reachable here).
+    env.write_global_config(&config(
+        "pull",
+        std::slice::from_ref(&signed),
+        &digest,
+        "verify_signatures = \"auto\"\n",
+    ));
+    let text = outcome(&env, &["build"]);
+    settings(&env, &digest).bind(|| insta::assert_snapshot!("key_signature_without_key", text));
+    let verbose = env.run(&["-v", "build"]);
+    verbose.expect_code(1);
+    let stderr = verbose.stderr();
+    let roots: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("Sigstore trust root"))
+        .collect();
+    assert_eq!(roots.len(), 1, "one trust-root line per run: {roots:?}");
+    // Here (no Sigstore host is reachable) the embedded one; on a machine that reaches
+    // Sigstore's TUF repository, the refreshed one.
+    assert!(
+        roots[0].starts_with(
+            "  Sigstore trust root: the one embedded in this build (the refresh from Sigstore's \
+             TUF repository failed: "
+        ) || roots[0].starts_with(
+            "  Sigstore trust root: refreshed from Sigstore's TUF repository (cached in "
+        ),
+        "{roots:?}"
+    );
+    assert!(
+        env.image_id(&env.foundation_tag()).is_none(),
+        "no half-made tag"
+    );
+
     // Signed with the configured key: pulled (the unsigned mirror first is refused under
     // `required`, the signed one used).
     env.write_global_config(&config(

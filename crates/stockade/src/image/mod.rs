@@ -6,6 +6,7 @@ mod chain;
 mod credentials;
 mod custom;
 mod interrupt;
+mod keyless;
 mod plan;
 mod progress;
 pub mod pull;

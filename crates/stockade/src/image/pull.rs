@@ -198,6 +198,7 @@ async fn attempt_pull(
         &auth,
         &repository,
         &published.pin,
+        &ctx.dirs.cache,
     )
     .await
     .map_err(|e| match e {
