@@ -2,9 +2,13 @@
 //! whether a run pulls or builds, and the user's thin layer over a pulled image (its CA
 //! certificates), with the content hash that decides whether the layer on the engine is current.
 
+use std::collections::HashMap;
+
+use crate::chain::Freshness;
 use crate::config::{DEFAULT_FROM, ImageConfig, ImageSource};
 use crate::context::{BuildContext, ContextFile};
 use crate::hash::ContentHasher;
+use crate::labels;
 
 /// The pins compiled into a release binary (absent in development builds).
 pub const BUILT_IN_FOUNDATION_DIGEST: Option<&str> = option_env!("STOCKADE_FOUNDATION_DIGEST");
@@ -93,7 +97,7 @@ pub fn is_digest(text: &str) -> bool {
     })
 }
 
-/// What a run does for the foundation.
+/// What a run does for a published tier (the foundation, or the full image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Build it locally (`build`, or `auto` when the image would not be the published one or
@@ -112,6 +116,38 @@ impl Decision {
     /// The foundation's decision for these settings.
     pub fn foundation(image: &ImageConfig) -> Self {
         Self::of(image, Published::foundation(image))
+    }
+
+    /// The full image's decision for these settings. It follows the same rules as the
+    /// foundation's (with `from` set under `auto`, neither is the published image: both build).
+    pub fn full(image: &ImageConfig) -> Self {
+        Self::of(image, Published::full(image))
+    }
+
+    /// Whether this decision pulls (first; under `auto`, a failed pull falls back to a build).
+    pub fn pulls(&self) -> bool {
+        matches!(self, Self::Pull { .. })
+    }
+
+    /// Which images count as the current tier under this decision (the one place that says
+    /// so, for the chain, `check` and `images`): `built` is the hash a local build would have
+    /// now, `certificates` the user's CA files (the layer over a pulled image).
+    pub fn current(&self, built: &str, certificates: &[(String, Vec<u8>)]) -> Current {
+        match self {
+            Self::Build | Self::NoPin => Current {
+                layer: None,
+                built: Some(built.to_owned()),
+            },
+            Self::Pull {
+                published,
+                fallback,
+            } => Current {
+                layer: Some(UserLayer::new(&published.pin, certificates)),
+                // Under `auto`, a tier built after a failed pull stays until its inputs change
+                // (`stockade build --force` tries the pull again).
+                built: fallback.then(|| built.to_owned()),
+            },
+        }
     }
 
     /// The decision for a published image and its pin (the foundation's, or `full`'s).
@@ -133,6 +169,65 @@ impl Decision {
     }
 }
 
+/// The images that count as a tier's current one (see [`Decision::current`]).
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The user's layer over the pulled image, when the decision pulls.
+    pub layer: Option<UserLayer>,
+    /// The hash of the tier built locally, when a built one counts (`build`; `auto`'s fallback).
+    pub built: Option<String>,
+}
+
+impl Current {
+    /// The hash the next pull or build makes (the layer's when the decision pulls).
+    pub fn expected(&self) -> &str {
+        match (&self.layer, &self.built) {
+            (Some(layer), _) => &layer.hash,
+            (None, Some(built)) => built,
+            (None, None) => "",
+        }
+    }
+
+    /// How the image with `image_labels` was made, when its hash is one that counts: the
+    /// user's layer over the pinned image, or a local build (whose parent is still to check).
+    pub fn made_by(&self, image_labels: Option<&HashMap<String, String>>) -> Option<Made> {
+        let found = image_labels?.get(labels::HASH)?;
+        if self.layer.as_ref().is_some_and(|l| l.hash == *found) {
+            Some(Made::Pulled)
+        } else if self.built.as_ref() == Some(found) {
+            Some(Made::Built)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the image with `image_labels` (`None`: no image) is current: the user's layer
+    /// over the pin (its parent is the pulled image, which the pin names), or a built tier on
+    /// `parent` (the image it builds on, when stockade tracks it) where a built one counts.
+    pub fn freshness(
+        &self,
+        image_labels: Option<&HashMap<String, String>>,
+        parent: Option<&str>,
+    ) -> Freshness {
+        if self.made_by(image_labels) == Some(Made::Pulled) {
+            return Freshness::UpToDate;
+        }
+        match &self.built {
+            Some(built) => Freshness::of(image_labels, built, parent),
+            None => Freshness::of(image_labels, self.expected(), None),
+        }
+    }
+}
+
+/// How a tier whose hash counts was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// The user's layer over the pulled image.
+    Pulled,
+    /// Built locally.
+    Built,
+}
+
 /// The user's layer over a pulled image: the CA certificates of `[image] ca_certificates`
 /// (nothing else of the user's goes into an image; proxies are build arguments). Its hash
 /// covers the pin and the certificates, not the registry the image came from (same digest,
@@ -148,7 +243,7 @@ impl UserLayer {
     /// `ca-certificates/`, bytes), as the foundation's plan read them.
     pub fn new(pin: &str, certificates: &[(String, Vec<u8>)]) -> Self {
         let mut dockerfile = format!(
-            "# The user's layer over the pulled foundation (generated by stockade).\n\
+            "# The user's layer over the pulled image (generated by stockade).\n\
              ARG {PULLED_ARG}\nFROM ${{{PULLED_ARG}}}\n"
         );
         let mut files = Vec::new();
@@ -242,6 +337,89 @@ mod tests {
                     .unwrap(),
                 fallback: false
             }
+        );
+    }
+
+    #[test]
+    fn the_full_image_is_decided_by_the_same_rules_with_its_own_pin() {
+        let mut full = image(ImageSource::Auto, DEFAULT_FROM, None);
+        full.full_digest = Some(PIN.to_owned());
+        match Decision::full(&full) {
+            Decision::Pull {
+                published,
+                fallback: true,
+            } => {
+                assert_eq!(published.name, "full");
+                assert_eq!(published.pin_source, "[image] full_digest");
+            }
+            other => panic!("{other:?}"),
+        }
+        // With `from` set neither is the published image: both build.
+        full.from = "mirror/debian:12".to_owned();
+        full.foundation_digest = Some(PIN.to_owned());
+        assert_eq!(Decision::full(&full), Decision::Build);
+        assert_eq!(Decision::foundation(&full), Decision::Build);
+        full.source = ImageSource::Build;
+        full.from = DEFAULT_FROM.to_owned();
+        assert_eq!(Decision::full(&full), Decision::Build);
+    }
+
+    fn labelled(hash: &str, parent: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::HASH.to_owned(), hash.to_owned()),
+            (labels::PARENT.to_owned(), parent.to_owned()),
+        ])
+    }
+
+    #[test]
+    fn one_decision_says_which_images_are_current() {
+        let pulled = image(ImageSource::Pull, DEFAULT_FROM, Some(PIN));
+        let auto = image(ImageSource::Auto, DEFAULT_FROM, Some(PIN));
+        let build = image(ImageSource::Build, DEFAULT_FROM, Some(PIN));
+        let certificates = [("00-corp.crt".to_owned(), b"CERT".to_vec())];
+        let layer = UserLayer::new(PIN, &certificates).hash;
+        let current = |i: &ImageConfig| Decision::foundation(i).current("BUILT", &certificates);
+
+        // `pull`: only the user's layer over the pin, whatever its parent (the pin names it).
+        let c = current(&pulled);
+        assert_eq!(c.expected(), layer);
+        assert_eq!(
+            c.freshness(Some(&labelled(&layer, "any")), Some("F")),
+            Freshness::UpToDate
+        );
+        assert_eq!(
+            c.made_by(Some(&labelled(&layer, "any"))),
+            Some(Made::Pulled)
+        );
+        assert!(matches!(
+            c.freshness(Some(&labelled("BUILT", "F")), Some("F")),
+            Freshness::Stale(_)
+        ));
+        assert_eq!(c.freshness(None, None), Freshness::Missing);
+
+        // `auto`: the layer, or a tier built after a failed pull on the current parent.
+        let c = current(&auto);
+        assert_eq!(c.expected(), layer);
+        assert_eq!(
+            c.made_by(Some(&labelled("BUILT", "old"))),
+            Some(Made::Built)
+        );
+        assert_eq!(
+            c.freshness(Some(&labelled("BUILT", "F")), Some("F")),
+            Freshness::UpToDate
+        );
+        assert!(matches!(
+            c.freshness(Some(&labelled("BUILT", "old")), Some("F")),
+            Freshness::Stale(crate::chain::StaleReason::ParentChanged)
+        ));
+
+        // `build`: the built hash alone.
+        let c = current(&build);
+        assert_eq!(c.expected(), "BUILT");
+        assert_eq!(c.made_by(Some(&labelled(&layer, "any"))), None);
+        assert_eq!(
+            c.freshness(Some(&labelled("BUILT", "F")), Some("F")),
+            Freshness::UpToDate
         );
     }
 

@@ -138,7 +138,7 @@ pub async fn images_without(
                 None
             };
             parents.insert(image.id.clone(), image.labels.get(labels::PARENT).cloned());
-            let source = if tier == Tier::Foundation {
+            let source = if matches!(tier, Tier::Foundation | Tier::Full) {
                 provenance(&image.labels)
             } else {
                 None
@@ -202,9 +202,10 @@ fn keep_the_current_chain(
     }
 }
 
-/// `pulled from <registry> at <digest>` for a foundation made from a published image (its
-/// labels say so), `None` for one built here. Only the foundation tier's own labels count: the
-/// tiers built on a pulled foundation inherit them.
+/// `pulled from <registry> at <digest>` for a foundation or full image made from a published
+/// image (its labels say so), `None` for one built here. Only those tiers' own labels count:
+/// the tiers built on a pulled one inherit them (a full image built here says
+/// `io.stockade.source=build` over what it inherits).
 pub fn provenance(labels: &HashMap<String, String>) -> Option<String> {
     if labels.get(labels::SOURCE).map(String::as_str) != Some("pull") {
         return None;

@@ -4,7 +4,9 @@
 //! test keys through the sigstore crate), and what `images` and `check` say of a pulled image.
 //!
 //! The "published" foundation is the shared test foundation, pushed into a repository of each
-//! test's own (`127.0.0.1:<port>/<test>-<pid>/foundation:<version>`).
+//! test's own (`127.0.0.1:<port>/<test>-<pid>/foundation:<version>`). The "published" full image
+//! is that foundation plus a marker file (a real full image is 2.5 GB), pushed as
+//! `<prefix>/full:<version>`: a sandbox that sees the marker runs on the pulled image.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -24,7 +26,12 @@ fn prefix(port: u16, test: &str) -> String {
 /// Push `image` as `<prefix>/foundation:<version>`; returns its manifest digest. The local tag
 /// is removed again, so the engine has to pull.
 fn publish(image: &str, prefix: &str) -> String {
-    let target = format!("{prefix}/foundation:{VERSION}");
+    publish_as(image, prefix, "foundation")
+}
+
+/// Push `image` as `<prefix>/<name>:<version>` (`foundation` or `full`); returns its digest.
+fn publish_as(image: &str, prefix: &str, name: &str) -> String {
+    let target = format!("{prefix}/{name}:{VERSION}");
     docker_stdout(&["tag", image, &target]);
     let out = docker(&["push", &target]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -50,6 +57,23 @@ fn registry_requests(port: u16, repository: &str) -> Vec<String> {
         .filter(|l| !l.starts_with("time=") && l.contains(&needle))
         .map(str::to_owned)
         .collect()
+}
+
+/// The registry at `port` was asked about `repository`'s tag once (no retry) and gave nothing:
+/// no manifest by digest, no blob.
+fn refused_at_the_tag(port: u16, repository: &str) {
+    let asked = registry_requests(port, repository);
+    let gets: Vec<&String> = asked.iter().filter(|l| l.contains("\"GET ")).collect();
+    assert!(
+        gets.iter()
+            .all(|l| !l.contains("/blobs/") && !l.contains("/manifests/sha256:")),
+        "{gets:#?}"
+    );
+    let heads = asked
+        .iter()
+        .filter(|l| l.contains(&format!("\"HEAD /v2/{repository}/manifests/{VERSION} ")))
+        .count();
+    assert_eq!(heads, 1, "one look at the tag, no retry: {asked:#?}");
 }
 
 /// Removes the digest references the pulls left on the shared foundation.
@@ -220,18 +244,7 @@ fn a_tag_with_another_digest_is_refused_before_any_layer_and_the_next_registry_u
     // One look at the tag, no retry, nothing fetched from the first registry: no manifest by
     // digest, no blob.
     let repository = format!("{test}-{}/foundation", std::process::id());
-    let asked = registry_requests(UP[1], &repository);
-    let gets: Vec<&String> = asked.iter().filter(|l| l.contains("\"GET ")).collect();
-    assert!(
-        gets.iter()
-            .all(|l| !l.contains("/blobs/") && !l.contains("/manifests/sha256:")),
-        "{gets:#?}"
-    );
-    let heads = asked
-        .iter()
-        .filter(|l| l.contains(&format!("\"HEAD /v2/{repository}/manifests/{VERSION} ")))
-        .count();
-    assert_eq!(heads, 1, "one look at the tag, no retry: {asked:#?}");
+    refused_at_the_tag(UP[1], &repository);
     assert_eq!(label(&env.foundation_tag(), "io.stockade.registry"), good);
 }
 
@@ -454,4 +467,131 @@ fn signatures_are_verified_before_the_pull() {
     let text = outcome(&env, &["build"]);
     settings(&env, &digest).bind(|| insta::assert_snapshot!("signed", text));
     assert_eq!(label(&env.foundation_tag(), "io.stockade.registry"), signed);
+}
+
+/// The test's "published full image": the shared foundation and a marker file.
+fn marker_image(tag: &str, marker: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marker"), marker).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY marker /usr/share/stockade-test/full-marker\n",
+            shared_foundation()
+        ),
+    )
+    .unwrap();
+    let out = docker(&["build", "-q", "-t", tag, &dir.path().display().to_string()]);
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn full_config(source: &str, registries: &[String], full_digest: Option<&str>) -> String {
+    let list: Vec<String> = registries.iter().map(|r| format!("\"{r}\"")).collect();
+    let pin = full_digest.map_or(String::new(), |d| format!("full_digest = \"{d}\"\n"));
+    format!(
+        "[image]\nsource = \"{source}\"\ntoolset = \"full\"\nregistries = [{}]\n{pin}\
+         ca_certificates = [\"{HOST_CA_BUNDLE}\"]\n[network]\negress = \"none\"\n",
+        list.join(", ")
+    )
+}
+
+#[test]
+fn toolset_full_pulls_the_published_full_image_and_builds_neither_foundation_nor_full() {
+    let test = "full";
+    let (wrong, good) = (prefix(UP[1], test), prefix(UP[0], test));
+    let marker = format!("published full image {}\n", std::process::id());
+    let marker_tag = format!("stockade-test-full-marker:{}", std::process::id());
+    marker_image(&marker_tag, &marker);
+    // The first registry serves another image (the bare foundation) under the full tag.
+    let other = publish_as(&shared_foundation(), &wrong, "full");
+    let digest = publish_as(&marker_tag, &good, "full");
+    assert_ne!(other, digest);
+    let _refs = Pulled(vec![marker_tag.clone(), format!("{good}/full@{digest}")]);
+    let env = Env::isolated("pull-full");
+    // Only the full image is pinned: the foundation has no pin (a development build), so a
+    // foundation would have to be built here, were one needed.
+    env.write_global_config(&full_config(
+        "auto",
+        &[wrong.clone(), good.clone()],
+        Some(&digest),
+    ));
+
+    let text = outcome(&env, &["build"]);
+    settings(&env, &digest).bind(|| insta::assert_snapshot!("full_build", text));
+    let full_tag = format!("{}-stockade:full", env.namespace);
+    // How we know nothing was built but the user's layer: no foundation in the namespace at
+    // all, and the full image is that layer, on the pulled image itself.
+    assert!(
+        env.image_id(&env.foundation_tag()).is_none(),
+        "no foundation was made"
+    );
+    assert_eq!(label(&full_tag, "io.stockade.tier"), "full");
+    assert_eq!(label(&full_tag, "io.stockade.source"), "pull");
+    assert_eq!(label(&full_tag, "io.stockade.registry"), good);
+    assert_eq!(label(&full_tag, "io.stockade.digest"), digest);
+    assert_eq!(
+        label(&full_tag, "io.stockade.parent"),
+        env.image_id(&format!("{good}/full@{digest}")).unwrap()
+    );
+    assert_eq!(env.image_id(&env.base_tag()), env.image_id(&full_tag));
+    // The tag with the other digest was refused before any layer: one look at the tag, no
+    // manifest by digest, no blob.
+    let repository = format!("{test}-{}/full", std::process::id());
+    refused_at_the_tag(UP[1], &repository);
+
+    // A sandbox runs on the pulled image.
+    let inside = env.run(&["exec", "--", "cat", "/usr/share/stockade-test/full-marker"]);
+    inside.expect_code(0);
+    assert_eq!(inside.stdout(), marker);
+    assert_eq!(
+        inside.stderr(),
+        "",
+        "an unchanged pulled full image is left alone"
+    );
+
+    // `images` and `check` say where it came from; the foundation is not needed.
+    let images = env.run(&["images"]);
+    images.expect_code(0);
+    let table: String = images
+        .stdout()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
+    let check = env.run(&["check"]);
+    let tiers: String = check
+        .stdout()
+        .lines()
+        .filter(|l| l.contains(" image: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    settings(&env, &digest).bind(|| {
+        let mut s = insta::Settings::clone_current();
+        s.add_filter(r"\d+(\.\d+)? [KMG]B", "[SIZE]");
+        s.add_filter(r"(\d+ (seconds?|minutes?|hours?) ago|just now)", "[AGE]");
+        s.bind(|| {
+            insta::assert_snapshot!(
+                "full_images_and_check",
+                format!("images:\n{table}check:\n{tiers}")
+            )
+        });
+    });
+
+    // `pull` with both registries down: an error naming both, and nothing built.
+    let down = [prefix(DOWN[0], test), prefix(DOWN[1], test)];
+    let env = Env::isolated("pull-fd");
+    env.write_global_config(&full_config("pull", &down, Some(&digest)));
+    let mut text = outcome(&env, &["build"]);
+    // Nothing pulled without a pin: `pull` with no `full_digest` is an error too.
+    env.write_global_config(&full_config("pull", &down, None));
+    text.push_str(&outcome(&env, &["build"]));
+    settings(&env, &digest).bind(|| insta::assert_snapshot!("full_down_pull", text));
+    assert!(env.image_id(&env.foundation_tag()).is_none());
+    assert!(
+        env.image_id(&format!("{}-stockade:full", env.namespace))
+            .is_none()
+    );
 }

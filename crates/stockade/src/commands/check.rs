@@ -383,24 +383,16 @@ async fn images_check(
     tag: String,
 ) -> ImagesCheck {
     let plan = FoundationPlan::new(&config.image).ok();
-    // Pulled: the user's layer over the pinned image; under `auto` a foundation built after a
-    // failed pull is current too.
+    let certificates = plan
+        .as_ref()
+        .map(|p| UserLayer::certificates_of(&p.context))
+        .unwrap_or_default();
+    // Which images count as current: the chain's own decision.
     let decision = Decision::foundation(&config.image);
-    let (expected, built_also) = match (&decision, &plan) {
-        (
-            Decision::Pull {
-                published,
-                fallback,
-            },
-            Some(plan),
-        ) => {
-            let certificates = UserLayer::certificates_of(&plan.context);
-            let layer = UserLayer::new(&published.pin, &certificates);
-            (Some(layer.hash), fallback.then(|| plan.hash.clone()))
-        }
-        (_, plan) => (plan.as_ref().map(|p| p.hash.clone()), None),
-    };
-    let pulls = matches!(decision, Decision::Pull { .. });
+    let expected = plan
+        .as_ref()
+        .map(|p| decision.current(&p.hash, &certificates));
+    let pulls = decision.pulls();
     let info = match engine.inspect_image(&tag).await {
         Ok(info) => info,
         Err(e) => {
@@ -413,17 +405,10 @@ async fn images_check(
             };
         }
     };
-    let found_hash = info
+    let freshness = expected
         .as_ref()
-        .and_then(|i| i.labels.get(stockade_core::labels::HASH));
-    let freshness = expected.as_deref().map(|hash| {
-        let hash = match &built_also {
-            Some(built) if found_hash == Some(built) => built.as_str(),
-            _ => hash,
-        };
-        Freshness::of(info.as_ref().map(|i| &i.labels), hash, None)
-    });
-    let status = match &freshness {
+        .map(|current| current.freshness(info.as_ref().map(|i| &i.labels), None));
+    let mut status = match &freshness {
         Some(freshness) => TierState::from(freshness),
         None if info.is_none() => TierState::Missing,
         None => TierState::Unknown,
@@ -432,10 +417,18 @@ async fn images_check(
         .as_ref()
         .filter(|_| freshness == Some(Freshness::UpToDate));
     let (full, base, project, error) =
-        match chain_status(engine, ctx, config, project, current).await {
+        match chain_status(engine, ctx, config, project, current, &certificates).await {
             Ok(chain) => (chain.full, Some(chain.base), Some(chain.project), None),
             Err(e) => (None, None, None, Some(e.to_string())),
         };
+    // A pulled full image contains the foundation: none is made for the chain.
+    if status == TierState::Missing
+        && full
+            .as_ref()
+            .is_some_and(|f| f.provenance.is_some() || Decision::full(&config.image).pulls())
+    {
+        status = TierState::None;
+    }
     ImagesCheck {
         foundation: ImageCheck {
             tag,
@@ -444,7 +437,7 @@ async fn images_check(
             hash: info
                 .as_ref()
                 .and_then(|i| i.labels.get(stockade_core::labels::HASH).cloned()),
-            expected_hash: expected,
+            expected_hash: expected.map(|c| c.expected().to_owned()),
             error: None,
             source: info
                 .as_ref()
@@ -586,7 +579,11 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
         }
         TierState::Stale => (Mark::Warn, "stale (rebuilt on the next run)".to_owned()),
         TierState::Missing => (Mark::Warn, "missing (built on the next run)".to_owned()),
-        TierState::None | TierState::Unknown => (
+        TierState::None => (
+            Mark::Ok,
+            "not needed (the pulled full image contains it)".to_owned(),
+        ),
+        TierState::Unknown => (
             Mark::Fail,
             format!(
                 "unknown ({})",
@@ -599,14 +596,18 @@ fn lines(ctx: &Context, report: &Report) -> Vec<Line> {
         Some(source) if source != "built" => format!("{words}, {source}"),
         _ => words,
     };
-    push(
-        status,
-        "Foundation image",
-        format!("{words} ({})", f.tag),
-        None,
-    );
+    // A foundation that is not needed has no tag to name.
+    let detail = match f.status {
+        TierState::None => words,
+        _ => format!("{words} ({})", f.tag),
+    };
+    push(status, "Foundation image", detail, None);
     if let Some(full) = &images.full {
         let (status, words) = tier_words(full);
+        let words = match &full.provenance {
+            Some(source) => format!("{words}, {source}"),
+            None => words,
+        };
         push(
             status,
             "Full toolset image",

@@ -247,7 +247,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
                 config,
                 project,
                 agent,
-                &chain.foundation.tag,
+                &chain.helper().tag,
                 &mut spec,
             )
             .await?,
@@ -262,7 +262,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
         ctx,
         &mut spec,
         chain.image_id(),
-        &chain.foundation.tag,
+        &chain.helper().tag,
     )
     .await?;
     // Mount sources are paths the engine resolves at create: checked again as late as possible

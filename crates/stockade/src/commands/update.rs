@@ -31,7 +31,7 @@ pub async fn run(ctx: &Context, names: Vec<String>, trust: bool) -> Result<u8, C
     crate::launch::check_trust(ctx, &prepared, trust)?;
     let chain = ensure_chain(&engine, ctx, &prepared, BuildMode::IfStale).await?;
     // Installs run in helpers from the foundation.
-    let image = chain.foundation.tag;
+    let image = chain.helper().tag.clone();
     let tools = ToolsCtx {
         engine: &engine,
         ctx,

@@ -9,7 +9,7 @@ use stockade_core::foundation::FoundationPlan;
 use stockade_core::full::FullPlan;
 use stockade_core::labels;
 use stockade_core::project::Project;
-use stockade_core::published::{Decision, PULLED_ARG, UserLayer};
+use stockade_core::published::{self, Current, Decision, PULLED_ARG, UserLayer};
 use stockade_engine::Engine;
 
 use super::plan::{BasePlan, ChainPlan, ProjectPlan};
@@ -21,7 +21,9 @@ use crate::launch::Prepared;
 /// The chain, ready: the image a sandbox for this project runs.
 #[derive(Debug, Clone)]
 pub struct Chain {
-    pub foundation: Ready,
+    /// The foundation; absent when a pulled full image stands in for it (the published full
+    /// image contains the foundation) and nothing of this chain builds on the foundation itself.
+    pub foundation: Option<Ready>,
     /// The full toolset image, with `[image] toolset = "full"`.
     pub full: Option<Ready>,
     pub base: Ready,
@@ -39,9 +41,18 @@ impl Chain {
         self.project.as_ref().unwrap_or(&self.base).id.as_str()
     }
 
+    /// The image stockade's helper containers run (installs, the home volume): the foundation,
+    /// else the pulled full image, which contains it.
+    pub fn helper(&self) -> &Ready {
+        self.foundation
+            .as_ref()
+            .or(self.full.as_ref())
+            .unwrap_or(&self.base)
+    }
+
     /// Whether this run built (or re-pointed) any tier.
     pub fn built_any(&self) -> bool {
-        self.foundation.built
+        self.foundation.as_ref().is_some_and(|f| f.built)
             || self.full.as_ref().is_some_and(|f| f.built)
             || self.base.built
             || self.project.as_ref().is_some_and(|p| p.built)
@@ -144,13 +155,50 @@ async fn ensure_tiers(
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Chain, CliError> {
-    let foundation = ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
-    let full = match full_plan {
-        Some(plan) => Some(ensure_full(engine, ctx, plan, &foundation, mode, run).await?),
-        None => None,
+    // A project Dockerfile `FROM stockade:foundation` needs the foundation itself.
+    let project_on_foundation = project_plan
+        .as_ref()
+        .is_some_and(|p| p.parent == ProjectParent::Foundation);
+    let (foundation, full) = match full_plan {
+        None => {
+            let foundation =
+                ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
+            (Some(foundation), None)
+        }
+        Some(plan) => {
+            let certificates = UserLayer::certificates_of(&foundation_plan.context);
+            let decision = Decision::full(&config.image);
+            let current = decision.current(&plan.hash, &certificates);
+            let published =
+                published_tier(engine, ctx, config, &FULL, &decision, &current, mode, run);
+            match published.await? {
+                // The published full image contains the foundation: none is made for it.
+                Made::Ready(full) => {
+                    let foundation = match project_on_foundation {
+                        true => Some(
+                            ensure_foundation(engine, ctx, config, foundation_plan, mode, run)
+                                .await?,
+                        ),
+                        false => None,
+                    };
+                    (foundation, Some(full))
+                }
+                Made::Build => {
+                    let foundation =
+                        ensure_foundation(engine, ctx, config, foundation_plan, mode, run).await?;
+                    let full = ensure_full(engine, ctx, plan, &foundation, mode, run).await?;
+                    (Some(foundation), Some(full))
+                }
+            }
+        }
     };
     // The global base builds on the full image when there is one.
-    let below = full.as_ref().unwrap_or(&foundation);
+    let Some(below) = full.as_ref().or(foundation.as_ref()) else {
+        return Err(CliError::other(
+            "no foundation or full image was made for the chain (a stockade bug)",
+            None,
+        ));
+    };
     let base = ensure_base(engine, ctx, config, project, base_plan, below, mode, run).await?;
     let project = match project_plan {
         None => None,
@@ -160,7 +208,7 @@ async fn ensure_tiers(
             }
             let parent = match plan.parent {
                 ProjectParent::Base => &base,
-                ProjectParent::Foundation => &foundation,
+                ProjectParent::Foundation => foundation.as_ref().unwrap_or(below),
             };
             let build = TierBuild {
                 tier: "project",
@@ -222,10 +270,111 @@ pub async fn ensure_full(
         hash: plan.hash,
         parent: Some(foundation.id.clone()),
         build_args: build_args.into_iter().collect(),
-        labels: HashMap::new(),
+        // Built here, whatever the foundation's labels (inherited) say of it.
+        labels: HashMap::from([(labels::SOURCE.to_owned(), "build".to_owned())]),
     };
     let context = packed(plan.context, "the full image's build context");
     ensure_built(engine, ctx, build, mode, run, context).await
+}
+
+/// A published tier: its name in messages and the image's tag and tier label.
+struct PublishedTier {
+    /// `foundation` or `full` (the `io.stockade.tier` label).
+    tier: &'static str,
+    /// `foundation`, `full image`: "the published …", "your layer over the pulled …".
+    what: &'static str,
+    /// The tag in the namespace.
+    tag: fn(&stockade_core::names::Namespace) -> String,
+}
+
+const FOUNDATION: PublishedTier = PublishedTier {
+    tier: "foundation",
+    what: "foundation",
+    tag: stockade_core::names::Namespace::foundation_image,
+};
+
+const FULL: PublishedTier = PublishedTier {
+    tier: "full",
+    what: "full image",
+    tag: stockade_core::names::Namespace::full_image,
+};
+
+/// What `published_tier` made of a tier.
+enum Made {
+    /// Current, or pulled now with the user's layer over it.
+    Ready(Ready),
+    /// To build locally: the decision builds, a tier built after a failed pull is kept (`auto`),
+    /// or the pull failed under `auto` (said in one line).
+    Build,
+}
+
+/// A tier that may come from a registry, as `decision` says: current already (`current` says
+/// which images count), pulled with the user's layer over it, or left to the local build.
+#[allow(clippy::too_many_arguments)]
+async fn published_tier(
+    engine: &Engine,
+    ctx: &Context,
+    config: &Config,
+    tier: &PublishedTier,
+    decision: &Decision,
+    current: &Current,
+    mode: BuildMode,
+    run: &mut ChainRun,
+) -> Result<Made, CliError> {
+    let (published, fallback) = match decision {
+        Decision::Build => return Ok(Made::Build),
+        Decision::NoPin => return Err(no_pin(tier)),
+        Decision::Pull {
+            published,
+            fallback,
+        } => (published, *fallback),
+    };
+    if !fallback && config.image.from != DEFAULT_FROM {
+        ctx.ui.warn(&format!(
+            "`[image] from = \"{}\"` does not apply to pulls: the published {} is pulled as it \
+             is (`source = \"build\"` builds from it)",
+            config.image.from, tier.what
+        ));
+    }
+    let tag = (tier.tag)(&ctx.namespace);
+    if mode == BuildMode::IfStale {
+        let info = run.first_look(engine, &tag).await?;
+        match current.made_by(info.as_ref().map(|i| &i.labels)) {
+            Some(published::Made::Pulled) => {
+                if let Some(info) = info {
+                    return Ok(Made::Ready(Ready {
+                        tag,
+                        id: info.id,
+                        built: false,
+                    }));
+                }
+            }
+            // Under `auto`, a tier built after a failed pull stays until its inputs change;
+            // the build checks the rest (its parent).
+            Some(published::Made::Built) => return Ok(Made::Build),
+            None => {}
+        }
+    }
+    let Some(layer) = current.layer.clone() else {
+        return Ok(Made::Build);
+    };
+    // The registries are spoken to with the user's CA files trusted (a TLS proxy).
+    let certificates = UserLayer::certificates_of(&layer.context);
+    match pull::pull_published(engine, ctx, &config.image, &certificates, published).await {
+        Ok(pulled) => {
+            let ready = user_layer(engine, ctx, tier, layer, pulled, mode, run).await?;
+            Ok(Made::Ready(ready))
+        }
+        Err(failed) if fallback => {
+            ctx.ui.warn(&format!(
+                "could not pull the published {} ({}): building it locally",
+                tier.what,
+                failed.one_line()
+            ));
+            Ok(Made::Build)
+        }
+        Err(failed) => Err(failed.into_error(published)),
+    }
 }
 
 /// The foundation: pulled (the published image and the user's layer over it) or built (the
@@ -238,83 +387,60 @@ async fn ensure_foundation(
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
-    let (published, fallback) = match Decision::foundation(&config.image) {
-        Decision::Build => {
-            let (build, context) = foundation_build(ctx, config, plan);
-            return ensure_built(engine, ctx, build, mode, run, context).await;
-        }
-        Decision::NoPin => return Err(no_pin()),
-        Decision::Pull {
-            published,
-            fallback,
-        } => (published, fallback),
-    };
-    if !fallback && config.image.from != DEFAULT_FROM {
-        ctx.ui.warn(&format!(
-            "`[image] from = \"{}\"` does not apply to pulls: the published foundation is \
-             pulled as it is (`source = \"build\"` builds from it)",
-            config.image.from
-        ));
-    }
+    let decision = Decision::foundation(&config.image);
     let certificates = UserLayer::certificates_of(&plan.context);
-    let layer = UserLayer::new(&published.pin, &certificates);
-    let tag = ctx.namespace.foundation_image();
-    if mode == BuildMode::IfStale {
-        let info = run.first_look(engine, &tag).await?;
-        if let Some(info) = info {
-            let hash = info.labels.get(labels::HASH);
-            // Under `auto`, a foundation built after a failed pull stays until its inputs
-            // change (`stockade build --force` tries the pull again).
-            if hash == Some(&layer.hash) || (fallback && hash == Some(&plan.hash)) {
-                return Ok(Ready {
-                    tag,
-                    id: info.id,
-                    built: false,
-                });
-            }
-        }
-    }
-    match pull::pull_published(engine, ctx, &config.image, &certificates, &published).await {
-        Ok(pulled) => user_layer(engine, ctx, layer, pulled, mode, run).await,
-        Err(failed) if fallback => {
-            ctx.ui.warn(&format!(
-                "could not pull the published foundation ({}): building it locally",
-                failed.one_line()
-            ));
+    let current = decision.current(&plan.hash, &certificates);
+    let published = published_tier(
+        engine,
+        ctx,
+        config,
+        &FOUNDATION,
+        &decision,
+        &current,
+        mode,
+        run,
+    );
+    match published.await? {
+        Made::Ready(ready) => Ok(ready),
+        Made::Build => {
             let (build, context) = foundation_build(ctx, config, plan);
             ensure_built(engine, ctx, build, mode, run, context).await
         }
-        Err(failed) => Err(failed.into_error(&published)),
     }
 }
 
 /// `source = "pull"` without a pin.
-fn no_pin() -> CliError {
+fn no_pin(tier: &PublishedTier) -> CliError {
+    let key = format!("{}_digest", tier.tier);
     CliError::refused(
         "no-pin",
-        "`[image] source = \"pull\"`, but there is no digest to pin the published foundation \
-         to: this is a development build, and `[image] foundation_digest` is not set",
-        Some(
-            "set `[image] foundation_digest = \"sha256:…\"` (the published image's manifest \
-             digest), or `source = \"auto\"` or \"build\" to build it locally",
+        format!(
+            "`[image] source = \"pull\"`, but there is no digest to pin the published {} to: \
+             this is a development build, and `[image] {key}` is not set",
+            tier.what
         ),
+        Some(&format!(
+            "set `[image] {key} = \"sha256:…\"` (the published image's manifest digest), or \
+             `source = \"auto\"` or \"build\" to build it locally"
+        )),
     )
 }
 
-/// The user's layer over a pulled foundation (its CA certificates), tagged as the foundation
-/// and labelled with where the image came from.
+/// The user's layer over a pulled image (its CA certificates), tagged as the tier and labelled
+/// with where the image came from.
 async fn user_layer(
     engine: &Engine,
     ctx: &Context,
+    tier: &PublishedTier,
     layer: UserLayer,
     pulled: pull::Pulled,
     mode: BuildMode,
     run: &mut ChainRun,
 ) -> Result<Ready, CliError> {
     let build = TierBuild {
-        tier: "foundation",
-        title: "your layer over the pulled foundation".to_owned(),
-        tag: ctx.namespace.foundation_image(),
+        tier: tier.tier,
+        title: format!("your layer over the pulled {}", tier.what),
+        tag: (tier.tag)(&ctx.namespace),
         dockerfile: chain::DOCKERFILE.to_owned(),
         hash: layer.hash.clone(),
         parent: Some(pulled.id.clone()),
@@ -331,7 +457,7 @@ async fn user_layer(
         BuildMode::IfStale => BuildMode::Force { no_cache: false },
         force => force,
     };
-    let context = packed(layer.context, "your layer over the foundation");
+    let context = packed(layer.context, "your layer over the pulled image");
     ensure_built(engine, ctx, build, mode, run, context).await
 }
 

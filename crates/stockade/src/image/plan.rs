@@ -13,6 +13,7 @@ use stockade_core::full::FullPlan;
 use stockade_core::names::Namespace;
 use stockade_core::project::Project;
 use stockade_core::project_files::{ProjectFiles, ReadContext, Referenced};
+use stockade_core::published::{Decision, Made};
 use stockade_engine::{Engine, ImageInfo};
 
 use crate::context::Context;
@@ -211,6 +212,10 @@ pub struct TierStatus {
     /// Why it is stale (or unknown).
     pub reason: Option<String>,
     pub id: Option<String>,
+    /// `pulled from <registry> at <digest>` for a full image made from the published one (its
+    /// labels say so); absent for one built here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 /// The base and project tiers' state (the foundation is reported on its own).
@@ -221,13 +226,15 @@ pub struct ChainStatus {
     pub project: TierStatus,
 }
 
-/// Inspect the chain without building. `foundation` is the foundation's image, if current.
+/// Inspect the chain without building. `foundation` is the foundation's image, if current;
+/// `certificates` the user's CA files (a pulled tier's layer carries them).
 pub async fn chain_status(
     engine: &Engine,
     ctx: &Context,
     config: &Config,
     project: &Project,
     foundation: Option<&ImageInfo>,
+    certificates: &[(String, Vec<u8>)],
 ) -> Result<ChainStatus, CliError> {
     let ns = &ctx.namespace;
     let base_tag = ns.base_image();
@@ -238,17 +245,21 @@ pub async fn chain_status(
     let full = match full_plan(config, &planned_base)? {
         Some(plan) => {
             let info = engine.inspect_image(&ns.full_image()).await?;
-            let mut status = tier_status(
-                ns.full_image(),
-                "manifest",
-                None,
-                info.as_ref(),
-                &plan.hash,
-                Some(foundation_id.unwrap_or("(rebuilt first)")),
-            );
-            if foundation_id.is_none() && status.status == TierState::Stale {
+            let labels = info.as_ref().map(|i| &i.labels);
+            // Pulled (the user's layer over the pin) or built on the current foundation, as
+            // the chain decides.
+            let decision = Decision::full(&config.image);
+            let current = decision.current(&plan.hash, certificates);
+            let freshness =
+                current.freshness(labels, Some(foundation_id.unwrap_or("(rebuilt first)")));
+            let mut status = status_of(ns.full_image(), "manifest", None, info.as_ref(), freshness);
+            let built = current.made_by(labels) == Some(Made::Built);
+            if status.status != TierState::UpToDate && decision.pulls() && !built {
+                status.reason = Some("pulled on the next run".to_owned());
+            } else if foundation_id.is_none() && status.status == TierState::Stale {
                 status.reason = Some("the foundation is rebuilt first".to_owned());
             }
+            status.provenance = labels.and_then(crate::inventory::provenance);
             Some(status)
         }
         None => None,
@@ -289,6 +300,7 @@ pub async fn chain_status(
                     )),
                 },
                 id: base_info.as_ref().map(|b| b.id.clone()),
+                provenance: None,
             }
         }
         BasePlan::Dockerfile { path, hash, .. } => tier_status(
@@ -335,6 +347,7 @@ pub async fn chain_status(
                         "the foundation is rebuilt first".to_owned()
                     }),
                     id: layer_info.map(|i| i.id),
+                    provenance: None,
                 },
             }
         }
@@ -352,6 +365,7 @@ pub async fn chain_status(
             status: TierState::None,
             reason: None,
             id: None,
+            provenance: None,
         },
         Some(plan) => {
             let info = engine.inspect_image(&project_tag).await?;
@@ -393,6 +407,16 @@ fn tier_status(
     parent: Option<&str>,
 ) -> TierStatus {
     let freshness = Freshness::of(info.map(|i| &i.labels), hash, parent);
+    status_of(tag, source, from, info, freshness)
+}
+
+fn status_of(
+    tag: String,
+    source: &'static str,
+    from: Option<String>,
+    info: Option<&ImageInfo>,
+    freshness: Freshness,
+) -> TierStatus {
     TierStatus {
         tag,
         source,
@@ -403,5 +427,6 @@ fn tier_status(
             _ => None,
         },
         id: info.map(|i| i.id.clone()),
+        provenance: None,
     }
 }
