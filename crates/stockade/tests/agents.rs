@@ -876,7 +876,7 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
     );
     let volume = format!("{}-stockade-tools-claude-{version}-musl", env.namespace);
     // The musl build alone: no Node.js runtime, no glibc build.
-    assert_eq!(installed(), [volume.clone()]);
+    assert_eq!(installed(), std::slice::from_ref(&volume));
     let labels = docker_stdout(&[
         "volume",
         "inspect",
@@ -954,7 +954,7 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
         "{}",
         hostile.stderr()
     );
-    assert_eq!(installed(), [volume.clone()]);
+    assert_eq!(installed(), std::slice::from_ref(&volume));
     let marker = docker_stdout(&[
         "run",
         "--rm",
