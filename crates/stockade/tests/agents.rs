@@ -920,6 +920,20 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
         agent_in_check(&json.stdout(), "opencode")["libc"],
         serde_json::Value::Null
     );
+    // `agents` names the musl build beside the package's (none here).
+    let agents = env.run(&["agents", "--json"]);
+    agents.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&agents.stdout()).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "claude")
+        .unwrap();
+    assert_eq!(
+        (&row["installed"], &row["musl"]),
+        (&serde_json::Value::Null, &serde_json::json!(version))
+    );
     let rows = env.run(&["volumes", "--json"]);
     let rows: serde_json::Value = serde_json::from_str(&rows.stdout()).unwrap();
     let row = rows
