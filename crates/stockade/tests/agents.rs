@@ -720,15 +720,7 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
         }
         volumes
     };
-    // The chain is built first, so that what follows is the agent's launch alone.
-    env.run(&["exec", "--", "true"]).expect_code(0);
-    let run = env.run(&["opencode", "--version"]);
-    let transcript = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        run.code().unwrap_or(-1),
-        run.stdout(),
-        run.stderr()
-    );
+    let transcript = opencode_launch(&env);
     let mut settings = common::snapshot_settings(&env);
     settings.add_filter(&common::regex_escape(&common::busybox_image()), "[BUSYBOX]");
     settings.bind(|| {
@@ -780,6 +772,19 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
     }
 }
 
+/// `stockade opencode --version` after the chain is built (so that it is the agent's launch
+/// alone): its exit code, stdout and stderr.
+fn opencode_launch(env: &Env) -> String {
+    env.run(&["exec", "--", "true"]).expect_code(0);
+    let run = env.run(&["opencode", "--version"]);
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        run.code().unwrap_or(-1),
+        run.stdout(),
+        run.stderr()
+    )
+}
+
 /// The agents' lines of `stockade check` (with their fixes).
 fn agent_lines(stdout: &str) -> String {
     let mut out = String::new();
@@ -827,14 +832,7 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
         }
         volumes
     };
-    env.run(&["exec", "--", "true"]).expect_code(0);
-    let run = env.run(&["opencode", "--version"]);
-    let transcript = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        run.code().unwrap_or(-1),
-        run.stdout(),
-        run.stderr()
-    );
+    let transcript = opencode_launch(&env);
     common::snapshot_settings(&env).bind(|| {
         insta::assert_snapshot!(transcript, @r"
         exit: 1
@@ -983,6 +981,51 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
     for volume in installed() {
         let _ = docker(&["volume", "rm", &volume]);
     }
+}
+
+/// A musl base with what opencode's musl build needs (libstdc++ and libgcc_s: stand-ins the
+/// probe finds), and a version of opencode whose musl build was never published (0.5.29; its
+/// musl builds start at 1.0): the install says what is missing, no other version runs, and
+/// nothing is left installed.
+#[test]
+fn a_version_without_a_musl_build_is_named_and_nothing_is_installed() {
+    let env = Env::layered("muslgap");
+    let stand_in = env.root.join("stand-in.so");
+    std::fs::write(&stand_in, "").unwrap();
+    let image = common::busybox_based(
+        &format!("{}/busybox:musl-libstdcxx", env.namespace),
+        &[
+            common::musl_loader(),
+            (stand_in.clone(), "lib/libstdc++.so.6".to_owned()),
+            (stand_in, "lib/libgcc_s.so.1".to_owned()),
+        ],
+    );
+    env.write_global_config(&format!(
+        "{}base = \"{image}\"\n\n[agents.opencode]\nversion = \"0.5.29\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let transcript = opencode_launch(&env);
+    let mut settings = common::snapshot_settings(&env);
+    // The registry's newest musl build moves on.
+    settings.add_filter(
+        r"its newest version is \d+\.\d+\.\d+",
+        "its newest version is [NEWEST]",
+    );
+
+    settings.bind(|| {
+        insta::assert_snapshot!(transcript, @r"
+        exit: 1
+        --- stdout
+        --- stderr
+        Installing opencode 0.5.29 (its musl build) into volume [NS]-stockade-tools-opencode-0.5.29-musl…
+          x installing the musl build of opencode 0.5.29 (opencode-linux-<arch>-musl from the npm registry) failed:
+          | the npm registry has no version 0.5.29 of opencode-linux-x64-musl (the musl build of opencode-ai); its newest version is [NEWEST]
+          | the whole output: [ROOT]/home/.cache/stockade/logs/install-opencode-0.5.29-musl.log
+          help: a musl-based image runs the musl build of the agent's own version: when the registry has none for 0.5.29 yet, pin a version it has (`[agents.opencode] version`), or use a glibc-based base image; check that the registry is reachable (proxy, `[image] ca_certificates`); the previously installed version, if any, is unchanged
+        ");
+    });
+    assert!(tools_volumes(&env, "opencode").is_empty());
+    let _ = docker(&["image", "rm", &image]);
 }
 
 /// The entry for `name` in the agents section of `stockade check --json` output.

@@ -611,19 +611,24 @@ pub fn musl_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            let loader = fs::read_dir("/lib")
-                .expect("read /lib")
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|name| name.starts_with("ld-musl-") && name.ends_with(".so.1"))
-                .expect("no /lib/ld-musl-*.so.1: scripts/test installs Debian's musl");
-            let source = fs::canonicalize(Path::new("/lib").join(&loader)).expect("musl's libc");
             busybox_based(
                 &format!("{}/busybox:musl", shared_namespace()),
-                &[(source, format!("lib/{loader}"))],
+                &[musl_loader()],
             )
         })
         .clone()
+}
+
+/// The host's musl loader (its libc: Debian's `musl` package), and its path in an image.
+pub fn musl_loader() -> (PathBuf, String) {
+    let loader = fs::read_dir("/lib")
+        .expect("read /lib")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("ld-musl-") && name.ends_with(".so.1"))
+        .expect("no /lib/ld-musl-*.so.1: scripts/test installs Debian's musl");
+    let source = fs::canonicalize(Path::new("/lib").join(&loader)).expect("musl's libc");
+    (source, format!("lib/{loader}"))
 }
 
 /// Import busybox-static with its applet links (and `extra` files: host path, path in the
