@@ -12,7 +12,8 @@
 # file is sourced only by the user stage.
 #
 # Contract (set by stockade): STOCKADE_PATH (prepended to PATH: agent tools), STOCKADE_NEEDS (tools
-# the command needs, e.g. python3, or `glibc`), the secrets file (sourced last, just before the command); with
+# the command needs, e.g. python3; `glibc` or `musl` for a native build, `lib:NAME` for a library
+# its musl build needs), the secrets file (sourced last, just before the command); with
 # sudo: STOCKADE_SUDO=1, STOCKADE_UID, STOCKADE_GID, STOCKADE_USER. With no command it starts a
 # login shell.
 set -eu
@@ -111,11 +112,33 @@ has_glibc() {
     done
     return 1
 }
+# musl: a native program's musl build needs musl's loader, and the libraries it names on
+# musl's default path.
+has_musl() {
+    for loader in /lib/ld-musl-*.so.1; do
+        [ -e "$loader" ] && return 0
+    done
+    return 1
+}
+has_library() {
+    for dir in /lib /usr/local/lib /usr/lib; do
+        [ -e "$dir/$1" ] && return 0
+    done
+    return 1
+}
 for tool in $needs; do
     case "$tool" in
         glibc)
             has_glibc ||
                 fail 127 "$1 is a native program built for glibc, which this image does not have: use a glibc-based base image (see docs/agents.md)"
+            ;;
+        musl)
+            has_musl ||
+                fail 127 "$1 is a native program built for musl, which this image does not have (see docs/agents.md)"
+            ;;
+        lib:*)
+            has_library "${tool#lib:}" ||
+                fail 127 "$1 needs ${tool#lib:}, which this image does not have: add it to the base image (see docs/agents.md)"
             ;;
         *)
             command -v "$tool" >/dev/null 2>&1 ||

@@ -36,6 +36,8 @@ pub const STOCKADE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// On tools volumes and sandboxes: the agent and its version.
 pub const AGENT: &str = "io.stockade.agent";
 pub const AGENT_VERSION: &str = "io.stockade.agent-version";
+/// On the tools volume of a native agent's musl build: `musl` (absent: the package's own).
+pub const LIBC: &str = "io.stockade.libc";
 /// A runtime volume's runtime (`node`) and release.
 pub const RUNTIME: &str = "io.stockade.runtime";
 pub const RUNTIME_VERSION: &str = "io.stockade.runtime-version";

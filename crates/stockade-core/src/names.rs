@@ -118,6 +118,12 @@ impl Namespace {
         self.versioned_volume("tools", agent, version)
     }
 
+    /// The tools volume of a native agent's musl build at a version:
+    /// `stockade-tools-<agent>-<version>-musl`.
+    pub fn musl_tools_volume(&self, agent: &str, version: &str) -> String {
+        format!("{}-musl", self.tools_volume(agent, version))
+    }
+
     /// A runtime's volume (`stockade-runtime-node-22.11.0`): shared by every agent on it.
     pub fn runtime_volume(&self, runtime: &str, version: &str) -> String {
         self.versioned_volume("runtime", runtime, version)

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use stockade_core::agents::{self, Agent, AgentError, mount_path};
+use stockade_core::agents::{self, Agent, AgentError, Build, mount_path};
 use stockade_core::config::Config;
 use stockade_core::identity::Identity;
 use stockade_core::project::Project;
@@ -27,8 +27,10 @@ pub fn command_line(agent: &Agent, args: Vec<String>) -> Vec<String> {
 /// Give a sandbox what the agent needs: its runtime's volume (Node.js for npm agents) and its
 /// tools volume (each installed first when missing, in a helper from `foundation`) on PATH, its
 /// fixed env, its API keys (as secrets) and its config and state dirs. Returns the agent's
-/// version. An agent whose command is a native glibc build is refused before anything is
-/// installed when the sandbox image (`spec.image`) has no glibc.
+/// version. A native agent runs the build for the sandbox image's C library (`spec.image`, id
+/// `image_id`): its glibc build, or its musl build from a volume of its own; an image without
+/// what the build needs is refused before anything is installed.
+#[allow(clippy::too_many_arguments)]
 pub async fn equip(
     engine: &Engine,
     ctx: &Context,
@@ -36,6 +38,7 @@ pub async fn equip(
     _project: &Project,
     agent: &Agent,
     foundation: &str,
+    image_id: &str,
     spec: &mut SandboxSpec,
 ) -> Result<String, CliError> {
     let tools_ctx = ToolsCtx {
@@ -44,16 +47,15 @@ pub async fn equip(
         config,
         image: foundation,
     };
-    // The first install checks the image first; later launches leave it to the entrypoint
-    // (`STOCKADE_NEEDS=glibc`), which costs nothing.
-    if agent.needs_glibc && !tools_ctx.state().agents.contains_key(&agent.name) {
-        require_glibc(engine, ctx, agent, &spec.image).await?;
-    }
-    let runtime = match agent.runtime() {
-        Some(runtime) => Some(tools_ctx.ensure_runtime(&runtime, false).await?),
-        None => None,
+    let build = build_for(&tools_ctx, agent, &spec.image, image_id).await?;
+    // A musl build is a program of its own: it needs no Node.js.
+    let runtime = match (build, agent.runtime()) {
+        (Build::Package, Some(runtime)) => Some(tools_ctx.ensure_runtime(&runtime, false).await?),
+        _ => None,
     };
-    let tools = tools_ctx.ensure_for_launch(agent, runtime.as_ref()).await?;
+    let tools = tools_ctx
+        .ensure_for_launch(agent, build, runtime.as_ref())
+        .await?;
     spec.labels
         .insert(stockade_core::labels::AGENT.to_owned(), agent.name.clone());
     spec.volumes.push(tools.mount(agent));
@@ -63,11 +65,8 @@ pub async fn equip(
         path.push_str(&format!(":{}", runtime.runtime.bin_dir()));
     }
     spec.env.push(("STOCKADE_PATH".into(), path));
-    let needs: Vec<&str> = agent
-        .required_runtime()
-        .into_iter()
-        .chain(agent.needs_glibc.then_some("glibc"))
-        .collect();
+    // The entrypoint checks these again at each start (cheaply).
+    let needs = agent.needs(build);
     if !needs.is_empty() {
         spec.env.push(("STOCKADE_NEEDS".into(), needs.join(" ")));
     }
@@ -96,48 +95,38 @@ pub async fn equip(
     Ok(tools.version)
 }
 
-/// The dynamic loaders of glibc, as the entrypoint looks for them.
-const GLIBC_PROBE: &str = "for f in /lib64/ld-linux-*.so.* /lib/ld-linux-*.so.* /lib/*/ld-linux-*.so.*; do \
-                           [ -e \"$f\" ] && exit 0; done; exit 1";
-
-/// Refuse, before anything is installed, an agent whose command is a native glibc build when
-/// the sandbox image has no glibc (a busybox or musl base). An image the probe cannot run in
-/// (no `sh`) is left to the launch.
-async fn require_glibc(
-    engine: &Engine,
-    ctx: &Context,
+/// Which build of `agent` runs on the sandbox image `image` (id `image_id`). For a native
+/// agent the libc probe decides (run once per image id, in a helper with no network, no mounts
+/// and no secrets: the image may be hostile, and its answer only chooses between two builds
+/// stockade installs itself); an image without what the build needs is refused here, before
+/// anything is installed. An image the probe cannot run in is left to the entrypoint.
+pub async fn build_for(
+    tools: &ToolsCtx<'_>,
     agent: &Agent,
     image: &str,
-) -> Result<(), CliError> {
-    let out = crate::helper::run(
-        engine,
-        &ctx.namespace,
-        image,
-        GLIBC_PROBE,
-        Vec::new(),
-        false,
-    )
-    .await?;
-    match out.code {
-        0 => Ok(()),
-        1 => Err(CliError::other(
-            format!(
-                "{} cannot run on the sandbox image {image}: its command ({}) is a native program \
-                 built for glibc (the GNU C library), and the image has no glibc (no dynamic loader \
-                 /lib*/ld-linux-*)",
-                agent.name, agent.package
-            ),
-            Some(
-                "use a glibc-based base image (Debian, Ubuntu, Fedora…) for it; agents that are \
-                 Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade \
-                 brings (docs/agents.md)",
-            ),
-        )),
-        code => {
-            tracing::debug!("glibc probe in {image}: exit {code}: {}", out.tail(3));
-            Ok(())
-        }
+    image_id: &str,
+) -> Result<Build, CliError> {
+    if !agent.native {
+        return Ok(Build::Package);
     }
+    let Some(probe) = tools.libc_of(image, image_id).await? else {
+        return Ok(Build::Package);
+    };
+    agent.build_for(&probe).map_err(|unfit| {
+        CliError::other(
+            format!(
+                "{} cannot run on the sandbox image {image}: its command ({}) is a native program {}",
+                agent.name,
+                agent.package,
+                unfit.problem()
+            ),
+            Some(&format!(
+                "{}; agents that are Node.js programs (codex, gemini) run on any base, on the \
+                 Node.js runtime stockade brings (docs/agents.md)",
+                unfit.fix()
+            )),
+        )
+    })
 }
 
 pub fn resolve(name: &str, config: &Config) -> Result<Agent, CliError> {

@@ -86,6 +86,23 @@ pub async fn run(
     result
 }
 
+/// How long a look into an image (`look`) may take.
+const LOOK_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Run a read-only `script` in an image that may be hostile (the sandbox image, to see what it
+/// has): as the helper uid, with no network, no mounts, no environment and no secrets (not even
+/// proxy settings), for at most a minute. `None` when it did not end in time.
+pub async fn look(
+    engine: &Engine,
+    namespace: &Namespace,
+    image: &str,
+    script: &str,
+) -> Result<Option<HelperOutput>, CliError> {
+    let mut spec = SandboxSpec::helper(namespace, image, script, Vec::new(), Vec::new());
+    spec.network = stockade_core::sandbox::NetworkMode::None;
+    run_spec(engine, &spec, false, LOOK_LIMIT).await
+}
+
 /// A helper whose spec the caller made (the git helpers run as the host user, with the
 /// repository mounted): created, run to its end with output collected, removed. `None` when
 /// it did not end within `limit` (it is killed and removed then).

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stockade_core::agents::{
-    self, Agent, DEBUG_LOG_MARKER, Installed, Runtime, State, VersionCache, install_script,
-    mount_path, now, parse_version, query_command, query_script, runtime_install_script,
-    runtime_query_script, runtime_verify_script, verify_script,
+    self, Agent, Build, DEBUG_LOG_MARKER, Installed, LibcProbe, Runtime, State, VersionCache,
+    install_script, libc_probe_script, mount_path, musl_install_script, now, parse_version,
+    query_command, query_script, runtime_install_script, runtime_query_script,
+    runtime_verify_script, verify_script,
 };
 use stockade_core::config::Config;
 use stockade_core::labels;
@@ -104,15 +105,50 @@ impl ToolsCtx<'_> {
         State::load(&self.state_path())
     }
 
-    /// The version a launch uses: the pin, else the recorded one, else the latest (cached).
-    /// When a pinned version cannot be installed but another one is, that one runs, with a
-    /// warning.
+    /// What the libc probe finds in `image` (the sandbox image, which may be hostile: it runs
+    /// in [`helper::look`]), remembered by image id. `None` when the probe could not run there
+    /// (the launch's entrypoint checks again).
+    pub async fn libc_of(
+        &self,
+        image: &str,
+        image_id: &str,
+    ) -> Result<Option<LibcProbe>, CliError> {
+        if let Some(answer) = self.state().libc.get(image_id) {
+            return Ok(Some(answer.probe.clone()));
+        }
+        let out = helper::look(
+            self.engine,
+            &self.ctx.namespace,
+            image,
+            &libc_probe_script(),
+        )
+        .await?;
+        let Some(out) = out.filter(helper::HelperOutput::ok) else {
+            tracing::debug!("libc probe in {image}: no answer");
+            return Ok(None);
+        };
+        let probe = LibcProbe::parse(&out.stdout);
+        if !image_id.is_empty() {
+            let remembered = probe.clone();
+            if let Err(e) =
+                self.save_state(|state| state.remember_libc(image_id, remembered, now()))
+            {
+                tracing::debug!("remembering the libc probe's answer: {e}");
+            }
+        }
+        Ok(Some(probe))
+    }
+
+    /// The version a launch uses: the pin, else the recorded one (of this build), else the
+    /// latest (cached). When a pinned version cannot be installed but another one is, that one
+    /// runs, with a warning.
     pub async fn ensure_for_launch(
         &self,
         agent: &Agent,
+        build: Build,
         runtime: Option<&RuntimeTools>,
     ) -> Result<Tools, CliError> {
-        let recorded = self.state().agents.get(&agent.name).cloned();
+        let recorded = self.state().builds(build).get(&agent.name).cloned();
         let version = if !agent.is_latest() {
             agent.version.clone()
         } else if let Some(recorded) = &recorded {
@@ -121,7 +157,7 @@ impl ToolsCtx<'_> {
             self.latest(agent, true).await?
         };
         match self
-            .ensure_version(agent, &version, recorded.as_ref(), runtime)
+            .ensure_version(agent, build, &version, recorded.as_ref(), runtime)
             .await
         {
             Ok(tools) => Ok(tools),
@@ -150,19 +186,20 @@ impl ToolsCtx<'_> {
     }
 
     /// `stockade update`: the pin or the latest (asked now), installed and recorded.
-    /// Its runtime is brought up to date first (the newest release of its line, asked now).
-    pub async fn update(&self, agent: &Agent) -> Result<Tools, CliError> {
-        let runtime = match agent.runtime() {
-            Some(runtime) => Some(self.ensure_runtime(&runtime, true).await?),
-            None => None,
+    /// Its runtime is brought up to date first (the newest release of its line, asked now); a
+    /// musl build needs none.
+    pub async fn update(&self, agent: &Agent, build: Build) -> Result<Tools, CliError> {
+        let runtime = match (build, agent.runtime()) {
+            (Build::Package, Some(runtime)) => Some(self.ensure_runtime(&runtime, true).await?),
+            _ => None,
         };
         let version = if agent.is_latest() {
             self.latest(agent, false).await?
         } else {
             agent.version.clone()
         };
-        let recorded = self.state().agents.get(&agent.name).cloned();
-        self.ensure_version(agent, &version, recorded.as_ref(), runtime.as_ref())
+        let recorded = self.state().builds(build).get(&agent.name).cloned();
+        self.ensure_version(agent, build, &version, recorded.as_ref(), runtime.as_ref())
             .await
     }
 
@@ -335,11 +372,15 @@ impl ToolsCtx<'_> {
     async fn ensure_version(
         &self,
         agent: &Agent,
+        build: Build,
         version: &str,
         recorded: Option<&Installed>,
         runtime: Option<&RuntimeTools>,
     ) -> Result<Tools, CliError> {
-        let volume = self.ctx.namespace.tools_volume(&agent.name, version);
+        let volume = match build {
+            Build::Package => self.ctx.namespace.tools_volume(&agent.name, version),
+            Build::Musl => self.ctx.namespace.musl_tools_volume(&agent.name, version),
+        };
         let known = recorded.is_some_and(|r| r.volume == volume);
         let exists = self.engine.inspect_volume(&volume).await?.is_some();
         if exists && known {
@@ -353,9 +394,10 @@ impl ToolsCtx<'_> {
         let exists = exists || self.engine.inspect_volume(&volume).await?.is_some();
         let complete = exists && self.is_complete(agent, &volume).await?;
         if !complete {
-            self.install(agent, version, &volume, runtime).await?;
+            self.install(agent, build, version, &volume, runtime)
+                .await?;
         }
-        self.record(agent, version, &volume)?;
+        self.record(agent, build, version, &volume)?;
         Ok(Tools {
             version: version.to_owned(),
             volume,
@@ -512,10 +554,14 @@ impl ToolsCtx<'_> {
     async fn install(
         &self,
         agent: &Agent,
+        build: Build,
         version: &str,
         volume: &str,
         runtime: Option<&RuntimeTools>,
     ) -> Result<(), CliError> {
+        if let (Build::Musl, Some(musl)) = (build, &agent.musl) {
+            return self.install_musl(agent, musl, version, volume).await;
+        }
         let job = InstallJob {
             title: format!("{} {version} ({})", agent.name, agent.package),
             log_name: format!("{}-{version}", agent.name),
@@ -544,17 +590,68 @@ impl ToolsCtx<'_> {
         })
     }
 
-    fn record(&self, agent: &Agent, version: &str, volume: &str) -> Result<(), CliError> {
+    /// A native agent's musl build: its musl platform package at the agent's own version
+    /// (never another one: when the registry has none, the install fails saying so).
+    async fn install_musl(
+        &self,
+        agent: &Agent,
+        musl: &agents::MuslBuild,
+        version: &str,
+        volume: &str,
+    ) -> Result<(), CliError> {
+        let job = InstallJob {
+            title: format!("{} {version} (its musl build)", agent.name),
+            log_name: format!("{}-{version}-musl", agent.name),
+            volume: volume.to_owned(),
+            target: mount_path(&agent.name),
+            labels: HashMap::from([
+                (labels::KIND.to_owned(), "tools".to_owned()),
+                (labels::AGENT.to_owned(), agent.name.clone()),
+                (labels::AGENT_VERSION.to_owned(), version.to_owned()),
+                (labels::LIBC.to_owned(), "musl".to_owned()),
+            ]),
+            script: musl_install_script(agent, musl, version),
+            extra: Vec::new(),
+        };
+        self.run_install(job).await.map_err(|detail| CliError::Other {
+            message: format!(
+                "installing the musl build of {} {version} ({} from the npm registry) failed:\n{detail}",
+                agent.name,
+                musl.package.replace("{arch}", "<arch>")
+            ),
+            help: Some(format!(
+                "a musl-based image runs the musl build of the agent's own version: when the \
+                 registry has none for {version} yet, pin a version it has (`[agents.{}] version`), \
+                 or use a glibc-based base image; check that the registry is reachable (proxy, \
+                 `[image] ca_certificates`); the previously installed version, if any, is unchanged",
+                agent.name
+            )),
+        })
+    }
+
+    fn record(
+        &self,
+        agent: &Agent,
+        build: Build,
+        version: &str,
+        volume: &str,
+    ) -> Result<(), CliError> {
         let entry = Installed {
             version: version.to_owned(),
             volume: volume.to_owned(),
             installed_at: now(),
         };
-        if self.state().agents.get(&agent.name).map(|e| &e.volume) == Some(&entry.volume) {
+        if self
+            .state()
+            .builds(build)
+            .get(&agent.name)
+            .map(|e| &e.volume)
+            == Some(&entry.volume)
+        {
             return Ok(());
         }
         self.save_state(|state| {
-            state.agents.insert(agent.name.clone(), entry);
+            state.builds_mut(build).insert(agent.name.clone(), entry);
         })
     }
 

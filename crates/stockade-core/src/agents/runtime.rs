@@ -145,7 +145,7 @@ print(version)
 "#;
 
 /// The helper's shell function that runs [`NPM_CLIENT`].
-fn npm_client_function() -> String {
+pub(crate) fn npm_client_function() -> String {
     format!(
         "npm_client() {{ python3 -I -c {} \"$@\"; }}\n",
         quote(NPM_CLIENT)
@@ -153,7 +153,7 @@ fn npm_client_function() -> String {
 }
 
 /// `case` on the helper's architecture (the engine's): the node-linux-* package for it.
-const NODE_ARCH: &str = "case \"$(uname -m)\" in\n\
+pub(crate) const NODE_ARCH: &str = "case \"$(uname -m)\" in\n\
     x86_64|amd64) arch=x64 ;;\n\
     aarch64|arm64) arch=arm64 ;;\n\
     *) echo \"no Node.js build on the npm registry for $(uname -m)\" >&2; exit 3 ;;\n\

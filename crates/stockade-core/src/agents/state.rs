@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::libc::{Build, LibcProbe};
+
 /// The installed version an agent uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
@@ -23,6 +25,26 @@ pub struct State {
     /// (`node@22`).
     #[serde(default)]
     pub runtimes: BTreeMap<String, Installed>,
+    /// The installed version of each native agent's musl build in use (for musl-based images),
+    /// by agent name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub musl: BTreeMap<String, Installed>,
+    /// What the libc probe found in an image, by image id (an id names one content, so its
+    /// answer never changes); the most recent [`LIBC_ANSWERS`] are kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub libc: BTreeMap<String, ProbedImage>,
+}
+
+/// The most libc probe answers the state keeps.
+pub const LIBC_ANSWERS: usize = 32;
+
+/// A libc probe's answer for one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbedImage {
+    #[serde(flatten)]
+    pub probe: LibcProbe,
+    /// Unix seconds.
+    pub checked_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +69,43 @@ impl State {
     }
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         write_json(path, self)
+    }
+
+    /// The records of one build: every agent's package installs, or native agents' musl builds.
+    pub fn builds(&self, build: Build) -> &BTreeMap<String, Installed> {
+        match build {
+            Build::Package => &self.agents,
+            Build::Musl => &self.musl,
+        }
+    }
+
+    pub fn builds_mut(&mut self, build: Build) -> &mut BTreeMap<String, Installed> {
+        match build {
+            Build::Package => &mut self.agents,
+            Build::Musl => &mut self.musl,
+        }
+    }
+
+    /// Remember a libc probe's answer for an image, keeping the most recent [`LIBC_ANSWERS`].
+    pub fn remember_libc(&mut self, image_id: &str, probe: LibcProbe, now: u64) {
+        self.libc.insert(
+            image_id.to_owned(),
+            ProbedImage {
+                probe,
+                checked_at: now,
+            },
+        );
+        while self.libc.len() > LIBC_ANSWERS {
+            let oldest = self
+                .libc
+                .iter()
+                .min_by_key(|(id, answer)| (answer.checked_at, (*id).clone()))
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => self.libc.remove(&id),
+                None => break,
+            };
+        }
     }
 }
 
@@ -129,6 +188,22 @@ mod tests {
         assert!(cache.fresh(&key, 1000 + 3599, 3600).is_some());
         assert!(cache.fresh(&key, 1000 + 3600, 3600).is_none());
         assert!(path.ends_with("versions-t.json"));
+    }
+
+    #[test]
+    fn libc_answers_are_bounded() {
+        let mut state = State::default();
+        for n in 0..(LIBC_ANSWERS as u64 + 3) {
+            state.remember_libc(&format!("sha256:{n:03}"), LibcProbe::default(), n);
+        }
+        assert_eq!(state.libc.len(), LIBC_ANSWERS);
+        assert!(!state.libc.contains_key("sha256:002"));
+        assert!(state.libc.contains_key("sha256:003"));
+        // An old state file (no musl, no libc) reads, and an empty map is not written.
+        let old: State = serde_json::from_str(r#"{"agents": {}}"#).unwrap();
+        assert_eq!(old, State::default());
+        let text = serde_json::to_string(&State::default()).unwrap();
+        assert!(!text.contains("musl") && !text.contains("libc"), "{text}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use stockade_core::agents::{self, State, VersionCache};
+use stockade_core::agents::{
+    self, Build, Libc, LibcProbe, State, Unfit, VersionCache, libc_probe_script,
+};
 use stockade_core::labels;
 
 use super::check::Mark;
@@ -25,6 +27,9 @@ pub struct AgentRow {
     pub volume: Option<String>,
     /// Whether the recorded volume exists on the engine.
     pub volume_present: bool,
+    /// A native agent's musl build in use (for musl-based images), if any: its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub musl: Option<String>,
     /// The newest version seen by the last query (`null`: never asked).
     pub latest_known: Option<String>,
     pub error: Option<String>,
@@ -58,6 +63,7 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
             installed: recorded.map(|r| r.version.clone()),
             volume: recorded.map(|r| r.volume.clone()),
             volume_present: recorded.is_some_and(|r| present.contains(&r.volume)),
+            musl: state.musl.get(&name).map(|r| r.version.clone()),
             latest_known: None,
             error: None,
         };
@@ -86,11 +92,14 @@ pub async fn run(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let table: Vec<[String; 6]> = rows
         .into_iter()
         .map(|row| {
-            let installed = match (&row.installed, row.volume_present) {
+            let mut installed = match (&row.installed, row.volume_present) {
                 (Some(v), true) => v.clone(),
                 (Some(v), false) => format!("{v} (volume gone)"),
                 (None, _) => "-".to_owned(),
             };
+            if let Some(musl) = &row.musl {
+                installed.push_str(&format!(", musl build {musl}"));
+            }
             [
                 row.name,
                 row.version,
@@ -206,12 +215,19 @@ pub struct AgentCheck {
     pub node: Option<u32>,
     /// The oldest Node.js major it runs on, from the catalog (`null`: none declared).
     pub min_node: Option<u32>,
-    /// Agents whose command is a native glibc build (opencode, Claude Code): whether the image
+    /// Agents whose command is a native program (opencode, Claude Code): whether the image
     /// has glibc (`null`: not such an agent, or not known).
     pub glibc_present: Option<bool>,
+    /// Native agents: the C library of the build that runs on the image (`glibc`: the
+    /// package's own, `musl`: its musl build; `null`: not such an agent, not known, or none
+    /// can run there).
+    pub libc: Option<Libc>,
     pub error: Option<String>,
     #[serde(skip)]
-    pub needs_glibc: bool,
+    pub native: bool,
+    /// Why a native agent cannot run on the image.
+    #[serde(skip)]
+    pub unfit: Option<Unfit>,
 }
 
 impl AgentCheck {
@@ -232,16 +248,21 @@ impl AgentCheck {
                 )),
             );
         }
-        if self.glibc_present == Some(false) {
+        if let Some(unfit) = &self.unfit {
             return (
                 Mark::Fail,
-                "its command is a native program built for glibc, which the sandbox image does not have".to_owned(),
-                Some("use a glibc-based image (Debian, Ubuntu, Fedora…) as the base".to_owned()),
+                format!("its command is a native program {}", unfit.problem()),
+                Some(unfit.fix()),
             );
         }
+        let musl = if self.libc == Some(Libc::Musl) {
+            "; its musl build"
+        } else {
+            ""
+        };
         let installed = match &self.installed {
-            Some(v) => format!("{v} installed"),
-            None => format!("{} (installed on first use)", self.version),
+            Some(v) => format!("{v} installed{musl}"),
+            None => format!("{} (installed on first use{musl})", self.version),
         };
         let unchecked = match (self.runtime, self.runtime_present) {
             (Some(runtime), Some(false)) => {
@@ -252,7 +273,7 @@ impl AgentCheck {
                 );
             }
             (Some(runtime), None) => Some(runtime),
-            _ if self.needs_glibc && self.glibc_present.is_none() => Some("glibc"),
+            _ if self.native && self.glibc_present.is_none() => Some("the C library"),
             _ => None,
         };
         match unchecked {
@@ -269,14 +290,14 @@ impl AgentCheck {
 }
 
 /// What the probe found in the image agents run on.
-#[derive(Default)]
 struct Probe {
     runtimes: BTreeSet<String>,
-    glibc: bool,
+    libc: LibcProbe,
 }
 
 /// The agents section of `stockade check`. Looks into `image` (when given) with one helper
-/// container for the runtimes agents need from it (python3) and for glibc.
+/// container ([`crate::helper::look`]: the image may be hostile) for the runtimes agents need
+/// from it (python3) and for its C library (the launch's libc probe).
 pub async fn check_section(
     engine: Option<&stockade_engine::Engine>,
     ctx: &Context,
@@ -285,21 +306,25 @@ pub async fn check_section(
 ) -> Vec<AgentCheck> {
     let mut probe: Option<Probe> = None;
     if let (Some(engine), Some(image)) = (engine, image) {
-        let script = "command -v python3 >/dev/null 2>&1 && echo python3; \
-                      for f in /lib64/ld-linux-*.so.* /lib/ld-linux-*.so.* /lib/*/ld-linux-*.so.*; do [ -e \"$f\" ] && echo glibc && break; done; true";
-        match crate::helper::run(engine, &ctx.namespace, image, script, Vec::new(), false).await {
-            Ok(out) if out.ok() => {
-                let mut found = Probe::default();
-                for line in out.stdout.lines().map(str::trim) {
-                    if line == "glibc" {
-                        found.glibc = true;
-                    } else if !line.is_empty() {
-                        found.runtimes.insert(line.to_owned());
-                    }
-                }
-                probe = Some(found);
+        let script = format!(
+            "command -v python3 >/dev/null 2>&1 && echo python3; {}",
+            libc_probe_script()
+        );
+        match crate::helper::look(engine, &ctx.namespace, image, &script).await {
+            Ok(Some(out)) if out.ok() => {
+                probe = Some(Probe {
+                    runtimes: out
+                        .stdout
+                        .lines()
+                        .map(str::trim)
+                        .filter(|line| *line == "python3")
+                        .map(str::to_owned)
+                        .collect(),
+                    libc: LibcProbe::parse(&out.stdout),
+                });
             }
-            Ok(out) => tracing::debug!("runtime probe: {}", out.tail(3)),
+            Ok(Some(out)) => tracing::debug!("runtime probe: {}", out.tail(3)),
+            Ok(None) => tracing::debug!("runtime probe: no answer in time"),
             Err(e) => tracing::debug!("runtime probe: {e}"),
         }
     }
@@ -311,6 +336,15 @@ pub async fn check_section(
             match agents::resolve(&name, config) {
                 Ok(agent) => {
                     let runtime = agent.required_runtime();
+                    let build = probe
+                        .as_ref()
+                        .filter(|_| agent.native)
+                        .map(|p| agent.build_for(&p.libc));
+                    // The musl build's install is recorded apart from the package's.
+                    let installed = match build {
+                        Some(Ok(Build::Musl)) => state.musl.get(&name).map(|i| i.version.clone()),
+                        _ => installed,
+                    };
                     AgentCheck {
                         name,
                         version: agent.version.clone(),
@@ -321,11 +355,17 @@ pub async fn check_section(
                         node: agent.own_node_major(),
                         min_node: agent.min_node,
                         glibc_present: agent
-                            .needs_glibc
-                            .then(|| probe.as_ref().map(|p| p.glibc))
+                            .native
+                            .then(|| probe.as_ref().map(|p| p.libc.glibc))
                             .flatten(),
+                        libc: match &build {
+                            Some(Ok(Build::Package)) => Some(Libc::Glibc),
+                            Some(Ok(Build::Musl)) => Some(Libc::Musl),
+                            _ => None,
+                        },
                         error: None,
-                        needs_glibc: agent.needs_glibc,
+                        native: agent.native,
+                        unfit: build.and_then(Result::err),
                     }
                 }
                 Err(e) => AgentCheck {
@@ -337,8 +377,10 @@ pub async fn check_section(
                     node: None,
                     min_node: None,
                     glibc_present: None,
+                    libc: None,
                     error: Some(e.to_string()),
-                    needs_glibc: false,
+                    native: false,
+                    unfit: None,
                 },
             }
         })

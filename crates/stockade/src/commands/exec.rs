@@ -248,6 +248,7 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
                 project,
                 agent,
                 &chain.helper().tag,
+                chain.image_id(),
                 &mut spec,
             )
             .await?,

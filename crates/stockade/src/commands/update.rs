@@ -13,7 +13,14 @@ pub async fn run(ctx: &Context, names: Vec<String>, trust: bool) -> Result<u8, C
     let config = prepared.resolved.config.clone();
     let names = if names.is_empty() {
         let state = State::load(&State::path(&ctx.dirs.state, ctx.namespace.as_str()));
-        let installed: Vec<String> = state.agents.keys().cloned().collect();
+        let installed: Vec<String> = state
+            .agents
+            .keys()
+            .chain(state.musl.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if installed.is_empty() {
             ctx.ui
                 .info("No agent is installed yet; name one: `stockade update claude`");
@@ -40,8 +47,19 @@ pub async fn run(ctx: &Context, names: Vec<String>, trust: bool) -> Result<u8, C
     };
     let mut failed = Vec::new();
     for agent in &agents {
-        let previous = tools.state().agents.get(&agent.name).cloned();
-        match tools.update(agent).await {
+        // A native agent's build is the one for this project's sandbox image (its glibc or its
+        // musl build); an image that can run neither is refused as at launch.
+        let build =
+            match crate::agent::build_for(&tools, agent, chain.image(), chain.image_id()).await {
+                Ok(build) => build,
+                Err(error) => {
+                    eprintln!("{:?}", miette::Report::new(error));
+                    failed.push(agent.name.clone());
+                    continue;
+                }
+            };
+        let previous = tools.state().builds(build).get(&agent.name).cloned();
+        match tools.update(agent, build).await {
             Ok(result) => {
                 let was = previous.map(|p| p.version);
                 if was.as_deref() == Some(result.version.as_str()) {

@@ -54,6 +54,9 @@ pub struct VolumeRow {
     pub agent: Option<String>,
     pub version: Option<String>,
     pub project: Option<String>,
+    /// Tools: `musl` for a native agent's musl build (absent: the package's own install).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
     /// Mounted by a container (running or not).
     pub in_use: bool,
     /// Tools: the version an agent currently uses (recorded on this host), or the newest
@@ -63,14 +66,25 @@ pub struct VolumeRow {
 }
 
 impl VolumeRow {
+    /// Tools and runtimes: `claude 2.1.332`, `claude 2.1.332 (musl)`, `node 22.23.3`.
+    fn what(&self) -> String {
+        let mut what = format!(
+            "{} {}",
+            self.agent.as_deref().unwrap_or("?"),
+            self.version.as_deref().unwrap_or("?")
+        );
+        if let Some(libc) = &self.libc {
+            what.push_str(&format!(" ({libc})"));
+        }
+        what
+    }
+
     /// Why prune removes it.
     pub fn reason(&self) -> String {
         match self.kind {
-            VolumeKind::Tools | VolumeKind::Runtime => format!(
-                "{} {}: not the current version",
-                self.agent.as_deref().unwrap_or("?"),
-                self.version.as_deref().unwrap_or("?")
-            ),
+            VolumeKind::Tools | VolumeKind::Runtime => {
+                format!("{}: not the current version", self.what())
+            }
             VolumeKind::Home => format!(
                 "home of {}: the project is gone",
                 self.project.as_deref().unwrap_or("?")
@@ -104,12 +118,8 @@ pub async fn run(ctx: &Context, json: bool, action: Option<VolumesAction>) -> Re
                     .into_iter()
                     .map(|row| {
                         let what = match row.kind {
-                            VolumeKind::Tools | VolumeKind::Runtime => format!(
-                                "{} {}",
-                                row.agent.unwrap_or_default(),
-                                row.version.unwrap_or_default()
-                            ),
-                            VolumeKind::Home => row.project.unwrap_or_default(),
+                            VolumeKind::Tools | VolumeKind::Runtime => row.what(),
+                            VolumeKind::Home => row.project.clone().unwrap_or_default(),
                         };
                         [
                             row.name,
@@ -148,12 +158,15 @@ pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliE
     let mut current: BTreeSet<&str> = state
         .agents
         .values()
+        .chain(state.musl.values())
         .chain(state.runtimes.values())
         .map(|i| i.volume.as_str())
         .collect();
     // The newest install of each agent (and runtime) counts as current too: the state file is
-    // per user, the volumes are shared by everyone using the engine.
-    let mut newest: std::collections::BTreeMap<(&str, &str), &VolumeInfo> = Default::default();
+    // per user, the volumes are shared by everyone using the engine. An agent's musl build is
+    // a line of its own (a user on a musl base and one on a glibc base each keep theirs).
+    let mut newest: std::collections::BTreeMap<(&str, &str, &str), &VolumeInfo> =
+        Default::default();
     for v in &volumes {
         let name = match v.labels.get(labels::KIND).map(String::as_str) {
             Some("tools") => v.labels.get(labels::AGENT),
@@ -162,7 +175,8 @@ pub async fn list(engine: &Engine, ctx: &Context) -> Result<Vec<VolumeRow>, CliE
         };
         if let Some(name) = name {
             let kind = v.labels.get(labels::KIND).map_or("", String::as_str);
-            let entry = newest.entry((kind, name.as_str())).or_insert(v);
+            let libc = v.labels.get(labels::LIBC).map_or("", String::as_str);
+            let entry = newest.entry((kind, name.as_str(), libc)).or_insert(v);
             if (&v.created, &v.name) > (&entry.created, &entry.name) {
                 *entry = v;
             }
@@ -193,6 +207,7 @@ fn row(v: VolumeInfo, in_use: &BTreeSet<String>, current: &BTreeSet<String>) -> 
             .or_else(|| v.labels.get(labels::RUNTIME_VERSION))
             .cloned(),
         project: v.labels.get(labels::PROJECT).cloned(),
+        libc: v.labels.get(labels::LIBC).cloned(),
         created: v.created,
         kind,
         name: v.name,

@@ -599,59 +599,93 @@ pub fn default_config(from: &str) -> String {
 pub fn busybox_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
+        .get_or_init(|| busybox_based(&format!("{}/busybox:static", shared_namespace()), &[]))
+        .clone()
+}
+
+/// A musl base: the busybox image plus musl's loader, which is its libc too
+/// (`/lib/ld-musl-<arch>.so.1`, from Debian's `musl` package), and nothing else (no libstdc++,
+/// no libgcc_s). musl's loader takes the reserved `libc.*` names (`libc.musl-x86_64.so.1`,
+/// which Alpine's builds name) as itself.
+pub fn musl_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
         .get_or_init(|| {
-            let tag = format!("{}/busybox:static", shared_namespace());
-            if docker(&["image", "inspect", &tag]).status.success() {
-                return tag;
-            }
-            let busybox = Path::new("/bin/busybox");
-            assert!(
-                busybox.exists(),
-                "/bin/busybox is missing: scripts/test installs busybox-static"
-            );
-            let root = tempfile::tempdir().expect("tempdir");
-            for dir in ["bin", "etc", "tmp", "root"] {
-                fs::create_dir_all(root.path().join(dir)).expect("mkdir");
-            }
-            fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
-            let applets = Command::new(busybox)
-                .arg("--list")
-                .output()
-                .expect("busybox --list");
-            for applet in String::from_utf8_lossy(&applets.stdout).lines() {
-                let _ = std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet));
-            }
-            fs::write(
-                root.path().join("etc/passwd"),
-                "root:x:0:0:root:/root:/bin/sh\n",
+            busybox_based(
+                &format!("{}/busybox:musl", shared_namespace()),
+                &[musl_loader()],
             )
-            .expect("passwd");
-            fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
-            let tar = Command::new("tar")
-                .args(["-C"])
-                .arg(root.path())
-                .args(["-c", "."])
-                .output()
-                .expect("tar");
-            let mut import = Command::new("docker")
-                .args(["import", "--change", "ENV PATH=/bin", "-", &tag])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("docker import");
-            import
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(&tar.stdout)
-                .expect("write tar");
-            assert!(
-                import.wait().expect("wait").success(),
-                "docker import of busybox failed"
-            );
-            tag
         })
         .clone()
+}
+
+/// The host's musl loader (its libc: Debian's `musl` package), and its path in an image.
+pub fn musl_loader() -> (PathBuf, String) {
+    let loader = fs::read_dir("/lib")
+        .expect("read /lib")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("ld-musl-") && name.ends_with(".so.1"))
+        .expect("no /lib/ld-musl-*.so.1: scripts/test installs Debian's musl");
+    let source = fs::canonicalize(Path::new("/lib").join(&loader)).expect("musl's libc");
+    (source, format!("lib/{loader}"))
+}
+
+/// Import busybox-static with its applet links (and `extra` files: host path, path in the
+/// image) as `tag`, unless the engine has it.
+pub fn busybox_based(tag: &str, extra: &[(PathBuf, String)]) -> String {
+    if docker(&["image", "inspect", tag]).status.success() {
+        return tag.to_owned();
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: scripts/test installs busybox-static"
+    );
+    let root = tempfile::tempdir().expect("tempdir");
+    for dir in ["bin", "etc", "lib", "tmp", "root"] {
+        fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+    }
+    fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
+    for (source, target) in extra {
+        fs::copy(source, root.path().join(target)).expect("copy into the image");
+    }
+    let applets = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet));
+    }
+    fs::write(
+        root.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .expect("passwd");
+    fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
+    let tar = Command::new("tar")
+        .args(["-C"])
+        .arg(root.path())
+        .args(["-c", "."])
+        .output()
+        .expect("tar");
+    let mut import = Command::new("docker")
+        .args(["import", "--change", "ENV PATH=/bin", "-", tag])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("docker import");
+    import
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&tar.stdout)
+        .expect("write tar");
+    assert!(
+        import.wait().expect("wait").success(),
+        "docker import of {tag} failed"
+    );
+    tag.to_owned()
 }
 
 /// Build the shared foundation once per test binary (and once per run across binaries: the
