@@ -305,13 +305,21 @@ impl Attachment {
         Ok(())
     }
 
-    /// Remove what [`attach`] made, once the sandbox is gone.
-    pub async fn release(self, engine: &Engine, ctx: &Context) {
-        revoke(engine, ctx, &self.sandbox).await;
-        if let Some(forwarder) = &self.forwarder
-            && let Err(e) = engine.remove(&forwarder.name).await
-        {
-            tracing::debug!("removing the forwarder {}: {e}", forwarder.name);
+    /// Remove what [`attach`] made, once the sandbox has ended: its policy revoked and its
+    /// forwarder removed, at once (the session runs this while it removes the sandbox).
+    pub fn release(&self, engine: &Engine, ctx: &Context) -> impl Future<Output = ()> + use<> {
+        let (engine, gateway) = (engine.clone(), container_name(ctx));
+        let sandbox = self.sandbox.clone();
+        let forwarder = self.forwarder.as_ref().map(|f| f.name.clone());
+        async move {
+            let remove_forwarder = async {
+                if let Some(forwarder) = &forwarder
+                    && let Err(e) = engine.remove(forwarder).await
+                {
+                    tracing::debug!("removing the forwarder {forwarder}: {e}");
+                }
+            };
+            tokio::join!(revoke(&engine, &gateway, &sandbox), remove_forwarder);
         }
     }
 }
@@ -321,6 +329,13 @@ pub async fn policy_written(egress: Option<&mut Attachment>) -> Result<(), CliEr
     match egress {
         Some(egress) => egress.policy_written().await,
         None => Ok(()),
+    }
+}
+
+/// [`Attachment::release`] when the sandbox is behind the gateway.
+pub async fn released(egress: Option<impl Future<Output = ()>>) {
+    if let Some(release) = egress {
+        release.await;
     }
 }
 
@@ -390,7 +405,7 @@ fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &s
 /// Remove what [`attach`] made for a sandbox that is gone: its policy file (its credentials
 /// stop working) and its forwarder.
 pub async fn release(engine: &Engine, ctx: &Context, sandbox: &str) {
-    revoke(engine, ctx, sandbox).await;
+    revoke(engine, &container_name(ctx), sandbox).await;
     if let Err(e) = engine.remove(&forwarder_name(sandbox)).await {
         tracing::debug!("removing the forwarder of {sandbox}: {e}");
     }
@@ -463,11 +478,11 @@ pub async fn reclaim_networks(engine: &Engine, ctx: &Context) -> Result<usize, C
 
 /// Revoke a sandbox's policy: it is replaced by a tombstone (one upload, no process started),
 /// so its credentials stop working; the gateway sweeps tombstones away.
-async fn revoke(engine: &Engine, ctx: &Context, sandbox: &str) {
+async fn revoke(engine: &Engine, gateway: &str, sandbox: &str) {
     let upload = policy_archive(sandbox, br#"{"revoked": true}"#);
     let result = match upload {
         Ok(tar) => engine
-            .upload(&container_name(ctx), STATE, tar)
+            .upload(gateway, STATE, tar)
             .await
             .map_err(CliError::from),
         Err(e) => Err(e),
@@ -510,16 +525,22 @@ struct Running {
 }
 
 /// Make the gateway image current and the gateway container run from it.
+///
+/// A warm launch asks the engine one thing: the container's facts. Its label carries the hash
+/// of what it was made from (the image's build hash, which covers the embedded assets and
+/// `[image] from`, and `allow_private`), so a running gateway with the wanted hash is current
+/// without looking at the image.
 async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Running, CliError> {
-    let image = ensure_image(engine, ctx, config).await?;
+    let (build, context) = image_build(ctx, config);
+    let tag = build.tag.clone();
     let name = container_name(ctx);
     let private: Vec<String> = egress::policy(&config.network, &[])
         .private
         .iter()
         .map(|r| r.host.clone())
         .collect();
-    let mut hasher = ContentHasher::new("stockade-gateway-container-v1");
-    hasher.part(image.id.as_bytes());
+    let mut hasher = ContentHasher::new("stockade-gateway-container-v2");
+    hasher.part(build.hash.as_bytes());
     for host in &private {
         hasher.part(host.as_bytes());
     }
@@ -529,7 +550,7 @@ async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Runni
             .as_ref()
             .filter(|f| f.running && f.labels.get(GATEWAY_HASH) == Some(&want))
             .map(|f| Running {
-                image: image.tag.clone(),
+                image: tag.clone(),
                 networks: f.networks.clone(),
             })
     };
@@ -537,6 +558,8 @@ async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Runni
     if let Some(running) = current(&facts) {
         return Ok(running);
     }
+    // Missing, stopped or made from something else: the image first.
+    let image = build_image(engine, ctx, build, context).await?;
     let _lock = FileLock::acquire(ctx, "gateway", "start the egress gateway").await?;
     let facts = engine.container_facts(&name).await?;
     if let Some(running) = current(&facts) {
@@ -662,13 +685,13 @@ async fn wait_ready(engine: &Engine, name: &str) -> Result<(), CliError> {
     }
 }
 
-/// The gateway image: the embedded assets on the current foundation.
-async fn ensure_image(engine: &Engine, ctx: &Context, config: &Config) -> Result<Ready, CliError> {
+/// The gateway image's build (the embedded assets on `[image] from`) and its context.
+fn image_build(ctx: &Context, config: &Config) -> (TierBuild, BuildContext) {
     let files: Vec<ContextFile> = ASSETS
         .iter()
         .map(|(path, bytes, mode)| ContextFile::new(*path, bytes.to_vec(), *mode))
         .collect();
-    let mut context = BuildContext::new(files);
+    let context = BuildContext::new(files);
     let mut hasher = ContentHasher::new("stockade-gateway-v1");
     context.hash_into(&mut hasher);
     hasher
@@ -688,6 +711,17 @@ async fn ensure_image(engine: &Engine, ctx: &Context, config: &Config) -> Result
             "stockade egress gateway".to_owned(),
         )]),
     };
+    (build, context)
+}
+
+/// The gateway image, built when it is missing or stale.
+async fn build_image(
+    engine: &Engine,
+    ctx: &Context,
+    build: TierBuild,
+    mut context: BuildContext,
+) -> Result<Ready, CliError> {
+    let tag = build.tag.clone();
     let mut run = ChainRun::prefetch(engine, std::slice::from_ref(&tag)).await?;
     let ready = ensure_built(engine, ctx, build, BuildMode::IfStale, &mut run, |edit| {
         context.edit("Dockerfile", |bytes| edit.apply(bytes));

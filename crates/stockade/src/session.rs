@@ -47,19 +47,34 @@ pub struct Finished {
     pub captured: Option<Captured>,
 }
 
-/// Run the sandbox to completion, its output passed through or captured.
+/// Run the sandbox to completion, its output passed through or captured. `after_exit` runs
+/// once the sandbox has ended (or did not start), while it is removed: what the launch made
+/// for it elsewhere is undone at the same time (the gateway's policy revoked), not after.
 pub async fn run(
     engine: &Engine,
     spec: &SandboxSpec,
     output: Output,
     ui: &Ui,
     before_start: impl Future<Output = Result<(), CliError>>,
+    after_exit: impl Future<Output = ()>,
 ) -> Result<Finished, CliError> {
     // Handle signals from before the container exists, so none can kill us between create and
     // remove; one that arrives early is forwarded once the container has started.
-    let signals = Signals::new()?;
+    let signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            after_exit.await;
+            return Err(e);
+        }
+    };
     let _forwarding = crate::image::Forwarding::start();
-    let id = engine.create_sandbox(spec).await?;
+    let id = match engine.create_sandbox(spec).await {
+        Ok(id) => id,
+        Err(e) => {
+            after_exit.await;
+            return Err(e.into());
+        }
+    };
     let outcome = match hand_over(engine, &id, spec).await {
         Ok(()) => match before_start.await {
             Ok(()) => drive(engine, &id, spec, output, signals, ui).await,
@@ -67,7 +82,8 @@ pub async fn run(
         },
         Err(e) => Err(e),
     };
-    if let Err(e) = engine.remove(&id).await {
+    let (removed, ()) = tokio::join!(engine.remove(&id), after_exit);
+    if let Err(e) = removed {
         ui.warn(&format!("could not remove sandbox {}: {e}", spec.name));
     }
     outcome

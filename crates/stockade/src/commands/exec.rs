@@ -300,12 +300,10 @@ async fn launch_here(ctx: &Context, request: ExecRequest) -> Result<Launched, Cl
     if let Some(egress) = &egress {
         egress.start_forwarder(&engine).await?;
     }
+    // The policy is revoked while the ended sandbox is removed, not after.
+    let release = gateway::released(egress.as_ref().map(|e| e.release(&engine, ctx)));
     let written = gateway::policy_written(egress.as_mut());
-    let finished = session::run(&engine, &spec, request.output, &ctx.ui, written).await;
-    if let Some(egress) = egress {
-        egress.release(&engine, ctx).await;
-    }
-    let finished = finished?;
+    let finished = session::run(&engine, &spec, request.output, &ctx.ui, written, release).await?;
     Ok(Launched {
         finished,
         image: spec.image,
