@@ -82,15 +82,48 @@ fn step_instruction(line: &str) -> Option<&str> {
     Some(instruction.trim_start())
 }
 
+/// Podman's builder (buildah before 1.43) fails a build whose cache lookup meets an image whose
+/// layers another process is removing at that moment (containers/buildah#5674, fixed by
+/// ignoring the error in buildah 1.43; Podman 4.x ships the bug). Nothing was built: the build
+/// is tried once more.
+fn is_cache_lookup_race(error: &EngineError) -> bool {
+    matches!(error, EngineError::BuildFailed { message, .. }
+        if message.contains("checking if cached image exists") && message.contains("layer not known"))
+}
+
 impl Engine {
     /// Build and tag an image; returns its ID.
     pub async fn build(
         &self,
-        request: BuildRequest,
+        mut request: BuildRequest,
         mut on_event: impl FnMut(BuildEvent),
     ) -> Result<String, EngineError> {
+        // Shared by both attempts without a copy.
+        let context = bytes::Bytes::from(std::mem::take(&mut request.context));
+        match self
+            .build_once(&request, context.clone(), &mut on_event)
+            .await
+        {
+            Err(error) if is_cache_lookup_race(&error) => {
+                debug!(
+                    target: "engine",
+                    "the builder's cache lookup met an image being removed ({error}); building {} again",
+                    request.tag
+                );
+                self.build_once(&request, context, &mut on_event).await
+            }
+            other => other,
+        }
+    }
+
+    async fn build_once(
+        &self,
+        request: &BuildRequest,
+        context: bytes::Bytes,
+        on_event: &mut impl FnMut(BuildEvent),
+    ) -> Result<String, EngineError> {
         let operation = format!("POST /build -t {}", request.tag);
-        debug!(target: "engine", "{operation} ({} bytes of context)", request.context.len());
+        debug!(target: "engine", "{operation} ({} bytes of context)", context.len());
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(&request.dockerfile)
             .t(&request.tag)
@@ -99,11 +132,9 @@ impl Engine {
             .nocache(request.no_cache)
             .buildargs(&request.build_args)
             .build();
-        let mut stream = self.docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(request.context.into())),
-        );
+        let mut stream = self
+            .docker
+            .build_image(options, None, Some(bollard::body_full(context)));
 
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
         let mut step: Option<String> = None;
@@ -155,7 +186,7 @@ impl Engine {
                     tail.push_back(pending.trim_end().to_owned());
                 }
                 return Err(EngineError::BuildFailed {
-                    image: request.tag,
+                    image: request.tag.clone(),
                     step,
                     message: message.trim().to_owned(),
                     tail: tail.into_iter().collect(),
@@ -168,7 +199,9 @@ impl Engine {
                 .inspect_image(&request.tag)
                 .await?
                 .map(|info| info.id)
-                .ok_or(EngineError::ImageNotFound { image: request.tag }),
+                .ok_or_else(|| EngineError::ImageNotFound {
+                    image: request.tag.clone(),
+                }),
         }
     }
 }
@@ -176,6 +209,30 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failed(message: &str) -> EngineError {
+        EngineError::BuildFailed {
+            image: "t".to_owned(),
+            step: None,
+            message: message.to_owned(),
+            tail: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_buildah_s_cache_lookup_race_is_built_again() {
+        assert!(is_cache_lookup_race(&failed(
+            "checking if cached image exists from a previous build: getting top layer info: \
+             layer not known"
+        )));
+        assert!(!is_cache_lookup_race(&failed(
+            "The command '/bin/sh -c false' returned a non-zero code: 1"
+        )));
+        assert!(!is_cache_lookup_race(&failed("layer not known")));
+        assert!(!is_cache_lookup_race(&EngineError::ImageNotFound {
+            image: "t".to_owned()
+        }));
+    }
 
     #[test]
     fn layers_are_the_images_a_build_made() {
