@@ -567,11 +567,7 @@ impl ToolsCtx<'_> {
             log_name: format!("{}-{version}", agent.name),
             volume: volume.to_owned(),
             target: mount_path(&agent.name),
-            labels: HashMap::from([
-                (labels::KIND.to_owned(), "tools".to_owned()),
-                (labels::AGENT.to_owned(), agent.name.clone()),
-                (labels::AGENT_VERSION.to_owned(), version.to_owned()),
-            ]),
+            labels: tools_labels(agent, version),
             script: install_script(agent, version),
             extra: runtime.map(RuntimeTools::mount).into_iter().collect(),
         };
@@ -604,12 +600,11 @@ impl ToolsCtx<'_> {
             log_name: format!("{}-{version}-musl", agent.name),
             volume: volume.to_owned(),
             target: mount_path(&agent.name),
-            labels: HashMap::from([
-                (labels::KIND.to_owned(), "tools".to_owned()),
-                (labels::AGENT.to_owned(), agent.name.clone()),
-                (labels::AGENT_VERSION.to_owned(), version.to_owned()),
-                (labels::LIBC.to_owned(), "musl".to_owned()),
-            ]),
+            labels: {
+                let mut labels = tools_labels(agent, version);
+                labels.insert(labels::LIBC.to_owned(), "musl".to_owned());
+                labels
+            },
             script: musl_install_script(agent, musl, version),
             extra: Vec::new(),
         };
@@ -794,4 +789,13 @@ fn query_on_host(ctx: &Context, agent: &Agent) -> Option<String> {
         .success()
         .then(|| parse_version(&String::from_utf8_lossy(&out.stdout)))
         .flatten()
+}
+
+/// The labels of `agent`'s tools volume at `version`.
+fn tools_labels(agent: &Agent, version: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (labels::KIND.to_owned(), "tools".to_owned()),
+        (labels::AGENT.to_owned(), agent.name.clone()),
+        (labels::AGENT_VERSION.to_owned(), version.to_owned()),
+    ])
 }

@@ -710,16 +710,7 @@ fn a_libc_less_base_refuses_a_glibc_agent_before_installing_anything() {
         common::default_config(&common::base_image()),
         common::busybox_image()
     ));
-    let installed = || {
-        let mut volumes = Vec::new();
-        for kind in ["tools", "runtime"] {
-            volumes.extend(common::volumes_labelled(&[
-                &format!("io.stockade.namespace={}", env.namespace),
-                &format!("io.stockade.kind={kind}"),
-            ]));
-        }
-        volumes
-    };
+    let installed = || installed_volumes(&env);
     let transcript = opencode_launch(&env);
     let mut settings = common::snapshot_settings(&env);
     settings.add_filter(&common::regex_escape(&common::busybox_image()), "[BUSYBOX]");
@@ -822,16 +813,7 @@ fn a_musl_base_runs_claude_s_musl_build_and_names_what_opencode_lacks() {
         )
     };
     env.write_global_config(&config(&common::musl_image()));
-    let installed = || {
-        let mut volumes = Vec::new();
-        for kind in ["tools", "runtime"] {
-            volumes.extend(common::volumes_labelled(&[
-                &format!("io.stockade.namespace={}", env.namespace),
-                &format!("io.stockade.kind={kind}"),
-            ]));
-        }
-        volumes
-    };
+    let installed = || installed_volumes(&env);
     let transcript = opencode_launch(&env);
     common::snapshot_settings(&env).bind(|| {
         insta::assert_snapshot!(transcript, @r"
@@ -1038,4 +1020,16 @@ fn agent_in_check(json: &str, name: &str) -> serde_json::Value {
         .find(|a| a["name"] == name)
         .unwrap_or_else(|| panic!("no agent {name} in {report}"))
         .clone()
+}
+
+/// The namespace's tools and runtime volumes.
+fn installed_volumes(env: &Env) -> Vec<String> {
+    let mut volumes = Vec::new();
+    for kind in ["tools", "runtime"] {
+        volumes.extend(common::volumes_labelled(&[
+            &format!("io.stockade.namespace={}", env.namespace),
+            &format!("io.stockade.kind={kind}"),
+        ]));
+    }
+    volumes
 }
