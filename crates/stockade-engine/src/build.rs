@@ -82,13 +82,29 @@ fn step_instruction(line: &str) -> Option<&str> {
     Some(instruction.trim_start())
 }
 
-/// Podman's builder (buildah before 1.43) fails a build whose cache lookup meets an image whose
-/// layers another process is removing at that moment (containers/buildah#5674, fixed by
-/// ignoring the error in buildah 1.43; Podman 4.x ships the bug). Nothing was built: the build
-/// is tried once more.
-fn is_cache_lookup_race(error: &EngineError) -> bool {
-    matches!(error, EngineError::BuildFailed { message, .. }
-        if message.contains("checking if cached image exists") && message.contains("layer not known"))
+/// Why a failed build is worth one more try: Podman's builder (buildah before 1.43; Podman 4.x
+/// ships it) races with an image removal another process makes during the build
+/// (containers/buildah#5674, containers/podman#18659). Nothing was built either way.
+#[derive(Debug, PartialEq, Eq)]
+enum Race<'a> {
+    /// The cache lookup met an image whose layers were being removed.
+    CacheLookup,
+    /// The `FROM` lookup met such an image, took the base for missing and tried to pull it:
+    /// worth a retry only if the base is in fact here (asked after the failure).
+    FromLookup { image: &'a str },
+}
+
+fn builder_race(error: &EngineError) -> Option<Race<'_>> {
+    let EngineError::BuildFailed { message, .. } = error else {
+        return None;
+    };
+    if message.contains("checking if cached image exists") && message.contains("layer not known") {
+        return Some(Race::CacheLookup);
+    }
+    let (_, rest) =
+        message.split_once("creating build container: initializing source docker://")?;
+    let (image, _) = rest.split_once(": ")?;
+    (!image.is_empty()).then_some(Race::FromLookup { image })
 }
 
 impl Engine {
@@ -100,20 +116,30 @@ impl Engine {
     ) -> Result<String, EngineError> {
         // Shared by both attempts without a copy.
         let context = bytes::Bytes::from(std::mem::take(&mut request.context));
-        match self
+        let error = match self
             .build_once(&request, context.clone(), &mut on_event)
             .await
         {
-            Err(error) if is_cache_lookup_race(&error) => {
-                debug!(
-                    target: "engine",
-                    "the builder's cache lookup met an image being removed ({error}); building {} again",
-                    request.tag
-                );
-                self.build_once(&request, context, &mut on_event).await
+            Err(error) => error,
+            built => return built,
+        };
+        let again = match builder_race(&error) {
+            Some(Race::CacheLookup) => true,
+            // The base must be here now; a base that is really missing fails as it did.
+            Some(Race::FromLookup { image }) => {
+                matches!(self.inspect_image(image).await, Ok(Some(_)))
             }
-            other => other,
+            None => false,
+        };
+        if !again {
+            return Err(error);
         }
+        debug!(
+            target: "engine",
+            "the builder met an image being removed ({error}); building {} again",
+            request.tag
+        );
+        self.build_once(&request, context, &mut on_event).await
     }
 
     async fn build_once(
@@ -220,18 +246,43 @@ mod tests {
     }
 
     #[test]
-    fn only_buildah_s_cache_lookup_race_is_built_again() {
-        assert!(is_cache_lookup_race(&failed(
-            "checking if cached image exists from a previous build: getting top layer info: \
-             layer not known"
-        )));
-        assert!(!is_cache_lookup_race(&failed(
-            "The command '/bin/sh -c false' returned a non-zero code: 1"
-        )));
-        assert!(!is_cache_lookup_race(&failed("layer not known")));
-        assert!(!is_cache_lookup_race(&EngineError::ImageNotFound {
-            image: "t".to_owned()
-        }));
+    fn only_the_builder_s_removal_races_are_built_again() {
+        assert_eq!(
+            builder_race(&failed(
+                "checking if cached image exists from a previous build: getting top layer info: \
+                 layer not known"
+            )),
+            Some(Race::CacheLookup)
+        );
+        assert_eq!(
+            builder_race(&failed(
+                "creating build container: initializing source docker://ns-stockade:base: \
+                 pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": \
+                 dial tcp: lookup registry-1.docker.io: no such host"
+            )),
+            Some(Race::FromLookup {
+                image: "ns-stockade:base"
+            })
+        );
+        assert_eq!(
+            builder_race(&failed(
+                "The command '/bin/sh -c false' returned a non-zero code: 1"
+            )),
+            None
+        );
+        assert_eq!(builder_race(&failed("layer not known")), None);
+        assert_eq!(
+            builder_race(&failed(
+                "creating build container: initializing source docker://: x"
+            )),
+            None
+        );
+        assert_eq!(
+            builder_race(&EngineError::ImageNotFound {
+                image: "t".to_owned()
+            }),
+            None
+        );
     }
 
     #[test]
