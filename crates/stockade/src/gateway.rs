@@ -61,8 +61,12 @@ const ASSETS: &[(&str, &[u8], u32)] = &[
     ),
 ];
 
-/// The port sandboxes reach the gateway on.
+/// The port sandboxes reach the gateway on for HTTPS (`CONNECT`, and everything else squid
+/// serves).
 pub const PROXY_PORT: u16 = 3128;
+/// The port of the gateway's plain-HTTP front (`HTTP_PROXY`): the same credentials and policy
+/// as squid's, without squid's 4 KiB writes (assets/gateway/gateway.py).
+pub const HTTP_PROXY_PORT: u16 = 3130;
 /// The gateway's name on every project network (what the proxy URLs say).
 const GATEWAY_ALIAS: &str = "stockade-gateway";
 /// The label on the gateway container carrying what it was made from (image and settings).
@@ -248,9 +252,15 @@ pub async fn attach(
                 .map_err(CliError::from)
         })
     };
-    let proxy = format!("http://{}:{token}@{GATEWAY_ALIAS}:{PROXY_PORT}", spec.name);
-    for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-        spec.secrets.push((name.to_owned(), proxy.clone()));
+    let proxy = |port: u16| format!("http://{}:{token}@{GATEWAY_ALIAS}:{port}", spec.name);
+    let (https, http) = (proxy(PROXY_PORT), proxy(HTTP_PROXY_PORT));
+    for (name, url) in [
+        ("HTTPS_PROXY", &https),
+        ("https_proxy", &https),
+        ("HTTP_PROXY", &http),
+        ("http_proxy", &http),
+    ] {
+        spec.secrets.push((name.to_owned(), url.clone()));
     }
     // The engine publishes nothing of a container on an internal network: the forwarder does.
     let forwarder =

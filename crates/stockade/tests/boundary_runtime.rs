@@ -237,7 +237,13 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
     }
     // Behind the gateway: the sandbox's own proxy credentials, as secrets too.
     let child = env
-        .command(&["exec", "--", "sh", "-c", "echo \"$HTTPS_PROXY\"; sleep 5"])
+        .command(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$HTTPS_PROXY\"; echo \"$HTTP_PROXY\"; sleep 5",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -253,7 +259,11 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
     .expect("the sandbox container appears");
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (url, http_url) = stdout
+        .trim()
+        .split_once('\n')
+        .expect("both proxy variables");
     let token = url
         .strip_prefix("http://")
         .and_then(|rest| rest.split_once('@'))
@@ -261,6 +271,11 @@ fn proxy_credentials_stay_out_of_the_container_configuration() {
         .map(|(_, token)| token.to_owned())
         .expect("proxy credentials in the sandbox");
     assert!(url.ends_with("@stockade-gateway:3128"), "{url}");
+    // Plain HTTP goes to the gateway's own front, with the same credentials.
+    assert_eq!(
+        http_url,
+        url.replace("@stockade-gateway:3128", "@stockade-gateway:3130")
+    );
     assert!(token.len() >= 32);
     assert!(!inspect.contains(&token), "gateway token in docker inspect");
     assert!(

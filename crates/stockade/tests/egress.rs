@@ -233,6 +233,7 @@ fn there_is_no_way_around_the_gateway() {
         echo "own DNS: $(say getent hosts registry.npmjs.org)"
         echo "raw IP: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://1.1.1.1/ 2>/dev/null)"
         echo "private name: $(curl -sS -m 5 -o /dev/null -w '%{{http_connect}}' https://{private_name}/ 2>/dev/null)"
+        echo "private name over HTTP: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' http://{private_name}/ 2>/dev/null)"
         echo "SNI differs: $(say curl -sS -m 5 --connect-to pypi.org:443:registry.npmjs.org:443 https://pypi.org/)"
         echo "other sandbox direct: $(say curl -sS -m 5 --noproxy '*' http://{other_ip}:8000/)"
         echo "other sandbox by proxy: $(curl -sS -m 5 -o /dev/null -w '%{{http_code}}' http://{other_ip}:8000/ 2>/dev/null)"
@@ -264,6 +265,7 @@ print(s.recv(200).split(b"\r\n")[0].decode())
     own DNS: refused
     raw IP: 403
     private name: 403
+    private name over HTTP: 403
     SNI differs: refused
     other sandbox direct: refused
     other sandbox by proxy: 403
@@ -285,6 +287,7 @@ print(s.recv(200).split(b"\r\n")[0].decode())
     reasons.sort();
     let mut expected = vec![
         "1.1.1.1 raw-ip".to_owned(),
+        format!("{private_name} private-address"),
         format!("{private_name} private-address"),
         "registry.npmjs.org sni-mismatch".to_owned(),
         format!("{other_ip} private-address"),
@@ -450,4 +453,129 @@ fn ssh_reaches_an_allowed_host_port_through_the_gateway_and_no_other() {
     remote software version stockade_test
     stockade: the egress gateway refused [IP]:2223 (HTTP/1.1 403 Forbidden): stockade: [IP] is a private address: list `[IP]:2223` in `[network] allow_private` of your global configuration
     ");
+}
+
+/// A file server on the engine's bridge that answers `/big` with 20 MB ("stockade\n" 2222222
+/// times) and anything else with the request it received, head and body, as its body.
+const ECHO_SERVER: &str = r#"
+import socketserver
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = self.rfile.readline()
+            if not line:
+                return
+            head += line
+        length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+        body = self.rfile.read(length[0]) if length else b""
+        if head.startswith(b"GET /big "):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 19999998\r\n\r\n")
+            for _ in range(2222):
+                self.wfile.write(b"stockade\n" * 1000)
+            self.wfile.write(b"stockade\n" * 222)
+        else:
+            answer = head + body
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("", 8000), Echo).serve_forever()
+"#;
+
+#[test]
+fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
+    // A namespace of its own: `allow_private` (global only) shapes its gateway.
+    let env = Env::layered("plain");
+    let name = format!("{}-echo", env.namespace);
+    let _ = docker(&["rm", "-f", &name]);
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--entrypoint",
+        "python3",
+        &env.foundation_tag(),
+        "-c",
+        ECHO_SERVER,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let ip = docker_stdout(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        &name,
+    ]);
+    env.write_global_config(&format!(
+        "{}\n[network]\nallow_private = [\"{ip}:8000\"]\n",
+        common::default_config(&common::base_image())
+    ));
+    // The sandbox's HTTP_PROXY is the gateway's plain-HTTP front: what the destination gets
+    // is the request in origin form, with the Host of the URL and without the proxy's headers
+    // (the credentials among them); one request per connection.
+    let out = inside(
+        &env,
+        &[],
+        &format!(
+            r#"
+            P=http://{ip}:8000
+            until curl -sf -o /dev/null $P/ready; do sleep 0.2; done
+            curl -sS $P/big | uniq -c
+            curl -sS -H 'X-Trace: 1' -H 'Host: elsewhere.example' -H 'Proxy-Connection: x' --data-binary 'body!' "$P/echo?q=1"
+            echo
+            curl -sS -o /dev/null -o /dev/null -w 'reused %{{http_code}}\n' $P/a $P/b
+            curl -sS -o /dev/null -w 'no credentials %{{http_code}}\n' --proxy http://stockade-gateway:3130 $P/
+            curl -sS -o /dev/null -w 'wrong credentials %{{http_code}}\n' --proxy http://x:y@stockade-gateway:3130 $P/
+            curl -sS -w ' %{{http_code}}\n' http://{ip}:8001/
+            curl -sS -w ' %{{http_code}}\n' http://1.1.1.1/
+            curl -sS -o /dev/null -w 'CONNECT on the front %{{http_code}}\n' --proxy "$HTTP_PROXY" https://registry.npmjs.org/react
+            "#
+        ),
+    );
+    let denials: Vec<String> = denials(&env)
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}",
+                d["host"].as_str().unwrap(),
+                d["port"],
+                d["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let _ = docker(&["rm", "-f", &name]);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"curl/[0-9.]+", "curl/[VERSION]");
+    settings.add_filter(&common::regex_escape(&ip), "[IP]");
+    settings.bind(|| {
+        insta::assert_snapshot!(out.replace('\r', ""), @r"
+        2222222 stockade
+        POST /echo?q=1 HTTP/1.1
+        Host: [IP]:8000
+        User-Agent: curl/[VERSION]
+        Accept: */*
+        X-Trace: 1
+        Content-Length: 5
+        Content-Type: application/x-www-form-urlencoded
+        Connection: close
+
+        body!
+        reused 200
+        reused 200
+        no credentials 407
+        wrong credentials 407
+        stockade: [IP] is a private address: list `[IP]:8001` in `[network] allow_private` of your global configuration
+         403
+        stockade: a connection to the IP address 1.1.1.1 is refused: name the host instead, or allow the address with `stockade net allow 1.1.1.1`
+         403
+        CONNECT on the front 200
+        ");
+        insta::assert_snapshot!(denials.join("\n"), @r"
+        [IP] 8001 private-address
+        1.1.1.1 80 raw-ip
+        ");
+    });
 }
