@@ -536,11 +536,20 @@ class HttpFront:
     def serve(self):
         listener = socket.create_server(("", HTTP_PORT), backlog=128)
         while True:
-            client, _ = listener.accept()
+            try:
+                client, _ = listener.accept()
+            except OSError as e:  # out of descriptors, for one: the front must go on
+                sys.stderr.write("stockade gateway: plain-HTTP front: %s\n" % e)
+                time.sleep(0.1)
+                continue
             if not self.slots.acquire(blocking=False):
                 client.close()
                 continue
-            threading.Thread(target=self.handle, args=(client,), daemon=True).start()
+            try:
+                threading.Thread(target=self.handle, args=(client,), daemon=True).start()
+            except RuntimeError:  # no thread to be had
+                client.close()
+                self.slots.release()
 
     def handle(self, client):
         user = None
