@@ -116,6 +116,10 @@ pub enum NetworkMode {
     None,
     /// An internal network whose only way out is stockade's gateway (`egress = "allowlist"`).
     Internal(String),
+    /// The network namespace of another container: the holder of the project's internal
+    /// network (`egress = "allowlist"` at launch, crates/stockade/src/gateway.rs). The engine
+    /// makes no network for the sandbox then, which starts it faster.
+    Joined(String),
 }
 
 impl NetworkMode {

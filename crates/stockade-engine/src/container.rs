@@ -65,7 +65,8 @@ impl Engine {
             spec.name, spec.image
         );
         debug!(target: "engine", "{operation}");
-        if spec.network == NetworkMode::Internal(String::new()) {
+        if matches!(&spec.network, NetworkMode::Internal(n) | NetworkMode::Joined(n) if n.is_empty())
+        {
             return Err(EngineError::Api {
                 operation,
                 status: 0,
@@ -120,6 +121,7 @@ impl Engine {
                 NetworkMode::Bridge => None,
                 NetworkMode::None => Some("none".to_owned()),
                 NetworkMode::Internal(name) => Some(name.clone()),
+                NetworkMode::Joined(container) => Some(format!("container:{container}")),
             },
             sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone().into_iter().collect()),
             port_bindings: (!spec.ports.is_empty()).then(|| {

@@ -9,13 +9,14 @@
 //! Published ports (`-p`, `serve`) cannot be published from an internal network: a forwarder
 //! container from the gateway image publishes them and forwards each to the sandbox.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use stockade_core::agents::Agent;
+use stockade_core::config::EngineOption;
 use stockade_core::config::{Config, Egress};
 use stockade_core::context::{BuildContext, ContextFile};
 use stockade_core::egress::{self, Rule};
@@ -143,12 +144,34 @@ pub fn plan(
     // Tells scripts in the sandbox why a host answers 403.
     spec.env
         .push(("STOCKADE_EGRESS".to_owned(), "allowlist".to_owned()));
-    for key in [
-        "net.ipv6.conf.all.disable_ipv6",
-        "net.ipv6.conf.default.disable_ipv6",
-    ] {
+    for key in IPV6_OFF {
         spec.sysctls.insert(key.to_owned(), "1".to_owned());
     }
+}
+
+/// The sysctls that turn IPv6 off in a network namespace.
+const IPV6_OFF: [&str; 2] = [
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.default.disable_ipv6",
+];
+
+/// The holder of a project network: the container whose network namespace the project's
+/// sandboxes join (see [`ensure_holder`]).
+pub fn holder_name(network: &str) -> String {
+    format!("{network}-holder")
+}
+
+/// Whether a sandbox can join its project's holder: the engine sets a hostname, DNS servers
+/// and hosts entries per network namespace, so a sandbox given any of those (`engine_options`)
+/// is put on the network itself, as is one with sysctls the holder does not have.
+fn joinable(spec: &SandboxSpec) -> bool {
+    let per_namespace = spec.engine_options.iter().any(|o| {
+        matches!(
+            o,
+            EngineOption::Hostname(_) | EngineOption::Dns(_) | EngineOption::AddHost { .. }
+        )
+    });
+    !per_namespace && spec.sysctls.keys().all(|k| IPV6_OFF.contains(&k.as_str()))
 }
 
 /// What a launch behind the gateway leaves to clean up when its sandbox is gone.
@@ -189,6 +212,7 @@ pub async fn attach(
         ));
     }
     let gateway = ensure(engine, ctx, config).await?;
+    let joined = joinable(spec);
     if !gateway.networks.contains(&network) {
         let project = spec
             .labels
@@ -217,6 +241,17 @@ pub async fn attach(
         engine
             .connect_network(&network, &container_name(ctx), Some(GATEWAY_ALIAS))
             .await?;
+    }
+    // Where published ports are forwarded to: the holder's address is the sandbox's.
+    let mut reached_as = spec.name.clone();
+    if joined {
+        let holder = holder_name(&network);
+        ensure_holder(engine, ctx, &gateway, &network, &holder).await?;
+        spec.network = NetworkMode::Joined(holder.clone());
+        spec.sysctls.clear();
+        spec.labels
+            .insert(labels::EGRESS_NETWORK.to_owned(), network.clone());
+        reached_as = holder;
     }
 
     let token = crate::password::generate()?;
@@ -263,8 +298,8 @@ pub async fn attach(
         spec.secrets.push((name.to_owned(), url.clone()));
     }
     // The engine publishes nothing of a container on an internal network: the forwarder does.
-    let forwarder =
-        (!spec.ports.is_empty()).then(|| forwarder_spec(ctx, spec, &gateway.image, &network));
+    let forwarder = (!spec.ports.is_empty())
+        .then(|| forwarder_spec(ctx, spec, &gateway.image, &network, &reached_as));
     if forwarder.is_some() {
         let ports: Vec<String> = spec
             .ports
@@ -373,20 +408,22 @@ pub fn published_ports(
 }
 
 /// The forwarder: on the default bridge, where the engine publishes its ports, and on the
-/// project's network, where it reaches the sandbox by name.
-fn forwarder_spec(ctx: &Context, sandbox: &SandboxSpec, image: &str, network: &str) -> SandboxSpec {
+/// project's network, where it reaches the sandbox by name (`target`: the sandbox's, or its
+/// holder's when it joined one).
+fn forwarder_spec(
+    ctx: &Context,
+    sandbox: &SandboxSpec,
+    image: &str,
+    network: &str,
+    target: &str,
+) -> SandboxSpec {
     let mut spec = SandboxSpec::helper(&ctx.namespace, image, "", Vec::new(), Vec::new());
     spec.name = forwarder_name(&sandbox.name);
     spec.entrypoint = None;
     let mut pairs: Vec<String> = sandbox
         .ports
         .iter()
-        .map(|p| {
-            format!(
-                "{0}/{2}={1}:{0}",
-                p.container_port, sandbox.name, p.protocol
-            )
-        })
+        .map(|p| format!("{0}/{2}={1}:{0}", p.container_port, target, p.protocol))
         .collect();
     pairs.sort();
     pairs.dedup();
@@ -450,12 +487,26 @@ async fn unused_networks_where(
             format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str()),
         ])
         .await?;
+    // Sandboxes that joined a holder are not members of its network: their label names it.
+    let joined: HashSet<String> = engine
+        .list_containers(&[
+            format!("{}=sandbox", labels::KIND),
+            format!("{}={}", labels::NAMESPACE, ctx.namespace.as_str()),
+            labels::EGRESS_NETWORK.to_owned(),
+        ])
+        .await?
+        .into_iter()
+        .filter(|c| !matches!(c.state.as_str(), "exited" | "dead"))
+        .filter_map(|c| c.labels.get(labels::EGRESS_NETWORK).cloned())
+        .collect();
     let mut unused = Vec::new();
     for network in networks.into_iter().filter(|n| wanted(n)) {
         let Some(members) = engine.network_members(&network.name).await? else {
             continue;
         };
-        if members.iter().all(|m| *m == gateway) {
+        let holder = holder_name(&network.name);
+        if members.iter().all(|m| *m == gateway || *m == holder) && !joined.contains(&network.name)
+        {
             unused.push(network.name);
         }
     }
@@ -472,6 +523,7 @@ pub async fn remove_networks(
     let gateway = container_name(ctx);
     let mut removed = 0;
     for network in networks {
+        engine.remove(&holder_name(network)).await?;
         engine.disconnect_network(network, &gateway).await?;
         if engine.remove_network(network).await? == Removal::Removed {
             removed += 1;
@@ -532,6 +584,8 @@ fn gateway_exec(args: &[&str]) -> ExecSpec {
 struct Running {
     image: String,
     networks: Vec<String>,
+    /// What the container was made from (its label): holders are made for one gateway.
+    hash: String,
 }
 
 /// Make the gateway image current and the gateway container run from it.
@@ -562,6 +616,7 @@ async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Runni
             .map(|f| Running {
                 image: tag.clone(),
                 networks: f.networks.clone(),
+                hash: want.clone(),
             })
     };
     let facts = engine.container_facts(&name).await?;
@@ -613,7 +668,66 @@ async fn ensure(engine: &Engine, ctx: &Context, config: &Config) -> Result<Runni
     Ok(Running {
         image: image.tag,
         networks,
+        hash: want,
     })
+}
+
+/// Make the holder of a project network run: a container of the gateway's image that only
+/// sleeps on the network, with IPv6 off. The project's sandboxes join its network namespace,
+/// so the engine makes no network (no address, no DNS set-up) per sandbox: a launch behind
+/// the gateway starts faster than one on the default bridge. They share its address and
+/// loopback, as sandboxes of one project share its files. Made once per project network and
+/// gateway (its label), kept running; removed with the network.
+async fn ensure_holder(
+    engine: &Engine,
+    ctx: &Context,
+    gateway: &Running,
+    network: &str,
+    name: &str,
+) -> Result<(), CliError> {
+    let current = |facts: &Option<stockade_engine::ContainerFacts>| {
+        facts
+            .as_ref()
+            .is_some_and(|f| f.running && f.labels.get(GATEWAY_HASH) == Some(&gateway.hash))
+    };
+    if current(&engine.container_facts(name).await?) {
+        return Ok(());
+    }
+    let _lock = FileLock::acquire(ctx, name, "start the project network's holder").await?;
+    let facts = engine.container_facts(name).await?;
+    if current(&facts) {
+        return Ok(());
+    }
+    if let Some(stale) = facts {
+        // Stopped, or made for another gateway (whose image it holds): made again.
+        engine.remove(&stale.id).await?;
+    }
+    let mut spec = SandboxSpec::helper(&ctx.namespace, &gateway.image, "", Vec::new(), Vec::new());
+    spec.name = name.to_owned();
+    spec.entrypoint = Some(vec!["/usr/bin/tini".to_owned(), "--".to_owned()]);
+    spec.command = vec!["sleep".to_owned(), "infinity".to_owned()];
+    spec.network = NetworkMode::Internal(network.to_owned());
+    for key in IPV6_OFF {
+        spec.sysctls.insert(key.to_owned(), "1".to_owned());
+    }
+    spec.restart = Restart::UnlessStopped;
+    spec.detached = true;
+    spec.limits.memory = Some(32 * 1024 * 1024);
+    spec.labels
+        .insert(labels::KIND.to_owned(), "egress-holder".to_owned());
+    spec.labels
+        .insert(labels::EGRESS_NETWORK.to_owned(), network.to_owned());
+    spec.labels
+        .insert(GATEWAY_HASH.to_owned(), gateway.hash.clone());
+    match engine.create_sandbox(&spec).await {
+        Ok(id) => engine.start(&id).await?,
+        // Another stockade on this engine made it a moment ago.
+        Err(e) if e.status() == Some(409) => {
+            tracing::debug!("the holder {name} was made by another stockade: {e}");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 async fn create(

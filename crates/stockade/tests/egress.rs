@@ -144,16 +144,17 @@ fn there_is_no_way_around_the_gateway() {
         "8000",
     ]);
     assert!(started.ok(), "{}", started.stderr());
-    let other_container = format!(
-        "{}-stockade-project-{}-server",
+    // It joined its project network's holder: the holder's address is the sandbox's.
+    let other_holder = format!(
+        "{}-stockade-egress-{}-holder",
         other.namespace,
-        &common::project_id(&other.project)[..6]
+        common::project_id(&other.project)
     );
     let other_ip = docker_stdout(&[
         "inspect",
         "--format",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &other_container,
+        &other_holder,
     ]);
     assert!(!other_ip.is_empty());
     // The first sandbox must run (and so the gateway) before its hosts file can be edited.
@@ -487,6 +488,7 @@ fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
     let env = Env::layered("plain");
     let name = format!("{}-echo", env.namespace);
     let _ = docker(&["rm", "-f", &name]);
+    let _removed = Removed(name.clone());
     let started = docker(&[
         "run",
         "-d",
@@ -546,7 +548,6 @@ fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
             )
         })
         .collect();
-    let _ = docker(&["rm", "-f", &name]);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"curl/[0-9.]+", "curl/[VERSION]");
     settings.add_filter(&common::regex_escape(&ip), "[IP]");
@@ -578,4 +579,50 @@ fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
         1.1.1.1 80 raw-ip
         ");
     });
+}
+
+/// A container of the test's own, removed when the test ends (passed or not).
+struct Removed(String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn a_project_s_sandboxes_join_its_network_holder_unless_they_name_a_hostname() {
+    let env = Env::new();
+    // The network namespace a sandbox runs in, its IPv6 switch, and a way out.
+    let probe = "readlink /proc/self/ns/net; cat /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+                 curl -sS -o /dev/null -w '%{http_code}\\n' https://registry.npmjs.org/react";
+    let first = inside(&env, &[], probe);
+    let second = inside(&env, &[], probe);
+    let holder = format!(
+        "{}-stockade-egress-{}-holder",
+        env.namespace,
+        common::project_id(&env.project)
+    );
+    let holder_ns = docker_stdout(&["exec", &holder, "readlink", "/proc/self/ns/net"]);
+    assert_eq!(first, format!("{holder_ns}\n1\n200\n"));
+    assert_eq!(second, first);
+    // The holder stays for the next launch; nothing else of the sandboxes does.
+    assert!(env.containers().is_empty());
+    assert_eq!(
+        docker_stdout(&["inspect", "--format", "{{.State.Running}}", &holder]),
+        "true"
+    );
+
+    // The engine sets a hostname per network namespace: such a sandbox is put on the
+    // project's network itself, behind the same gateway, IPv6 off too.
+    env.write_global_config(&format!(
+        "{}[sandbox]\nengine_options = [\"--hostname=box\"]\n",
+        common::default_config(&common::base_image())
+    ));
+    let own = inside(&env, &[], &format!("hostname; {probe}"));
+    let (hostname, rest) = own.split_once('\n').unwrap();
+    assert_eq!(hostname, "box");
+    let (ns, rest) = rest.split_once('\n').unwrap();
+    assert_ne!(ns, holder_ns);
+    assert_eq!(rest, "1\n200\n");
 }

@@ -202,9 +202,13 @@ fn a_refused_host_is_listed_and_net_allow_lets_the_running_sandbox_reach_it() {
     1 volume and 1 network would be removed; run without --dry-run to remove them
     "
     );
+    let holder = format!("{network}-holder");
+    assert!(docker(&["inspect", &holder]).status.success());
     env.run_limited(&env.root, &["prune", "-y"], limit)
         .expect_code(0);
     assert!(!docker(&["network", "inspect", &network]).status.success());
+    // The network's holder went with it.
+    assert!(!docker(&["inspect", &holder]).status.success());
 }
 
 #[test]

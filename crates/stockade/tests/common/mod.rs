@@ -551,8 +551,8 @@ impl Drop for Env {
                 }
             }
         }
-        // The egress networks of projects under this environment (the gateway leaves them
-        // first), and an own namespace's gateway with its state.
+        // The egress networks of projects under this environment (their holders go and the
+        // gateway leaves them first), and an own namespace's gateway with its state.
         let gateway = format!("{}-stockade-gateway", self.namespace);
         if let Ok(out) = Command::new("docker")
             .args(["network", "ls", "--filter", "label=io.stockade.kind=egress"])
@@ -563,6 +563,7 @@ impl Drop for Env {
                 if let Some((name, project)) = line.split_once('\t')
                     && Path::new(project).starts_with(&self.root)
                 {
+                    let _ = docker(&["rm", "-f", &format!("{name}-holder")]);
                     let _ = docker(&["network", "disconnect", "-f", name, &gateway]);
                     let _ = docker(&["network", "rm", name]);
                 }
