@@ -721,9 +721,22 @@ async fn ensure_holder(
         .insert(GATEWAY_HASH.to_owned(), gateway.hash.clone());
     match engine.create_sandbox(&spec).await {
         Ok(id) => engine.start(&id).await?,
-        // Another stockade on this engine made it a moment ago.
+        // Another stockade on this engine (another HOME: its locks are not ours) made it a
+        // moment ago: a sandbox can join it once it runs.
         Err(e) if e.status() == Some(409) => {
             tracing::debug!("the holder {name} was made by another stockade: {e}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !current(&engine.container_facts(name).await?) {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(CliError::other(
+                        format!(
+                            "the egress network's holder {name}, made by another stockade, does not run"
+                        ),
+                        Some("run again; `docker logs` of that container may say why"),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         Err(e) => return Err(e.into()),
     }
