@@ -161,9 +161,11 @@ pub fn holder_name(network: &str) -> String {
     format!("{network}-holder")
 }
 
-/// Whether a sandbox can join its project's holder: the engine sets a hostname, DNS servers
-/// and hosts entries per network namespace, so a sandbox given any of those (`engine_options`)
-/// is put on the network itself, as is one with sysctls the holder does not have.
+/// Whether a sandbox can join its project's holder. Put on the network itself instead:
+/// - one given a hostname, DNS servers or hosts entries (`engine_options`), which the engine
+///   sets per network namespace, or sysctls the holder does not have;
+/// - a service (a restart policy): when the engine restarts, it starts containers in no order
+///   and fails one whose namespace holder does not run yet, for good (moby/moby#50326).
 fn joinable(spec: &SandboxSpec) -> bool {
     let per_namespace = spec.engine_options.iter().any(|o| {
         matches!(
@@ -171,7 +173,9 @@ fn joinable(spec: &SandboxSpec) -> bool {
             EngineOption::Hostname(_) | EngineOption::Dns(_) | EngineOption::AddHost { .. }
         )
     });
-    !per_namespace && spec.sysctls.keys().all(|k| IPV6_OFF.contains(&k.as_str()))
+    !per_namespace
+        && spec.restart == Restart::Never
+        && spec.sysctls.keys().all(|k| IPV6_OFF.contains(&k.as_str()))
 }
 
 /// What a launch behind the gateway leaves to clean up when its sandbox is gone.
