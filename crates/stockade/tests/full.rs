@@ -178,6 +178,21 @@ fn the_full_image_builds_from_the_offline_base_and_every_manifest_tool_runs() {
     hygiene.expect_code(0);
     transcript.push_str(&format!("locale and zone: {}", hygiene.stdout()));
 
+    // Behind the gateway (the default allowlist, asked for here by the flag), npm reaches its
+    // registry through the presets (pip: tests/egress.rs).
+    let npm = env.run(&[
+        "exec",
+        "--egress",
+        "allowlist",
+        "--",
+        "npm",
+        "view",
+        "react",
+        "name",
+    ]);
+    npm.expect_code(0);
+    assert_eq!(npm.stdout(), "react\n", "{}", npm.stderr());
+
     // An unchanged chain builds nothing.
     let again = env.run(&["exec", "--", "rg", "--version"]);
     again.expect_code(0);
