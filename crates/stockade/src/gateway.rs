@@ -115,8 +115,9 @@ pub fn forwarder_name(sandbox: &str) -> String {
 }
 
 /// Plan a sandbox behind the gateway when its configuration asks for the allowlist (what
-/// `exec --dry-run` shows): the project's internal network, the policy, IPv6 off, `NO_PROXY`.
-/// The credentials and the gateway itself come at launch ([`attach`]).
+/// `exec --dry-run` shows): the project's internal network (joined through its holder, where
+/// it can), the policy, IPv6 off, `NO_PROXY`. The credentials, the gateway and the holder come
+/// at launch ([`attach`]).
 pub fn plan(
     ctx: &Context,
     project: &Project,
@@ -146,6 +147,15 @@ pub fn plan(
         .push(("STOCKADE_EGRESS".to_owned(), "allowlist".to_owned()));
     for key in IPV6_OFF {
         spec.sysctls.insert(key.to_owned(), "1".to_owned());
+    }
+    if joinable(spec) {
+        // The holder's namespace, which the sandbox joins, has IPv6 off.
+        let network = network_name(ctx, project);
+        spec.sysctls
+            .retain(|key, _| !IPV6_OFF.contains(&key.as_str()));
+        spec.labels
+            .insert(labels::EGRESS_NETWORK.to_owned(), network.clone());
+        spec.network = NetworkMode::Joined(holder_name(&network));
     }
 }
 
@@ -198,10 +208,22 @@ pub async fn attach(
     config: &Config,
     spec: &mut SandboxSpec,
 ) -> Result<Option<Attachment>, CliError> {
-    let (NetworkMode::Internal(network), Some(policy)) =
-        (spec.network.clone(), spec.egress.clone())
-    else {
+    let Some(policy) = spec.egress.clone() else {
         return Ok(None);
+    };
+    // The project's network, and the holder the sandbox joins (see [`plan`]).
+    let (network, holder) = match &spec.network {
+        NetworkMode::Internal(network) => (network.clone(), None),
+        NetworkMode::Joined(holder) => match spec.labels.get(labels::EGRESS_NETWORK) {
+            Some(network) => (network.clone(), Some(holder.clone())),
+            None => {
+                return Err(CliError::other(
+                    "the sandbox joins an egress holder but names no network (a bug in stockade)",
+                    None,
+                ));
+            }
+        },
+        NetworkMode::Bridge | NetworkMode::None => return Ok(None),
     };
     if engine.is_podman() {
         // Fail closed: an allowlist that does not hold must not quietly become `open`.
@@ -216,7 +238,6 @@ pub async fn attach(
         ));
     }
     let gateway = ensure(engine, ctx, config).await?;
-    let joined = joinable(spec);
     if !gateway.networks.contains(&network) {
         let project = spec
             .labels
@@ -247,16 +268,13 @@ pub async fn attach(
             .await?;
     }
     // Where published ports are forwarded to: the holder's address is the sandbox's.
-    let mut reached_as = spec.name.clone();
-    if joined {
-        let holder = holder_name(&network);
-        ensure_holder(engine, ctx, &gateway, &network, &holder).await?;
-        spec.network = NetworkMode::Joined(holder.clone());
-        spec.sysctls.clear();
-        spec.labels
-            .insert(labels::EGRESS_NETWORK.to_owned(), network.clone());
-        reached_as = holder;
-    }
+    let reached_as = match holder {
+        Some(holder) => {
+            ensure_holder(engine, ctx, &gateway, &network, &holder).await?;
+            holder
+        }
+        None => spec.name.clone(),
+    };
 
     let token = crate::password::generate()?;
     let policy = PolicyFile {

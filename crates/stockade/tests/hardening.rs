@@ -435,8 +435,9 @@ fn dry_run_prints_the_spec_without_values() {
     assert_eq!(spec["security"]["no_new_privileges"], true);
     assert_eq!(spec["limits"]["pids"], 1024);
     assert_eq!(spec["limits"]["memory"], 1 << 30);
-    // The network plan: behind the egress gateway on the project's network, with the policy
-    // (on the Podman pass, whose tests choose `egress = "open"`: the bridge).
+    // The network plan: behind the egress gateway on the project's network, joined through
+    // its holder (where IPv6 is off), with the policy (on the Podman pass, whose tests choose
+    // `egress = "open"`: the bridge).
     if common::engine_is_podman() {
         assert_eq!(spec["network"], "bridge");
     } else {
@@ -445,7 +446,12 @@ fn dry_run_prints_the_spec_without_values() {
             env.namespace,
             common::project_id(&env.project)
         );
-        assert_eq!(spec["network"], serde_json::json!({ "internal": network }));
+        assert_eq!(
+            spec["network"],
+            serde_json::json!({ "joined": format!("{network}-holder") })
+        );
+        assert_eq!(spec["labels"]["io.stockade.egress-network"], network);
+        assert!(spec["sysctls"].as_object().is_none_or(|s| s.is_empty()));
         assert_eq!(
             spec["egress"]["presets"],
             serde_json::json!(["agent", "packages", "git-hosts"])
@@ -456,7 +462,6 @@ fn dry_run_prints_the_spec_without_values() {
                 .unwrap()
                 .contains(&serde_json::json!({"host": "registry.npmjs.org", "ports": [443, 80]}))
         );
-        assert_eq!(spec["sysctls"]["net.ipv6.conf.all.disable_ipv6"], "1");
     }
     // `-e` values travel as secrets: their names are listed there, never their values.
     let secret_names = spec["secrets"].as_array().unwrap();
