@@ -1077,3 +1077,46 @@ pub async fn check(engine: Option<&Engine>, ctx: &Context, config: &Config) -> E
         gateway,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stockade_core::names::Namespace;
+
+    fn spec() -> SandboxSpec {
+        let namespace = Namespace::new(Some("t")).unwrap_or_else(|e| panic!("{e}"));
+        let mut spec = SandboxSpec::helper(&namespace, "image", "true", Vec::new(), Vec::new());
+        for key in IPV6_OFF {
+            spec.sysctls.insert(key.to_owned(), "1".to_owned());
+        }
+        spec
+    }
+
+    #[test]
+    fn a_sandbox_joins_the_holder_unless_it_needs_a_namespace_of_its_own() {
+        assert!(joinable(&spec()));
+        let mut sized = spec();
+        sized.engine_options = vec![EngineOption::ShmSize(1 << 20)];
+        assert!(joinable(&sized));
+        for option in [
+            EngineOption::Hostname("box".to_owned()),
+            EngineOption::Dns("10.0.0.2".to_owned()),
+            EngineOption::AddHost {
+                host: "db".to_owned(),
+                ip: "10.0.0.3".to_owned(),
+            },
+        ] {
+            let mut own = spec();
+            own.engine_options = vec![option.clone()];
+            assert!(!joinable(&own), "{option:?}");
+        }
+        let mut service = spec();
+        service.restart = Restart::UnlessStopped;
+        assert!(!joinable(&service));
+        let mut other_sysctl = spec();
+        other_sysctl
+            .sysctls
+            .insert("net.ipv4.ip_forward".to_owned(), "0".to_owned());
+        assert!(!joinable(&other_sysctl));
+    }
+}
