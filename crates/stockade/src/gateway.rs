@@ -735,6 +735,8 @@ async fn ensure_holder(
     spec.restart = Restart::UnlessStopped;
     spec.detached = true;
     spec.limits.memory = Some(32 * 1024 * 1024);
+    // It writes nothing.
+    spec.security.read_only_root = true;
     spec.labels
         .insert(labels::KIND.to_owned(), "egress-holder".to_owned());
     spec.labels

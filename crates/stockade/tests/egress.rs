@@ -608,9 +608,15 @@ fn a_project_s_sandboxes_join_its_network_holder_unless_they_name_a_hostname() {
     assert_eq!(second, first);
     // The holder stays for the next launch; nothing else of the sandboxes does.
     assert!(env.containers().is_empty());
+    // It runs, as stockade's helper user, with nothing to write and no capability.
     assert_eq!(
-        docker_stdout(&["inspect", "--format", "{{.State.Running}}", &holder]),
-        "true"
+        docker_stdout(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}",
+            &holder
+        ]),
+        "true 65532:65532 true [ALL]"
     );
 
     // The engine sets a hostname per network namespace: such a sandbox is put on the
