@@ -410,36 +410,14 @@ fn ssh_reaches_an_allowed_host_port_through_the_gateway_and_no_other() {
     let env = Env::layered("ssh");
     // An SSH-speaking server on the engine's bridge (a banner is all ssh needs to show it got
     // through), at a private address: allowed by address and port.
-    let name = format!("{}-sshd", env.namespace);
-    let _ = docker(&["rm", "-f", &name]);
-    let started = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--entrypoint",
-        "python3",
-        &env.foundation_tag(),
-        "-c",
+    let (ip, _server) = server_on_the_bridge(
+        &env,
+        "sshd",
         "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
          s.bind(('0.0.0.0', 2222))\ns.listen()\nwhile True:\n    c, _ = s.accept()\n    \
          c.sendall(b'SSH-2.0-stockade_test\\r\\n')\n    c.close()\n",
-    ]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
+        2222,
     );
-    let ip = docker_stdout(&[
-        "inspect",
-        "--format",
-        "{{.NetworkSettings.IPAddress}}",
-        &name,
-    ]);
-    env.write_global_config(&format!(
-        "{}\n[network]\nallow_private = [\"{ip}:2222\"]\n",
-        common::default_config(&common::base_image())
-    ));
     let out = inside(
         &env,
         &[],
@@ -449,7 +427,6 @@ fn ssh_reaches_an_allowed_host_port_through_the_gateway_and_no_other() {
              ssh -o BatchMode=yes -o ConnectTimeout=10 -p 2223 git@{ip} true 2>&1 | head -1"
         ),
     );
-    let _ = docker(&["rm", "-f", &name]);
     insta::assert_snapshot!(out.replace(&ip, "[IP]"), @r"
     remote software version stockade_test
     stockade: the egress gateway refused [IP]:2223 (HTTP/1.1 403 Forbidden): stockade: [IP] is a private address: list `[IP]:2223` in `[network] allow_private` of your global configuration
@@ -486,35 +463,7 @@ socketserver.ThreadingTCPServer(("", 8000), Echo).serve_forever()
 fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
     // A namespace of its own: `allow_private` (global only) shapes its gateway.
     let env = Env::layered("plain");
-    let name = format!("{}-echo", env.namespace);
-    let _ = docker(&["rm", "-f", &name]);
-    let _removed = Removed(name.clone());
-    let started = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--entrypoint",
-        "python3",
-        &env.foundation_tag(),
-        "-c",
-        ECHO_SERVER,
-    ]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let ip = docker_stdout(&[
-        "inspect",
-        "--format",
-        "{{.NetworkSettings.IPAddress}}",
-        &name,
-    ]);
-    env.write_global_config(&format!(
-        "{}\n[network]\nallow_private = [\"{ip}:8000\"]\n",
-        common::default_config(&common::base_image())
-    ));
+    let (ip, _server) = server_on_the_bridge(&env, "echo", ECHO_SERVER, 8000);
     // The sandbox's HTTP_PROXY is the gateway's plain-HTTP front: what the destination gets
     // is the request in origin form, with the Host of the URL and without the proxy's headers
     // (the credentials among them); one request per connection.
@@ -581,6 +530,43 @@ fn plain_http_reaches_an_allowed_destination_without_the_proxy_credentials() {
     });
 }
 
+/// A Python server (`script`) in a container on the engine's bridge, at a private address that
+/// the global configuration of `env` allows on `port` (`allow_private`, global only: the
+/// environment has a namespace, and so a gateway, of its own). Returns its address and the
+/// guard that removes it when the test ends, passed or not.
+fn server_on_the_bridge(env: &Env, name: &str, script: &str, port: u16) -> (String, Removed) {
+    let name = format!("{}-{name}", env.namespace);
+    let _ = docker(&["rm", "-f", &name]);
+    let removed = Removed(name.clone());
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--entrypoint",
+        "python3",
+        &env.foundation_tag(),
+        "-c",
+        script,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let ip = docker_stdout(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        &name,
+    ]);
+    env.write_global_config(&format!(
+        "{}\n[network]\nallow_private = [\"{ip}:{port}\"]\n",
+        common::default_config(&common::base_image())
+    ));
+    (ip, removed)
+}
+
 /// A container of the test's own, removed when the test ends (passed or not).
 struct Removed(String);
 
@@ -588,47 +574,4 @@ impl Drop for Removed {
     fn drop(&mut self) {
         let _ = docker(&["rm", "-f", &self.0]);
     }
-}
-
-#[test]
-fn a_project_s_sandboxes_join_its_network_holder_unless_they_name_a_hostname() {
-    let env = Env::new();
-    // The network namespace a sandbox runs in, its IPv6 switch, and a way out.
-    let probe = "readlink /proc/self/ns/net; cat /proc/sys/net/ipv6/conf/all/disable_ipv6; \
-                 curl -sS -o /dev/null -w '%{http_code}\\n' https://registry.npmjs.org/react";
-    let first = inside(&env, &[], probe);
-    let second = inside(&env, &[], probe);
-    let holder = format!(
-        "{}-stockade-egress-{}-holder",
-        env.namespace,
-        common::project_id(&env.project)
-    );
-    let holder_ns = docker_stdout(&["exec", &holder, "readlink", "/proc/self/ns/net"]);
-    assert_eq!(first, format!("{holder_ns}\n1\n200\n"));
-    assert_eq!(second, first);
-    // The holder stays for the next launch; nothing else of the sandboxes does.
-    assert!(env.containers().is_empty());
-    // It runs, as stockade's helper user, with nothing to write and no capability.
-    assert_eq!(
-        docker_stdout(&[
-            "inspect",
-            "--format",
-            "{{.State.Running}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}",
-            &holder
-        ]),
-        "true 65532:65532 true [ALL]"
-    );
-
-    // The engine sets a hostname per network namespace: such a sandbox is put on the
-    // project's network itself, behind the same gateway, IPv6 off too.
-    env.write_global_config(&format!(
-        "{}[sandbox]\nengine_options = [\"--hostname=box\"]\n",
-        common::default_config(&common::base_image())
-    ));
-    let own = inside(&env, &[], &format!("hostname; {probe}"));
-    let (hostname, rest) = own.split_once('\n').unwrap();
-    assert_eq!(hostname, "box");
-    let (ns, rest) = rest.split_once('\n').unwrap();
-    assert_ne!(ns, holder_ns);
-    assert_eq!(rest, "1\n200\n");
 }
